@@ -1,0 +1,72 @@
+//! The command line: global options and the subcommand tree.
+//!
+//! Each subcommand's arguments live in its own module under `commands`, where the doc comments
+//! are its help text; this file only assembles them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cloud::Cloud;
+use crate::commands;
+use crate::ui::ColorChoice;
+
+/// Onboard Microsoft 365 tenants to Hal: unified audit logging, one Entra ID app registration
+/// with admin consent, and the credentials sent to your MSP portal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hal-onboard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where hal-onboard keeps its state (tenants.json, config.json).
+    /// Default: the OS config directory, e.g. ~/.config/hal-onboard.
+    #[arg(long, global = true, env = "HAL_ONBOARD_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Machine output on stdout (JSON), nothing else there.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Never prompt; a missing answer is an error naming the flag to pass.
+    /// Implied when stdin is not a terminal.
+    #[arg(long, global = true)]
+    pub no_input: bool,
+
+    /// Show more detail on stderr (-v: causes and progress, -vv: HTTP requests).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to color output (NO_COLOR is honoured with auto).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// The Microsoft cloud the tenant lives in.
+    #[arg(long, global = true, value_enum, value_name = "CLOUD")]
+    pub cloud: Option<Cloud>,
+
+    /// Run against the built-in sandbox cloud in a throwaway home: nothing real is touched.
+    #[arg(long, global = true)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every tenant, where it stands, what is still to do, when its secret expires.
+    List(commands::list::ListArgs),
+    /// Print a shell completion script.
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    #[command(name = "man")]
+    Man(commands::completions::ManArgs),
+}

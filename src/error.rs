@@ -1,0 +1,106 @@
+//! The one error type commands return, and its mapping to exit codes.
+//!
+//! Every boundary (store, Graph, sign-in, bridge, portal, keyring) has its own `thiserror` type;
+//! a command turns those into a `CommandError` that carries one sentence for the technician,
+//! the cause, and the next thing to do. `main` prints it and exits with its code.
+
+use std::fmt;
+
+/// Exit codes are a public contract (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Done.
+    Ok = 0,
+    /// Failed.
+    Failed = 1,
+    /// Bad usage or bad input.
+    Usage = 2,
+    /// Waiting on Microsoft (for example UAL propagation): try again later.
+    Waiting = 3,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+#[derive(Debug)]
+pub struct CommandError {
+    pub status: ExitStatus,
+    /// One clear sentence: what happened.
+    pub message: String,
+    /// Why, when known (shown under the message; the full chain with `-v`).
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// What to do next, each a line such as "Run `hal-onboard portal login`."
+    pub hints: Vec<String>,
+}
+
+impl CommandError {
+    pub fn new(status: ExitStatus, message: impl Into<String>) -> Self {
+        CommandError {
+            status,
+            message: message.into(),
+            source: None,
+            hints: Vec::new(),
+        }
+    }
+
+    pub fn with_source(mut self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.source = Some(e.into());
+        self
+    }
+
+    pub fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hints.push(h.into());
+        self
+    }
+
+    /// The causes, outermost first, de-duplicated (many errors repeat their source in Display).
+    pub fn causes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = cur {
+            let s = e.to_string();
+            if !out.iter().any(|o| o.contains(&s)) && !self.message.contains(&s) {
+                out.push(s);
+            }
+            cur = e.source();
+        }
+        out
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Bad usage or input: exit 2.
+pub fn user_error(message: impl Into<String>) -> CommandError {
+    CommandError::new(ExitStatus::Usage, message)
+}
+
+/// Something failed: exit 1.
+pub fn failed(message: impl Into<String>) -> CommandError {
+    CommandError::new(ExitStatus::Failed, message)
+}
+
+/// Microsoft is not done yet: exit 3.
+pub fn waiting(message: impl Into<String>) -> CommandError {
+    CommandError::new(ExitStatus::Waiting, message)
+}
+
+pub type CommandResult<T = ()> = Result<T, CommandError>;

@@ -1,0 +1,15 @@
+//! hal-onboard: the library behind the `hal-onboard` command.
+//!
+//! Arrows point one way: `commands` → `wizard` → clients (`microsoft`, `portal`, `secrets`,
+//! `store`). A client never prints; a step never reads a flag; only `ui` touches the terminal.
+//! See docs/architecture.md.
+
+pub mod cli;
+pub mod cloud;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod secrets;
+pub mod store;
+pub mod ui;

@@ -1,0 +1,51 @@
+//! The thin binary: parse, run, map the error to an exit code.
+
+use clap::Parser;
+
+use hal_onboard::cli::Cli;
+use hal_onboard::error::ExitStatus;
+use hal_onboard::ui::Ui;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => ExitStatus::Usage.code(),
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let g = &cli.global;
+    let ui = Ui::new(g.color, g.json, g.no_input, g.verbose);
+    init_tracing(g.verbose);
+    let code = match hal_onboard::commands::run(cli, ui.clone()) {
+        Ok(()) => 0,
+        Err(e) => {
+            ui.error(&e);
+            e.status.code()
+        }
+    };
+    std::process::exit(code);
+}
+
+/// `-v` shows our own progress, `-vv` the HTTP layer too. Tracing never sees a secret:
+/// clients log URLs and statuses, not bodies or headers.
+fn init_tracing(verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    let filter = match verbose {
+        1 => "hal_onboard=debug",
+        _ => "hal_onboard=trace,reqwest=debug,hyper_util=debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .try_init();
+}

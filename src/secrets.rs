@@ -1,0 +1,148 @@
+//! Where secrets live between steps: the OS keyring, or memory when there is none.
+//!
+//! Client secrets, refresh tokens and the portal token are never written to the state file, a
+//! log, a process argument or an error message. The keyring (service `hal-onboard`) is the only
+//! place they persist; on a headless box without a Secret Service they live in memory for the
+//! run only.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The keyring service name every entry is filed under.
+pub const SERVICE: &str = "hal-onboard";
+
+/// Keyring account names (a public contract: a technician may look them up or delete them).
+pub mod account {
+    use uuid::Uuid;
+
+    /// The client secret, kept until the portal has accepted it.
+    pub fn client_secret(tenant: Uuid) -> String {
+        format!("tenant:{tenant}:client-secret")
+    }
+    /// The technician's refresh token for Microsoft Graph in that tenant.
+    pub fn graph_refresh_token(tenant: Uuid) -> String {
+        format!("tenant:{tenant}:graph-refresh-token")
+    }
+    /// The technician's refresh token for Exchange Online in that tenant.
+    pub fn exchange_refresh_token(tenant: Uuid) -> String {
+        format!("tenant:{tenant}:exchange-refresh-token")
+    }
+    /// The MSP portal's API token.
+    pub const PORTAL_TOKEN: &str = "portal-token";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the OS keyring is not available ({0})")]
+    Unavailable(String),
+    #[error("the OS keyring refused the operation ({0})")]
+    Failed(String),
+}
+
+/// A place to keep secrets. Implementations must never log the values.
+pub trait SecretStore: Send + Sync {
+    fn get(&self, account: &str) -> Result<Option<String>, SecretError>;
+    fn set(&self, account: &str, value: &str) -> Result<(), SecretError>;
+    /// Deleting what is not there is not an error.
+    fn delete(&self, account: &str) -> Result<(), SecretError>;
+    /// True when values outlive the process.
+    fn is_persistent(&self) -> bool;
+}
+
+/// The OS keyring: Secret Service on Linux, Keychain on macOS, Credential Manager on Windows.
+///
+/// The Linux backend talks D-Bus through zbus and blocks; call it from blocking contexts
+/// (`tokio::task::spawn_blocking`) inside async code.
+#[derive(Debug, Default)]
+pub struct KeyringStore;
+
+impl KeyringStore {
+    /// Returns the keyring only if it answers: a quick round trip on a probe entry.
+    pub fn probe() -> Result<Self, SecretError> {
+        let s = KeyringStore;
+        s.get("probe").map(|_| s)
+    }
+
+    fn entry(account: &str) -> Result<keyring::Entry, SecretError> {
+        keyring::Entry::new(SERVICE, account).map_err(map_err)
+    }
+}
+
+fn map_err(e: keyring::Error) -> SecretError {
+    match e {
+        keyring::Error::NoStorageAccess(inner) => SecretError::Unavailable(inner.to_string()),
+        keyring::Error::PlatformFailure(inner) => SecretError::Unavailable(inner.to_string()),
+        other => SecretError::Failed(other.to_string()),
+    }
+}
+
+impl SecretStore for KeyringStore {
+    fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
+        match Self::entry(account)?.get_password() {
+            Ok(v) => Ok(Some(v)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {
+        Self::entry(account)?.set_password(value).map_err(map_err)
+    }
+
+    fn delete(&self, account: &str) -> Result<(), SecretError> {
+        match Self::entry(account)?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    fn is_persistent(&self) -> bool {
+        true
+    }
+}
+
+/// Secrets held for this process only: the fallback without a keyring, and the tests' store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    values: Mutex<HashMap<String, String>>,
+}
+
+impl SecretStore for MemoryStore {
+    fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
+        Ok(self.values.lock().unwrap().get(account).cloned())
+    }
+
+    fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {
+        self.values
+            .lock()
+            .unwrap()
+            .insert(account.to_string(), value.to_string());
+        Ok(())
+    }
+
+    fn delete(&self, account: &str) -> Result<(), SecretError> {
+        self.values.lock().unwrap().remove(account);
+        Ok(())
+    }
+
+    fn is_persistent(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_round_trip() {
+        let s = MemoryStore::default();
+        assert_eq!(s.get("a").unwrap(), None);
+        s.set("a", "v").unwrap();
+        assert_eq!(s.get("a").unwrap().as_deref(), Some("v"));
+        s.delete("a").unwrap();
+        s.delete("a").unwrap();
+        assert_eq!(s.get("a").unwrap(), None);
+        assert!(!s.is_persistent());
+    }
+}

@@ -1,0 +1,5 @@
+//! The tenant store: `tenants.json` in the home directory.
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,294 @@
+//! The only place that touches the terminal.
+//!
+//! Commands talk to the technician through one `Ui`: it knows whether a person is at the
+//! terminal (prompts, spinners), whether `--json` owns stdout, and whether to color. Human
+//! messages go to stderr, so stdout carries only what a script asked for (a table or JSON).
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use clap::ValueEnum;
+use console::Style;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::{CommandError, CommandResult, user_error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ui {
+    color: bool,
+    json: bool,
+    /// A person can answer prompts: stdin and stderr are terminals and `--no-input` was not given.
+    interactive: bool,
+    /// stderr is a terminal: spinners and live displays make sense.
+    live: bool,
+    verbose: u8,
+}
+
+impl Ui {
+    pub fn new(color: ColorChoice, json: bool, no_input: bool, verbose: u8) -> Ui {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let stdin_tty = std::io::stdin().is_terminal();
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stderr_tty && !no_color_env,
+        };
+        console::set_colors_enabled(color);
+        console::set_colors_enabled_stderr(color);
+        Ui {
+            color,
+            json,
+            interactive: stdin_tty && stderr_tty && !no_input,
+            live: stderr_tty,
+            verbose,
+        }
+    }
+
+    /// A quiet Ui for tests and library callers.
+    pub fn headless(json: bool) -> Ui {
+        Ui {
+            color: false,
+            json,
+            interactive: false,
+            live: false,
+            verbose: 0,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+    pub fn interactive(&self) -> bool {
+        self.interactive
+    }
+    pub fn live(&self) -> bool {
+        self.live
+    }
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    fn err_line(&self, s: &str) {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "{s}");
+    }
+
+    /// A plain status line on stderr.
+    pub fn status(&self, msg: impl AsRef<str>) {
+        self.err_line(msg.as_ref());
+    }
+
+    pub fn success(&self, msg: impl AsRef<str>) {
+        self.err_line(&format!(
+            "{} {}",
+            Style::new().green().apply_to("✔"),
+            msg.as_ref()
+        ));
+    }
+
+    pub fn warning(&self, msg: impl AsRef<str>) {
+        self.err_line(&format!(
+            "{} {}",
+            Style::new().yellow().bold().apply_to("warning:"),
+            msg.as_ref()
+        ));
+    }
+
+    /// The next thing to do, naming the exact command.
+    pub fn hint(&self, msg: impl AsRef<str>) {
+        self.err_line(&format!(
+            "{} {}",
+            Style::new().cyan().bold().apply_to("hint:"),
+            msg.as_ref()
+        ));
+    }
+
+    /// Prints an error: one sentence, its causes, its hints (the full chain with `-v`).
+    pub fn error(&self, e: &CommandError) {
+        self.err_line(&format!(
+            "{} {}",
+            Style::new().red().bold().apply_to("error:"),
+            e.message
+        ));
+        let causes = e.causes();
+        let shown = if self.verbose > 0 {
+            causes.len()
+        } else {
+            causes.len().min(1)
+        };
+        for c in &causes[..shown] {
+            self.err_line(&format!("  {} {c}", Style::new().dim().apply_to("cause:")));
+        }
+        if self.verbose > 0 {
+            if let Some(src) = &e.source {
+                self.err_line(&format!(
+                    "  {} {src:?}",
+                    Style::new().dim().apply_to("detail:")
+                ));
+            }
+        } else if causes.len() > 1 {
+            self.err_line(&format!(
+                "  {}",
+                Style::new()
+                    .dim()
+                    .apply_to("(run with -v for the full cause)")
+            ));
+        }
+        for h in &e.hints {
+            self.hint(h);
+        }
+    }
+
+    /// Human output for stdout (tables, records). Commands print JSON with [`Ui::write_json`].
+    pub fn out(&self, text: impl AsRef<str>) {
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(text.as_ref().as_bytes());
+        if !text.as_ref().ends_with('\n') {
+            let _ = o.write_all(b"\n");
+        }
+    }
+
+    pub fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> CommandResult {
+        let mut o = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut o, value)
+            .map_err(|e| crate::error::failed("cannot write JSON to stdout").with_source(e))?;
+        let _ = o.write_all(b"\n");
+        Ok(())
+    }
+
+    pub fn bold(&self, s: impl std::fmt::Display) -> String {
+        Style::new().bold().apply_to(s).to_string()
+    }
+    pub fn dim(&self, s: impl std::fmt::Display) -> String {
+        Style::new().dim().apply_to(s).to_string()
+    }
+    pub fn green(&self, s: impl std::fmt::Display) -> String {
+        Style::new().green().apply_to(s).to_string()
+    }
+    pub fn yellow(&self, s: impl std::fmt::Display) -> String {
+        Style::new().yellow().apply_to(s).to_string()
+    }
+    pub fn red(&self, s: impl std::fmt::Display) -> String {
+        Style::new().red().apply_to(s).to_string()
+    }
+
+    /// Asks yes/no. Without a person at the terminal this is an error naming `flag`.
+    pub fn confirm(&self, prompt: &str, default: bool, flag: &str) -> CommandResult<bool> {
+        if !self.interactive {
+            return Err(
+                user_error(format!("{prompt} (no one to answer: input is off)"))
+                    .hint(format!("Pass {flag} to answer yes from a script.")),
+            );
+        }
+        dialoguer::Confirm::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .default(default)
+            .interact()
+            .map_err(prompt_error)
+    }
+
+    /// Asks for a line of text. Without a person at the terminal this is an error naming `flag`.
+    pub fn input(&self, prompt: &str, flag: &str) -> CommandResult<String> {
+        if !self.interactive {
+            return Err(
+                user_error(format!("{prompt}: no value given and input is off"))
+                    .hint(format!("Pass {flag}.")),
+            );
+        }
+        dialoguer::Input::<String>::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .interact_text()
+            .map_err(prompt_error)
+    }
+
+    /// Asks for a secret without echo.
+    pub fn password(&self, prompt: &str, flag: &str) -> CommandResult<String> {
+        if !self.interactive {
+            return Err(
+                user_error(format!("{prompt}: no value given and input is off"))
+                    .hint(format!("Pass {flag}.")),
+            );
+        }
+        dialoguer::Password::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .interact()
+            .map_err(prompt_error)
+    }
+
+    /// A spinner on stderr while something runs; a plain line when stderr is not a terminal.
+    pub fn spinner(&self, msg: impl Into<String>) -> Spinner {
+        let msg = msg.into();
+        if self.live {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                    .expect("valid template"),
+            );
+            pb.set_message(msg);
+            pb.enable_steady_tick(Duration::from_millis(100));
+            Spinner { bar: Some(pb) }
+        } else {
+            self.status(format!("… {msg}"));
+            Spinner { bar: None }
+        }
+    }
+}
+
+fn prompt_error(e: dialoguer::Error) -> CommandError {
+    crate::error::failed("the prompt was interrupted").with_source(e)
+}
+
+/// A running step's spinner. Finish it with `done`/`fail`, or drop it to clear it.
+pub struct Spinner {
+    bar: Option<ProgressBar>,
+}
+
+impl Spinner {
+    pub fn set_message(&self, msg: impl Into<String>) {
+        if let Some(b) = &self.bar {
+            b.set_message(msg.into());
+        }
+    }
+
+    /// Prints a line above the spinner without tearing it.
+    pub fn println(&self, msg: impl AsRef<str>) {
+        match &self.bar {
+            Some(b) => b.println(msg.as_ref()),
+            None => eprintln!("{}", msg.as_ref()),
+        }
+    }
+
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
