@@ -1,0 +1,114 @@
+//! The sandbox's tokens: JWTs signed HS256 with a key made at start.
+//!
+//! Real Microsoft access tokens are RS256 JWTs whose claims clients may read but not verify;
+//! hal-onboard reads `tid`, `oid`, `upn`, `roles` and `scp` from the payload only, so the same
+//! client code works against both. Every sandbox far end (sign-in, Graph, Exchange, the stand-in
+//! PowerShell) checks signatures with [`Signer::verify`].
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// Claims the sandbox puts in its tokens (a subset of Microsoft's v1/v2 access token claims).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Claims {
+    /// Audience: the resource, e.g. `https://graph.microsoft.com`.
+    pub aud: String,
+    pub iss: String,
+    /// Tenant the token was issued in.
+    pub tid: String,
+    /// Object ID of the user or service principal.
+    pub oid: String,
+    /// The client application's ID.
+    pub appid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    /// Delegated scopes, space separated (user tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
+    /// Application roles (app-only tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Directory role template IDs of the signed-in user (Microsoft's `wids` claim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wids: Vec<String>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+#[derive(Clone)]
+pub struct Signer {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(..)")
+    }
+}
+
+impl Signer {
+    /// A fresh random key.
+    pub fn random() -> Signer {
+        let key: [u8; 32] = rand::random();
+        Signer { key: key.to_vec() }
+    }
+
+    pub fn from_key(key: &[u8]) -> Signer {
+        Signer { key: key.to_vec() }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let input = format!("{header}.{payload}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(input.as_bytes());
+        let sig = B64.encode(mac.finalize().into_bytes());
+        format!("{input}.{sig}")
+    }
+
+    /// The claims of a token this signer made, if its signature holds and it has not expired.
+    pub fn verify(&self, token: &str, now_unix: i64) -> Option<Claims> {
+        let mut parts = token.split('.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(format!("{h}.{p}").as_bytes());
+        mac.verify_slice(&B64.decode(s).ok()?).ok()?;
+        let claims: Claims = serde_json::from_slice(&B64.decode(p).ok()?).ok()?;
+        (claims.exp > now_unix).then_some(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_tamper_expire() {
+        let s = Signer::random();
+        let c = Claims {
+            aud: "https://graph.microsoft.com".into(),
+            tid: "t".into(),
+            exp: 100,
+            ..Default::default()
+        };
+        let t = s.sign(&c);
+        assert_eq!(s.verify(&t, 50), Some(c.clone()));
+        assert_eq!(s.verify(&t, 100), None, "expired");
+        assert_eq!(Signer::random().verify(&t, 50), None, "other key");
+        let mut bad = t.clone();
+        bad.insert(t.find('.').unwrap() + 3, 'x');
+        assert_eq!(s.verify(&bad, 50), None, "tampered");
+    }
+}
