@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod microsoft;
 pub mod sandbox;
 pub mod secrets;
 pub mod store;

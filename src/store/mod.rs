@@ -1,5 +1,320 @@
 //! The tenant store: `tenants.json` in the home directory.
+//!
+//! Every change is a short transaction: take an exclusive advisory lock on `tenants.lock`,
+//! read the document, change it, write a temp file in the same directory, fsync, rename over
+//! the old file, fsync the directory, release. A crash at any point leaves either the old or
+//! the new document, and two processes never lose each other's updates. Readers (`list`) need
+//! no lock: a rename is atomic. A file that cannot be parsed, or that a newer hal-onboard wrote,
+//! is never overwritten.
 
 pub mod model;
 
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
 pub use model::*;
+
+pub const STATE_FILE: &str = "tenants.json";
+const LOCK_FILE: &str = "tenants.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use {path} as the hal-onboard home")]
+    Home {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid hal-onboard state: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "{path} was written by a newer hal-onboard (schema {found}; this version reads up to {supported})"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// What the technician should do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Corrupt { path, .. } => Some(format!(
+                "Nothing was changed. Restore {} from a backup or fix it by hand; move it aside to start over (hal-onboard will then forget every tenant).",
+                path.display()
+            )),
+            StoreError::NewerSchema { .. } => {
+                Some("Upgrade hal-onboard, or use the version that wrote the file.".into())
+            }
+            StoreError::Home { .. } => Some(
+                "Pass --home DIR (or set HAL_ONBOARD_HOME) to a directory you can write.".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The tenant store in one home directory.
+#[derive(Debug, Clone)]
+pub struct TenantStore {
+    dir: PathBuf,
+}
+
+/// A read-modify-write under the store's lock. Dropping it without `commit` changes nothing.
+pub struct Transaction<'a> {
+    store: &'a TenantStore,
+    _lock: File,
+    pub doc: StoreDoc,
+}
+
+impl TenantStore {
+    /// Opens (creating if needed) the store in `home`.
+    pub fn open(home: &Path) -> Result<TenantStore, StoreError> {
+        let err = |source| StoreError::Home {
+            path: home.to_path_buf(),
+            source,
+        };
+        if home.exists() && !home.is_dir() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "it is a file, not a directory",
+            )));
+        }
+        fs::create_dir_all(home).map_err(err)?;
+        Ok(TenantStore {
+            dir: home.to_path_buf(),
+        })
+    }
+
+    /// A store that is only read: does not create the home.
+    pub fn at(home: &Path) -> TenantStore {
+        TenantStore {
+            dir: home.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The current document, without taking the lock. A missing file is an empty store.
+    pub fn load(&self) -> Result<StoreDoc, StoreError> {
+        let path = self.path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoreDoc::default()),
+            Err(source) => return Err(StoreError::Read { path, source }),
+        };
+        parse(&path, &bytes)
+    }
+
+    /// Starts a transaction: waits for the lock, then reads the document.
+    pub fn transaction(&self) -> Result<Transaction<'_>, StoreError> {
+        let lock_path = self.dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Lock {
+                path: lock_path.clone(),
+                source,
+            })?;
+        lock.lock().map_err(|source| StoreError::Lock {
+            path: lock_path,
+            source,
+        })?;
+        let doc = self.load()?;
+        Ok(Transaction {
+            store: self,
+            _lock: lock,
+            doc,
+        })
+    }
+
+    /// Runs `f` on the document in a transaction and commits what it left.
+    pub fn update<R>(&self, f: impl FnOnce(&mut StoreDoc) -> R) -> Result<R, StoreError> {
+        let mut tx = self.transaction()?;
+        let r = f(&mut tx.doc);
+        tx.commit()?;
+        Ok(r)
+    }
+
+    /// Replaces (or adds) the record with `rec.tenant_id`, stamping `updated_at`.
+    pub fn upsert(&self, rec: &TenantRecord) -> Result<(), StoreError> {
+        self.update(|doc| doc.upsert(rec.clone()))
+    }
+
+    fn write_atomic(&self, doc: &StoreDoc) -> Result<(), StoreError> {
+        let path = self.path();
+        let werr = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tenants.")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)
+            .map_err(werr)?;
+        let mut json = serde_json::to_vec_pretty(doc).expect("the store document serializes");
+        json.push(b'\n');
+        tmp.write_all(&json).map_err(werr)?;
+        tmp.as_file().sync_all().map_err(werr)?;
+        tmp.persist(&path).map_err(|e| werr(e.error))?;
+        sync_dir(&self.dir);
+        Ok(())
+    }
+}
+
+impl Transaction<'_> {
+    /// Writes the document atomically and releases the lock.
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.store.write_atomic(&self.doc)
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) {}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<StoreDoc, StoreError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Version {
+        schema_version: Option<u32>,
+    }
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    // Check the version before the shape, so a newer file is reported as newer, not corrupt.
+    let v: Version = serde_json::from_slice(bytes).map_err(corrupt)?;
+    match v.schema_version {
+        None => {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: "no schemaVersion field".into(),
+            });
+        }
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(_) => {}
+    }
+    serde_json::from_slice(bytes).map_err(corrupt)
+}
+
+/// Why a name did not pick exactly one tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("no tenant matches {0:?}")]
+    NotFound(String),
+    #[error("{key:?} matches more than one tenant: {}", candidates.join(", "))]
+    Ambiguous {
+        key: String,
+        candidates: Vec<String>,
+    },
+}
+
+impl StoreDoc {
+    /// Finds a tenant by GUID, by any recorded domain, or by display name (case-insensitive).
+    pub fn find_index(&self, key: &str) -> Result<usize, LookupError> {
+        let key_t = key.trim();
+        if let Ok(id) = Uuid::parse_str(key_t) {
+            return self
+                .tenants
+                .iter()
+                .position(|t| t.tenant_id == id)
+                .ok_or_else(|| LookupError::NotFound(key_t.to_string()));
+        }
+        let lower = key_t.to_lowercase();
+        if let Some(i) = self.tenants.iter().position(|t| {
+            t.primary_domain.eq_ignore_ascii_case(&lower)
+                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(&lower))
+        }) {
+            return Ok(i);
+        }
+        let by_name: Vec<usize> = self
+            .tenants
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.display_name.to_lowercase() == lower)
+            .map(|(i, _)| i)
+            .collect();
+        match by_name.as_slice() {
+            [i] => Ok(*i),
+            [] => Err(LookupError::NotFound(key_t.to_string())),
+            many => Err(LookupError::Ambiguous {
+                key: key_t.to_string(),
+                candidates: many
+                    .iter()
+                    .map(|&i| {
+                        format!(
+                            "{} ({})",
+                            self.tenants[i].primary_domain, self.tenants[i].tenant_id
+                        )
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    pub fn find(&self, key: &str) -> Result<&TenantRecord, LookupError> {
+        self.find_index(key).map(|i| &self.tenants[i])
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<&TenantRecord> {
+        self.tenants.iter().find(|t| t.tenant_id == id)
+    }
+
+    pub fn upsert(&mut self, mut rec: TenantRecord) {
+        rec.updated_at = OffsetDateTime::now_utc();
+        match self
+            .tenants
+            .iter_mut()
+            .find(|t| t.tenant_id == rec.tenant_id)
+        {
+            Some(t) => *t = rec,
+            None => self.tenants.push(rec),
+        }
+    }
+
+    pub fn remove(&mut self, id: Uuid) -> Option<TenantRecord> {
+        let i = self.tenants.iter().position(|t| t.tenant_id == id)?;
+        Some(self.tenants.remove(i))
+    }
+}

@@ -1,0 +1,1 @@
+//! Clients for Microsoft's far ends: sign-in, Microsoft Graph, Exchange Online (through PowerShell).
