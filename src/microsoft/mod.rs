@@ -1,1 +1,2 @@
 //! Clients for Microsoft's far ends: sign-in, Microsoft Graph, Exchange Online (through PowerShell).
+pub mod exchange;

@@ -1,0 +1,3 @@
+//! One module per wizard step.
+
+pub mod exchange;
