@@ -1,7 +1,9 @@
 //! One module per subcommand, each thin: parse → call the wizard or a client → report.
 
 pub mod completions;
+pub mod doctor;
 pub mod list;
+pub mod ual;
 
 use std::path::PathBuf;
 
@@ -51,6 +53,8 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
     let ctx = Ctx::new(ui, cli.global.clone())?;
     match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
+        Command::Ual(a) => ual::cmd_ual(&ctx, a),
+        Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }
