@@ -294,3 +294,65 @@ async fn ual_retry_hung_powershell_times_out() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.json()["tenants"][0]["error"]["code"], "timeout");
 }
+
+/// Ctrl-C during a hung PowerShell: the child is ended, nothing half-written, exit 1 at once.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
+    let id = Uuid::new_v4();
+    let w = world(vec![(
+        id,
+        ExchangeScenario {
+            hang: true,
+            ..Default::default()
+        },
+    )])
+    .await;
+    let home = w.dir.path().join("home");
+    let store = TenantStore::open(&home).unwrap();
+    store.upsert(&waiting_record(id, "golf")).unwrap();
+    let before = std::fs::read(store.path()).unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"))
+        .arg("--home")
+        .arg(&home)
+        .args(["ual", "retry"])
+        .env("HAL_ONBOARD_PWSH", &w.pwsh)
+        .env("HAL_ONBOARD_EXCHANGE_TOKEN", token(&w.signer, id))
+        .env("HAL_ONBOARD_PWSH_TIMEOUT", "120")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap() as i32;
+    // Wait until the stand-in has connected (and hangs).
+    for _ in 0..100 {
+        if w.sim.snapshot(id).unwrap().counters.connects > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.sim.snapshot(id).unwrap().counters.connects, 1);
+    let started = std::time::Instant::now();
+    // SAFETY: signals our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("hal-onboard ends soon after Ctrl-C")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert_eq!(
+        std::fs::read(store.path()).unwrap(),
+        before,
+        "the store is untouched"
+    );
+}

@@ -102,7 +102,7 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
                 )),
                 Ok(s) => {
                     let what = match &s.too_old {
-                        Some(v) => format!("ExchangeOnlineManagement {v} is too old (3.0 or later is needed)"),
+                        Some(v) => format!("ExchangeOnlineManagement {v} is too old (3.1 or later is needed: it added Connect-ExchangeOnline -AccessToken)"),
                         None => "ExchangeOnlineManagement is not installed".to_string(),
                     };
                     ui.warning(format!(

@@ -453,7 +453,7 @@ impl Interp {
         if get_ci(&answer, "installed").and_then(|v| v.as_bool()) == Some(true) {
             let version = get_ci(&answer, "version")
                 .and_then(|v| v.as_str())
-                .unwrap_or("3.0.0")
+                .unwrap_or("3.1.0")
                 .to_string();
             if let Some(a) = assign {
                 self.vars.insert(a, json!({"Version": version}));
@@ -469,7 +469,7 @@ impl Interp {
                 op::MODULE,
                 ReportError {
                     kind: kind::MODULE_MISSING.into(),
-                    message: "ExchangeOnlineManagement 3.0 or later is not installed".into(),
+                    message: "ExchangeOnlineManagement 3.1 or later is not installed".into(),
                     ..Default::default()
                 },
             ));

@@ -1,4 +1,4 @@
-//! Exchange Online, through PowerShell (the ExchangeOnlineManagement module 3.x).
+//! Exchange Online, through PowerShell (the ExchangeOnlineManagement module, 3.1 or later).
 //!
 //! Microsoft offers no REST API for `Set-AdminAuditLogConfig` or
 //! `Enable-OrganizationCustomization`, so hal-onboard drives PowerShell as a technician would,
@@ -47,7 +47,7 @@ pub enum ExchangeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the ExchangeOnlineManagement module 3.0 or later is not installed{}", found.as_ref().map(|v| format!(" (found {v})")).unwrap_or_default())]
+    #[error("the ExchangeOnlineManagement module 3.1 or later is not installed{}", found.as_ref().map(|v| format!(" (found {v})")).unwrap_or_default())]
     ModuleMissing { found: Option<String> },
     #[error("installing ExchangeOnlineManagement failed: {message}")]
     InstallFailed { message: String },

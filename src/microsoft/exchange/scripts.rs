@@ -79,10 +79,10 @@ function ConvertTo-HalFailure {
 }
 Send-HalResult -Op 'host' -Ok $true -Data ([ordered]@{ psVersion = [string]$PSVersionTable.PSVersion; edition = [string]$PSVersionTable.PSEdition })
 $module = Get-Module -ListAvailable -Name ExchangeOnlineManagement | Sort-Object -Property Version -Descending | Select-Object -First 1
-if ($null -eq $module -or $module.Version.Major -lt 3) {
+if ($null -eq $module -or $module.Version -lt [version]'3.1.0') {
     $found = $null
     if ($null -ne $module) { $found = [string]$module.Version }
-    Send-HalResult -Op 'module' -Ok $false -Failure ([ordered]@{ kind = 'moduleMissing'; message = 'ExchangeOnlineManagement 3.0 or later is not installed'; found = $found })
+    Send-HalResult -Op 'module' -Ok $false -Failure ([ordered]@{ kind = 'moduleMissing'; message = 'ExchangeOnlineManagement 3.1 or later is not installed'; found = $found })
     return
 }
 Send-HalResult -Op 'module' -Ok $true -Data ([ordered]@{ version = [string]$module.Version; path = [string]$module.ModuleBase })
@@ -109,7 +109,7 @@ const INSTALL: &str = r#"& {
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try {
-    Install-Module -Name ExchangeOnlineManagement -Scope CurrentUser -MinimumVersion 3.0.0 -Force -AllowClobber -ErrorAction Stop
+    Install-Module -Name ExchangeOnlineManagement -Scope CurrentUser -MinimumVersion 3.1.0 -Force -AllowClobber -ErrorAction Stop
     [Console]::Out.WriteLine('##hal-result {"op":"install","ok":true}')
 } catch {
     $failure = [ordered]@{ op = 'install'; ok = $false; error = [ordered]@{ kind = 'cmdlet'; message = [string]$_.Exception.Message; category = [string]$_.CategoryInfo.Category; reason = [string]$_.CategoryInfo.Reason; errorId = [string]$_.FullyQualifiedErrorId } }
@@ -139,7 +139,7 @@ fn connect_block(connect: Connect) -> String {
     };
     format!(
         r#"try {{
-    Import-Module -Name ExchangeOnlineManagement -MinimumVersion 3.0.0 -ErrorAction Stop
+    Import-Module -Name ExchangeOnlineManagement -MinimumVersion 3.1.0 -ErrorAction Stop
     {call}
     Send-HalResult -Op 'connect' -Ok $true
 }} catch {{
