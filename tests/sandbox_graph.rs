@@ -323,6 +323,12 @@ async fn directory_reads_describe_the_tenant_and_the_technician() {
 
     let (s, v) = e.get("auditLogs/signIns?$top=1").await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = e.get(&format!("organization/{}", Uuid::from_u128(2))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["displayName"], "Tenant 2");
+    let beta = e.sb.graph_url().join("beta/organization").unwrap();
+    let r = e.c.get(beta).bearer_auth(&e.token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (s, v) = e.get("noSuchThing").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_graph_error(&v, "BadRequest");
@@ -536,6 +542,12 @@ async fn add_password_respects_the_app_management_policy() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
+    let (s, policy) = e.get("policies/defaultAppManagementPolicy").await;
+    assert_eq!(s, StatusCode::OK, "{policy}");
+    assert_eq!(policy["isEnabled"], true);
+    let pol = &policy["applicationRestrictions"]["passwordCredentials"][0];
+    assert_eq!(pol["restrictionType"], "passwordLifetime");
+    assert_eq!(pol["maxLifetime"], "P180D");
     let (s, pw) = e
         .post(
             &format!("applications/{id}/addPassword"),
@@ -627,6 +639,20 @@ async fn app_role_assignments_duplicate_unknown_list_and_delete() {
     assert_eq!(v["value"][0]["appRoleId"], role["id"]);
     let (_, v) = e.get(&url).await;
     assert_eq!(v["value"].as_array().unwrap().len(), 1);
+    let (_, v) = e
+        .get(&format!(
+            "{url}?$filter=principalId eq '{}'",
+            sp["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(v["value"][0]["id"], a["id"]);
+    let (_, v) = e
+        .get(&format!(
+            "{url}?$filter=principalId eq '{}'",
+            Uuid::new_v4()
+        ))
+        .await;
+    assert!(v["value"].as_array().unwrap().is_empty());
     let snap = e.sb.snapshot(e.tenant());
     assert_eq!(
         snap.granted_roles(Uuid::parse_str(sp["id"].as_str().unwrap()).unwrap(), GRAPH),

@@ -36,7 +36,28 @@ const CONTEXT: &str = "https://graph.microsoft.com/v1.0/$metadata#";
 const DEFAULT_APP_POLICY_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 pub fn router() -> Router<Arc<State>> {
-    Router::new().route("/v1.0/{*rest}", any(handle))
+    Router::new()
+        .route("/v1.0/{*rest}", any(handle))
+        .fallback(wrong_version)
+}
+
+/// `/graph/beta/...` and anything else outside `v1.0`: the sandbox only speaks v1.0.
+async fn wrong_version(uri: Uri) -> Response {
+    let version = uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    finish(
+        gerr(
+            400,
+            "BadRequest",
+            &format!("Invalid version: {version}. The sandbox serves Microsoft Graph v1.0 only."),
+        ),
+        None,
+    )
+    .into_http()
 }
 
 /// One Graph answer, before it becomes HTTP (or a `$batch` sub-response).
@@ -471,6 +492,7 @@ fn dispatch(
             "Directory.Read.All",
             "Directory.ReadWrite.All",
             "Organization.Read.All",
+            "Policy.Read.All",
             "User.Read.All",
             "AuditLog.Read.All",
         ])
@@ -480,6 +502,20 @@ fn dispatch(
     }
     match (segs.as_slice(), method.clone()) {
         (["organization"], Method::GET) => ctx.list("organization", vec![organization(t)]),
+        (["organization", id], Method::GET) => {
+            if id.eq_ignore_ascii_case(&t.scenario.id.to_string()) {
+                ctx.one_selected("organization/$entity", organization(t))
+            } else {
+                not_found(id)
+            }
+        }
+        (["policies", "defaultAppManagementPolicy"], Method::GET) => {
+            if !caller.delegated() && !caller.has_app_role(&["Policy.Read.All"]) {
+                denied()
+            } else {
+                ctx.one_selected("policies/defaultAppManagementPolicy/$entity", app_policy(t))
+            }
+        }
         (["me"], Method::GET) => {
             me_guard(caller).unwrap_or_else(|| ctx.one("users/$entity", me(t, caller)))
         }
@@ -498,6 +534,11 @@ fn dispatch(
         (["applications"], Method::POST) => create_application(caller, t, body),
         (["servicePrincipals"], Method::GET) => list_service_principals(&ctx, t),
         (["servicePrincipals"], Method::POST) => create_service_principal(caller, t, body),
+        (["auditLogs", _], Method::GET)
+            if !caller.delegated() && !caller.has_app_role(&["AuditLog.Read.All"]) =>
+        {
+            denied()
+        }
         (["auditLogs", "signIns"], Method::GET) => {
             if !t.has_plan("AAD_PREMIUM") {
                 gerr(
@@ -574,7 +615,7 @@ fn dispatch(
                         .filter(|a| a.resource_id == sp_id)
                         .map(to_json)
                         .collect();
-                    ctx.list("servicePrincipals('id')/appRoleAssignedTo", v)
+                    list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignedTo", v)
                 }
                 (["appRoleAssignedTo"], Method::POST) => assign(caller, t, idx, body),
                 (["appRoleAssignedTo", aid], Method::DELETE) => unassign(caller, t, idx, aid),
@@ -585,7 +626,7 @@ fn dispatch(
                         .filter(|a| a.principal_id == sp_id)
                         .map(to_json)
                         .collect();
-                    ctx.list("servicePrincipals('id')/appRoleAssignments", v)
+                    list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignments", v)
                 }
                 ([seg, ..], _) => segment_not_found(seg),
                 _ => method_not_allowed(),
@@ -594,6 +635,7 @@ fn dispatch(
         ([], _) => segment_not_found(""),
         ([seg, ..], _) => {
             let known = [
+                "policies",
                 "organization",
                 "me",
                 "subscribedSkus",
@@ -1620,4 +1662,58 @@ fn unassign(caller: &Caller, t: &mut TenantState, idx: usize, aid: &str) -> GRes
         return not_found(aid);
     }
     GResp::no_content()
+}
+
+/// Assignments support `$filter` with `eq` on their id properties.
+fn list_assignments(ctx: &Ctx, context: &str, items: Vec<Value>) -> GResp {
+    let clauses = match ctx.q.get("$filter").map(|f| parse_filter(f)) {
+        None => vec![],
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return filter_error(e, "AppRoleAssignment"),
+    };
+    let mut out = vec![];
+    for v in items {
+        match matches(
+            &v,
+            &clauses,
+            &[
+                "principalId",
+                "resourceId",
+                "appRoleId",
+                "principalDisplayName",
+                "id",
+            ],
+            &[],
+        ) {
+            Err(e) => return filter_error(e, "AppRoleAssignment"),
+            Ok(true) => out.push(v),
+            Ok(false) => {}
+        }
+    }
+    ctx.list(context, out)
+}
+
+/// `GET /policies/defaultAppManagementPolicy`, showing `secretMaxLifetimeDays` when set.
+fn app_policy(t: &TenantState) -> Value {
+    let passwords: Vec<Value> = t
+        .scenario
+        .secret_max_lifetime_days
+        .map(|d| {
+            json!({
+                "restrictionType": "passwordLifetime",
+                "state": "enabled",
+                "maxLifetime": format!("P{d}D"),
+                "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z",
+            })
+        })
+        .into_iter()
+        .collect();
+    json!({
+        "id": DEFAULT_APP_POLICY_ID,
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and service principals.",
+        "isEnabled": !passwords.is_empty(),
+        "applicationRestrictions": {"passwordCredentials": passwords, "keyCredentials": []},
+        "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
+    })
 }
