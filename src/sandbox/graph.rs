@@ -26,10 +26,10 @@ use super::catalog;
 use super::odata::{Clause, FilterError, parse_filter};
 use super::state::{
     AppRoleAssignment, Application, PasswordCredential, RequiredResourceAccess, SecretState,
-    ServicePrincipal, State, TenantState, iso, o365_management_sp,
+    ServicePrincipal, State, TenantState, TokenProblem, iso, o365_management_sp,
 };
 use super::tagged;
-use super::token::{Claims, now_unix};
+use super::token::Claims;
 
 const CONTEXT: &str = "https://graph.microsoft.com/v1.0/$metadata#";
 /// The tenant default app management policy's id in Graph.
@@ -149,45 +149,20 @@ impl Caller {
 }
 
 pub fn authenticate(state: &State, headers: &HeaderMap) -> Result<Caller, GResp> {
-    let raw = headers
+    let auth = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .unwrap_or("")
-        .trim();
-    if token.is_empty() {
-        return Err(unauthorized("Access token is empty."));
+        .and_then(|v| v.to_str().ok());
+    match state.check_bearer(auth, catalog::GRAPH_APP_ID) {
+        Ok((tenant, claims)) => Ok(Caller { tenant, claims }),
+        Err(p) => Err(unauthorized(match p {
+            TokenProblem::Missing => "Access token is empty.",
+            TokenProblem::Malformed => "IDX14100: JWT is not well formed, there are no dots (.).",
+            TokenProblem::BadSignature => "Access token validation failure.",
+            TokenProblem::Expired => "Lifetime validation failed, the token is expired.",
+            TokenProblem::WrongAudience => "Access token validation failure. Invalid audience.",
+            TokenProblem::UnknownTenant => "Access token validation failure. Invalid tenant.",
+        })),
     }
-    if token.split('.').count() != 3 {
-        return Err(unauthorized(
-            "IDX14100: JWT is not well formed, there are no dots (.).",
-        ));
-    }
-    let Some(claims) = state.signer.verify_signature(token) else {
-        return Err(unauthorized("Access token validation failure."));
-    };
-    if claims.exp <= now_unix() {
-        return Err(unauthorized(
-            "Lifetime validation failed, the token is expired.",
-        ));
-    }
-    if !catalog::is_graph_audience(&claims.aud) {
-        return Err(unauthorized(
-            "Access token validation failure. Invalid audience.",
-        ));
-    }
-    let Ok(tenant) = Uuid::parse_str(&claims.tid) else {
-        return Err(unauthorized("Access token validation failure."));
-    };
-    if state.lock().tenant(tenant).is_none() {
-        return Err(unauthorized(
-            "Access token validation failure. Invalid tenant.",
-        ));
-    }
-    Ok(Caller { tenant, claims })
 }
 
 /// `%27` → `'`, etc. (paths such as `applications(appId='...')` arrive encoded).

@@ -31,7 +31,7 @@ use url::Url;
 use uuid::Uuid;
 
 pub use scenario::{PortalScenario, Scenario, ScenarioError, TenantScenario, UserScenario};
-pub use state::{RequestLogEntry, State, TenantSnapshot};
+pub use state::{RequestLogEntry, State, TenantSnapshot, TokenProblem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -200,9 +200,10 @@ pub fn router(state: Arc<State>) -> Router {
     // ---- Exchange simulator hook -------------------------------------------------------
     // The Exchange engineer merges their routes here, e.g.
     //     let app = app.nest("/exchange", exchange::router());
-    // `exchange::router()` returns `Router<Arc<State>>`; handlers read the tenant's
-    // `scenario.exchange` through `state.lock().tenant(id)` and check tokens with
-    // `state.signer`. Tag responses with `tagged(resp, tenant)` for the request log.
+    // `exchange::router()` returns `Router<Arc<State>>`; handlers check the bearer token with
+    // `state.check_bearer(auth_header, catalog::EXCHANGE_APP_ID)` (or `state.signer`), read
+    // the tenant's `scenario.exchange` through `state.lock().tenant(id)`, and tag responses
+    // with `tagged(resp, tenant)` so the request log and `latencyMs` apply.
     // ---- Portal simulator hook ---------------------------------------------------------
     //     let app = app.nest("/portal", portal::router());
     // ------------------------------------------------------------------------------------
