@@ -914,3 +914,77 @@ async fn latency_is_added_and_every_request_is_logged() {
     assert!(e.sb.requests().is_empty());
     e.sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn delegated_scopes_limit_what_even_a_global_administrator_can_do() {
+    let e = start(tenant(15)).await;
+    let tid = Uuid::from_u128(15).to_string();
+    let user_token = |scp: &str| {
+        e.sb.signer().sign(&Claims {
+            aud: "https://graph.microsoft.com".into(),
+            tid: tid.clone(),
+            oid: Uuid::new_v4().to_string(),
+            upn: Some("admin@t15.onmicrosoft.com".into()),
+            scp: Some(scp.into()),
+            wids: vec![GA.into()],
+            exp: now_unix() + 600,
+            ..Claims::default()
+        })
+    };
+    let user_read = user_token("User.Read");
+    let (s, _, _) = e.call_full(Method::GET, "me", None, Some(&user_read)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = e
+        .call_full(Method::GET, "applications", None, Some(&user_read))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_graph_error(&v, "Authorization_RequestDenied");
+    let (s, _, _) = e
+        .call_full(
+            Method::POST,
+            "applications",
+            Some(json!({"displayName": "x"})),
+            Some(&user_read),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Application.ReadWrite.All registers apps but cannot grant app roles without
+    // AppRoleAssignment.ReadWrite.All.
+    let apps_only = user_token("Application.ReadWrite.All");
+    let (s, _, app) = e
+        .call_full(
+            Method::POST,
+            "applications",
+            Some(json!({"displayName": "hal-siem-log-collector"})),
+            Some(&apps_only),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _, sp) = e
+        .call_full(
+            Method::POST,
+            "servicePrincipals",
+            Some(json!({"appId": app["appId"]})),
+            Some(&apps_only),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let graph_sp =
+        e.sb.snapshot(Uuid::from_u128(15))
+            .service_principal_for(GRAPH)
+            .unwrap()
+            .clone();
+    let grant = json!({"principalId": sp["id"], "resourceId": graph_sp.id, "appRoleId": "df021288-bdef-4463-88db-98f22de89214"});
+    let path = format!("servicePrincipals/{}/appRoleAssignedTo", graph_sp.id);
+    let (s, _, _) = e
+        .call_full(Method::POST, &path, Some(grant.clone()), Some(&apps_only))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let both = user_token("Application.ReadWrite.All AppRoleAssignment.ReadWrite.All");
+    let (s, _, v) = e
+        .call_full(Method::POST, &path, Some(grant), Some(&both))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    e.sb.shutdown().await;
+}

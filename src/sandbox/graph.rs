@@ -140,6 +140,15 @@ impl Caller {
     fn has_role(&self, ids: &[&str]) -> bool {
         self.claims.wids.iter().any(|w| ids.contains(&w.as_str()))
     }
+    /// Whether a delegated token's `scp` names one of `scopes`.
+    fn has_scope(&self, scopes: &[&str]) -> bool {
+        self.claims
+            .scp
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .any(|s| scopes.iter().any(|x| x.eq_ignore_ascii_case(s)))
+    }
     fn has_app_role(&self, values: &[&str]) -> bool {
         self.claims
             .roles
@@ -472,6 +481,20 @@ fn dispatch(
             "AuditLog.Read.All",
         ])
         && first != "me"
+    {
+        return denied();
+    }
+    // Delegated reads of applications and service principals need a directory read scope.
+    if get
+        && caller.delegated()
+        && (first.starts_with("applications") || first.starts_with("servicePrincipals"))
+        && !caller.has_scope(&[
+            "Application.Read.All",
+            "Application.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ])
     {
         return denied();
     }
@@ -1115,7 +1138,11 @@ fn list_service_principals(ctx: &Ctx, t: &mut TenantState) -> GResp {
 /// Who may create and change applications and service principals.
 fn can_manage_apps(caller: &Caller) -> bool {
     if caller.delegated() {
-        caller.has_role(&[
+        caller.has_scope(&[
+            "Application.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ]) && caller.has_role(&[
             catalog::GLOBAL_ADMINISTRATOR,
             catalog::APPLICATION_ADMINISTRATOR,
             catalog::CLOUD_APPLICATION_ADMINISTRATOR,
@@ -1141,7 +1168,11 @@ fn can_grant(caller: &Caller, resource_is_graph: bool) -> bool {
             ok.push(catalog::APPLICATION_ADMINISTRATOR);
             ok.push(catalog::CLOUD_APPLICATION_ADMINISTRATOR);
         }
-        caller.has_role(&ok)
+        caller.has_scope(&[
+            "AppRoleAssignment.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ]) && caller.has_role(&ok)
     } else {
         caller.has_app_role(&["AppRoleAssignment.ReadWrite.All"])
     }

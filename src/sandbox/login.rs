@@ -122,10 +122,6 @@ async fn device_code(
     body: Bytes,
 ) -> Response {
     let f = form(&body);
-    let mut inner = state.lock();
-    let Some(tid) = inner.resolve_tenant(&tenant) else {
-        return tenant_not_found(&tenant);
-    };
     if tenant.eq_ignore_ascii_case("consumers") {
         return bad(
             "invalid_request",
@@ -133,6 +129,10 @@ async fn device_code(
             "Device Code flow is not supported under /common or /consumers endpoint.",
         );
     }
+    let mut inner = state.lock();
+    let Some(tid) = inner.resolve_tenant(&tenant) else {
+        return tenant_not_found(&tenant);
+    };
     let client_id = match required(&f, "client_id") {
         Ok(c) => c.to_string(),
         Err(r) => return tagged(r, tid),

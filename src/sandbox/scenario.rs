@@ -246,6 +246,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/sandbox.md");
+        let start = doc.find("```json\n{\n  \"tenants\"").expect("example in docs");
+        let body = &doc[start + "```json\n".len()..];
+        let body = &body[..body.find("```").unwrap()];
+        let s: Scenario = serde_json::from_str(body).unwrap();
+        s.validate().unwrap();
+        let t = &s.tenants[0];
+        assert_eq!(t.secret_max_lifetime_days, Some(365));
+        assert_eq!(t.replication_delay_requests, 2);
+        assert_eq!(t.exchange.propagation_attempts, 2);
+        assert_eq!(s.portal.token, "sandbox-portal-token");
+    }
+
+    #[test]
     fn demo_is_valid() {
         let d = Scenario::demo();
         d.validate().unwrap();
