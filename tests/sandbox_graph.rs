@@ -838,6 +838,19 @@ async fn missing_management_api_principal_can_be_created_with_its_real_roles() {
         ))
         .await;
     assert_eq!(v["value"][0]["id"], sp["id"]);
+    let (_, v) = e
+        .get(&format!(
+            "servicePrincipals?$filter=appId in ('{O365}', '{GRAPH}')&$select=appId"
+        ))
+        .await;
+    let mut ids: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["appId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [GRAPH, O365]);
     e.sb.shutdown().await;
 }
 

@@ -1039,6 +1039,14 @@ fn matches(
                     .and_then(Value::as_str)
                     .is_some_and(|s| s.eq_ignore_ascii_case(val))
             }
+            Clause::In(p, vals) => {
+                if !eq_props.iter().any(|e| e.eq_ignore_ascii_case(p)) {
+                    return Err(FilterError::Unsupported(p.clone()));
+                }
+                get(p)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| vals.iter().any(|v| s.eq_ignore_ascii_case(v)))
+            }
             Clause::StartsWith(p, val) => {
                 if !p.eq_ignore_ascii_case("displayName") {
                     return Err(FilterError::Unsupported(p.clone()));
@@ -1064,7 +1072,12 @@ fn matches(
 
 /// Ids named by `id eq` / `appId eq` clauses (these count as references for replication).
 fn referenced_by_key(clauses: &[Clause]) -> bool {
-    clauses.iter().any(|c| matches!(c, Clause::Eq(p, _) if p.eq_ignore_ascii_case("appId") || p.eq_ignore_ascii_case("id")))
+    clauses.iter().any(|c| match c {
+        Clause::Eq(p, _) | Clause::In(p, _) => {
+            p.eq_ignore_ascii_case("appId") || p.eq_ignore_ascii_case("id")
+        }
+        _ => false,
+    })
 }
 
 fn list_applications(ctx: &Ctx, t: &mut TenantState) -> GResp {

@@ -248,7 +248,9 @@ mod tests {
     #[test]
     fn the_documented_example_parses() {
         let doc = include_str!("../../docs/sandbox.md");
-        let start = doc.find("```json\n{\n  \"tenants\"").expect("example in docs");
+        let start = doc
+            .find("```json\n{\n  \"tenants\"")
+            .expect("example in docs");
         let body = &doc[start + "```json\n".len()..];
         let body = &body[..body.find("```").unwrap()];
         let s: Scenario = serde_json::from_str(body).unwrap();
