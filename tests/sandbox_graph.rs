@@ -811,6 +811,39 @@ async fn missing_management_api_principal_can_be_created_with_its_real_roles() {
     let (s, _) = e.get(&format!("servicePrincipals(appId='{O365}')")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // No token for a resource whose principal is not in the tenant.
+    let url = |x: &str| {
+        e.sb.login_url()
+            .join(&format!("t12.onmicrosoft.com/oauth2/v2.0/{x}"))
+            .unwrap()
+    };
+    let dc: Value =
+        e.c.post(url("devicecode"))
+            .form(&[
+                ("client_id", CLIENT_ID),
+                ("scope", "https://manage.office.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let r =
+        e.c.post(url("token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", CLIENT_ID),
+                ("device_code", dc["device_code"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_resource");
+    assert_eq!(v["error_codes"], json!([500011]));
+
     let (s, sp) = e.post("servicePrincipals", json!({"appId": O365})).await;
     assert_eq!(s, StatusCode::CREATED, "{sp}");
     assert_eq!(sp["displayName"], "Office 365 Management APIs");
