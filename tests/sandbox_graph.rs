@@ -293,6 +293,24 @@ async fn directory_reads_describe_the_tenant_and_the_technician() {
         );
     }
 
+    let (_, v) = e
+        .get("me/memberOf?$select=id,displayName,roleTemplateId")
+        .await;
+    assert_eq!(
+        v["value"][0]["@odata.type"],
+        "#microsoft.graph.directoryRole"
+    );
+    assert_eq!(v["value"][0].as_object().unwrap().len(), 4);
+    let (s, v) = e.get("applications?$select=id,web,identifierUris").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = e.get("applications?$select=id,colour").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("microsoft.graph.application")
+    );
     let (_, skus) = e.get("subscribedSkus").await;
     let skus = skus["value"].as_array().unwrap();
     assert_eq!(skus.len(), 2);

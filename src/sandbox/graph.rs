@@ -571,7 +571,7 @@ fn dispatch(
             };
             match (rest, m) {
                 ([], Method::GET) => {
-                    ctx.one_selected("applications/$entity", to_json(&t.applications[idx]))
+                    ctx.one_selected("applications/$entity", app_json(&t.applications[idx]))
                 }
                 ([], Method::PATCH) => update_application(caller, t, idx, body),
                 ([], Method::DELETE) => delete_application(caller, t, idx),
@@ -603,7 +603,7 @@ fn dispatch(
             match (rest, m) {
                 ([], Method::GET) => ctx.one_selected(
                     "servicePrincipals/$entity",
-                    to_json(&t.service_principals[idx]),
+                    sp_json(&t.service_principals[idx]),
                 ),
                 ([], Method::DELETE) => delete_service_principal(caller, t, idx),
                 (["appRoleAssignedTo"], Method::GET) => {
@@ -665,6 +665,73 @@ fn method_not_allowed() -> GResp {
     )
 }
 
+/// The entity type behind an `@odata.context` path, for error messages.
+fn entity_type(context: &str) -> &'static str {
+    let head = context.split(['/', '(']).next().unwrap_or("");
+    match head {
+        "applications" if context.ends_with("addPassword") => "passwordCredential",
+        "applications" => "application",
+        "servicePrincipals" if context.contains("appRole") => "appRoleAssignment",
+        "servicePrincipals" => "servicePrincipal",
+        "organization" => "organization",
+        "subscribedSkus" => "subscribedSku",
+        "domains" => "domain",
+        "users" => "user",
+        _ => "directoryObject",
+    }
+}
+
+/// Adds Graph's defaults for properties the sandbox keeps no state for.
+fn with_defaults(mut v: Value, defaults: Value) -> Value {
+    if let (Value::Object(m), Value::Object(d)) = (&mut v, defaults) {
+        for (k, dv) in d {
+            m.entry(k).or_insert(dv);
+        }
+    }
+    v
+}
+
+fn app_json(a: &Application) -> Value {
+    with_defaults(
+        to_json(a),
+        json!({
+            "applicationTemplateId": null, "disabledByMicrosoftStatus": null,
+            "groupMembershipClaims": null, "identifierUris": [], "isDeviceOnlyAuthSupported": null,
+            "isFallbackPublicClient": null, "optionalClaims": null, "serviceManagementReference": null,
+            "tokenEncryptionKeyId": null, "defaultRedirectUri": null, "samlMetadataUrl": null,
+            "certification": null, "appRoles": [], "addIns": [],
+            "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null,
+                     "supportUrl": null, "termsOfServiceUrl": null},
+            "api": {"acceptMappedClaims": null, "knownClientApplications": [],
+                    "requestedAccessTokenVersion": null, "oauth2PermissionScopes": [],
+                    "preAuthorizedApplications": []},
+            "parentalControlSettings": {"countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow"},
+            "publicClient": {"redirectUris": []},
+            "spa": {"redirectUris": []},
+            "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
+                    "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+        }),
+    )
+}
+
+fn sp_json(sp: &ServicePrincipal) -> Value {
+    with_defaults(
+        to_json(sp),
+        json!({
+            "deletedDateTime": null, "alternativeNames": [], "appDescription": null,
+            "applicationTemplateId": null, "appRoleAssignmentRequired": false,
+            "description": null, "disabledByMicrosoftStatus": null, "homepage": null,
+            "loginUrl": null, "logoutUrl": null, "notes": null, "notificationEmailAddresses": [],
+            "preferredSingleSignOnMode": null, "preferredTokenSigningKeyThumbprint": null,
+            "replyUrls": [], "signInAudience": "AzureADMyOrg", "tokenEncryptionKeyId": null,
+            "addIns": [], "keyCredentials": [], "passwordCredentials": [],
+            "oauth2PermissionScopes": [], "resourceSpecificApplicationPermissions": [],
+            "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null,
+                     "supportUrl": null, "termsOfServiceUrl": null},
+        }),
+    )
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("serializes")
 }
@@ -700,19 +767,24 @@ impl Ctx<'_> {
     }
 
     fn one_selected(&self, context: &str, v: Value) -> GResp {
-        match self.select(v) {
+        match self.select(v, context) {
             Ok(v) => self.one(context, v),
             Err(e) => e,
         }
     }
 
     /// Applies `$select` to one object.
-    fn select(&self, v: Value) -> Result<Value, GResp> {
+    fn select(&self, v: Value, context: &str) -> Result<Value, GResp> {
         let Some(sel) = self.q.get("$select").filter(|s| !s.is_empty()) else {
             return Ok(v);
         };
         let Value::Object(m) = v else { return Ok(v) };
-        let mut out = Map::new();
+        // Annotations such as `@odata.type` survive `$select`, as in Graph.
+        let mut out: Map<String, Value> = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("@odata"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for p in sel.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match m.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)) {
                 Some((k, val)) => {
@@ -723,7 +795,8 @@ impl Ctx<'_> {
                         400,
                         "BadRequest",
                         &format!(
-                            "Could not find a property named '{p}' on type 'microsoft.graph.directoryObject'."
+                            "Could not find a property named '{p}' on type 'microsoft.graph.{}'.",
+                            entity_type(context)
                         ),
                     ));
                 }
@@ -759,10 +832,21 @@ impl Ctx<'_> {
                     .and_then(|n| n.parse::<usize>().ok())
             })
             .unwrap_or(0);
+        // An empty collection still rejects properties its type does not have.
+        if items.is_empty() {
+            let schema = match entity_type(context) {
+                "application" => Some(app_json(&blank_application("", String::new()))),
+                "servicePrincipal" => Some(sp_json(&o365_management_sp(""))),
+                _ => None,
+            };
+            if let Some(Err(e)) = schema.map(|v| self.select(v, context)) {
+                return e;
+            }
+        }
         let total = items.len();
         let mut page = vec![];
         for v in items.into_iter().skip(skip).take(top) {
-            match self.select(v) {
+            match self.select(v, context) {
                 Ok(v) => page.push(v),
                 Err(e) => return e,
             }
@@ -1088,7 +1172,7 @@ fn list_applications(ctx: &Ctx, t: &mut TenantState) -> GResp {
     };
     let mut out = vec![];
     let by_key = referenced_by_key(&clauses);
-    let objs: Vec<(Uuid, Value)> = t.applications.iter().map(|a| (a.id, to_json(a))).collect();
+    let objs: Vec<(Uuid, Value)> = t.applications.iter().map(|a| (a.id, app_json(a))).collect();
     for (id, v) in objs {
         match matches(
             &v,
@@ -1126,7 +1210,7 @@ fn list_service_principals(ctx: &Ctx, t: &mut TenantState) -> GResp {
     let objs: Vec<(Uuid, Value)> = t
         .service_principals
         .iter()
-        .map(|s| (s.id, to_json(s)))
+        .map(|s| (s.id, sp_json(s)))
         .collect();
     for (id, v) in objs {
         match matches(
@@ -1289,6 +1373,25 @@ fn apply_app_props(app: &mut Application, body: &Map<String, Value>) -> Result<(
     Ok(())
 }
 
+fn blank_application(publisher_domain: &str, created: String) -> Application {
+    Application {
+        id: Uuid::new_v4(),
+        app_id: Uuid::new_v4(),
+        display_name: String::new(),
+        description: None,
+        sign_in_audience: "AzureADMyOrg".into(),
+        tags: vec![],
+        notes: None,
+        publisher_domain: publisher_domain.to_string(),
+        created_date_time: created,
+        deleted_date_time: None,
+        required_resource_access: vec![],
+        password_credentials: vec![],
+        key_credentials: vec![],
+        extra: Map::new(),
+    }
+}
+
 fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>) -> GResp {
     if !can_manage_apps(caller) {
         return denied();
@@ -1297,22 +1400,7 @@ fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>)
         return gerr(400, "BadRequest", "Empty Payload. JSON content expected.");
     };
     let now = iso(OffsetDateTime::now_utc());
-    let mut app = Application {
-        id: Uuid::new_v4(),
-        app_id: Uuid::new_v4(),
-        display_name: String::new(),
-        description: None,
-        sign_in_audience: "AzureADMyOrg".into(),
-        tags: vec![],
-        notes: None,
-        publisher_domain: t.scenario.default_domain().to_string(),
-        created_date_time: now,
-        deleted_date_time: None,
-        required_resource_access: vec![],
-        password_credentials: vec![],
-        key_credentials: vec![],
-        extra: Map::new(),
-    };
+    let mut app = blank_application(t.scenario.default_domain(), now);
     if let Err(e) = apply_app_props(&mut app, &body) {
         return e;
     }
@@ -1327,7 +1415,7 @@ fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>)
     if delay > 0 {
         t.replicating.insert(app.id, delay);
     }
-    let mut v = to_json(&app);
+    let mut v = app_json(&app);
     v["@odata.context"] = json!(format!("{CONTEXT}applications/$entity"));
     t.applications.push(app);
     GResp::with(201, v)
@@ -1572,7 +1660,7 @@ fn create_service_principal(caller: &Caller, t: &mut TenantState, body: Option<V
     if delay > 0 {
         t.replicating.insert(sp.id, delay);
     }
-    let mut v = to_json(&sp);
+    let mut v = sp_json(&sp);
     v["@odata.context"] = json!(format!("{CONTEXT}servicePrincipals/$entity"));
     t.service_principals.push(sp);
     GResp::with(201, v)
