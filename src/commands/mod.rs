@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod list;
+pub mod tenant;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
     let ctx = Ctx::new(ui, cli.global.clone())?;
     match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
+        Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }
