@@ -54,6 +54,7 @@ impl AzureVerifier {
                 inner: crate::http::AzureTransport(http.clone()),
                 meter,
                 retrying: AtomicBool::new(false),
+                authority_path: authority.path().to_string(),
             }),
             authority,
         }

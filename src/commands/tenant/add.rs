@@ -87,7 +87,11 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     let endpoints = ctx.env.endpoints(cloud);
     let http = build_client(ctx.env.ca_cert.as_deref())
         .map_err(|e| failed("cannot set up HTTPS").with_source(e))?;
-    let secrets = open_secret_store(&ctx.ui);
+    let secrets: Arc<dyn SecretStore> =
+        match super::file_secrets::FileSecretStore::for_sandbox(&endpoints.login) {
+            Some(f) => Arc::new(f),
+            None => open_secret_store(&ctx.ui),
+        };
     let scale: f64 = std::env::var(ENV_RETRY_SCALE)
         .ok()
         .and_then(|v| v.parse().ok())

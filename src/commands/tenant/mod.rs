@@ -1,6 +1,7 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
+mod file_secrets;
 
 use clap::{Args, Subcommand};
 

@@ -89,6 +89,9 @@ pub trait DirectoryApi: Send + Sync {
         end: OffsetDateTime,
     ) -> Result<NewSecret, GraphError>;
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError>;
+    /// The longest client secret lifetime the tenant's default app management policy allows,
+    /// in days, when it can be read and sets one.
+    async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError>;
     /// Grants each permission to `principal_id` (an "already exists" counts as granted), then
     /// reads back all of the principal's assignments.
     async fn grant_app_roles(
@@ -350,6 +353,22 @@ impl DirectoryApi for GraphClient {
         }
     }
 
+    async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError> {
+        let r = self.get("policies/defaultAppManagementPolicy").await?;
+        let rules = r.body["applicationRestrictions"]["passwordCredentials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(rules
+            .iter()
+            .filter(|x| {
+                x["restrictionType"].as_str() == Some("passwordLifetime")
+                    && x["state"].as_str().is_none_or(|s| s == "enabled")
+            })
+            .filter_map(|x| x["maxLifetime"].as_str().and_then(iso_days))
+            .min())
+    }
+
     async fn grant_app_roles(
         &self,
         principal_id: &str,
@@ -359,7 +378,7 @@ impl DirectoryApi for GraphClient {
             .iter()
             .map(|g| {
                 GraphRequest::post(
-                    assignments_path(principal_id),
+                    format!("servicePrincipals/{}/appRoleAssignedTo", g.resource_id),
                     json!({ "principalId": principal_id, "resourceId": g.resource_id, "appRoleId": g.app_role_id }),
                 )
                 .tolerate_replication()
@@ -390,6 +409,29 @@ impl DirectoryApi for GraphClient {
             .parse::<Collection<AppRoleAssignment>>("appRoleAssignments")?
             .value)
     }
+}
+
+/// Whole days in an ISO 8601 duration (`P365D`, `P1Y`, `P2Y6M`, `P90DT12H`), rounded down.
+pub fn iso_days(d: &str) -> Option<u32> {
+    let rest = d.trim().strip_prefix('P')?;
+    let date = rest.split('T').next().unwrap_or_default();
+    let (mut days, mut num) = (0u32, String::new());
+    for c in date.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u32 = num.parse().ok()?;
+        num.clear();
+        days += match c {
+            'Y' => n * 365,
+            'M' => n * 30,
+            'W' => n * 7,
+            'D' => n,
+            _ => return None,
+        };
+    }
+    num.is_empty().then_some(days)
 }
 
 /// "Permission being assigned already exists on the object": someone granted it already.

@@ -112,6 +112,10 @@ pub struct MeteredTransport {
     pub meter: Arc<RequestMeter>,
     /// Set once the first attempt was refused: later requests count as retries.
     pub retrying: std::sync::atomic::AtomicBool,
+    /// The authority's path (e.g. `/login` behind a proxy or in the sandbox). azure_identity
+    /// joins `/{tenant}/oauth2/v2.0/token` to the authority host with a leading slash, which
+    /// drops any path; requests that lost it get it back here.
+    pub authority_path: String,
 }
 
 #[async_trait::async_trait]
@@ -126,6 +130,13 @@ impl azure_core::http::HttpClient for MeteredTransport {
             Attempt::First
         };
         let _g = self.meter.start(attempt);
+        let prefix = self.authority_path.trim_end_matches('/');
+        if !prefix.is_empty() && !request.url().path().starts_with(prefix) {
+            let mut r = request.clone();
+            let p = format!("{prefix}{}", r.url().path());
+            r.url_mut().set_path(&p);
+            return self.inner.execute_request(&r).await;
+        }
         self.inner.execute_request(request).await
     }
 }

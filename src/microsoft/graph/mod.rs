@@ -262,6 +262,7 @@ pub fn is_replication_error(status: u16, body: &Value) -> bool {
         || (status == 400
             && (code == "Request_ResourceNotFound"
                 || msg.contains("does not reference a valid application object")
+                || msg.contains("Not a valid reference update")
                 || msg.contains("does not exist or one of its queried reference-property")))
 }
 
@@ -404,8 +405,11 @@ impl GraphClient {
             if is_throttled(status) && throttled + 1 < self.retry.throttle_attempts {
                 throttled += 1;
                 let d = self.retry.wait(throttled, ra);
-                if waited + d <= self.retry.budget {
-                    waited += d;
+                // Microsoft's Retry-After is obeyed (bounded by the attempt count); only our
+                // own backoff draws on the budget.
+                let own = if ra.is_some() { Duration::ZERO } else { d };
+                if waited + own <= self.retry.budget {
+                    waited += own;
                     attempt = Attempt::Throttled;
                     tokio::time::sleep(d).await;
                     continue;
@@ -508,6 +512,8 @@ impl GraphClient {
                 .unwrap_or_default();
             let mut retry_now: Vec<usize> = Vec::new();
             let mut longest = Duration::ZERO;
+            // The part of the wait that is our own backoff (Retry-After does not count).
+            let mut own = Duration::ZERO;
             for &i in &pending {
                 let r = &reqs[i];
                 let id = (i + 1).to_string();
@@ -542,10 +548,12 @@ impl GraphClient {
                 let t = tries.entry(i).or_default();
                 if is_throttled(status) && t.0 + 1 < self.retry.throttle_attempts {
                     t.0 += 1;
-                    let d = self
-                        .retry
-                        .wait(t.0, retry_after(header("retry-after").as_deref()));
+                    let ra = retry_after(header("retry-after").as_deref());
+                    let d = self.retry.wait(t.0, ra);
                     longest = longest.max(d);
+                    if ra.is_none() {
+                        own = own.max(d);
+                    }
                     retry_now.push(i);
                     continue;
                 }
@@ -555,7 +563,9 @@ impl GraphClient {
                     && t.1 + 1 < self.retry.replication_attempts
                 {
                     t.1 += 1;
-                    longest = longest.max(self.retry.wait(t.1, None));
+                    let d = self.retry.wait(t.1, None);
+                    longest = longest.max(d);
+                    own = own.max(d);
                     retry_now.push(i);
                     continue;
                 }
@@ -568,7 +578,7 @@ impl GraphClient {
                     t.0 + t.1,
                 )));
             }
-            if !retry_now.is_empty() && waited + longest > self.retry.budget {
+            if !retry_now.is_empty() && waited + own > self.retry.budget {
                 for &i in &retry_now {
                     out[i] = Some(Err(GraphError::Api {
                         method: reqs[i].method.clone(),
@@ -584,7 +594,7 @@ impl GraphClient {
                 retry_now.clear();
             }
             if !retry_now.is_empty() {
-                waited += longest;
+                waited += own;
                 tokio::time::sleep(longest).await;
                 let any_throttled = retry_now.iter().any(|i| tries[i].0 > 0);
                 attempt = if any_throttled {

@@ -118,7 +118,12 @@ impl Step for SecretStep {
             match cx.dir.add_password(&app.id, SECRET_DESCRIPTION, end).await {
                 Ok(s) => break s,
                 Err(e) if is_lifetime_policy(&e) && shortened.is_none() => {
-                    let max = max_days_in(e.message().unwrap_or_default());
+                    let mut max = max_days_in(e.message().unwrap_or_default());
+                    if max.is_none() {
+                        // The refusal does not say the limit; the tenant's policy does (if we
+                        // may read it).
+                        max = cx.dir.max_secret_lifetime_days().await.ok().flatten();
+                    }
                     let Some(max_days) = max else {
                         return Err(WizardError::SecretPolicy {
                             asked_months: asked,
