@@ -113,6 +113,20 @@ impl Env {
     }
 }
 
+/// (requests, round trips, writes) from the run's request summary line.
+pub fn stats(o: &Output) -> (u32, u32, u32) {
+    let err = stderr(o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("requests after sign-in:"))
+        .unwrap_or_else(|| panic!("no request summary in:\n{err}"));
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1], nums[2])
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -205,6 +219,9 @@ async fn fresh_tenant_then_rerun_changes_nothing() {
     assert!(!stderr(&out).contains(&secret));
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret));
     assert!(stderr(&out).contains("enter the code"), "{}", stderr(&out));
+    let (requests, round_trips, _) = stats(&out);
+    assert!(requests <= 12, "fresh: {requests} requests");
+    assert!(round_trips <= 6, "fresh: {round_trips} round trips");
 
     let before = env.sb.snapshot(env.id);
     env.sb.clear_requests();
