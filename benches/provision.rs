@@ -76,9 +76,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    println!(
-        "provision benchmark: sandbox latency {LATENCY_MS} ms per response, {RUNS} tenants\n"
-    );
+    println!("provision benchmark: sandbox latency {LATENCY_MS} ms per response, {RUNS} tenants\n");
     println!(
         "{:<8} {:>8} {:>11} {:>7} {:>12} {:>9} {:>10}",
         "run", "requests", "round trips", "writes", "replication", "throttle", "wall (ms)"
@@ -88,7 +86,11 @@ async fn main() {
     for n in 1..=RUNS {
         for (label, walls) in [("fresh", &mut fresh_wall), ("re-run", &mut rerun_wall)] {
             let (out, wall) = run(&sb, dir.path(), n).await;
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let s = stats(&out);
             println!(
                 "{:<8} {:>8} {:>11} {:>7} {:>12} {:>9} {:>10}",
