@@ -640,8 +640,12 @@ impl<'a> Wizard<'a> {
             match s.assess(&cx) {
                 Assessment::Done => {
                     // Re-checked and still there; record it done if an older run did not.
+                    let before = cx.record.clone();
+                    s.record_found(&mut cx);
                     if !cx.record.step(s.id()).is_done() {
                         cx.record.step_mut(s.id()).record(StepStatus::Done, None);
+                    }
+                    if *cx.record != before {
                         self.persist(&record)?;
                     }
                     continue;

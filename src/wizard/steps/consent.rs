@@ -46,6 +46,14 @@ impl Step for ConsentStep {
         }
     }
 
+    fn record_found(&self, cx: &mut StepCx<'_>) {
+        if let Ok(perms) =
+            permissions::resolve(cx.survey.graph_sp.as_ref(), cx.survey.o365_sp.as_ref())
+        {
+            cx.record.granted_permissions = perms.iter().map(|p| p.key()).collect();
+        }
+    }
+
     async fn run(&self, cx: &mut StepCx<'_>) -> Result<StepOutcome, WizardError> {
         let perms = permissions::resolve(cx.survey.graph_sp.as_ref(), cx.survey.o365_sp.as_ref())?;
         let sp = cx

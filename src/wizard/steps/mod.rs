@@ -75,5 +75,8 @@ pub enum StepOutcome {
 pub trait Step: Send + Sync {
     fn id(&self) -> StepId;
     fn assess(&self, cx: &StepCx<'_>) -> Assessment;
+    /// Called instead of `run` when `assess` found the step done: bring the record in line
+    /// with what exists (e.g. after the store was lost and our app was found again). No requests.
+    fn record_found(&self, _cx: &mut StepCx<'_>) {}
     async fn run(&self, cx: &mut StepCx<'_>) -> Result<StepOutcome, WizardError>;
 }
