@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod doctor;
 pub mod list;
+pub mod tenant;
 pub mod ual;
 
 use std::path::PathBuf;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::List(a) => list::cmd_list(&ctx, a),
         Command::Ual(a) => ual::cmd_ual(&ctx, a),
         Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
+        Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }
