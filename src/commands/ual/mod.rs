@@ -3,13 +3,18 @@
 pub mod retry;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, failed};
-use crate::microsoft::exchange::SignInFactory;
-use crate::microsoft::exchange::auth::{EnvTokens, NoSignIn};
+use crate::microsoft::exchange::auth::{EnvTokens, UserSignIn};
+use crate::microsoft::exchange::{AuthChoice, Passthrough, Pwsh, PwshOpsFactory, bridge};
+use crate::microsoft::signin::{AuthMethod, DeviceCodePrompt, SignInObserver};
+use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
+use crate::store::TenantRecord;
+use crate::ui::Ui;
 
 #[derive(Debug, Args)]
 pub struct UalArgs {
@@ -39,13 +44,120 @@ pub enum ExchangeAuthMode {
     Device,
 }
 
-/// Where Exchange credentials come from for this run: `HAL_ONBOARD_EXCHANGE_TOKEN` when set,
-/// else the sign-in module's factory (wired at merge: device code, then the keyring's
-/// refresh token `tenant:{id}:exchange-refresh-token`).
-pub fn exchange_sign_in(ctx: &Ctx) -> Arc<dyn SignInFactory> {
-    match &ctx.env.exchange_token {
-        Some(t) => Arc::new(EnvTokens::new(t)),
-        None => Arc::new(NoSignIn),
+/// The Exchange sessions for this run: PowerShell located (`HAL_ONBOARD_PWSH`, else `pwsh`),
+/// signing in per `mode`, module output shown on stderr prefixed with the tenant's domain.
+/// `ual retry` uses it, and `tenant add` hands it to the wizard as
+/// `ExchangeStep::new(factory)`. With token sign-in, tokens come from
+/// `HAL_ONBOARD_EXCHANGE_TOKEN` when set, else from the technician's own sign-in (the refresh
+/// token kept in `secrets`, else a device code).
+pub fn exchange_factory(
+    ctx: &Ctx,
+    mode: ExchangeAuthMode,
+    secrets: Arc<dyn SecretStore>,
+    http: reqwest::Client,
+    pwsh_timeout: Option<Duration>,
+) -> CommandResult<Arc<PwshOpsFactory>> {
+    let exe = bridge::locate(ctx.env.pwsh.as_deref()).map_err(|e| {
+        let hint = e.hint("");
+        failed("cannot run Exchange Online PowerShell")
+            .with_source(e)
+            .hint(hint)
+            .hint("Or leave out step 1 with --skip-exchange and turn on audit logging by hand.")
+    })?;
+    let timeout = pwsh_timeout
+        .or(ctx.env.pwsh_timeout)
+        .unwrap_or(bridge::DEFAULT_TIMEOUT);
+    let auth = match mode {
+        ExchangeAuthMode::Device => AuthChoice::Device,
+        ExchangeAuthMode::Token => AuthChoice::Token(match &ctx.env.exchange_token {
+            Some(t) => Arc::new(EnvTokens::new(t)),
+            None => Arc::new(UserSignIn::new(
+                http,
+                ctx.env.endpoints(ctx.cloud()).login,
+                secrets,
+                Arc::new(UiSignIn { ui: ctx.ui.clone() }),
+                AuthMethod::DeviceCode,
+            )),
+        }),
+    };
+    let ui = ctx.ui.clone();
+    Ok(Arc::new(PwshOpsFactory {
+        pwsh: Pwsh::new(exe, timeout),
+        auth,
+        out: Arc::new(move |t: &TenantRecord| {
+            Arc::new(Prefixed {
+                ui: ui.clone(),
+                domain: t.primary_domain.clone(),
+            }) as Arc<dyn Passthrough>
+        }),
+    }))
+}
+
+/// The secret store for a command without one: the sandbox's file store when asked for, else
+/// the OS keyring if it answers within 5 s, else memory (with a warning).
+pub fn secret_store(ctx: &Ctx) -> Arc<dyn SecretStore> {
+    let login = ctx.env.endpoints(ctx.cloud()).login;
+    if let Some(f) = crate::commands::tenant::file_secrets::FileSecretStore::for_sandbox(&login) {
+        return Arc::new(f);
+    }
+    let probe = std::thread::spawn(KeyringStore::probe);
+    let started = std::time::Instant::now();
+    while !probe.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if probe.is_finished()
+        && let Ok(Ok(k)) = probe.join()
+    {
+        return Arc::new(k);
+    }
+    ctx.ui
+        .warning("no OS keyring answered: the sign-in is kept in memory for this run only.");
+    Arc::new(MemoryStore::default())
+}
+
+/// Module output, prefixed with the tenant, to the technician (stderr).
+struct Prefixed {
+    ui: Ui,
+    domain: String,
+}
+
+impl Passthrough for Prefixed {
+    fn line(&self, line: &str) {
+        if !line.trim().is_empty() {
+            self.ui.status(format!("[{}] {line}", self.domain));
+        }
+    }
+}
+
+/// Shows an Exchange sign-in's device code.
+struct UiSignIn {
+    ui: Ui,
+}
+
+impl SignInObserver for UiSignIn {
+    fn device_code(&self, p: &DeviceCodePrompt) {
+        let ui = &self.ui;
+        ui.status(format!(
+            "To sign in to Exchange Online, open {} and enter the code {}",
+            ui.bold(&p.verification_uri),
+            ui.bold(ui.yellow(&p.user_code))
+        ));
+        ui.status(
+            ui.dim("Sign in as a Global Administrator or Exchange Administrator of that tenant."),
+        );
+    }
+
+    fn browser_url(&self, url: &url::Url) -> bool {
+        self.ui
+            .status(format!("To sign in to Exchange Online, open {url}"));
+        false
+    }
+
+    fn signed_in(&self, user: Option<&str>) {
+        self.ui.success(format!(
+            "Signed in to Exchange Online{}",
+            user.map(|u| format!(" as {u}")).unwrap_or_default()
+        ));
     }
 }
 

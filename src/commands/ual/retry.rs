@@ -14,13 +14,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ExchangeAuthMode, exchange_sign_in, runtime, store_error};
+use super::{ExchangeAuthMode, exchange_factory, runtime, secret_store, store_error};
 use crate::commands::Ctx;
 use crate::error::{CommandResult, failed, user_error, waiting};
-use crate::microsoft::exchange::bridge::{self, DEFAULT_TIMEOUT};
-use crate::microsoft::exchange::{
-    ExchangeAuth, ExchangeError, ExchangeTarget, Passthrough, Pwsh, PwshExchange, SignInFactory,
-};
+use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::store::{TenantRecord, TenantStore, UalState};
 use crate::ui::Ui;
 use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress};
@@ -149,10 +146,7 @@ struct Report {
 
 struct Deps {
     store: TenantStore,
-    pwsh: Pwsh,
-    auth: ExchangeAuthMode,
-    sign_in: Arc<dyn SignInFactory>,
-    ui: Ui,
+    ops: Arc<dyn OpsFactory>,
 }
 
 pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
@@ -198,23 +192,21 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         return Ok(());
     }
 
-    let exe = bridge::locate(ctx.env.pwsh.as_deref()).map_err(|e| {
-        let hint = e.hint("");
-        failed("cannot run Exchange Online PowerShell")
+    let http = crate::http::build_client(ctx.env.ca_cert.as_deref()).map_err(|e| {
+        failed("cannot set up HTTPS")
             .with_source(e)
-            .hint(hint)
+            .hint("Check HAL_ONBOARD_CA_CERT, or unset it.")
     })?;
-    let timeout = args
-        .pwsh_timeout
-        .map(Duration::from_secs)
-        .or(ctx.env.pwsh_timeout)
-        .unwrap_or(DEFAULT_TIMEOUT);
+    let factory = exchange_factory(
+        ctx,
+        args.exchange_auth,
+        secret_store(ctx),
+        http,
+        args.pwsh_timeout.map(Duration::from_secs),
+    )?;
     let deps = Arc::new(Deps {
         store,
-        pwsh: Pwsh::new(exe, timeout),
-        auth: args.exchange_auth,
-        sign_in: exchange_sign_in(ctx),
-        ui: ui.clone(),
+        ops: factory,
     });
 
     let started = Instant::now();
@@ -375,20 +367,6 @@ fn show(ui: &Ui, o: &TenantOutcome) {
     }
 }
 
-/// Module output, prefixed with the tenant, to the technician.
-struct Prefixed {
-    ui: Ui,
-    domain: String,
-}
-
-impl Passthrough for Prefixed {
-    fn line(&self, line: &str) {
-        if !line.trim().is_empty() {
-            self.ui.status(format!("[{}] {line}", self.domain));
-        }
-    }
-}
-
 async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
     let store = deps.store.clone();
     let loaded = tokio::task::spawn_blocking(move || store.load())
@@ -401,32 +379,9 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         }
         Err(e) => return error_outcome_for_id(id, &e.to_string()),
     };
-    let auth = match deps.auth {
-        ExchangeAuthMode::Device => Ok(ExchangeAuth::Device),
-        ExchangeAuthMode::Token => deps
-            .sign_in
-            .exchange_sign_in(&rec)
-            .await
-            .map(ExchangeAuth::Token),
-    };
     let mut work = rec.clone();
-    let result = match auth {
-        Ok(auth) => {
-            let ops = PwshExchange::new(
-                deps.pwsh.clone(),
-                ExchangeTarget {
-                    tenant_id: rec.tenant_id,
-                    organization: rec.primary_domain.clone(),
-                    cloud: rec.cloud,
-                },
-                auth,
-                Arc::new(Prefixed {
-                    ui: deps.ui.clone(),
-                    domain: rec.primary_domain.clone(),
-                }),
-            );
-            step::retry(&ops, &mut work, &NoProgress).await
-        }
+    let result = match deps.ops.ops_for(&rec).await {
+        Ok(ops) => step::retry(ops.as_ref(), &mut work, &NoProgress).await,
         Err(e) => Err(e),
     };
     if !matches!(result, Err(ExchangeError::Interrupted)) {

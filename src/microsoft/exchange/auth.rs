@@ -174,3 +174,82 @@ impl SignInFactory for NoSignIn {
         })
     }
 }
+
+/// The technician's own sign-in (`microsoft::signin::UserCredential`) for Exchange Online
+/// PowerShell's client: the refresh token kept in the secret store under
+/// `tenant:{id}:exchange-refresh-token` first, else the sign-in method (device code by
+/// default), shown through `observer`. Interactive sign-ins happen one at a time.
+pub struct UserSignIn {
+    pub http: reqwest::Client,
+    /// The sign-in authority (`Endpoints::login`).
+    pub authority: url::Url,
+    pub secrets: Arc<dyn crate::secrets::SecretStore>,
+    pub observer: Arc<dyn crate::microsoft::signin::SignInObserver>,
+    pub method: crate::microsoft::signin::AuthMethod,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl UserSignIn {
+    pub fn new(
+        http: reqwest::Client,
+        authority: url::Url,
+        secrets: Arc<dyn crate::secrets::SecretStore>,
+        observer: Arc<dyn crate::microsoft::signin::SignInObserver>,
+        method: crate::microsoft::signin::AuthMethod,
+    ) -> UserSignIn {
+        UserSignIn {
+            http,
+            authority,
+            secrets,
+            observer,
+            method,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SignInFactory for UserSignIn {
+    async fn exchange_sign_in(
+        &self,
+        tenant: &TenantRecord,
+    ) -> Result<ExchangeSignIn, ExchangeError> {
+        use crate::microsoft::signin::{SignInOptions, UserCredential};
+        let mut opts = SignInOptions::exchange(
+            self.authority.clone(),
+            &tenant.tenant_id.to_string(),
+            tenant.cloud.exchange_resource(),
+        );
+        opts.method = self.method;
+        opts.known_tenant = Some(tenant.tenant_id);
+        let cred = UserCredential::new(
+            self.http.clone(),
+            opts,
+            self.secrets.clone(),
+            self.observer.clone(),
+        );
+        let not_signed_in = |e: crate::microsoft::signin::SignInError| ExchangeError::NotSignedIn {
+            message: e.to_string(),
+        };
+        // Sign in now, one tenant at a time, so two prompts never interleave; the session
+        // gets the cached token.
+        let token = {
+            let _turn = self.one_at_a_time.lock().await;
+            let t = cred.token(&[]).await.map_err(not_signed_in)?;
+            cred.keep_signed_in(tenant.tenant_id)
+                .await
+                .map_err(not_signed_in)?;
+            t
+        };
+        let upn = jwt_claims(token.token.secret()).and_then(|c| {
+            c.get("upn")
+                .or_else(|| c.get("preferred_username"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+        Ok(ExchangeSignIn {
+            credential: cred,
+            upn,
+        })
+    }
+}

@@ -19,7 +19,10 @@ pub mod scripts;
 
 pub use auth::{ExchangeAuth, ExchangeSignIn, SignInFactory, StaticTokenCredential};
 pub use bridge::{Passthrough, Pwsh, Quiet};
-pub use ops::{Customization, ExchangeOps, ExchangeTarget, ModuleStatus, OrgConfig, PwshExchange};
+pub use ops::{
+    AuthChoice, Customization, ExchangeOps, ExchangeTarget, ModuleStatus, OpsFactory, OrgConfig,
+    PassthroughFor, PwshExchange, PwshOpsFactory,
+};
 pub use protocol::ErrorClass;
 
 /// The Exchange Online PowerShell module's public client ID (what `Connect-ExchangeOnline`

@@ -290,3 +290,56 @@ impl ExchangeOps for PwshExchange {
             .ok_or_else(|| missing_field(&r, "unifiedAuditLogIngestionEnabled"))
     }
 }
+
+/// Makes the [`ExchangeOps`] for a tenant: the wizard's step and `ual retry` get one of these,
+/// so tests can hand them fakes.
+#[async_trait::async_trait]
+pub trait OpsFactory: Send + Sync {
+    async fn ops_for(
+        &self,
+        tenant: &crate::store::TenantRecord,
+    ) -> Result<Box<dyn ExchangeOps>, ExchangeError>;
+}
+
+/// How sessions made by [`PwshOpsFactory`] sign in.
+#[derive(Clone)]
+pub enum AuthChoice {
+    /// A token from our own sign-in, per tenant.
+    Token(Arc<dyn super::SignInFactory>),
+    /// `Connect-ExchangeOnline -Device`.
+    Device,
+}
+
+/// Where a tenant's module output goes (e.g. prefixed with its domain).
+pub type PassthroughFor =
+    Arc<dyn Fn(&crate::store::TenantRecord) -> Arc<dyn Passthrough> + Send + Sync>;
+
+/// [`PwshExchange`] sessions for any tenant.
+pub struct PwshOpsFactory {
+    pub pwsh: Pwsh,
+    pub auth: AuthChoice,
+    pub out: PassthroughFor,
+}
+
+#[async_trait::async_trait]
+impl OpsFactory for PwshOpsFactory {
+    async fn ops_for(
+        &self,
+        tenant: &crate::store::TenantRecord,
+    ) -> Result<Box<dyn ExchangeOps>, ExchangeError> {
+        let auth = match &self.auth {
+            AuthChoice::Device => ExchangeAuth::Device,
+            AuthChoice::Token(f) => ExchangeAuth::Token(f.exchange_sign_in(tenant).await?),
+        };
+        Ok(Box::new(PwshExchange::new(
+            self.pwsh.clone(),
+            ExchangeTarget {
+                tenant_id: tenant.tenant_id,
+                organization: tenant.primary_domain.clone(),
+                cloud: tenant.cloud,
+            },
+            auth,
+            (self.out)(tenant),
+        )))
+    }
+}

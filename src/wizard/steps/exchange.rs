@@ -13,7 +13,9 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::microsoft::exchange::{Customization, ErrorClass, ExchangeError, ExchangeOps};
+use crate::microsoft::exchange::{
+    Customization, ErrorClass, ExchangeError, ExchangeOps, OpsFactory,
+};
 use crate::store::{StepId, StepStatus, TenantRecord, UalState};
 
 /// Told what the step is doing, for a spinner. Never asked anything.
@@ -195,6 +197,81 @@ fn mark_enabled(rec: &mut TenantRecord, already: bool, hydrated_now: bool) -> Ex
     ExchangeOutcome::Enabled {
         already,
         hydrated_now,
+    }
+}
+
+/// Step 1 in the wizard's engine ([`super::Step`]): makes the tenant's [`ExchangeOps`] from
+/// the record when it runs (the tenant is known only then), runs [`run`] (or [`retry`] when an
+/// earlier run left the tenant waiting), and leaves the step's status to the engine.
+pub struct ExchangeStep {
+    ops: std::sync::Arc<dyn OpsFactory>,
+}
+
+impl ExchangeStep {
+    pub fn new(ops: std::sync::Arc<dyn OpsFactory>) -> ExchangeStep {
+        ExchangeStep { ops }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Step for ExchangeStep {
+    fn id(&self) -> StepId {
+        StepId::Exchange
+    }
+
+    fn assess(&self, cx: &super::StepCx<'_>) -> super::Assessment {
+        match cx.record.ual.state {
+            UalState::Enabled => super::Assessment::Done,
+            UalState::WaitingPropagation => super::Assessment::ToDo(vec![
+                "retry Set-AdminAuditLogConfig (Microsoft was still propagating the organization's customization)".into(),
+            ]),
+            UalState::Unknown | UalState::Failed => super::Assessment::ToDo(vec![
+                "hydrate the Exchange organization if it is dehydrated (Enable-OrganizationCustomization)".into(),
+                "turn on unified audit logging (Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true) unless already on".into(),
+            ]),
+        }
+    }
+
+    async fn run(
+        &self,
+        cx: &mut super::StepCx<'_>,
+    ) -> Result<super::StepOutcome, crate::wizard::WizardError> {
+        let domain = cx.record.primary_domain.clone();
+        let kept = cx.record.steps.exchange.clone();
+        let result = async {
+            let ops = self.ops.ops_for(cx.record).await?;
+            if cx.record.ual.state == UalState::WaitingPropagation {
+                retry(ops.as_ref(), cx.record, &NoProgress).await
+            } else {
+                run(ops.as_ref(), cx.record, &NoProgress).await
+            }
+        }
+        .await;
+        // The engine records the step's status; ours would count the attempt twice.
+        cx.record.steps.exchange = kept;
+        match result {
+            Ok(o @ ExchangeOutcome::Enabled { .. }) => Ok(super::StepOutcome::Done(o.summary())),
+            Ok(o) => Ok(super::StepOutcome::Waiting(format!(
+                "{} {}",
+                o.summary(),
+                o.hint(&domain).unwrap_or_default()
+            ))),
+            Err(e) => {
+                if !matches!(e, ExchangeError::Interrupted)
+                    && cx.record.ual.state != UalState::WaitingPropagation
+                {
+                    cx.record.ual.state = UalState::Failed;
+                }
+                Err(crate::wizard::WizardError::Step {
+                    step: StepId::Exchange,
+                    message: "unified audit logging could not be turned on in Exchange Online"
+                        .into(),
+                    hint: Some(e.hint(&domain)),
+                    waiting: false,
+                    source: Some(Box::new(e)),
+                })
+            }
+        }
     }
 }
 
