@@ -40,7 +40,7 @@ pub struct RetryArgs {
     #[arg(long, default_value = "8h", value_parser = parse_duration, value_name = "DURATION")]
     pub max_wait: Duration,
 
-    /// How many tenants to work on at once.
+    /// How many tenants to work on at once (always 1 with `--exchange-auth device`).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub jobs: u16,
 
@@ -209,6 +209,11 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         ops: factory,
     });
 
+    // With -Device each session prompts on its own: one at a time, or the codes interleave.
+    let jobs = match args.exchange_auth {
+        ExchangeAuthMode::Device => 1,
+        ExchangeAuthMode::Token => args.jobs as usize,
+    };
     let started = Instant::now();
     let mut latest: BTreeMap<Uuid, TenantOutcome> = BTreeMap::new();
     let mut pending = ids.clone();
@@ -226,7 +231,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
                 let deps = deps.clone();
                 async move { retry_one(&deps, id).await }
             })
-            .buffer_unordered(args.jobs as usize)
+            .buffer_unordered(jobs)
             .collect()
             .await;
         drop(spinner);
@@ -329,7 +334,7 @@ async fn wait_round(ui: &Ui, interval: Duration, waiting: usize) -> bool {
         ));
         tokio::select! {
             _ = tokio::time::sleep(left.min(Duration::from_secs(1))) => {}
-            _ = &mut ctrl_c => return false,
+            Ok(()) = &mut ctrl_c => return false,
         }
     }
 }

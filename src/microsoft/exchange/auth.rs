@@ -160,21 +160,6 @@ impl SignInFactory for EnvTokens {
     }
 }
 
-/// Until sign-in is wired: says so, with the way around it.
-pub struct NoSignIn;
-
-#[async_trait::async_trait]
-impl SignInFactory for NoSignIn {
-    async fn exchange_sign_in(
-        &self,
-        _tenant: &TenantRecord,
-    ) -> Result<ExchangeSignIn, ExchangeError> {
-        Err(ExchangeError::NotSignedIn {
-            message: "this build cannot sign in to Exchange Online by itself yet; use `--exchange-auth device` or set HAL_ONBOARD_EXCHANGE_TOKEN".into(),
-        })
-    }
-}
-
 /// The technician's own sign-in (`microsoft::signin::UserCredential`) for Exchange Online
 /// PowerShell's client: the refresh token kept in the secret store under
 /// `tenant:{id}:exchange-refresh-token` first, else the sign-in method (device code by

@@ -220,7 +220,8 @@ impl Pwsh {
         let end = tokio::select! {
             s = work => End::Exited(s),
             _ = tokio::time::sleep(self.timeout) => End::TimedOut,
-            _ = tokio::signal::ctrl_c() => End::Interrupted,
+            // A failed handler registration disables this branch instead of firing it.
+            Ok(()) = tokio::signal::ctrl_c() => End::Interrupted,
         };
         if !matches!(end, End::Exited(_)) {
             kill_tree(pid);
