@@ -356,3 +356,46 @@ async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
         "the store is untouched"
     );
 }
+
+/// For looking at the live display by hand: starts the simulator with three waiting tenants,
+/// writes `env.sh` into `$UAL_DEMO_DIR`, and serves for two minutes.
+/// `UAL_DEMO_DIR=/tmp/demo cargo test --test ual_retry -- --ignored demo --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "manual: a live server for trying ual retry --watch in a terminal"]
+async fn demo_server_for_manual_runs() {
+    let out = std::path::PathBuf::from(std::env::var("UAL_DEMO_DIR").unwrap());
+    let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let w = world(
+        ids.iter()
+            .zip([2, 4, 30])
+            .map(|(id, n)| {
+                (
+                    *id,
+                    ExchangeScenario {
+                        dehydrated: true,
+                        propagation_attempts: n,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let home = out.join("home");
+    for (id, name) in ids.iter().zip(["alpha", "bravo", "charlie"]) {
+        onboard(&w, &home, *id, name).await;
+    }
+    let tokens: Vec<String> = ids.iter().map(|id| token(&w.signer, *id)).collect();
+    std::fs::write(
+        out.join("env.sh"),
+        format!(
+            "export HAL_ONBOARD_HOME={}\nexport HAL_ONBOARD_PWSH={}\nexport HAL_ONBOARD_EXCHANGE_TOKEN='{}'\n",
+            home.display(),
+            w.pwsh.display(),
+            tokens.join(" ")
+        ),
+    )
+    .unwrap();
+    eprintln!("ready: source {}/env.sh", out.display());
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}

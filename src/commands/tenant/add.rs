@@ -169,7 +169,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         Some(crate::commands::ual::exchange_factory(
             ctx,
             args.exchange_auth,
-            secrets.clone(),
+            Some(secrets.clone()),
             http.clone(),
             None,
         )?)

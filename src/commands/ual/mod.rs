@@ -49,11 +49,11 @@ pub enum ExchangeAuthMode {
 /// `ual retry` uses it, and `tenant add` hands it to the wizard as
 /// `ExchangeStep::new(factory)`. With token sign-in, tokens come from
 /// `HAL_ONBOARD_EXCHANGE_TOKEN` when set, else from the technician's own sign-in (the refresh
-/// token kept in `secrets`, else a device code).
+/// token kept in `secrets` (opened here when `None` and needed), else a device code).
 pub fn exchange_factory(
     ctx: &Ctx,
     mode: ExchangeAuthMode,
-    secrets: Arc<dyn SecretStore>,
+    secrets: Option<Arc<dyn SecretStore>>,
     http: reqwest::Client,
     pwsh_timeout: Option<Duration>,
 ) -> CommandResult<Arc<PwshOpsFactory>> {
@@ -74,7 +74,7 @@ pub fn exchange_factory(
             None => Arc::new(UserSignIn::new(
                 http,
                 ctx.env.endpoints(ctx.cloud()).login,
-                secrets,
+                secrets.unwrap_or_else(|| secret_store(ctx)),
                 Arc::new(UiSignIn { ui: ctx.ui.clone() }),
                 AuthMethod::DeviceCode,
             )),
@@ -113,6 +113,27 @@ pub fn secret_store(ctx: &Ctx) -> Arc<dyn SecretStore> {
     ctx.ui
         .warning("no OS keyring answered: the sign-in is kept in memory for this run only.");
     Arc::new(MemoryStore::default())
+}
+
+/// The OS keyring, if it answers within `wait` (a Secret Service that never answers would
+/// otherwise hang the command).
+pub(crate) fn probe_keyring(wait: Duration) -> Result<KeyringStore, String> {
+    let probe = std::thread::spawn(KeyringStore::probe);
+    let started = std::time::Instant::now();
+    while !probe.is_finished() && started.elapsed() < wait {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !probe.is_finished() {
+        return Err(format!(
+            "the OS keyring did not answer within {} s",
+            wait.as_secs()
+        ));
+    }
+    match probe.join() {
+        Ok(Ok(k)) => Ok(k),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the keyring probe failed".into()),
+    }
 }
 
 /// Module output, prefixed with the tenant, to the technician (stderr).

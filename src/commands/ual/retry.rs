@@ -14,7 +14,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ExchangeAuthMode, exchange_factory, runtime, secret_store, store_error};
+use super::{ExchangeAuthMode, exchange_factory, runtime, store_error};
 use crate::commands::Ctx;
 use crate::error::{CommandResult, failed, user_error, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
@@ -200,7 +200,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let factory = exchange_factory(
         ctx,
         args.exchange_auth,
-        secret_store(ctx),
+        None,
         http,
         args.pwsh_timeout.map(Duration::from_secs),
     )?;
@@ -221,6 +221,12 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let mut interrupted = false;
     loop {
         rounds += 1;
+        if rounds > 1 && !ui.json() {
+            ui.status(ui.dim(format!(
+                "Round {rounds}, {} after the first:",
+                humanize(started.elapsed())
+            )));
+        }
         let spinner = ui.spinner(format!(
             "Retrying unified audit logging for {} tenant{}",
             pending.len(),
