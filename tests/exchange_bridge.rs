@@ -316,3 +316,60 @@ async fn exchange_device_sign_in_passes_the_prompt_through() {
         "{seen:?}"
     );
 }
+
+/// What the bridge hands PowerShell, seen by a fake `pwsh` (a shell script): the fixed
+/// arguments only, the script on stdin, the token in the environment; and a line that is not
+/// UTF-8 neither stops the reading nor reaches the person unscrubbed.
+#[cfg(unix)]
+#[tokio::test]
+async fn exchange_bridge_passes_the_script_on_stdin_and_the_token_in_the_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let fake = dir.path().join("pwsh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {d}/args\ncat > {d}/stdin\nprintf '%s' \"$HAL_EXO_ACCESS_TOKEN\" > {d}/token\nprintf 'caf\\351 token=%s\\n' \"$HAL_EXO_ACCESS_TOKEN\"\necho '##hal-result {{\"op\":\"done\",\"ok\":true}}'\necho 'oops' >&2\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJlLXNlY3JldA";
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = seen.clone();
+    let out = Pwsh::new(fake, T)
+        .run(
+            "& {\n'hello'\n}\n\n",
+            &[("HAL_EXO_ACCESS_TOKEN", token.to_string())],
+            &[token.to_string()],
+            &move |l: &str| sink.lock().unwrap().push(l.to_string()),
+        )
+        .await
+        .unwrap();
+    let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+    assert_eq!(
+        args.lines().collect::<Vec<_>>(),
+        ["-NoLogo", "-NoProfile", "-NonInteractive", "-Command", "-"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("stdin")).unwrap(),
+        "& {\n'hello'\n}\n\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("token")).unwrap(),
+        token
+    );
+    assert_eq!(
+        out.reports.len(),
+        1,
+        "the report after a non-UTF-8 line is read"
+    );
+    let seen = seen.lock().unwrap().join("\n");
+    assert!(
+        seen.contains("caf") && seen.contains("token=[redacted]"),
+        "{seen}"
+    );
+    assert!(!seen.contains(token));
+    assert_eq!(out.stderr, "oops");
+}

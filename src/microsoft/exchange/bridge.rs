@@ -199,8 +199,17 @@ impl Pwsh {
         });
         let mut result = RunOutput::default();
         let read = async {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            // Bytes, not `lines()`: Windows PowerShell may write its code page, and a line that
+            // is not UTF-8 must not stop the reading (the child would block on a full pipe).
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&buf);
                 match parse_line(&line) {
                     Line::Report(r) => result.reports.push(r),
                     Line::Malformed(e) => result.malformed.push(e),

@@ -60,6 +60,7 @@ impl Plan {
 const PRELUDE: &str = r#"& {
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+[Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 function Send-HalResult {
     param([string]$Op, [bool]$Ok, $Data = $null, $Failure = $null)
     $result = [ordered]@{ op = $Op; ok = $Ok }
@@ -108,6 +109,7 @@ pub fn install_module() -> String {
 const INSTALL: &str = r#"& {
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+[Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 try {
     Install-Module -Name ExchangeOnlineManagement -Scope CurrentUser -MinimumVersion 3.1.0 -Force -AllowClobber -ErrorAction Stop
     [Console]::Out.WriteLine('##hal-result {"op":"install","ok":true}')
