@@ -64,6 +64,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Every tenant, where it stands, what is still to do, when its secret expires.
     List(commands::list::ListArgs),
+    /// The MSP portal: save its URL and token, check them, resend credentials.
+    #[command(subcommand)]
+    Portal(commands::portal::PortalCommand),
     /// Print a shell completion script.
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page (roff) to stdout.

@@ -16,3 +16,4 @@ pub mod sandbox;
 pub mod secrets;
 pub mod store;
 pub mod ui;
+pub mod wizard;

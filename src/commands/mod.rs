@@ -1,7 +1,9 @@
 //! One module per subcommand, each thin: parse → call the wizard or a client → report.
 
 pub mod completions;
+pub mod helpers;
 pub mod list;
+pub mod portal;
 
 use std::path::PathBuf;
 
@@ -51,6 +53,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
     let ctx = Ctx::new(ui, cli.global.clone())?;
     match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
+        Command::Portal(c) => portal::cmd_portal(&ctx, c),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,3 @@
+//! The wizard's step engine.
+
+pub mod steps;

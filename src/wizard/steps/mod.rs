@@ -1,0 +1,3 @@
+//! The wizard's steps.
+
+pub mod portal;
