@@ -1,5 +1,249 @@
-//! The sandbox: a simulated Microsoft cloud and MSP portal on 127.0.0.1, over real HTTPS.
+//! The sandbox: a simulated Microsoft cloud (sign-in and Microsoft Graph, with Exchange and the
+//! MSP portal mounted beside them) on 127.0.0.1, over real HTTPS with a CA made at start.
+//!
+//! It behaves like Microsoft's documented endpoints — error codes and bodies, `$filter`
+//! syntax, throttling, replication delay — so the client code that passes here is the code
+//! that works against Microsoft. See docs/sandbox.md.
+//!
+//! One port, path prefixes: `/login/` (sign-in authority), `/graph/` (Graph service root),
+//! `/exchange/`, `/portal/`.
 
+pub mod catalog;
 pub mod exchange;
+pub mod graph;
+pub mod login;
+pub mod odata;
 pub mod portal;
+pub mod scenario;
+pub mod state;
+mod tls;
 pub mod token;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State as Ax};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use time::OffsetDateTime;
+use url::Url;
+use uuid::Uuid;
+
+pub use scenario::{PortalScenario, Scenario, ScenarioError, TenantScenario, UserScenario};
+pub use state::{RequestLogEntry, State, TenantSnapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot make the sandbox's TLS certificates: {0}")]
+    Tls(String),
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on 127.0.0.1")]
+    Bind(#[source] std::io::Error),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+}
+
+/// Marks a response with the tenant it concerned (for the request log and `latencyMs`).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantTag(pub Uuid);
+
+pub(crate) fn tagged(mut r: Response, tenant: Uuid) -> Response {
+    r.extensions_mut().insert(TenantTag(tenant));
+    r
+}
+
+/// A running sandbox cloud. Dropping it without [`Sandbox::shutdown`] leaves the server
+/// running until the runtime ends.
+pub struct Sandbox {
+    state: Arc<State>,
+    portal: portal::PortalSim,
+    ca_path: PathBuf,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base", &self.state.base.as_str())
+            .field("ca_path", &self.ca_path)
+            .finish()
+    }
+}
+
+impl Sandbox {
+    /// Makes a CA (written to `dir/ca.pem`), binds 127.0.0.1 on a free port and serves.
+    pub async fn start(scenario: Scenario, dir: &Path) -> Result<Sandbox, SandboxError> {
+        scenario.validate()?;
+        crate::http::install_crypto_provider();
+        let pki = tls::make().map_err(SandboxError::Tls)?;
+        let ca_path = dir.join("ca.pem");
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&ca_path, &pki.ca_pem))
+            .map_err(|source| SandboxError::Write {
+                path: ca_path.display().to_string(),
+                source,
+            })?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(SandboxError::Bind)?;
+        listener.set_nonblocking(true).map_err(SandboxError::Bind)?;
+        let port = listener.local_addr().map_err(SandboxError::Bind)?.port();
+        let base = Url::parse(&format!("https://127.0.0.1:{port}/")).expect("base URL");
+        let state = Arc::new(State::new(&scenario, token::Signer::random(), base));
+
+        let portal = portal::PortalSim::new(&scenario.portal);
+        let app = router(state.clone(), portal.clone());
+        let handle = axum_server::Handle::new();
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
+        let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
+        let task = tokio::spawn(server.serve(app.into_make_service()));
+        handle.listening().await;
+        Ok(Sandbox {
+            state,
+            portal,
+            ca_path,
+            handle,
+            task,
+        })
+    }
+
+    /// The sign-in authority host (`HAL_ONBOARD_LOGIN_URL`); clients append
+    /// `{tenant}/oauth2/v2.0/token`.
+    pub fn login_url(&self) -> Url {
+        self.state.url("login")
+    }
+
+    /// The Graph service root (`HAL_ONBOARD_GRAPH_URL`); clients append `v1.0/...`.
+    pub fn graph_url(&self) -> Url {
+        self.state.url("graph")
+    }
+
+    /// Base of the Exchange simulator's routes.
+    pub fn exchange_url(&self) -> Url {
+        self.state.url("exchange")
+    }
+
+    /// Base of the MSP portal simulator's routes (`HAL_PORTAL_URL`).
+    pub fn portal_url(&self) -> Url {
+        self.state.url("portal")
+    }
+
+    /// The CA certificate (`HAL_ONBOARD_CA_CERT`).
+    pub fn ca_path(&self) -> PathBuf {
+        self.ca_path.clone()
+    }
+
+    /// Exactly the variables a user would export to point hal-onboard here.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HAL_ONBOARD_LOGIN_URL".into(), self.login_url().to_string()),
+            ("HAL_ONBOARD_GRAPH_URL".into(), self.graph_url().to_string()),
+            (
+                "HAL_ONBOARD_CA_CERT".into(),
+                self.ca_path.display().to_string(),
+            ),
+            ("HAL_PORTAL_URL".into(), self.portal_url().to_string()),
+            ("HAL_PORTAL_TOKEN".into(), self.portal.token()),
+        ]
+    }
+
+    /// The MSP portal simulator: what it received, and knobs to make it fail.
+    pub fn portal(&self) -> &portal::PortalSim {
+        &self.portal
+    }
+
+    pub fn signer(&self) -> &token::Signer {
+        &self.state.signer
+    }
+
+    /// The shared state, for the Exchange and portal simulators.
+    pub fn state(&self) -> Arc<State> {
+        self.state.clone()
+    }
+
+    /// One tenant's directory as it is now. Panics if the tenant is not in the scenario.
+    pub fn snapshot(&self, tenant: Uuid) -> TenantSnapshot {
+        self.state
+            .lock()
+            .tenant(tenant)
+            .unwrap_or_else(|| panic!("tenant {tenant} is not in the sandbox scenario"))
+            .snapshot()
+    }
+
+    /// Every request answered so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestLogEntry> {
+        self.state.lock().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.lock().requests.clear();
+    }
+
+    /// Approves a pending device code sign-in by its user code; false if unknown.
+    pub fn approve_device_code(&self, user_code: &str) -> bool {
+        login::settle_device_code(&mut self.state.lock(), user_code, true)
+    }
+
+    /// Declines a pending device code sign-in by its user code; false if unknown.
+    pub fn decline_device_code(&self, user_code: &str) -> bool {
+        login::settle_device_code(&mut self.state.lock(), user_code, false)
+    }
+
+    /// Stops serving (open connections get a second to finish).
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(1)));
+        let _ = self.task.await;
+    }
+}
+
+/// All routes on one port.
+pub fn router(state: Arc<State>, portal: portal::PortalSim) -> Router {
+    let app: Router<Arc<State>> = Router::new()
+        .nest("/login", login::router())
+        .nest("/graph", graph::router());
+    // ---- Exchange simulator hook -------------------------------------------------------
+    // The Exchange engineer merges their routes here, e.g.
+    //     let app = app.nest("/exchange", exchange::router());
+    // `exchange::router()` returns `Router<Arc<State>>`; handlers read the tenant's
+    // `scenario.exchange` through `state.lock().tenant(id)` and check tokens with
+    // `state.signer`. Tag responses with `tagged(resp, tenant)` for the request log.
+    // ------------------------------------------------------------------------------------
+    let app = app.nest("/portal", portal::router(portal));
+    app.layer(middleware::from_fn_with_state(state.clone(), log_and_delay))
+        .with_state(state)
+}
+
+/// Logs every request and adds the tenant's `latencyMs`.
+async fn log_and_delay(Ax(state): Ax<Arc<State>>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    let tenant = resp.extensions().get::<TenantTag>().map(|t| t.0);
+    let latency = {
+        let mut inner = state.lock();
+        inner.requests.push(RequestLogEntry {
+            method,
+            path,
+            status: resp.status().as_u16(),
+            tenant,
+            at: OffsetDateTime::now_utc(),
+        });
+        tenant
+            .and_then(|t| inner.tenant(t).map(|t| t.scenario.latency_ms))
+            .unwrap_or(0)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    resp
+}

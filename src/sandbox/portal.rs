@@ -16,29 +16,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::portal::Submission;
+use crate::sandbox::PortalScenario;
 
-/// Per-run knobs (the `portal` part of a scenario file).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PortalSimConfig {
-    /// The API token the portal accepts.
-    pub token: String,
-    /// The first N requests answer 503 (the portal is down, then comes back).
-    pub fail_first: u32,
-}
-
-impl Default for PortalSimConfig {
-    fn default() -> Self {
-        PortalSimConfig {
-            token: "sandbox-portal-token".into(),
-            fail_first: 0,
-        }
-    }
-}
+/// The token the sandbox portal accepts when the scenario names none.
+pub const DEFAULT_TOKEN: &str = "sandbox-portal-token";
 
 /// What the portal holds for one tenant.
 #[derive(Debug, Clone)]
@@ -51,7 +35,7 @@ pub struct Received {
 
 #[derive(Debug, Default)]
 struct Inner {
-    config: PortalSimConfig,
+    config: PortalScenario,
     failures_left: u32,
     tenants: HashMap<String, Received>,
     requests: u32,
@@ -63,7 +47,11 @@ pub struct PortalSim {
 }
 
 impl PortalSim {
-    pub fn new(config: PortalSimConfig) -> PortalSim {
+    pub fn new(config: &PortalScenario) -> PortalSim {
+        let mut config = config.clone();
+        if config.token.is_empty() {
+            config.token = DEFAULT_TOKEN.to_string();
+        }
         PortalSim {
             inner: Arc::new(Mutex::new(Inner {
                 failures_left: config.fail_first,
@@ -96,7 +84,7 @@ impl PortalSim {
     }
 }
 
-pub fn router(sim: PortalSim) -> Router {
+pub fn router<S: Clone + Send + Sync + 'static>(sim: PortalSim) -> Router<S> {
     Router::new()
         .route("/api/v1/m365/tenants", get(list).post(create))
         .route("/api/v1/m365/tenants/{tenant_id}", put(replace))

@@ -1,0 +1,757 @@
+//! Microsoft Entra ID sign-in (`{login}/{tenant}/oauth2/v2.0/...`): device code, refresh token,
+//! client credentials and authorization code + PKCE, with Entra's error shape
+//! `{error, error_description: "AADSTSnnnn: ...", error_codes, timestamp, trace_id, correlation_id}`.
+
+// Errors here *are* HTTP responses, built once and returned as-is; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as Ax};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use rand::Rng;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::catalog;
+use super::state::{AuthCode, DeviceCode, DeviceOutcome, Inner, State, TenantState};
+use super::tagged;
+use super::token::{Claims, now_unix};
+
+pub const REFRESH_AUDIENCE: &str = "urn:hal-sandbox:refresh-token";
+const TOKEN_LIFETIME: i64 = 3600;
+
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/devicelogin", get(device_login_page))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code))
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+}
+
+/// Entra's error response.
+pub fn aad_error(status: StatusCode, error: &str, code: u32, message: &str) -> Response {
+    let trace = Uuid::new_v4();
+    let corr = Uuid::new_v4();
+    let now = OffsetDateTime::now_utc();
+    let ts = super::state::iso(now).replace('T', " ");
+    let body = json!({
+        "error": error,
+        "error_description": format!(
+            "AADSTS{code}: {message} Trace ID: {trace} Correlation ID: {corr} Timestamp: {ts}"
+        ),
+        "error_codes": [code],
+        "timestamp": ts,
+        "trace_id": trace,
+        "correlation_id": corr,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn bad(error: &str, code: u32, message: &str) -> Response {
+    aad_error(StatusCode::BAD_REQUEST, error, code, message)
+}
+
+fn tenant_not_found(name: &str) -> Response {
+    bad(
+        "invalid_request",
+        90002,
+        &format!(
+            "Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are \
+             signing into the correct cloud. Check with your subscription administrator, this may \
+             happen if there are no active subscriptions for the tenant."
+        ),
+    )
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn random_code(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill(&mut bytes[..]);
+    B64.encode(bytes)
+}
+
+fn user_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..9)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn required<'a>(f: &'a HashMap<String, String>, name: &str) -> Result<&'a str, Response> {
+    match f.get(name).map(String::as_str) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(bad(
+            "invalid_request",
+            900144,
+            &format!("The request body must contain the following parameter: '{name}'."),
+        )),
+    }
+}
+
+async fn device_login_page() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        "<!doctype html><title>Sandbox sign-in</title><p>This is the hal-onboard sandbox. \
+         Device codes are approved by the simulated technician on their own; there is nothing \
+         to enter here.</p>",
+    )
+}
+
+async fn device_code(
+    Ax(state): Ax<Arc<State>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f = form(&body);
+    let mut inner = state.lock();
+    let Some(tid) = inner.resolve_tenant(&tenant) else {
+        return tenant_not_found(&tenant);
+    };
+    if tenant.eq_ignore_ascii_case("consumers") {
+        return bad(
+            "invalid_request",
+            90133,
+            "Device Code flow is not supported under /common or /consumers endpoint.",
+        );
+    }
+    let client_id = match required(&f, "client_id") {
+        Ok(c) => c.to_string(),
+        Err(r) => return tagged(r, tid),
+    };
+    let scope = f.get("scope").cloned().unwrap_or_default();
+    if let Err(r) = resource_of(&scope) {
+        return tagged(r, tid);
+    }
+    let t = inner.tenant(tid).expect("resolved");
+    let sc = &t.scenario;
+    let dc = DeviceCode {
+        tenant: tid,
+        client_id,
+        scope,
+        user_code: user_code(),
+        issued: Instant::now(),
+        expires_in: sc.device_code_expires_in,
+        interval: sc.device_code_interval,
+        last_poll: None,
+        polls: 0,
+        approve_after: sc.device_code_approve_after_polls,
+        outcome: DeviceOutcome::Pending,
+        redeemed: false,
+    };
+    let device_code = random_code(96);
+    let verification_uri = state.url("login").join("devicelogin").expect("joins");
+    let body = json!({
+        "user_code": dc.user_code,
+        "device_code": device_code,
+        "verification_uri": verification_uri.as_str(),
+        "expires_in": dc.expires_in,
+        "interval": dc.interval,
+        "message": format!(
+            "To sign in, use a web browser to open the page {verification_uri} and enter the code {} to authenticate.",
+            dc.user_code
+        ),
+    });
+    inner.device_codes.insert(device_code, dc);
+    tagged(Json(body).into_response(), tid)
+}
+
+async fn token(Ax(state): Ax<Arc<State>>, Path(tenant): Path<String>, body: Bytes) -> Response {
+    let f = form(&body);
+    let mut inner = state.lock();
+    let Some(tid) = inner.resolve_tenant(&tenant) else {
+        return tenant_not_found(&tenant);
+    };
+    let grant = f.get("grant_type").map(String::as_str).unwrap_or("");
+    let r = match grant {
+        "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => {
+            device_code_grant(&state, &mut inner, &f)
+        }
+        "refresh_token" => refresh_grant(&state, &mut inner, tid, &f),
+        "client_credentials" => client_credentials(&state, &mut inner, tid, &f),
+        "authorization_code" => authorization_code(&state, &mut inner, tid, &f),
+        "" => Err(bad(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        )),
+        other => Err(bad(
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{other}'."),
+        )),
+    };
+    tagged(r.unwrap_or_else(|e| e), tid)
+}
+
+/// The resource a scope string asks for, and the delegated scopes named (empty for `.default`).
+pub fn resource_of(scope: &str) -> Result<(String, Vec<String>), Response> {
+    let mut resource: Option<String> = None;
+    let mut names = vec![];
+    for s in scope.split_whitespace() {
+        if matches!(s, "openid" | "profile" | "offline_access" | "email") {
+            continue;
+        }
+        let (r, name) = match s.rfind('/') {
+            Some(i) if s.contains("://") || Uuid::parse_str(&s[..i]).is_ok() => {
+                (s[..i].to_string(), s[i + 1..].to_string())
+            }
+            _ => ("https://graph.microsoft.com".to_string(), s.to_string()),
+        };
+        match &resource {
+            Some(prev) if !prev.eq_ignore_ascii_case(&r) => {
+                return Err(bad(
+                    "invalid_scope",
+                    28000,
+                    "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope "
+                        .to_string()
+                        .as_str(),
+                ));
+            }
+            _ => resource = Some(r),
+        }
+        if name != ".default" {
+            names.push(name);
+        }
+    }
+    Ok((
+        resource.unwrap_or_else(|| "https://graph.microsoft.com".into()),
+        names,
+    ))
+}
+
+fn invalid_resource(resource: &str, t: &TenantState) -> Response {
+    bad(
+        "invalid_resource",
+        500011,
+        &format!(
+            "The resource principal named {resource} was not found in the tenant named {}. This can \
+             happen if the application has not been installed by the administrator of the tenant or \
+             consented to by any user in the tenant. You might have sent your authentication request \
+             to the wrong tenant.",
+            t.scenario.display_name
+        ),
+    )
+}
+
+/// The resource's service principal in the tenant, if it exists.
+fn resource_sp(t: &TenantState, resource: &str) -> Option<Uuid> {
+    let app_id = catalog::resource_app_id(resource)?;
+    t.service_principals
+        .iter()
+        .find(|s| s.app_id.eq_ignore_ascii_case(app_id))
+        .map(|s| s.id)
+}
+
+fn default_scopes(resource: &str) -> &'static str {
+    match catalog::resource_app_id(resource) {
+        Some(catalog::GRAPH_APP_ID) => {
+            "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All DelegatedPermissionGrant.ReadWrite.All Directory.Read.All Organization.Read.All User.Read"
+        }
+        Some(catalog::EXCHANGE_APP_ID) => "Exchange.Manage",
+        Some(catalog::O365_MANAGEMENT_APP_ID) => "ActivityFeed.Read ServiceHealth.Read",
+        _ => "user_impersonation",
+    }
+}
+
+/// Access, refresh and id tokens for the signed-in technician of tenant `tid`.
+fn user_tokens(
+    state: &State,
+    inner: &Inner,
+    tid: Uuid,
+    client_id: &str,
+    scope: &str,
+) -> Result<Value, Response> {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let user = &t.scenario.signed_in_user;
+    let token_tid = user.home_tenant.unwrap_or(tid);
+    let base = Claims {
+        tid: token_tid.to_string(),
+        oid: user.id.to_string(),
+        appid: client_id.to_string(),
+        upn: Some(t.upn()),
+        wids: t.user_role_ids(),
+        iss: format!("https://sts.windows.net/{token_tid}/"),
+        ..Claims::default()
+    };
+    mint_user(state, inner, base, scope)
+}
+
+fn mint_user(state: &State, inner: &Inner, base: Claims, scope: &str) -> Result<Value, Response> {
+    let (resource, names) = resource_of(scope)?;
+    let token_tenant = Uuid::parse_str(&base.tid).ok();
+    if let Some(t) = token_tenant.and_then(|id| inner.tenant(id))
+        && resource_sp(t, &resource).is_none()
+    {
+        return Err(invalid_resource(&resource, t));
+    }
+    let now = now_unix();
+    let scp = if names.is_empty() {
+        default_scopes(&resource).to_string()
+    } else {
+        names.join(" ")
+    };
+    let access = Claims {
+        aud: resource.trim_end_matches('/').to_string(),
+        scp: Some(scp.clone()),
+        roles: vec![],
+        iat: now,
+        nbf: now,
+        exp: now + TOKEN_LIFETIME,
+        ..base.clone()
+    };
+    let refresh = Claims {
+        aud: REFRESH_AUDIENCE.into(),
+        scp: None,
+        iat: now,
+        nbf: now,
+        exp: now + 90 * 86400,
+        ..base.clone()
+    };
+    let id = Claims {
+        aud: base.appid.clone(),
+        iss: format!("https://login.microsoftonline.com/{}/v2.0", base.tid),
+        scp: None,
+        wids: vec![],
+        iat: now,
+        nbf: now,
+        exp: now + TOKEN_LIFETIME,
+        ..base
+    };
+    let scope_out: Vec<String> = scp
+        .split_whitespace()
+        .map(|s| format!("{}/{s}", access.aud))
+        .collect();
+    Ok(json!({
+        "token_type": "Bearer",
+        "scope": scope_out.join(" "),
+        "expires_in": TOKEN_LIFETIME,
+        "ext_expires_in": TOKEN_LIFETIME,
+        "access_token": state.signer.sign(&access),
+        "refresh_token": state.signer.sign(&refresh),
+        "id_token": state.signer.sign(&id),
+    }))
+}
+
+fn device_code_grant(
+    state: &State,
+    inner: &mut Inner,
+    f: &HashMap<String, String>,
+) -> Result<Response, Response> {
+    let code = required(f, "device_code")?.to_string();
+    let client_id = required(f, "client_id")?.to_string();
+    let declines = inner
+        .device_codes
+        .get(&code)
+        .and_then(|dc| inner.tenant(dc.tenant))
+        .is_some_and(|t| t.scenario.device_code_decline);
+    let Some(dc) = inner.device_codes.get_mut(&code) else {
+        return Err(bad(
+            "bad_verification_code",
+            70018,
+            "Invalid verification code due to User typing in wrong user code for device code flow. Authorization is not approved.",
+        ));
+    };
+    if dc.client_id != client_id {
+        return Err(bad(
+            "invalid_grant",
+            70000,
+            "The provided value for the input parameter 'device_code' is not valid for this client.",
+        ));
+    }
+    if dc.redeemed {
+        return Err(bad(
+            "invalid_grant",
+            70000,
+            "The provided value for the input parameter 'device_code' has already been used.",
+        ));
+    }
+    let now = Instant::now();
+    if now.duration_since(dc.issued).as_secs() >= dc.expires_in {
+        return Err(bad("expired_token", 70019, "Verification code expired."));
+    }
+    if let Some(last) = dc.last_poll
+        && now.duration_since(last).as_secs_f64() + 0.05 < dc.interval as f64
+    {
+        dc.last_poll = Some(now);
+        return Err(bad(
+            "slow_down",
+            70016,
+            "OAuth 2.0 device flow error. Authorization is pending. Polling too frequently: wait for the interval before polling again.",
+        ));
+    }
+    dc.last_poll = Some(now);
+    dc.polls += 1;
+    if dc.outcome == DeviceOutcome::Pending && dc.polls > dc.approve_after {
+        dc.outcome = if declines {
+            DeviceOutcome::Declined
+        } else {
+            DeviceOutcome::Approved
+        };
+    }
+    match dc.outcome {
+        DeviceOutcome::Pending => Err(bad(
+            "authorization_pending",
+            70016,
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        )),
+        DeviceOutcome::Declined => Err(bad(
+            "authorization_declined",
+            70000,
+            "The user declined the sign-in request.",
+        )),
+        DeviceOutcome::Approved => {
+            dc.redeemed = true;
+            let (tid, scope) = (dc.tenant, dc.scope.clone());
+            let v = user_tokens(state, inner, tid, &client_id, &scope)?;
+            Ok(Json(v).into_response())
+        }
+    }
+}
+
+fn refresh_grant(
+    state: &State,
+    inner: &mut Inner,
+    _tid: Uuid,
+    f: &HashMap<String, String>,
+) -> Result<Response, Response> {
+    let rt = required(f, "refresh_token")?;
+    let client_id = required(f, "client_id")?;
+    let Some(claims) = state.signer.verify_signature(rt) else {
+        return Err(bad(
+            "invalid_grant",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        ));
+    };
+    if claims.aud != REFRESH_AUDIENCE {
+        return Err(bad(
+            "invalid_grant",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        ));
+    }
+    if claims.exp <= now_unix() {
+        return Err(bad(
+            "invalid_grant",
+            700082,
+            "The refresh token has expired due to inactivity. The token was issued and was inactive for 90.00:00:00.",
+        ));
+    }
+    if claims.appid != client_id {
+        return Err(bad(
+            "invalid_grant",
+            70000,
+            "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid. The refresh token was issued to a different client.",
+        ));
+    }
+    let scope = f.get("scope").cloned().unwrap_or_default();
+    let v = mint_user(state, inner, claims, &scope)?;
+    Ok(Json(v).into_response())
+}
+
+fn client_credentials(
+    state: &State,
+    inner: &mut Inner,
+    tid: Uuid,
+    f: &HashMap<String, String>,
+) -> Result<Response, Response> {
+    let client_id = required(f, "client_id")?.to_string();
+    let scope = required(f, "scope")?.to_string();
+    let Some(secret) = f.get("client_secret").filter(|s| !s.is_empty()) else {
+        return Err(bad(
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    };
+    if !scope.trim().ends_with("/.default") || scope.split_whitespace().count() != 1 {
+        return Err(bad(
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        ));
+    }
+    let (resource, _) = resource_of(&scope)?;
+    let t = inner.tenant_mut(tid).expect("resolved");
+    let not_found = || {
+        bad(
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can \
+                 happen if the application has not been installed by the administrator of the tenant or \
+                 consented to by any user in the tenant. You may have sent your authentication request \
+                 to the wrong tenant.",
+                t.scenario.display_name
+            ),
+        )
+    };
+    let Some(app) = t
+        .applications
+        .iter()
+        .find(|a| a.app_id.to_string().eq_ignore_ascii_case(&client_id))
+    else {
+        return Err(not_found());
+    };
+    let invalid_secret = || {
+        aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the \
+                 client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        )
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut matched = None;
+    for pc in &app.password_credentials {
+        if t.secrets.get(&pc.key_id).is_some_and(|s| &s.text == secret) {
+            matched = Some(pc.clone());
+        }
+    }
+    let Some(pc) = matched else {
+        return Err(invalid_secret());
+    };
+    let expired = time::OffsetDateTime::parse(
+        &pc.end_date_time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .is_ok_and(|end| end <= now);
+    if expired {
+        return Err(bad(
+            "invalid_client",
+            7000222,
+            &format!("The provided client secret keys for app '{client_id}' are expired."),
+        ));
+    }
+    let app_id = app.app_id;
+    let s = t.secrets.get_mut(&pc.key_id).expect("matched");
+    if s.failures_left > 0 {
+        s.failures_left -= 1;
+        return Err(invalid_secret());
+    }
+    let Some(sp) = t
+        .service_principals
+        .iter()
+        .find(|s| s.app_id.eq_ignore_ascii_case(&app_id.to_string()))
+    else {
+        return Err(bad(
+            "invalid_client",
+            7000229,
+            &format!(
+                "The client application {client_id} is missing service principal in the tenant {tid}."
+            ),
+        ));
+    };
+    let Some(resource_id) = resource_sp(t, &resource) else {
+        return Err(invalid_resource(&resource, t));
+    };
+    let resource_sp = t
+        .service_principals
+        .iter()
+        .find(|s| s.id == resource_id)
+        .expect("found");
+    let mut roles: Vec<String> = t
+        .assignments
+        .iter()
+        .filter(|a| a.principal_id == sp.id && a.resource_id == resource_id)
+        .filter_map(|a| {
+            resource_sp
+                .app_roles
+                .iter()
+                .find(|r| r.id == a.app_role_id.to_string())
+                .map(|r| r.value.clone())
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    let now = now_unix();
+    let claims = Claims {
+        aud: resource.trim_end_matches('/').to_string(),
+        iss: format!("https://sts.windows.net/{tid}/"),
+        tid: tid.to_string(),
+        oid: sp.id.to_string(),
+        appid: client_id.clone(),
+        roles,
+        iat: now,
+        nbf: now,
+        exp: now + TOKEN_LIFETIME,
+        ..Claims::default()
+    };
+    Ok(Json(json!({
+        "token_type": "Bearer",
+        "expires_in": TOKEN_LIFETIME,
+        "ext_expires_in": TOKEN_LIFETIME,
+        "access_token": state.signer.sign(&claims),
+    }))
+    .into_response())
+}
+
+fn is_loopback(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| {
+        u.scheme() == "http" && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    })
+}
+
+async fn authorize(
+    Ax(state): Ax<Arc<State>>,
+    Path(tenant): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let f = form(q.unwrap_or_default().as_bytes());
+    let mut inner = state.lock();
+    let Some(tid) = inner.resolve_tenant(&tenant) else {
+        return tenant_not_found(&tenant);
+    };
+    let r = (|| {
+        let client_id = required(&f, "client_id")?.to_string();
+        let redirect_uri = required(&f, "redirect_uri")?.to_string();
+        if !is_loopback(&redirect_uri) {
+            return Err(bad(
+                "invalid_request",
+                50011,
+                &format!(
+                    "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."
+                ),
+            ));
+        }
+        let response_type = f.get("response_type").map(String::as_str).unwrap_or("");
+        let mut back = url::Url::parse(&redirect_uri).expect("checked");
+        if response_type != "code" {
+            back.query_pairs_mut()
+                .append_pair("error", "unsupported_response_type")
+                .append_pair(
+                    "error_description",
+                    "AADSTS70005: response_type must be 'code'.",
+                );
+            return Ok(redirect(&back));
+        }
+        let scope = f.get("scope").cloned().unwrap_or_default();
+        resource_of(&scope)?;
+        let challenge = f.get("code_challenge").cloned();
+        if challenge.is_some() && f.get("code_challenge_method").map(String::as_str) != Some("S256")
+        {
+            return Err(bad(
+                "invalid_request",
+                50147,
+                "The code_challenge_method must be 'S256'.",
+            ));
+        }
+        let code = random_code(64);
+        inner.auth_codes.insert(
+            code.clone(),
+            AuthCode {
+                tenant: tid,
+                client_id,
+                redirect_uri,
+                scope,
+                challenge,
+                issued: Instant::now(),
+            },
+        );
+        {
+            let mut qp = back.query_pairs_mut();
+            qp.append_pair("code", &code);
+            if let Some(s) = f.get("state") {
+                qp.append_pair("state", s);
+            }
+            qp.append_pair("session_state", &Uuid::new_v4().to_string());
+        }
+        Ok(redirect(&back))
+    })();
+    tagged(r.unwrap_or_else(|e| e), tid)
+}
+
+fn redirect(to: &url::Url) -> Response {
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, to.as_str().to_string())],
+    )
+        .into_response()
+}
+
+fn authorization_code(
+    state: &State,
+    inner: &mut Inner,
+    _tid: Uuid,
+    f: &HashMap<String, String>,
+) -> Result<Response, Response> {
+    let code = required(f, "code")?.to_string();
+    let client_id = required(f, "client_id")?.to_string();
+    let Some(ac) = inner.auth_codes.get(&code).cloned() else {
+        return Err(bad(
+            "invalid_grant",
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+        ));
+    };
+    if ac.issued.elapsed().as_secs() > 600 {
+        return Err(bad(
+            "invalid_grant",
+            70008,
+            "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+        ));
+    }
+    if ac.client_id != client_id
+        || f.get("redirect_uri").map(String::as_str) != Some(ac.redirect_uri.as_str())
+    {
+        return Err(bad(
+            "invalid_grant",
+            50011,
+            "The redirect URI or client ID of the token request does not match the authorization request.",
+        ));
+    }
+    if let Some(challenge) = &ac.challenge {
+        let verifier = f.get("code_verifier").map(String::as_str).unwrap_or("");
+        let computed = B64.encode(Sha256::digest(verifier.as_bytes()));
+        if verifier.is_empty() || &computed != challenge {
+            return Err(bad(
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
+        }
+    }
+    inner.auth_codes.remove(&code);
+    let v = user_tokens(state, inner, ac.tenant, &client_id, &ac.scope)?;
+    Ok(Json(v).into_response())
+}
+
+/// Marks a device code (by user code) approved or declined; false if unknown.
+pub fn settle_device_code(inner: &mut Inner, user_code: &str, approve: bool) -> bool {
+    let mut found = false;
+    for dc in inner.device_codes.values_mut() {
+        if dc.user_code.eq_ignore_ascii_case(user_code) {
+            dc.outcome = if approve {
+                DeviceOutcome::Approved
+            } else {
+                DeviceOutcome::Declined
+            };
+            found = true;
+        }
+    }
+    found
+}
