@@ -58,6 +58,16 @@ pub struct GlobalArgs {
     /// Run against the built-in sandbox cloud in a throwaway home: nothing real is touched.
     #[arg(long, global = true)]
     pub sandbox: bool,
+
+    /// With --sandbox: the scenario file to simulate (docs/sandbox.md) instead of the demo tenant.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        requires = "sandbox",
+        hide_short_help = true
+    )]
+    pub sandbox_scenario: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

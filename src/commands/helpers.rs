@@ -31,17 +31,19 @@ impl Ctx {
         })
     }
 
-    /// The OS keyring, or (once warned) memory for this run only.
+    /// The OS keyring, or (warned once) memory for this run only.
     pub fn secrets(&self) -> Arc<dyn SecretStore> {
-        match KeyringStore::probe() {
-            Ok(k) => Arc::new(k),
-            Err(e) => {
-                self.ui.warning(format!(
-                    "{e}: secrets are kept in memory for this run only and never written to disk."
-                ));
-                Arc::new(MemoryStore::default())
-            }
-        }
+        self.secrets_cell()
+            .get_or_init(|| match KeyringStore::probe() {
+                Ok(k) => Arc::new(k),
+                Err(e) => {
+                    self.ui.warning(format!(
+                        "{e}: secrets are kept in memory for this run only and never written to disk."
+                    ));
+                    Arc::new(MemoryStore::default())
+                }
+            })
+            .clone()
     }
 
     pub fn store(&self) -> CommandResult<TenantStore> {
