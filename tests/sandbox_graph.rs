@@ -686,6 +686,36 @@ async fn app_role_assignments_duplicate_unknown_list_and_delete() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(e.sb.snapshot(e.tenant()).app_role_assignments.is_empty());
+
+    // The same grant from the principal's side, and its removal.
+    let sp_id = sp["id"].as_str().unwrap();
+    let (s, b) = e
+        .post(
+            &format!("servicePrincipals/{sp_id}/appRoleAssignments"),
+            json!({"principalId": sp_id, "resourceId": graph["id"], "appRoleId": role["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["resourceId"], graph["id"]);
+    let (s, _) = e
+        .post(
+            &format!("servicePrincipals/{sp_id}/appRoleAssignments"),
+            json!({"principalId": Uuid::new_v4(), "resourceId": graph["id"], "appRoleId": role["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = e
+        .call(
+            Method::DELETE,
+            &format!(
+                "servicePrincipals/{sp_id}/appRoleAssignments/{}",
+                b["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(e.sb.snapshot(e.tenant()).app_role_assignments.is_empty());
     e.sb.shutdown().await;
 }
 

@@ -626,6 +626,45 @@ fn dispatch(
                         .collect();
                     list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignments", v)
                 }
+                (["appRoleAssignments"], Method::POST) => {
+                    // Granting from the principal's side: the body names the resource.
+                    let principal_ok = body
+                        .as_ref()
+                        .and_then(|b| b.get("principalId"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(&sp_id.to_string()));
+                    if !principal_ok {
+                        return gerr(
+                            400,
+                            "Request_BadRequest",
+                            "The principalId in the request body must match the service principal in the request URL.",
+                        );
+                    }
+                    let resource = body
+                        .as_ref()
+                        .and_then(|b| b.get("resourceId"))
+                        .and_then(Value::as_str)
+                        .map(|r| Key::Id(r.to_string()));
+                    let Some(resource) = resource else {
+                        return bad_prop("resourceId", "AppRoleAssignment");
+                    };
+                    match find_sp(t, &resource) {
+                        Ok(ri) => assign(caller, t, ri, body),
+                        Err(e) => e,
+                    }
+                }
+                (["appRoleAssignments", aid], Method::DELETE) => {
+                    match t
+                        .assignments
+                        .iter()
+                        .find(|a| a.id == *aid && a.principal_id == sp_id)
+                        .map(|a| a.resource_id)
+                        .and_then(|r| t.service_principals.iter().position(|s| s.id == r))
+                    {
+                        Some(ri) => unassign(caller, t, ri, aid),
+                        None => not_found(aid),
+                    }
+                }
                 ([seg, ..], _) => segment_not_found(seg),
                 _ => method_not_allowed(),
             }
