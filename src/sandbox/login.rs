@@ -34,8 +34,11 @@ const TOKEN_LIFETIME: i64 = 3600;
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/devicelogin", get(device_login_page))
-        .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code))
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device_code).get(only_post),
+        )
+        .route("/{tenant}/oauth2/v2.0/token", post(token).get(only_post))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
 }
 
@@ -102,6 +105,14 @@ fn required<'a>(f: &'a HashMap<String, String>, name: &str) -> Result<&'a str, R
             &format!("The request body must contain the following parameter: '{name}'."),
         )),
     }
+}
+
+async fn only_post() -> Response {
+    bad(
+        "invalid_request",
+        900561,
+        "The endpoint only accepts POST requests. Received a GET request.",
+    )
 }
 
 async fn device_login_page() -> impl IntoResponse {
