@@ -731,6 +731,7 @@ async fn json_batch_runs_sub_requests_and_reports_each() {
         {"id": "3", "method": "POST", "url": "/applications", "headers": {"Content-Type": "application/json"}, "body": {"displayName": "from-batch"}},
         {"id": "4", "method": "GET", "url": "/applications/not-a-guid"},
         {"id": "5", "method": "GET", "url": "/organization", "dependsOn": ["4"]},
+        {"id": "6", "method": "GET", "url": "/"},
     ]});
     let (s, v) = e.post("$batch", batch).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -744,6 +745,7 @@ async fn json_batch_runs_sub_requests_and_reports_each() {
     assert_eq!(by("3")["body"]["displayName"], "from-batch");
     assert_eq!(by("4")["status"], 400);
     assert_eq!(by("5")["status"], 424);
+    assert_eq!(by("6")["status"], 400);
     assert!(by("1")["headers"]["request-id"].is_string());
     assert!(
         e.sb.snapshot(e.tenant())

@@ -177,14 +177,15 @@ pub fn authenticate(state: &State, headers: &HeaderMap) -> Result<Caller, GResp>
 /// `%27` → `'`, etc. (paths such as `applications(appId='...')` arrive encoded).
 pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
         {
-            out.push(v);
+            out.push(h * 16 + l);
             i += 3;
             continue;
         }
@@ -551,7 +552,7 @@ fn dispatch(
         (["auditLogs", "directoryAudits"], Method::GET) => {
             ctx.list("auditLogs/directoryAudits", vec![])
         }
-        (segs, m) if segs[0].starts_with("applications") => {
+        (segs, m) if first.starts_with("applications") && !segs.is_empty() => {
             let key = match parse_key("applications", segs[0]) {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => return e,
@@ -581,7 +582,7 @@ fn dispatch(
                 _ => method_not_allowed(),
             }
         }
-        (segs, m) if segs[0].starts_with("servicePrincipals") => {
+        (segs, m) if first.starts_with("servicePrincipals") && !segs.is_empty() => {
             let key = match parse_key("servicePrincipals", segs[0]) {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => return e,
@@ -1862,4 +1863,29 @@ fn app_policy(t: &TenantState) -> Value {
         "applicationRestrictions": {"passwordCredentials": passwords, "keyCredentials": []},
         "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_is_total() {
+        assert_eq!(
+            pct_decode("applications(appId=%27x%27)"),
+            "applications(appId='x')"
+        );
+        assert_eq!(pct_decode("a%2"), "a%2");
+        assert_eq!(pct_decode("%é%zz%41"), "%é%zzA");
+    }
+
+    #[test]
+    fn entity_types_for_messages() {
+        assert_eq!(entity_type("applications"), "application");
+        assert_eq!(
+            entity_type("servicePrincipals('id')/appRoleAssignedTo"),
+            "appRoleAssignment"
+        );
+        assert_eq!(entity_type("directoryObjects"), "directoryObject");
+    }
 }
