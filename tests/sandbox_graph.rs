@@ -1084,3 +1084,37 @@ async fn delegated_scopes_limit_what_even_a_global_administrator_can_do() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     e.sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_answered_and_logged() {
+    let e = start(tenant(16)).await;
+    e.sb.clear_requests();
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let c = e.c.clone();
+        let token = e.token.clone();
+        let url = e.sb.graph_url().join("v1.0/applications").unwrap();
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&json!({"displayName": format!("app-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    let snap = e.sb.snapshot(Uuid::from_u128(16));
+    assert_eq!(snap.applications.len(), 40);
+    let mut ids: Vec<Uuid> = snap.applications.iter().map(|a| a.app_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    let log = e.sb.requests();
+    assert_eq!(log.len(), 40);
+    assert!(log.iter().all(|r| r.method == "POST" && r.status == 201));
+    e.sb.shutdown().await;
+}
