@@ -783,6 +783,7 @@ async fn throttling_answers_429_with_retry_after_alone_and_in_batches() {
     assert_eq!(s3, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(h["retry-after"], "1");
     assert_graph_error(&v, "TooManyRequests");
+    assert_eq!(v["error"]["innerError"]["status"], "429");
 
     // Requests 5, 6 (throttled) and 7 inside one batch.
     let reqs: Vec<Value> = (1..=3)

@@ -266,11 +266,12 @@ fn finish(mut r: GResp, client_request_id: Option<&str>) -> GResp {
         .and_then(|b| b.get_mut("error"))
         .and_then(|e| e.get_mut("innerError"))
     {
-        *inner = json!({
-            "date": iso(OffsetDateTime::now_utc()),
-            "request-id": request_id,
-            "client-request-id": crid,
-        });
+        if !inner.is_object() {
+            *inner = json!({});
+        }
+        inner["date"] = json!(iso(OffsetDateTime::now_utc()));
+        inner["request-id"] = json!(request_id);
+        inner["client-request-id"] = json!(crid);
     }
     r.headers.push(("request-id".into(), request_id));
     r.headers.push(("client-request-id".into(), crid));
@@ -443,11 +444,12 @@ fn dispatch(
     t.graph_requests += 1;
     let every = t.scenario.throttle_every as u64;
     if every > 0 && t.graph_requests % every == 0 {
-        let mut r = gerr(
-            429,
-            "TooManyRequests",
-            "Too many requests. Retry after the number of seconds in the Retry-After header.",
-        );
+        // The shape of Graph's documented throttling answer.
+        let mut r = gerr(429, "TooManyRequests", "Please retry again later.");
+        if let Some(b) = r.body.as_mut() {
+            b["error"]["innerError"] =
+                json!({"code": "429", "status": "429", "message": "Please retry after"});
+        }
         r.headers.push(("Retry-After".into(), "1".into()));
         return r;
     }
