@@ -329,7 +329,8 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
                 "Invalid batch payload format. Every request needs 'id', 'method' and 'url'.",
             );
         }
-        if !seen.insert(id.to_string()) {
+        // Ids are case-insensitive and must be unique in the batch.
+        if !seen.insert(id.to_lowercase()) {
             return gerr(
                 400,
                 "BadRequest",
@@ -368,7 +369,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
         };
         let failed_dep = deps
             .iter()
-            .any(|d| statuses.get(d).is_none_or(|s| *s >= 400));
+            .any(|d| statuses.get(&d.to_lowercase()).is_none_or(|s| *s >= 400));
         let resp = if failed_dep {
             gerr(424, "BadRequest", "Failed dependency.")
         } else {
@@ -387,7 +388,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
             .and_then(|h| h.get("client-request-id"))
             .and_then(Value::as_str);
         let resp = finish(resp, client_request_id);
-        statuses.insert(id.clone(), resp.status);
+        statuses.insert(id.to_lowercase(), resp.status);
         let mut headers = Map::new();
         for (k, v) in &resp.headers {
             headers.insert(k.clone(), Value::String(v.clone()));
