@@ -141,7 +141,7 @@ async fn device_code_is_pending_then_slow_down_then_signed_in() {
         &sb,
         &c,
         &tid,
-        "https://graph.microsoft.com/.default offline_access",
+        "openid https://graph.microsoft.com/.default offline_access",
     )
     .await;
     assert_eq!(dc["interval"], 1);
@@ -630,6 +630,11 @@ async fn unknown_tenant_and_tenant_names() {
         let at = claims(&sb, v["access_token"].as_str().unwrap());
         assert_eq!(at.tid, Uuid::from_u128(9).to_string(), "{name}");
         assert_eq!(at.wids, ["9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"]);
+        // No offline_access, no openid: no refresh token, no id token (as documented).
+        assert!(
+            v.get("refresh_token").is_none() && v.get("id_token").is_none(),
+            "{v}"
+        );
     }
     let r = c
         .get(oauth(&sb, "t9.onmicrosoft.com", "token"))

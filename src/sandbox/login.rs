@@ -51,7 +51,7 @@ pub fn aad_error(status: StatusCode, error: &str, code: u32, message: &str) -> R
     let body = json!({
         "error": error,
         "error_description": format!(
-            "AADSTS{code}: {message} Trace ID: {trace} Correlation ID: {corr} Timestamp: {ts}"
+            "AADSTS{code}: {message}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}"
         ),
         "error_codes": [code],
         "timestamp": ts,
@@ -303,10 +303,16 @@ fn user_tokens(
         iss: format!("https://sts.windows.net/{token_tid}/"),
         ..Claims::default()
     };
-    mint_user(state, inner, base, scope)
+    mint_user(state, inner, base, scope, false)
 }
 
-fn mint_user(state: &State, inner: &Inner, base: Claims, scope: &str) -> Result<Value, Response> {
+fn mint_user(
+    state: &State,
+    inner: &Inner,
+    base: Claims,
+    scope: &str,
+    always_refresh: bool,
+) -> Result<Value, Response> {
     let (resource, names) = resource_of(scope)?;
     let token_tenant = Uuid::parse_str(&base.tid).ok();
     if let Some(t) = token_tenant.and_then(|id| inner.tenant(id))
@@ -351,15 +357,22 @@ fn mint_user(state: &State, inner: &Inner, base: Claims, scope: &str) -> Result<
         .split_whitespace()
         .map(|s| format!("{}/{s}", access.aud))
         .collect();
-    Ok(json!({
+    let mut v = json!({
         "token_type": "Bearer",
         "scope": scope_out.join(" "),
         "expires_in": TOKEN_LIFETIME,
         "ext_expires_in": TOKEN_LIFETIME,
         "access_token": state.signer.sign(&access),
-        "refresh_token": state.signer.sign(&refresh),
-        "id_token": state.signer.sign(&id),
-    }))
+    });
+    // As documented: a refresh token only for `offline_access`, an id token only for `openid`.
+    let asked = |x: &str| scope.split_whitespace().any(|s| s == x);
+    if asked("offline_access") || always_refresh {
+        v["refresh_token"] = json!(state.signer.sign(&refresh));
+    }
+    if asked("openid") {
+        v["id_token"] = json!(state.signer.sign(&id));
+    }
+    Ok(v)
 }
 
 fn device_code_grant(
@@ -422,7 +435,7 @@ fn device_code_grant(
         DeviceOutcome::Pending => Err(bad(
             "authorization_pending",
             70016,
-            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            "The provided request has not yet been authorized by the user. The user must input their code.",
         )),
         DeviceOutcome::Declined => Err(bad(
             "authorization_declined",
@@ -475,7 +488,7 @@ fn refresh_grant(
         ));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
-    let v = mint_user(state, inner, claims, &scope)?;
+    let v = mint_user(state, inner, claims, &scope, true)?;
     Ok(Json(v).into_response())
 }
 
