@@ -284,7 +284,7 @@ fn default_scopes(resource: &str) -> &'static str {
 }
 
 /// Access, refresh and id tokens for the signed-in technician of tenant `tid`.
-fn user_tokens(
+pub(crate) fn user_tokens(
     state: &State,
     inner: &Inner,
     tid: Uuid,
