@@ -501,6 +501,18 @@ async fn client_credentials_checks_the_secret_and_carries_granted_roles() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_aad_error(&v, "unauthorized_client", 700016);
+    let (_, v) = post_form(
+        &c,
+        oauth(&sb, "organizations", "token"),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &app_id),
+            ("client_secret", &secret),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_aad_error(&v, "invalid_request", 50059);
     let (_, v) = cc(secret.clone(), "https://graph.microsoft.com/User.Read.All").await;
     assert_aad_error(&v, "invalid_scope", 1002012);
     sb.shutdown().await;

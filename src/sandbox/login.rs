@@ -197,6 +197,16 @@ async fn token(Ax(state): Ax<Arc<State>>, Path(tenant): Path<String>, body: Byte
             device_code_grant(&state, &mut inner, &f)
         }
         "refresh_token" => refresh_grant(&state, &mut inner, tid, &f),
+        "client_credentials"
+            if tenant.eq_ignore_ascii_case("common")
+                || tenant.eq_ignore_ascii_case("organizations") =>
+        {
+            Err(bad(
+                "invalid_request",
+                50059,
+                "No tenant-identifying information found in either the request or implied by any provided credentials.",
+            ))
+        }
         "client_credentials" => client_credentials(&state, &mut inner, tid, &f),
         "authorization_code" => authorization_code(&state, &mut inner, tid, &f),
         "" => Err(bad(
