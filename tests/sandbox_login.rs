@@ -296,7 +296,8 @@ async fn refresh_token_works_for_other_resources_in_the_tenant() {
         oauth(&sb, &tid, "token"),
         &[
             ("grant_type", "refresh_token"),
-            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            // Azure CLI: a real public client, but not the one the token was issued to.
+            ("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
             ("refresh_token", rt),
             ("scope", "User.Read"),
         ],
@@ -655,6 +656,17 @@ async fn unknown_tenant_and_tenant_names() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_aad_error(&r.json::<Value>().await.unwrap(), "invalid_request", 900561);
+    // A client that exists neither among Microsoft's public clients nor in the tenant.
+    let (_, v) = post_form(
+        &c,
+        oauth(&sb, "t9.onmicrosoft.com", "devicecode"),
+        &[
+            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            ("scope", "User.Read"),
+        ],
+    )
+    .await;
+    assert_aad_error(&v, "unauthorized_client", 700016);
     // Unsupported grant and two resources in one request.
     let (_, v) = post_form(
         &c,

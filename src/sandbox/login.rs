@@ -148,6 +148,9 @@ async fn device_code(
         Ok(c) => c.to_string(),
         Err(r) => return tagged(r, tid),
     };
+    if let Err(r) = check_public_client(&inner, tid, &client_id) {
+        return tagged(r, tid);
+    }
     let scope = f.get("scope").cloned().unwrap_or_default();
     if let Err(r) = resource_of(&scope) {
         return tagged(r, tid);
@@ -192,6 +195,18 @@ async fn token(Ax(state): Ax<Arc<State>>, Path(tenant): Path<String>, body: Byte
         return tenant_not_found(&tenant);
     };
     let grant = f.get("grant_type").map(String::as_str).unwrap_or("");
+    // A technician's sign-in must come from a public client the tenant knows.
+    if matches!(
+        grant,
+        "urn:ietf:params:oauth:grant-type:device_code"
+            | "device_code"
+            | "refresh_token"
+            | "authorization_code"
+    ) && let Some(c) = f.get("client_id")
+        && let Err(r) = check_public_client(&inner, tid, c)
+    {
+        return tagged(r, tid);
+    }
     let r = match grant {
         "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => {
             device_code_grant(&state, &mut inner, &f)
@@ -257,6 +272,37 @@ pub fn resource_of(scope: &str) -> Result<(String, Vec<String>), Response> {
         resource.unwrap_or_else(|| "https://graph.microsoft.com".into()),
         names,
     ))
+}
+
+fn app_not_found(client_id: &str, t: &TenantState) -> Response {
+    bad(
+        "unauthorized_client",
+        700016,
+        &format!(
+            "Application with identifier '{client_id}' was not found in the directory '{}'. This can \
+             happen if the application has not been installed by the administrator of the tenant or \
+             consented to by any user in the tenant. You may have sent your authentication request \
+             to the wrong tenant.",
+            t.scenario.display_name
+        ),
+    )
+}
+
+/// Public clients a technician signs in with: Microsoft's first-party ones (present in every
+/// tenant) or an application registered in the tenant.
+fn check_public_client(inner: &Inner, tid: Uuid, client_id: &str) -> Result<(), Response> {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let known = catalog::FIRST_PARTY_PUBLIC_CLIENTS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(client_id))
+        || t.applications
+            .iter()
+            .any(|a| a.app_id.to_string().eq_ignore_ascii_case(client_id));
+    if known {
+        Ok(())
+    } else {
+        Err(app_not_found(client_id, t))
+    }
 }
 
 fn invalid_resource(resource: &str, t: &TenantState) -> Response {
@@ -528,19 +574,7 @@ fn client_credentials(
     }
     let (resource, _) = resource_of(&scope)?;
     let t = inner.tenant_mut(tid).expect("resolved");
-    let not_found = || {
-        bad(
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can \
-                 happen if the application has not been installed by the administrator of the tenant or \
-                 consented to by any user in the tenant. You may have sent your authentication request \
-                 to the wrong tenant.",
-                t.scenario.display_name
-            ),
-        )
-    };
+    let not_found = || app_not_found(&client_id, t);
     let Some(app) = t
         .applications
         .iter()
@@ -662,6 +696,7 @@ async fn authorize(
     };
     let r = (|| {
         let client_id = required(&f, "client_id")?.to_string();
+        check_public_client(&inner, tid, &client_id)?;
         let redirect_uri = required(&f, "redirect_uri")?.to_string();
         if !is_loopback(&redirect_uri) {
             return Err(bad(
