@@ -118,6 +118,27 @@ async fn tls_is_trusted_only_with_the_sandbox_ca() {
     let err = untrusting.get(page).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
 
+    // Dropping a sandbox stops it.
+    let other = Sandbox::start(Scenario::default(), &dir.path().join("other"))
+        .await
+        .unwrap();
+    let other_url = other.login_url().join("devicelogin").unwrap();
+    let other_client = hal_onboard::http::build_client(Some(&other.ca_path())).unwrap();
+    assert!(
+        other_client
+            .get(other_url.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    drop(other);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        other_client.get(other_url).send().await.is_err(),
+        "a dropped sandbox stops serving"
+    );
     let env: std::collections::HashMap<_, _> = sb.env().into_iter().collect();
     assert_eq!(env["HAL_ONBOARD_LOGIN_URL"], sb.login_url().to_string());
     assert_eq!(env["HAL_ONBOARD_GRAPH_URL"], sb.graph_url().to_string());

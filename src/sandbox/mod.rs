@@ -58,13 +58,19 @@ pub(crate) fn tagged(mut r: Response, tenant: Uuid) -> Response {
     r
 }
 
-/// A running sandbox cloud. Dropping it without [`Sandbox::shutdown`] leaves the server
-/// running until the runtime ends.
+/// A running sandbox cloud. [`Sandbox::shutdown`] stops it gracefully; dropping it stops it
+/// at once.
 pub struct Sandbox {
     state: Arc<State>,
     ca_path: PathBuf,
     handle: axum_server::Handle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -105,7 +111,7 @@ impl Sandbox {
             state,
             ca_path,
             handle,
-            task,
+            task: Some(task),
         })
     }
 
@@ -223,9 +229,11 @@ impl Sandbox {
     }
 
     /// Stops serving (open connections get a second to finish).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(1)));
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
