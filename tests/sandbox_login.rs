@@ -311,7 +311,19 @@ async fn refresh_token_works_for_other_resources_in_the_tenant() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["error"], "invalid_grant");
+    assert_aad_error(&v, "invalid_grant", 70000);
+    let (_, v) = post_form(
+        &c,
+        oauth(&sb, &tid, "token"),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("refresh_token", "0.AXEA-not-a-jwt"),
+            ("scope", "User.Read"),
+        ],
+    )
+    .await;
+    assert_aad_error(&v, "invalid_grant", 9002313);
     let (_, v) = post_form(
         &c,
         oauth(&sb, &tid, "token"),

@@ -515,11 +515,18 @@ fn refresh_grant(
 ) -> Result<Response, Response> {
     let rt = required(f, "refresh_token")?;
     let client_id = required(f, "client_id")?;
-    let Some(claims) = state.signer.verify_signature(rt) else {
+    if rt.split('.').count() != 3 {
         return Err(bad(
             "invalid_grant",
             9002313,
             "Invalid request. Request is malformed or invalid.",
+        ));
+    }
+    let Some(claims) = state.signer.verify_signature(rt) else {
+        return Err(bad(
+            "invalid_grant",
+            70000,
+            "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.",
         ));
     };
     if claims.aud != REFRESH_AUDIENCE {
