@@ -1764,10 +1764,7 @@ fn assign(caller: &Caller, t: &mut TenantState, idx: usize, body: Option<Value>)
         return gerr(
             400,
             "Request_BadRequest",
-            &format!(
-                "Permission being assigned was not found on application '{}'.",
-                resource.app_id
-            ),
+            "Permission being assigned was not found on application",
         );
     }
     if t.assignments.iter().any(|a| {
