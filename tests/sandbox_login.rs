@@ -751,3 +751,46 @@ async fn technician_in_the_wrong_tenant_gets_tokens_for_their_home_tenant() {
     assert_ne!(org["value"][0]["displayName"], "Tenant 10");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_msps_multi_tenant_client_app_signs_in_to_customer_tenants() {
+    let msp = tenant(11);
+    let customer = tenant(12);
+    let (sb, c, _d) = start(vec![msp, customer]).await;
+    let admin = sb
+        .user_access_token(Uuid::from_u128(11), "https://graph.microsoft.com/.default")
+        .unwrap();
+    let mut ids = vec![];
+    for audience in ["AzureADMultipleOrgs", "AzureADMyOrg"] {
+        let v: Value = c
+            .post(sb.graph_url().join("v1.0/applications").unwrap())
+            .bearer_auth(&admin)
+            .json(&json!({"displayName": format!("msp-{audience}"), "signInAudience": audience}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["appId"].as_str().unwrap().to_string());
+    }
+    let (multi, single) = (&ids[0], &ids[1]);
+    for (client, tenant_name, ok) in [
+        (multi, "t12.onmicrosoft.com", true),
+        (single, "t11.onmicrosoft.com", true),
+        (single, "t12.onmicrosoft.com", false),
+    ] {
+        let (s, v) = post_form(
+            &c,
+            oauth(&sb, tenant_name, "devicecode"),
+            &[("client_id", client), ("scope", "User.Read")],
+        )
+        .await;
+        if ok {
+            assert_eq!(s, StatusCode::OK, "{client} in {tenant_name}: {v}");
+        } else {
+            assert_aad_error(&v, "unauthorized_client", 700016);
+        }
+    }
+    sb.shutdown().await;
+}

@@ -289,15 +289,19 @@ fn app_not_found(client_id: &str, t: &TenantState) -> Response {
 }
 
 /// Public clients a technician signs in with: Microsoft's first-party ones (present in every
-/// tenant) or an application registered in the tenant.
+/// tenant), an application registered in the tenant, or a multi-tenant application registered
+/// in any sandbox tenant (an MSP's own client app).
 fn check_public_client(inner: &Inner, tid: Uuid, client_id: &str) -> Result<(), Response> {
     let t = inner.tenant(tid).expect("resolved tenant");
     let known = catalog::FIRST_PARTY_PUBLIC_CLIENTS
         .iter()
         .any(|c| c.eq_ignore_ascii_case(client_id))
-        || t.applications
-            .iter()
-            .any(|a| a.app_id.to_string().eq_ignore_ascii_case(client_id));
+        || inner.tenants.iter().any(|other| {
+            other.applications.iter().any(|a| {
+                a.app_id.to_string().eq_ignore_ascii_case(client_id)
+                    && (other.scenario.id == tid || a.sign_in_audience != "AzureADMyOrg")
+            })
+        });
     if known {
         Ok(())
     } else {
