@@ -72,10 +72,58 @@ impl State {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Checks an `Authorization: Bearer ...` header value for a resource (by its first-party
+    /// app id, e.g. [`catalog::EXCHANGE_APP_ID`]): signature, expiry, audience, known tenant.
+    /// Returns the token's tenant and claims. Graph uses it; so can the Exchange simulator.
+    pub fn check_bearer(
+        &self,
+        authorization: Option<&str>,
+        resource_app_id: &str,
+    ) -> Result<(Uuid, super::token::Claims), TokenProblem> {
+        let raw = authorization.unwrap_or("");
+        let token = raw
+            .strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .unwrap_or("")
+            .trim();
+        if token.is_empty() {
+            return Err(TokenProblem::Missing);
+        }
+        if token.split('.').count() != 3 {
+            return Err(TokenProblem::Malformed);
+        }
+        let claims = self
+            .signer
+            .verify_signature(token)
+            .ok_or(TokenProblem::BadSignature)?;
+        if claims.exp <= super::token::now_unix() {
+            return Err(TokenProblem::Expired);
+        }
+        if catalog::resource_app_id(&claims.aud) != Some(resource_app_id) {
+            return Err(TokenProblem::WrongAudience);
+        }
+        let tenant = Uuid::parse_str(&claims.tid).map_err(|_| TokenProblem::UnknownTenant)?;
+        if self.lock().tenant(tenant).is_none() {
+            return Err(TokenProblem::UnknownTenant);
+        }
+        Ok((tenant, claims))
+    }
+
     /// `https://127.0.0.1:{port}/{prefix}/`.
     pub fn url(&self, prefix: &str) -> Url {
         self.base.join(&format!("{prefix}/")).expect("prefix joins")
     }
+}
+
+/// Why [`State::check_bearer`] refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    Missing,
+    Malformed,
+    BadSignature,
+    Expired,
+    WrongAudience,
+    UnknownTenant,
 }
 
 impl Inner {
