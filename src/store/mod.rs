@@ -8,6 +8,7 @@
 //! is never overwritten.
 
 pub mod model;
+pub mod status;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -20,6 +21,8 @@ pub use model::*;
 
 pub const STATE_FILE: &str = "tenants.json";
 const LOCK_FILE: &str = "tenants.lock";
+const TEMP_PREFIX: &str = ".tenants.";
+const TEMP_SUFFIX: &str = ".tmp";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,9 +108,13 @@ impl TenantStore {
             )));
         }
         fs::create_dir_all(home).map_err(err)?;
-        Ok(TenantStore {
+        let store = TenantStore {
             dir: home.to_path_buf(),
-        })
+        };
+        // Fail now, naming the home, rather than halfway through a step: we must be able to
+        // create files here (the lock, and the temp file each commit renames into place).
+        store.open_lock_file().map_err(err)?;
+        Ok(store)
     }
 
     /// A store that is only read: does not create the home.
@@ -115,6 +122,33 @@ impl TenantStore {
         TenantStore {
             dir: home.to_path_buf(),
         }
+    }
+
+    /// A store for reading only (`list`): creates nothing, but refuses a home that can never
+    /// be one (a file, or a path below a file). A home that does not exist yet is an empty
+    /// store.
+    pub fn for_reading(home: &Path) -> Result<TenantStore, StoreError> {
+        let err = |source| StoreError::Home {
+            path: home.to_path_buf(),
+            source,
+        };
+        match fs::metadata(home) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "it is a file, not a directory",
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+        Ok(TenantStore::at(home))
+    }
+
+    /// The home directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn path(&self) -> PathBuf {
@@ -132,22 +166,39 @@ impl TenantStore {
         parse(&path, &bytes)
     }
 
-    /// Starts a transaction: waits for the lock, then reads the document.
-    pub fn transaction(&self) -> Result<Transaction<'_>, StoreError> {
-        let lock_path = self.dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
+    fn open_lock_file(&self) -> std::io::Result<File> {
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&lock_path)
-            .map_err(|source| StoreError::Lock {
-                path: lock_path.clone(),
-                source,
+            .open(self.dir.join(LOCK_FILE))
+    }
+
+    /// Starts a transaction: waits for the lock, then reads the document.
+    pub fn transaction(&self) -> Result<Transaction<'_>, StoreError> {
+        let lock_path = self.dir.join(LOCK_FILE);
+        let lock = self
+            .open_lock_file()
+            .map_err(|source| match source.kind() {
+                // The home itself is unusable (vanished, read-only): that is the home's fault.
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::ReadOnlyFilesystem => StoreError::Home {
+                    path: self.dir.clone(),
+                    source,
+                },
+                _ => StoreError::Lock {
+                    path: lock_path.clone(),
+                    source,
+                },
             })?;
         lock.lock().map_err(|source| StoreError::Lock {
             path: lock_path,
             source,
         })?;
+        // Under the lock no other writer is running, so any temp file is a dead writer's.
+        self.remove_stale_temp_files();
         let doc = self.load()?;
         Ok(Transaction {
             store: self,
@@ -176,8 +227,8 @@ impl TenantStore {
             source,
         };
         let mut tmp = tempfile::Builder::new()
-            .prefix(".tenants.")
-            .suffix(".tmp")
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
             .tempfile_in(&self.dir)
             .map_err(werr)?;
         let mut json = serde_json::to_vec_pretty(doc).expect("the store document serializes");
@@ -187,6 +238,20 @@ impl TenantStore {
         tmp.persist(&path).map_err(|e| werr(e.error))?;
         sync_dir(&self.dir);
         Ok(())
+    }
+
+    /// Removes temp files a writer left when it was killed mid-commit. Only call under the lock.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -217,6 +282,17 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<StoreDoc, StoreError> {
         path: path.to_path_buf(),
         detail: e.to_string(),
     };
+    // serde would also read a struct from a JSON array; only an object is a store document.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: if bytes.iter().all(u8::is_ascii_whitespace) {
+                "the file is empty".into()
+            } else {
+                "not a JSON object".into()
+            },
+        });
+    }
     // Check the version before the shape, so a newer file is reported as newer, not corrupt.
     let v: Version = serde_json::from_slice(bytes).map_err(corrupt)?;
     match v.schema_version {
@@ -250,6 +326,18 @@ pub enum LookupError {
     },
 }
 
+impl LookupError {
+    /// What the technician should do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            LookupError::NotFound(_) => "Run `hal-onboard list` to see every tenant, or `hal-onboard tenant add <domain>` to onboard a new one.".into(),
+            LookupError::Ambiguous { .. } => {
+                "Name the tenant by its domain or tenant ID instead (shown above).".into()
+            }
+        }
+    }
+}
+
 impl StoreDoc {
     /// Finds a tenant by GUID, by any recorded domain, or by display name (case-insensitive).
     pub fn find_index(&self, key: &str) -> Result<usize, LookupError> {
@@ -262,9 +350,11 @@ impl StoreDoc {
                 .ok_or_else(|| LookupError::NotFound(key_t.to_string()));
         }
         let lower = key_t.to_lowercase();
+        // A fully qualified name (`contoso.com.`) is the same domain.
+        let domain = lower.strip_suffix('.').unwrap_or(&lower);
         if let Some(i) = self.tenants.iter().position(|t| {
-            t.primary_domain.eq_ignore_ascii_case(&lower)
-                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(&lower))
+            t.primary_domain.eq_ignore_ascii_case(domain)
+                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
         }) {
             return Ok(i);
         }
