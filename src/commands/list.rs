@@ -231,9 +231,8 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 fn summary(rows: &[Row<'_>]) -> String {
-    let count = |o: Overall| rows.iter().filter(|r| r.status.overall == o).count();
     let n = rows.len();
-    let mut parts = vec![format!("{n} tenant{}", if n == 1 { "" } else { "s" })];
+    let mut parts = Vec::new();
     for (o, label) in [
         (Overall::Done, "done"),
         (Overall::Expiring, "secret expiring"),
@@ -242,12 +241,16 @@ fn summary(rows: &[Row<'_>]) -> String {
         (Overall::Failed, "failed"),
         (Overall::Expired, "secret expired"),
     ] {
-        let c = count(o);
+        let c = rows.iter().filter(|r| r.status.overall == o).count();
         if c > 0 {
             parts.push(format!("{c} {label}"));
         }
     }
-    parts.join(", ")
+    format!(
+        "{n} tenant{}: {}",
+        if n == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

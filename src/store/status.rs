@@ -252,11 +252,10 @@ fn next_action(
     if st(StepId::Exchange) == StepStatus::Waiting {
         let since = rec.ual.hydrated_at.or(rec.steps.exchange.at);
         let reason = match since {
-            Some(t) if t <= now => format!(
-                "UAL still propagating at Microsoft (hydrated {} ago)",
-                human_duration(now - t)
-            ),
-            _ => "UAL still propagating at Microsoft".into(),
+            Some(t) if t <= now => {
+                format!("UAL: waiting on Microsoft for {}", human_duration(now - t))
+            }
+            _ => "UAL: waiting on Microsoft".into(),
         };
         return Some((Action::UalRetry, reason));
     }
@@ -435,7 +434,11 @@ mod tests {
         assert_eq!(s.pending, vec![StepId::Exchange]);
         let n = s.next.unwrap();
         assert_eq!(n.command, "hal-onboard ual retry contoso.onmicrosoft.com");
-        assert!(n.reason.contains("(hydrated 3 h ago)"), "{}", n.reason);
+        assert!(
+            n.reason == "UAL: waiting on Microsoft for 3 h",
+            "{}",
+            n.reason
+        );
     }
 
     #[test]
