@@ -293,25 +293,32 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<StoreDoc, StoreError> {
             },
         });
     }
-    // Check the version before the shape, so a newer file is reported as newer, not corrupt.
-    let v: Version = serde_json::from_slice(bytes).map_err(corrupt)?;
-    match v.schema_version {
-        None => {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: "no schemaVersion field".into(),
-            });
-        }
-        Some(found) if found > SCHEMA_VERSION => {
-            return Err(StoreError::NewerSchema {
+    // One parse in the common case (`list` reads a thousand tenants on every run); only a
+    // file that does not fit our shape is read again, to tell a newer one from a broken one.
+    match serde_json::from_slice::<StoreDoc>(bytes) {
+        Ok(doc) if doc.schema_version > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: doc.schema_version,
+            supported: SCHEMA_VERSION,
+        }),
+        Ok(doc) => Ok(doc),
+        Err(e) => match serde_json::from_slice::<Version>(bytes) {
+            Ok(Version {
+                schema_version: Some(found),
+            }) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
                 path: path.to_path_buf(),
                 found,
                 supported: SCHEMA_VERSION,
-            });
-        }
-        Some(_) => {}
+            }),
+            Ok(Version {
+                schema_version: None,
+            }) => Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: "no schemaVersion field".into(),
+            }),
+            _ => Err(corrupt(e)),
+        },
     }
-    serde_json::from_slice(bytes).map_err(corrupt)
 }
 
 /// Why a name did not pick exactly one tenant.
