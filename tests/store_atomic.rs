@@ -174,6 +174,13 @@ fn a_writer_killed_while_holding_the_lock_changes_nothing_and_frees_the_lock() {
         "a second writer got in while the lock was held"
     );
     assert_eq!(std::fs::read(store.path()).unwrap(), before);
+    // Readers never wait for the lock: `list` shows the last committed document.
+    let t = Instant::now();
+    let out = store_support::hal(&home, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["domain"], "contoso.onmicrosoft.com");
+    assert!(t.elapsed() < Duration::from_secs(10));
 
     child.kill().unwrap();
     child.wait().unwrap();
