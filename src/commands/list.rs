@@ -116,12 +116,11 @@ fn render_table(ui: &Ui, rows: &[Row<'_>]) -> String {
     }
 
     let mut out = String::with_capacity(rows.len() * 160 + 128);
-    let header: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
     push_line(
         &mut out,
         ui,
         &widths,
-        header.iter().map(|h| (h.as_str(), Tone::Plain)),
+        HEADERS.iter().map(|h| (*h, Tone::Plain)),
         true,
     );
     for (row, r) in rows.iter().zip(&cells) {
