@@ -157,6 +157,11 @@ fn json_prints_only_the_array_sorted_like_the_table() {
     let (out, err) = list(home.path(), &["--json"]);
     assert_eq!(err, "", "JSON mode prints nothing else");
     let v: Value = serde_json::from_str(&out).expect("stdout is exactly one JSON document");
+    // One tenant per line, so `grep` works on it as well as `jq`.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 7 + 2);
+    assert_eq!((lines[0], lines[8]), ("[", "]"));
+    assert!(lines[1].starts_with("{\"tenantId\":") && lines[1].ends_with("},"));
     let names: Vec<&str> = v
         .as_array()
         .unwrap()

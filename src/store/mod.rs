@@ -293,16 +293,21 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<StoreDoc, StoreError> {
             },
         });
     }
+    // Validating UTF-8 once up front is cheaper than serde_json doing it string by string.
+    let text = std::str::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("not UTF-8 text ({e})"),
+    })?;
     // One parse in the common case (`list` reads a thousand tenants on every run); only a
     // file that does not fit our shape is read again, to tell a newer one from a broken one.
-    match serde_json::from_slice::<StoreDoc>(bytes) {
+    match serde_json::from_str::<StoreDoc>(text) {
         Ok(doc) if doc.schema_version > SCHEMA_VERSION => Err(StoreError::NewerSchema {
             path: path.to_path_buf(),
             found: doc.schema_version,
             supported: SCHEMA_VERSION,
         }),
         Ok(doc) => Ok(doc),
-        Err(e) => match serde_json::from_slice::<Version>(bytes) {
+        Err(e) => match serde_json::from_str::<Version>(text) {
             Ok(Version {
                 schema_version: Some(found),
             }) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
