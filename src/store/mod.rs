@@ -3,9 +3,9 @@
 //! Every change is a short transaction: take an exclusive advisory lock on `tenants.lock`,
 //! read the document, change it, write a temp file in the same directory, fsync, rename over
 //! the old file, fsync the directory, release. A crash at any point leaves either the old or
-//! the new document, and two processes never lose each other's updates. Readers (`list`) need
-//! no lock: a rename is atomic. A file that cannot be parsed, or that a newer hal-onboard wrote,
-//! is never overwritten.
+//! the new document, and two processes never lose each other's updates (a killed writer's temp
+//! file is swept by the next transaction). Readers (`list`) need no lock: a rename is atomic.
+//! A file that cannot be parsed, or that a newer hal-onboard wrote, is never overwritten.
 
 pub mod model;
 pub mod status;
