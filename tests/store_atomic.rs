@@ -26,6 +26,16 @@ fn spawn_helper(helper: &str, role: &str, home: &Path) -> Child {
         .expect("spawn helper")
 }
 
+/// Kills the helper if the test fails before it does, so no process outlives the test.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn helper_env() -> Option<(String, PathBuf)> {
     let role = std::env::var(ROLE).ok()?;
     let home = PathBuf::from(std::env::var_os(HOME)?);
@@ -99,11 +109,11 @@ fn a_writer_killed_mid_commit_leaves_the_old_or_the_new_document() {
     // Kill at many different moments; the doc grows, so later commits take longer.
     for round in 0..12u64 {
         let _ = std::fs::remove_file(home.join("appender.started"));
-        let mut child = spawn_helper("helper_appender", "append", home);
+        let mut child = KillOnDrop(spawn_helper("helper_appender", "append", home));
         wait_for(&home.join("appender.started"), "appender start");
         std::thread::sleep(Duration::from_millis(15 + round * 7));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
 
         let bytes = std::fs::read(home.join("tenants.json")).expect("the file is still there");
         let got: StoreDoc = serde_json::from_slice(&bytes)
@@ -157,7 +167,7 @@ fn a_writer_killed_while_holding_the_lock_changes_nothing_and_frees_the_lock() {
         .unwrap();
     let before = std::fs::read(store.path()).unwrap();
 
-    let mut child = spawn_helper("helper_hang_in_transaction", "hang", &home);
+    let mut child = KillOnDrop(spawn_helper("helper_hang_in_transaction", "hang", &home));
     wait_for(&home.join("hang.locked"), "helper holds the lock");
 
     // A second writer waits for the lock rather than racing the first.
@@ -182,8 +192,8 @@ fn a_writer_killed_while_holding_the_lock_changes_nothing_and_frees_the_lock() {
     assert_eq!(listed[0]["domain"], "contoso.onmicrosoft.com");
     assert!(t.elapsed() < Duration::from_secs(10));
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(10)),
         Ok(true),
@@ -227,8 +237,14 @@ fn concurrent_writers_lose_no_update() {
         .upsert(&blank(1, "contoso.onmicrosoft.com", "Contoso"))
         .unwrap();
 
-    let children: Vec<Child> = (0..N)
-        .map(|_| spawn_helper("helper_incrementer", &format!("inc:{M}"), home))
+    let children: Vec<KillOnDrop> = (0..N)
+        .map(|_| {
+            KillOnDrop(spawn_helper(
+                "helper_incrementer",
+                &format!("inc:{M}"),
+                home,
+            ))
+        })
         .collect();
     // Increment from this process too, at the same time.
     std::fs::write(home.join("go"), b"").unwrap();
@@ -238,7 +254,7 @@ fn concurrent_writers_lose_no_update() {
             .unwrap();
     }
     for mut c in children {
-        assert!(c.wait().unwrap().success(), "a writer failed");
+        assert!(c.0.wait().unwrap().success(), "a writer failed");
     }
     let doc = store.load().unwrap();
     assert_eq!(doc.tenants.len(), 1);
