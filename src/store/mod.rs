@@ -231,8 +231,7 @@ impl TenantStore {
             .suffix(TEMP_SUFFIX)
             .tempfile_in(&self.dir)
             .map_err(werr)?;
-        let mut json = serde_json::to_vec_pretty(doc).expect("the store document serializes");
-        json.push(b'\n');
+        let json = to_json(doc);
         tmp.write_all(&json).map_err(werr)?;
         tmp.as_file().sync_all().map_err(werr)?;
         tmp.persist(&path).map_err(|e| werr(e.error))?;
@@ -259,6 +258,68 @@ impl Transaction<'_> {
     /// Writes the document atomically and releases the lock.
     pub fn commit(self) -> Result<(), StoreError> {
         self.store.write_atomic(&self.doc)
+    }
+}
+
+/// The document as written: compact JSON with one tenant per line. Half the bytes of
+/// pretty-printed JSON (so `list` reads a thousand tenants fast), yet still diff-able and
+/// editable by hand, one tenant at a time.
+fn to_json(doc: &StoreDoc) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + doc.tenants.len() * 2048);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, RecordPerLine::default());
+    serde::Serialize::serialize(doc, &mut ser).expect("the store document serializes");
+    out.push(b'\n');
+    out
+}
+
+/// A compact JSON formatter that starts a new line for each element of an array that is a
+/// field of the top-level object (`tenants`), and nowhere else.
+#[derive(Default)]
+struct RecordPerLine {
+    depth: usize,
+    broke_line: bool,
+}
+
+impl serde_json::ser::Formatter for RecordPerLine {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        if self.depth == 2 {
+            self.broke_line = false;
+        }
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        if self.depth == 2 && self.broke_line {
+            w.write_all(b"\n")?;
+        }
+        self.depth -= 1;
+        w.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        if self.depth == 2 {
+            self.broke_line = true;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        w.write_all(b"}")
     }
 }
 
@@ -418,5 +479,40 @@ impl StoreDoc {
     pub fn remove(&mut self, id: Uuid) -> Option<TenantRecord> {
         let i = self.tenants.iter().position(|t| t.tenant_id == id)?;
         Some(self.tenants.remove(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Cloud;
+
+    #[test]
+    fn the_file_has_one_tenant_per_line_and_reads_back() {
+        let mut a = TenantRecord::new(Uuid::from_u128(1), "a.onmicrosoft.com", "A", Cloud::Global);
+        a.domains.push("a.com".into());
+        a.granted_permissions = vec!["graph/AuditLog.Read.All".into()];
+        let b = TenantRecord::new(
+            Uuid::from_u128(2),
+            "b.onmicrosoft.com",
+            "B\n\"x\"",
+            Cloud::China,
+        );
+        let doc = StoreDoc {
+            schema_version: SCHEMA_VERSION,
+            tenants: vec![a, b],
+        };
+        let text = String::from_utf8(to_json(&doc)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], r#"{"schemaVersion":1,"tenants":["#);
+        assert!(lines[1].starts_with(r#"{"tenantId":"#) && lines[1].ends_with("},"));
+        assert!(lines[2].ends_with('}'));
+        assert_eq!(lines[3], "]}");
+        assert!(text.ends_with("]}\n"));
+        assert_eq!(parse(Path::new("t"), text.as_bytes()).unwrap(), doc);
+
+        let empty = String::from_utf8(to_json(&StoreDoc::default())).unwrap();
+        assert_eq!(empty, "{\"schemaVersion\":1,\"tenants\":[]}\n");
     }
 }
