@@ -21,10 +21,18 @@ use crate::store::{
 };
 use crate::ui::Ui;
 
-/// Shows every onboarded tenant: UAL, app, consent, days until the secret expires, portal,
-/// and the exact command to run next. Sorted by display name. With --json, prints an array
-/// (see docs/list-json.md) and nothing else on stdout.
+/// Every onboarded tenant, sorted by display name: UAL, app, consent, days until the client
+/// secret expires, portal, and under each tenant that needs something the exact command to run
+/// next.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Secrets expiring within 60 days are shown in yellow, expired ones in red.
+With --json, prints an array, one tenant per line, and nothing else on stdout;
+its fields are a stable contract (docs/list-json.md).
+
+Examples:
+  hal-onboard list
+  hal-onboard list --json | jq -r '.[].nextAction.command // empty'")]
 pub struct ListArgs {}
 
 pub fn cmd_list(ctx: &Ctx, _args: &ListArgs) -> CommandResult {
