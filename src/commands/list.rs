@@ -19,7 +19,7 @@ use crate::store::status::{Overall, ROTATE_WITHIN_DAYS, TenantStatus};
 use crate::store::{
     EntraLicense, PortalState, StepId, StepState, StepStatus, TenantRecord, TenantStore, UalState,
 };
-use crate::ui::Ui;
+use crate::ui::{ColorChoice, Ui};
 
 /// Every onboarded tenant, sorted by display name: UAL, app, consent, days until the client
 /// secret expires, portal, and under each tenant that needs something the exact command to run
@@ -62,7 +62,7 @@ pub fn cmd_list(ctx: &Ctx, _args: &ListArgs) -> CommandResult {
             store.path().display()
         ));
     } else {
-        ctx.ui.out(render_table(&ctx.ui, &rows));
+        ctx.ui.out(render_table(&ctx.ui, table_color(ctx), &rows));
         ctx.ui.status(ctx.ui.dim(summary(&rows)));
     }
     drop(rows);
@@ -70,6 +70,18 @@ pub fn cmd_list(ctx: &Ctx, _args: &ListArgs) -> CommandResult {
     // would only make `list` slower.
     std::mem::forget(doc);
     Ok(())
+}
+
+/// Whether to color the table. `Ui` decides color by stderr, where its messages go; the table
+/// goes to stdout, so with `auto` it also needs stdout to be a terminal (`list | grep` must
+/// not get escape codes).
+fn table_color(ctx: &Ctx) -> bool {
+    use std::io::IsTerminal;
+    match ctx.global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => ctx.ui.color() && std::io::stdout().is_terminal(),
+    }
 }
 
 /// The JSON array with one tenant per line: valid JSON for `jq`, and `grep`-able as it is.
@@ -126,7 +138,7 @@ const HEADERS: [&str; 7] = [
     "TENANT", "DOMAIN", "UAL", "APP", "CONSENT", "SECRET", "PORTAL",
 ];
 
-fn render_table(ui: &Ui, rows: &[Row<'_>]) -> String {
+fn render_table(ui: &Ui, color: bool, rows: &[Row<'_>]) -> String {
     let cells: Vec<[Cell; 7]> = rows.iter().map(row_cells).collect();
     let mut widths = HEADERS.map(console::measure_text_width);
     for r in &cells {
@@ -139,6 +151,7 @@ fn render_table(ui: &Ui, rows: &[Row<'_>]) -> String {
     push_line(
         &mut out,
         ui,
+        color,
         &widths,
         HEADERS.iter().map(|h| (*h, Tone::Plain)),
         true,
@@ -147,6 +160,7 @@ fn render_table(ui: &Ui, rows: &[Row<'_>]) -> String {
         push_line(
             &mut out,
             ui,
+            color,
             &widths,
             r.iter().map(|c| (c.text.as_str(), c.tone)),
             false,
@@ -157,7 +171,11 @@ fn render_table(ui: &Ui, rows: &[Row<'_>]) -> String {
             let used = console::measure_text_width(lead) + next.command.len() + 2;
             if used + 10 < TABLE_WIDTH {
                 let reason = console::truncate_str(&next.reason, TABLE_WIDTH - used, "…");
-                let _ = write!(out, "  {}", ui.dim(reason));
+                if color {
+                    let _ = write!(out, "  {}", ui.dim(reason));
+                } else {
+                    let _ = write!(out, "  {reason}");
+                }
             }
             out.push('\n');
         }
@@ -168,6 +186,7 @@ fn render_table(ui: &Ui, rows: &[Row<'_>]) -> String {
 fn push_line<'s>(
     out: &mut String,
     ui: &Ui,
+    color: bool,
     widths: &[usize; 7],
     cells: impl Iterator<Item = (&'s str, Tone)>,
     header: bool,
@@ -178,6 +197,7 @@ fn push_line<'s>(
             line.push_str(GAP);
         }
         let styled = match tone {
+            _ if !color => text.to_string(),
             _ if header => ui.bold(text),
             Tone::Plain => text.to_string(),
             Tone::Warn => ui.yellow(text),
