@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::HomeConfig;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
+use crate::error::{CommandError, CommandResult, failed, user_error};
 use crate::portal::{HttpPortal, PortalError};
 use crate::secrets::{KeyringStore, MemoryStore, SecretStore, account};
 use crate::store::{StoreError, TenantStore};
@@ -113,16 +113,7 @@ impl Ctx {
 }
 
 pub fn store_error(e: StoreError) -> CommandError {
-    let status = match e {
-        StoreError::Home { .. } => ExitStatus::Usage,
-        _ => ExitStatus::Failed,
-    };
-    let hint = e.hint();
-    let mut err = CommandError::new(status, e.to_string()).with_source(e);
-    if let Some(h) = hint {
-        err = err.hint(h);
-    }
-    err
+    e.into()
 }
 
 /// A portal error in the technician's words, with the next action.
