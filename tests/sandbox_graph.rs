@@ -293,6 +293,24 @@ async fn directory_reads_describe_the_tenant_and_the_technician() {
         );
     }
 
+    let (_, v) = e
+        .get("me/memberOf?$select=id,displayName,roleTemplateId")
+        .await;
+    assert_eq!(
+        v["value"][0]["@odata.type"],
+        "#microsoft.graph.directoryRole"
+    );
+    assert_eq!(v["value"][0].as_object().unwrap().len(), 4);
+    let (s, v) = e.get("applications?$select=id,web,identifierUris").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = e.get("applications?$select=id,colour").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("microsoft.graph.application")
+    );
     let (_, skus) = e.get("subscribedSkus").await;
     let skus = skus["value"].as_array().unwrap();
     assert_eq!(skus.len(), 2);
@@ -668,6 +686,36 @@ async fn app_role_assignments_duplicate_unknown_list_and_delete() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(e.sb.snapshot(e.tenant()).app_role_assignments.is_empty());
+
+    // The same grant from the principal's side, and its removal.
+    let sp_id = sp["id"].as_str().unwrap();
+    let (s, b) = e
+        .post(
+            &format!("servicePrincipals/{sp_id}/appRoleAssignments"),
+            json!({"principalId": sp_id, "resourceId": graph["id"], "appRoleId": role["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["resourceId"], graph["id"]);
+    let (s, _) = e
+        .post(
+            &format!("servicePrincipals/{sp_id}/appRoleAssignments"),
+            json!({"principalId": Uuid::new_v4(), "resourceId": graph["id"], "appRoleId": role["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = e
+        .call(
+            Method::DELETE,
+            &format!(
+                "servicePrincipals/{sp_id}/appRoleAssignments/{}",
+                b["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(e.sb.snapshot(e.tenant()).app_role_assignments.is_empty());
     e.sb.shutdown().await;
 }
 
@@ -683,6 +731,7 @@ async fn json_batch_runs_sub_requests_and_reports_each() {
         {"id": "3", "method": "POST", "url": "/applications", "headers": {"Content-Type": "application/json"}, "body": {"displayName": "from-batch"}},
         {"id": "4", "method": "GET", "url": "/applications/not-a-guid"},
         {"id": "5", "method": "GET", "url": "/organization", "dependsOn": ["4"]},
+        {"id": "6", "method": "GET", "url": "/"},
     ]});
     let (s, v) = e.post("$batch", batch).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -696,6 +745,7 @@ async fn json_batch_runs_sub_requests_and_reports_each() {
     assert_eq!(by("3")["body"]["displayName"], "from-batch");
     assert_eq!(by("4")["status"], 400);
     assert_eq!(by("5")["status"], 424);
+    assert_eq!(by("6")["status"], 400);
     assert!(by("1")["headers"]["request-id"].is_string());
     assert!(
         e.sb.snapshot(e.tenant())
@@ -733,6 +783,7 @@ async fn throttling_answers_429_with_retry_after_alone_and_in_batches() {
     assert_eq!(s3, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(h["retry-after"], "1");
     assert_graph_error(&v, "TooManyRequests");
+    assert_eq!(v["error"]["innerError"]["status"], "429");
 
     // Requests 5, 6 (throttled) and 7 inside one batch.
     let reqs: Vec<Value> = (1..=3)
@@ -811,6 +862,39 @@ async fn missing_management_api_principal_can_be_created_with_its_real_roles() {
     let (s, _) = e.get(&format!("servicePrincipals(appId='{O365}')")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // No token for a resource whose principal is not in the tenant.
+    let url = |x: &str| {
+        e.sb.login_url()
+            .join(&format!("t12.onmicrosoft.com/oauth2/v2.0/{x}"))
+            .unwrap()
+    };
+    let dc: Value =
+        e.c.post(url("devicecode"))
+            .form(&[
+                ("client_id", CLIENT_ID),
+                ("scope", "https://manage.office.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let r =
+        e.c.post(url("token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", CLIENT_ID),
+                ("device_code", dc["device_code"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_resource");
+    assert_eq!(v["error_codes"], json!([500011]));
+
     let (s, sp) = e.post("servicePrincipals", json!({"appId": O365})).await;
     assert_eq!(s, StatusCode::CREATED, "{sp}");
     assert_eq!(sp["displayName"], "Office 365 Management APIs");
@@ -838,6 +922,19 @@ async fn missing_management_api_principal_can_be_created_with_its_real_roles() {
         ))
         .await;
     assert_eq!(v["value"][0]["id"], sp["id"]);
+    let (_, v) = e
+        .get(&format!(
+            "servicePrincipals?$filter=appId in ('{O365}', '{GRAPH}')&$select=appId"
+        ))
+        .await;
+    let mut ids: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["appId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [GRAPH, O365]);
     e.sb.shutdown().await;
 }
 
@@ -912,5 +1009,113 @@ async fn latency_is_added_and_every_request_is_logged() {
     assert!(log[0].at <= log[1].at);
     e.sb.clear_requests();
     assert!(e.sb.requests().is_empty());
+    e.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn delegated_scopes_limit_what_even_a_global_administrator_can_do() {
+    let e = start(tenant(15)).await;
+    let tid = Uuid::from_u128(15).to_string();
+    let user_token = |scp: &str| {
+        e.sb.signer().sign(&Claims {
+            aud: "https://graph.microsoft.com".into(),
+            tid: tid.clone(),
+            oid: Uuid::new_v4().to_string(),
+            upn: Some("admin@t15.onmicrosoft.com".into()),
+            scp: Some(scp.into()),
+            wids: vec![GA.into()],
+            exp: now_unix() + 600,
+            ..Claims::default()
+        })
+    };
+    let user_read = user_token("User.Read");
+    let (s, _, _) = e.call_full(Method::GET, "me", None, Some(&user_read)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = e
+        .call_full(Method::GET, "applications", None, Some(&user_read))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_graph_error(&v, "Authorization_RequestDenied");
+    let (s, _, _) = e
+        .call_full(
+            Method::POST,
+            "applications",
+            Some(json!({"displayName": "x"})),
+            Some(&user_read),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Application.ReadWrite.All registers apps but cannot grant app roles without
+    // AppRoleAssignment.ReadWrite.All.
+    let apps_only = user_token("Application.ReadWrite.All");
+    let (s, _, app) = e
+        .call_full(
+            Method::POST,
+            "applications",
+            Some(json!({"displayName": "hal-siem-log-collector"})),
+            Some(&apps_only),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _, sp) = e
+        .call_full(
+            Method::POST,
+            "servicePrincipals",
+            Some(json!({"appId": app["appId"]})),
+            Some(&apps_only),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let graph_sp =
+        e.sb.snapshot(Uuid::from_u128(15))
+            .service_principal_for(GRAPH)
+            .unwrap()
+            .clone();
+    let grant = json!({"principalId": sp["id"], "resourceId": graph_sp.id, "appRoleId": "df021288-bdef-4463-88db-98f22de89214"});
+    let path = format!("servicePrincipals/{}/appRoleAssignedTo", graph_sp.id);
+    let (s, _, _) = e
+        .call_full(Method::POST, &path, Some(grant.clone()), Some(&apps_only))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let both = user_token("Application.ReadWrite.All AppRoleAssignment.ReadWrite.All");
+    let (s, _, v) = e
+        .call_full(Method::POST, &path, Some(grant), Some(&both))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    e.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_answered_and_logged() {
+    let e = start(tenant(16)).await;
+    e.sb.clear_requests();
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let c = e.c.clone();
+        let token = e.token.clone();
+        let url = e.sb.graph_url().join("v1.0/applications").unwrap();
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&json!({"displayName": format!("app-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    let snap = e.sb.snapshot(Uuid::from_u128(16));
+    assert_eq!(snap.applications.len(), 40);
+    let mut ids: Vec<Uuid> = snap.applications.iter().map(|a| a.app_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    let log = e.sb.requests();
+    assert_eq!(log.len(), 40);
+    assert!(log.iter().all(|r| r.method == "POST" && r.status == 201));
     e.sb.shutdown().await;
 }

@@ -631,6 +631,13 @@ async fn unknown_tenant_and_tenant_names() {
         assert_eq!(at.tid, Uuid::from_u128(9).to_string(), "{name}");
         assert_eq!(at.wids, ["9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"]);
     }
+    let r = c
+        .get(oauth(&sb, "t9.onmicrosoft.com", "token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_aad_error(&r.json::<Value>().await.unwrap(), "invalid_request", 900561);
     // Unsupported grant and two resources in one request.
     let (_, v) = post_form(
         &c,

@@ -140,6 +140,15 @@ impl Caller {
     fn has_role(&self, ids: &[&str]) -> bool {
         self.claims.wids.iter().any(|w| ids.contains(&w.as_str()))
     }
+    /// Whether a delegated token's `scp` names one of `scopes`.
+    fn has_scope(&self, scopes: &[&str]) -> bool {
+        self.claims
+            .scp
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .any(|s| scopes.iter().any(|x| x.eq_ignore_ascii_case(s)))
+    }
     fn has_app_role(&self, values: &[&str]) -> bool {
         self.claims
             .roles
@@ -168,14 +177,15 @@ pub fn authenticate(state: &State, headers: &HeaderMap) -> Result<Caller, GResp>
 /// `%27` → `'`, etc. (paths such as `applications(appId='...')` arrive encoded).
 pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
         {
-            out.push(v);
+            out.push(h * 16 + l);
             i += 3;
             continue;
         }
@@ -256,11 +266,12 @@ fn finish(mut r: GResp, client_request_id: Option<&str>) -> GResp {
         .and_then(|b| b.get_mut("error"))
         .and_then(|e| e.get_mut("innerError"))
     {
-        *inner = json!({
-            "date": iso(OffsetDateTime::now_utc()),
-            "request-id": request_id,
-            "client-request-id": crid,
-        });
+        if !inner.is_object() {
+            *inner = json!({});
+        }
+        inner["date"] = json!(iso(OffsetDateTime::now_utc()));
+        inner["request-id"] = json!(request_id);
+        inner["client-request-id"] = json!(crid);
     }
     r.headers.push(("request-id".into(), request_id));
     r.headers.push(("client-request-id".into(), crid));
@@ -318,7 +329,8 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
                 "Invalid batch payload format. Every request needs 'id', 'method' and 'url'.",
             );
         }
-        if !seen.insert(id.to_string()) {
+        // Ids are case-insensitive and must be unique in the batch.
+        if !seen.insert(id.to_lowercase()) {
             return gerr(
                 400,
                 "BadRequest",
@@ -357,7 +369,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
         };
         let failed_dep = deps
             .iter()
-            .any(|d| statuses.get(d).is_none_or(|s| *s >= 400));
+            .any(|d| statuses.get(&d.to_lowercase()).is_none_or(|s| *s >= 400));
         let resp = if failed_dep {
             gerr(424, "BadRequest", "Failed dependency.")
         } else {
@@ -376,7 +388,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
             .and_then(|h| h.get("client-request-id"))
             .and_then(Value::as_str);
         let resp = finish(resp, client_request_id);
-        statuses.insert(id.clone(), resp.status);
+        statuses.insert(id.to_lowercase(), resp.status);
         let mut headers = Map::new();
         for (k, v) in &resp.headers {
             headers.insert(k.clone(), Value::String(v.clone()));
@@ -433,11 +445,12 @@ fn dispatch(
     t.graph_requests += 1;
     let every = t.scenario.throttle_every as u64;
     if every > 0 && t.graph_requests % every == 0 {
-        let mut r = gerr(
-            429,
-            "TooManyRequests",
-            "Too many requests. Retry after the number of seconds in the Retry-After header.",
-        );
+        // The shape of Graph's documented throttling answer.
+        let mut r = gerr(429, "TooManyRequests", "Please retry again later.");
+        if let Some(b) = r.body.as_mut() {
+            b["error"]["innerError"] =
+                json!({"code": "429", "status": "429", "message": "Please retry after"});
+        }
         r.headers.push(("Retry-After".into(), "1".into()));
         return r;
     }
@@ -472,6 +485,20 @@ fn dispatch(
             "AuditLog.Read.All",
         ])
         && first != "me"
+    {
+        return denied();
+    }
+    // Delegated reads of applications and service principals need a directory read scope.
+    if get
+        && caller.delegated()
+        && (first.starts_with("applications") || first.starts_with("servicePrincipals"))
+        && !caller.has_scope(&[
+            "Application.Read.All",
+            "Application.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ])
     {
         return denied();
     }
@@ -528,7 +555,7 @@ fn dispatch(
         (["auditLogs", "directoryAudits"], Method::GET) => {
             ctx.list("auditLogs/directoryAudits", vec![])
         }
-        (segs, m) if segs[0].starts_with("applications") => {
+        (segs, m) if first.starts_with("applications") && !segs.is_empty() => {
             let key = match parse_key("applications", segs[0]) {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => return e,
@@ -548,7 +575,7 @@ fn dispatch(
             };
             match (rest, m) {
                 ([], Method::GET) => {
-                    ctx.one_selected("applications/$entity", to_json(&t.applications[idx]))
+                    ctx.one_selected("applications/$entity", app_json(&t.applications[idx]))
                 }
                 ([], Method::PATCH) => update_application(caller, t, idx, body),
                 ([], Method::DELETE) => delete_application(caller, t, idx),
@@ -558,7 +585,7 @@ fn dispatch(
                 _ => method_not_allowed(),
             }
         }
-        (segs, m) if segs[0].starts_with("servicePrincipals") => {
+        (segs, m) if first.starts_with("servicePrincipals") && !segs.is_empty() => {
             let key = match parse_key("servicePrincipals", segs[0]) {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => return e,
@@ -580,7 +607,7 @@ fn dispatch(
             match (rest, m) {
                 ([], Method::GET) => ctx.one_selected(
                     "servicePrincipals/$entity",
-                    to_json(&t.service_principals[idx]),
+                    sp_json(&t.service_principals[idx]),
                 ),
                 ([], Method::DELETE) => delete_service_principal(caller, t, idx),
                 (["appRoleAssignedTo"], Method::GET) => {
@@ -602,6 +629,45 @@ fn dispatch(
                         .map(to_json)
                         .collect();
                     list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignments", v)
+                }
+                (["appRoleAssignments"], Method::POST) => {
+                    // Granting from the principal's side: the body names the resource.
+                    let principal_ok = body
+                        .as_ref()
+                        .and_then(|b| b.get("principalId"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(&sp_id.to_string()));
+                    if !principal_ok {
+                        return gerr(
+                            400,
+                            "Request_BadRequest",
+                            "The principalId in the request body must match the service principal in the request URL.",
+                        );
+                    }
+                    let resource = body
+                        .as_ref()
+                        .and_then(|b| b.get("resourceId"))
+                        .and_then(Value::as_str)
+                        .map(|r| Key::Id(r.to_string()));
+                    let Some(resource) = resource else {
+                        return bad_prop("resourceId", "AppRoleAssignment");
+                    };
+                    match find_sp(t, &resource) {
+                        Ok(ri) => assign(caller, t, ri, body),
+                        Err(e) => e,
+                    }
+                }
+                (["appRoleAssignments", aid], Method::DELETE) => {
+                    match t
+                        .assignments
+                        .iter()
+                        .find(|a| a.id == *aid && a.principal_id == sp_id)
+                        .map(|a| a.resource_id)
+                        .and_then(|r| t.service_principals.iter().position(|s| s.id == r))
+                    {
+                        Some(ri) => unassign(caller, t, ri, aid),
+                        None => not_found(aid),
+                    }
                 }
                 ([seg, ..], _) => segment_not_found(seg),
                 _ => method_not_allowed(),
@@ -642,6 +708,73 @@ fn method_not_allowed() -> GResp {
     )
 }
 
+/// The entity type behind an `@odata.context` path, for error messages.
+fn entity_type(context: &str) -> &'static str {
+    let head = context.split(['/', '(']).next().unwrap_or("");
+    match head {
+        "applications" if context.ends_with("addPassword") => "passwordCredential",
+        "applications" => "application",
+        "servicePrincipals" if context.contains("appRole") => "appRoleAssignment",
+        "servicePrincipals" => "servicePrincipal",
+        "organization" => "organization",
+        "subscribedSkus" => "subscribedSku",
+        "domains" => "domain",
+        "users" => "user",
+        _ => "directoryObject",
+    }
+}
+
+/// Adds Graph's defaults for properties the sandbox keeps no state for.
+fn with_defaults(mut v: Value, defaults: Value) -> Value {
+    if let (Value::Object(m), Value::Object(d)) = (&mut v, defaults) {
+        for (k, dv) in d {
+            m.entry(k).or_insert(dv);
+        }
+    }
+    v
+}
+
+fn app_json(a: &Application) -> Value {
+    with_defaults(
+        to_json(a),
+        json!({
+            "applicationTemplateId": null, "disabledByMicrosoftStatus": null,
+            "groupMembershipClaims": null, "identifierUris": [], "isDeviceOnlyAuthSupported": null,
+            "isFallbackPublicClient": null, "optionalClaims": null, "serviceManagementReference": null,
+            "tokenEncryptionKeyId": null, "defaultRedirectUri": null, "samlMetadataUrl": null,
+            "certification": null, "appRoles": [], "addIns": [],
+            "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null,
+                     "supportUrl": null, "termsOfServiceUrl": null},
+            "api": {"acceptMappedClaims": null, "knownClientApplications": [],
+                    "requestedAccessTokenVersion": null, "oauth2PermissionScopes": [],
+                    "preAuthorizedApplications": []},
+            "parentalControlSettings": {"countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow"},
+            "publicClient": {"redirectUris": []},
+            "spa": {"redirectUris": []},
+            "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": [],
+                    "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+        }),
+    )
+}
+
+fn sp_json(sp: &ServicePrincipal) -> Value {
+    with_defaults(
+        to_json(sp),
+        json!({
+            "deletedDateTime": null, "alternativeNames": [], "appDescription": null,
+            "applicationTemplateId": null, "appRoleAssignmentRequired": false,
+            "description": null, "disabledByMicrosoftStatus": null, "homepage": null,
+            "loginUrl": null, "logoutUrl": null, "notes": null, "notificationEmailAddresses": [],
+            "preferredSingleSignOnMode": null, "preferredTokenSigningKeyThumbprint": null,
+            "replyUrls": [], "signInAudience": "AzureADMyOrg", "tokenEncryptionKeyId": null,
+            "addIns": [], "keyCredentials": [], "passwordCredentials": [],
+            "oauth2PermissionScopes": [], "resourceSpecificApplicationPermissions": [],
+            "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null,
+                     "supportUrl": null, "termsOfServiceUrl": null},
+        }),
+    )
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("serializes")
 }
@@ -677,19 +810,24 @@ impl Ctx<'_> {
     }
 
     fn one_selected(&self, context: &str, v: Value) -> GResp {
-        match self.select(v) {
+        match self.select(v, context) {
             Ok(v) => self.one(context, v),
             Err(e) => e,
         }
     }
 
     /// Applies `$select` to one object.
-    fn select(&self, v: Value) -> Result<Value, GResp> {
+    fn select(&self, v: Value, context: &str) -> Result<Value, GResp> {
         let Some(sel) = self.q.get("$select").filter(|s| !s.is_empty()) else {
             return Ok(v);
         };
         let Value::Object(m) = v else { return Ok(v) };
-        let mut out = Map::new();
+        // Annotations such as `@odata.type` survive `$select`, as in Graph.
+        let mut out: Map<String, Value> = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("@odata"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for p in sel.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match m.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)) {
                 Some((k, val)) => {
@@ -700,7 +838,8 @@ impl Ctx<'_> {
                         400,
                         "BadRequest",
                         &format!(
-                            "Could not find a property named '{p}' on type 'microsoft.graph.directoryObject'."
+                            "Could not find a property named '{p}' on type 'microsoft.graph.{}'.",
+                            entity_type(context)
                         ),
                     ));
                 }
@@ -736,10 +875,21 @@ impl Ctx<'_> {
                     .and_then(|n| n.parse::<usize>().ok())
             })
             .unwrap_or(0);
+        // An empty collection still rejects properties its type does not have.
+        if items.is_empty() {
+            let schema = match entity_type(context) {
+                "application" => Some(app_json(&blank_application("", String::new()))),
+                "servicePrincipal" => Some(sp_json(&o365_management_sp(""))),
+                _ => None,
+            };
+            if let Some(Err(e)) = schema.map(|v| self.select(v, context)) {
+                return e;
+            }
+        }
         let total = items.len();
         let mut page = vec![];
         for v in items.into_iter().skip(skip).take(top) {
-            match self.select(v) {
+            match self.select(v, context) {
                 Ok(v) => page.push(v),
                 Err(e) => return e,
             }
@@ -1016,6 +1166,14 @@ fn matches(
                     .and_then(Value::as_str)
                     .is_some_and(|s| s.eq_ignore_ascii_case(val))
             }
+            Clause::In(p, vals) => {
+                if !eq_props.iter().any(|e| e.eq_ignore_ascii_case(p)) {
+                    return Err(FilterError::Unsupported(p.clone()));
+                }
+                get(p)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| vals.iter().any(|v| s.eq_ignore_ascii_case(v)))
+            }
             Clause::StartsWith(p, val) => {
                 if !p.eq_ignore_ascii_case("displayName") {
                     return Err(FilterError::Unsupported(p.clone()));
@@ -1041,7 +1199,12 @@ fn matches(
 
 /// Ids named by `id eq` / `appId eq` clauses (these count as references for replication).
 fn referenced_by_key(clauses: &[Clause]) -> bool {
-    clauses.iter().any(|c| matches!(c, Clause::Eq(p, _) if p.eq_ignore_ascii_case("appId") || p.eq_ignore_ascii_case("id")))
+    clauses.iter().any(|c| match c {
+        Clause::Eq(p, _) | Clause::In(p, _) => {
+            p.eq_ignore_ascii_case("appId") || p.eq_ignore_ascii_case("id")
+        }
+        _ => false,
+    })
 }
 
 fn list_applications(ctx: &Ctx, t: &mut TenantState) -> GResp {
@@ -1052,7 +1215,7 @@ fn list_applications(ctx: &Ctx, t: &mut TenantState) -> GResp {
     };
     let mut out = vec![];
     let by_key = referenced_by_key(&clauses);
-    let objs: Vec<(Uuid, Value)> = t.applications.iter().map(|a| (a.id, to_json(a))).collect();
+    let objs: Vec<(Uuid, Value)> = t.applications.iter().map(|a| (a.id, app_json(a))).collect();
     for (id, v) in objs {
         match matches(
             &v,
@@ -1090,7 +1253,7 @@ fn list_service_principals(ctx: &Ctx, t: &mut TenantState) -> GResp {
     let objs: Vec<(Uuid, Value)> = t
         .service_principals
         .iter()
-        .map(|s| (s.id, to_json(s)))
+        .map(|s| (s.id, sp_json(s)))
         .collect();
     for (id, v) in objs {
         match matches(
@@ -1115,7 +1278,11 @@ fn list_service_principals(ctx: &Ctx, t: &mut TenantState) -> GResp {
 /// Who may create and change applications and service principals.
 fn can_manage_apps(caller: &Caller) -> bool {
     if caller.delegated() {
-        caller.has_role(&[
+        caller.has_scope(&[
+            "Application.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ]) && caller.has_role(&[
             catalog::GLOBAL_ADMINISTRATOR,
             catalog::APPLICATION_ADMINISTRATOR,
             catalog::CLOUD_APPLICATION_ADMINISTRATOR,
@@ -1141,7 +1308,11 @@ fn can_grant(caller: &Caller, resource_is_graph: bool) -> bool {
             ok.push(catalog::APPLICATION_ADMINISTRATOR);
             ok.push(catalog::CLOUD_APPLICATION_ADMINISTRATOR);
         }
-        caller.has_role(&ok)
+        caller.has_scope(&[
+            "AppRoleAssignment.ReadWrite.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ]) && caller.has_role(&ok)
     } else {
         caller.has_app_role(&["AppRoleAssignment.ReadWrite.All"])
     }
@@ -1245,6 +1416,25 @@ fn apply_app_props(app: &mut Application, body: &Map<String, Value>) -> Result<(
     Ok(())
 }
 
+fn blank_application(publisher_domain: &str, created: String) -> Application {
+    Application {
+        id: Uuid::new_v4(),
+        app_id: Uuid::new_v4(),
+        display_name: String::new(),
+        description: None,
+        sign_in_audience: "AzureADMyOrg".into(),
+        tags: vec![],
+        notes: None,
+        publisher_domain: publisher_domain.to_string(),
+        created_date_time: created,
+        deleted_date_time: None,
+        required_resource_access: vec![],
+        password_credentials: vec![],
+        key_credentials: vec![],
+        extra: Map::new(),
+    }
+}
+
 fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>) -> GResp {
     if !can_manage_apps(caller) {
         return denied();
@@ -1253,22 +1443,7 @@ fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>)
         return gerr(400, "BadRequest", "Empty Payload. JSON content expected.");
     };
     let now = iso(OffsetDateTime::now_utc());
-    let mut app = Application {
-        id: Uuid::new_v4(),
-        app_id: Uuid::new_v4(),
-        display_name: String::new(),
-        description: None,
-        sign_in_audience: "AzureADMyOrg".into(),
-        tags: vec![],
-        notes: None,
-        publisher_domain: t.scenario.default_domain().to_string(),
-        created_date_time: now,
-        deleted_date_time: None,
-        required_resource_access: vec![],
-        password_credentials: vec![],
-        key_credentials: vec![],
-        extra: Map::new(),
-    };
+    let mut app = blank_application(t.scenario.default_domain(), now);
     if let Err(e) = apply_app_props(&mut app, &body) {
         return e;
     }
@@ -1283,7 +1458,7 @@ fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>)
     if delay > 0 {
         t.replicating.insert(app.id, delay);
     }
-    let mut v = to_json(&app);
+    let mut v = app_json(&app);
     v["@odata.context"] = json!(format!("{CONTEXT}applications/$entity"));
     t.applications.push(app);
     GResp::with(201, v)
@@ -1528,7 +1703,7 @@ fn create_service_principal(caller: &Caller, t: &mut TenantState, body: Option<V
     if delay > 0 {
         t.replicating.insert(sp.id, delay);
     }
-    let mut v = to_json(&sp);
+    let mut v = sp_json(&sp);
     v["@odata.context"] = json!(format!("{CONTEXT}servicePrincipals/$entity"));
     t.service_principals.push(sp);
     GResp::with(201, v)
@@ -1691,4 +1866,29 @@ fn app_policy(t: &TenantState) -> Value {
         "applicationRestrictions": {"passwordCredentials": passwords, "keyCredentials": []},
         "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_is_total() {
+        assert_eq!(
+            pct_decode("applications(appId=%27x%27)"),
+            "applications(appId='x')"
+        );
+        assert_eq!(pct_decode("a%2"), "a%2");
+        assert_eq!(pct_decode("%é%zz%41"), "%é%zzA");
+    }
+
+    #[test]
+    fn entity_types_for_messages() {
+        assert_eq!(entity_type("applications"), "application");
+        assert_eq!(
+            entity_type("servicePrincipals('id')/appRoleAssignedTo"),
+            "appRoleAssignment"
+        );
+        assert_eq!(entity_type("directoryObjects"), "directoryObject");
+    }
 }

@@ -34,8 +34,11 @@ const TOKEN_LIFETIME: i64 = 3600;
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/devicelogin", get(device_login_page))
-        .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code))
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device_code).get(only_post),
+        )
+        .route("/{tenant}/oauth2/v2.0/token", post(token).get(only_post))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
 }
 
@@ -104,6 +107,14 @@ fn required<'a>(f: &'a HashMap<String, String>, name: &str) -> Result<&'a str, R
     }
 }
 
+async fn only_post() -> Response {
+    bad(
+        "invalid_request",
+        900561,
+        "The endpoint only accepts POST requests. Received a GET request.",
+    )
+}
+
 async fn device_login_page() -> impl IntoResponse {
     (
         [(
@@ -122,10 +133,6 @@ async fn device_code(
     body: Bytes,
 ) -> Response {
     let f = form(&body);
-    let mut inner = state.lock();
-    let Some(tid) = inner.resolve_tenant(&tenant) else {
-        return tenant_not_found(&tenant);
-    };
     if tenant.eq_ignore_ascii_case("consumers") {
         return bad(
             "invalid_request",
@@ -133,6 +140,10 @@ async fn device_code(
             "Device Code flow is not supported under /common or /consumers endpoint.",
         );
     }
+    let mut inner = state.lock();
+    let Some(tid) = inner.resolve_tenant(&tenant) else {
+        return tenant_not_found(&tenant);
+    };
     let client_id = match required(&f, "client_id") {
         Ok(c) => c.to_string(),
         Err(r) => return tagged(r, tid),

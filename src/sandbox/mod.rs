@@ -198,12 +198,15 @@ pub fn router(state: Arc<State>) -> Router {
         .nest("/login", login::router())
         .nest("/graph", graph::router());
     // ---- Exchange simulator hook -------------------------------------------------------
-    // The Exchange engineer merges their routes here, e.g.
+    // The Exchange simulator is mounted here. Either a `Router<Arc<State>>`:
     //     let app = app.nest("/exchange", exchange::router());
-    // `exchange::router()` returns `Router<Arc<State>>`; handlers check the bearer token with
-    // `state.check_bearer(auth_header, catalog::EXCHANGE_APP_ID)` (or `state.signer`), read
-    // the tenant's `scenario.exchange` through `state.lock().tenant(id)`, and tag responses
-    // with `tagged(resp, tenant)` so the request log and `latencyMs` apply.
+    // or a self-contained service (e.g. `exchange::router(sim: Arc<ExchangeSim>) -> Router`):
+    //     let sim = Arc::new(exchange::ExchangeSim::new(..));
+    //     for t in &state.lock().tenants { sim.add_tenant(t.scenario.id, t.scenario.exchange.clone()); }
+    //     let app = app.nest_service("/exchange", exchange::router(sim));
+    // Tokens: `state.check_bearer(auth_header, catalog::EXCHANGE_APP_ID)` or `state.signer`.
+    // Responses tagged with `tagged(resp, tenant)` get the request log's tenant and `latencyMs`
+    // (untagged ones are still logged, with no tenant).
     // ---- Portal simulator hook ---------------------------------------------------------
     //     let app = app.nest("/portal", portal::router());
     // ------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ pub enum Clause {
     StartsWith(String, String),
     /// `coll/any(x:x eq 'value')`
     AnyEq(String, String),
+    /// `prop in ('a', 'b')`
+    In(String, Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +70,33 @@ fn literal(s: &str) -> Result<String, FilterError> {
     }
 }
 
+/// `('a', 'b')` → `[a, b]`.
+fn literal_list(s: &str) -> Result<Vec<String>, FilterError> {
+    let s = s.trim();
+    let inner = s
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .ok_or_else(|| {
+            FilterError::Syntax(format!("expected a parenthesised list, found '{s}'"))
+        })?;
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut in_q = false;
+    for c in inner.chars() {
+        if c == '\'' {
+            in_q = !in_q;
+        }
+        if c == ',' && !in_q {
+            out.push(literal(&cur)?);
+            cur.clear();
+        } else {
+            cur.push(c);
+        }
+    }
+    out.push(literal(&cur)?);
+    Ok(out)
+}
+
 pub fn parse_filter(s: &str) -> Result<Vec<Clause>, FilterError> {
     let mut clauses = vec![];
     for part in split_and(s.trim())? {
@@ -108,8 +137,11 @@ pub fn parse_filter(s: &str) -> Result<Vec<Clause>, FilterError> {
                 (Some(p), Some(o), Some(v)) if o.eq_ignore_ascii_case("eq") => {
                     clauses.push(Clause::Eq(p.to_string(), literal(v)?))
                 }
+                (Some(p), Some(o), Some(v)) if o.eq_ignore_ascii_case("in") => {
+                    clauses.push(Clause::In(p.to_string(), literal_list(v)?))
+                }
                 (Some(p), Some(o), Some(_))
-                    if ["ne", "gt", "ge", "lt", "le", "in", "has"]
+                    if ["ne", "gt", "ge", "lt", "le", "has"]
                         .contains(&o.to_ascii_lowercase().as_str()) =>
                 {
                     return Err(FilterError::Unsupported(p.to_string()));
@@ -146,6 +178,10 @@ mod tests {
         assert_eq!(
             parse_filter("startswith(displayName,'hal')").unwrap(),
             vec![Clause::StartsWith("displayName".into(), "hal".into())]
+        );
+        assert_eq!(
+            parse_filter("appId in ('a', 'b')").unwrap(),
+            vec![Clause::In("appId".into(), vec!["a".into(), "b".into()])]
         );
         assert_eq!(
             parse_filter("displayName eq 'O''Brien and sons'").unwrap(),

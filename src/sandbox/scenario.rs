@@ -11,7 +11,7 @@ use super::exchange::ExchangeScenario;
 
 /// The whole sandbox: one or more tenants and the MSP portal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Scenario {
     pub tenants: Vec<TenantScenario>,
     pub portal: PortalScenario,
@@ -28,7 +28,7 @@ impl Default for Scenario {
 
 /// The MSP portal (simulated later; kept here so scenario files can carry it now).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct PortalScenario {
     /// The API token the portal accepts.
     pub token: String,
@@ -38,7 +38,7 @@ pub struct PortalScenario {
 
 /// One Microsoft 365 tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct TenantScenario {
     pub id: Uuid,
     pub display_name: String,
@@ -106,7 +106,7 @@ impl TenantScenario {
 
 /// The technician who signs in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UserScenario {
     /// User principal name; empty means `admin@{default domain}`.
     pub upn: String,
@@ -243,6 +243,30 @@ mod tests {
         assert!(t.exchange.dehydrated);
         assert_eq!(s.portal.fail_first, 1);
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/sandbox.md");
+        let start = doc
+            .find("```json\n{\n  \"tenants\"")
+            .expect("example in docs");
+        let body = &doc[start + "```json\n".len()..];
+        let body = &body[..body.find("```").unwrap()];
+        let s: Scenario = serde_json::from_str(body).unwrap();
+        s.validate().unwrap();
+        let t = &s.tenants[0];
+        assert_eq!(t.secret_max_lifetime_days, Some(365));
+        assert_eq!(t.replication_delay_requests, 2);
+        assert_eq!(t.exchange.propagation_attempts, 2);
+        assert_eq!(s.portal.token, "sandbox-portal-token");
+    }
+
+    #[test]
+    fn misspelt_fields_are_errors() {
+        let e =
+            serde_json::from_str::<Scenario>(r#"{"tenants":[{"throttleEvry":3}]}"#).unwrap_err();
+        assert!(e.to_string().contains("throttleEvry"), "{e}");
     }
 
     #[test]
