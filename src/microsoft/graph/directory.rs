@@ -92,12 +92,17 @@ pub trait DirectoryApi: Send + Sync {
     /// The longest client secret lifetime the tenant's default app management policy allows,
     /// in days, when it can be read and sets one.
     async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError>;
-    /// Grants each permission to `principal_id` (an "already exists" counts as granted), then
-    /// reads back all of the principal's assignments.
+    /// Grants each permission to `principal_id` in one `$batch` (an "already exists" counts as
+    /// granted); returns the assignments Graph confirmed.
     async fn grant_app_roles(
         &self,
         principal_id: &str,
         grants: &[Grant],
+    ) -> Result<Vec<AppRoleAssignment>, GraphError>;
+    /// Every app role assignment the principal holds (the read-back).
+    async fn app_role_assignments(
+        &self,
+        principal_id: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError>;
 }
 
@@ -374,7 +379,9 @@ impl DirectoryApi for GraphClient {
         principal_id: &str,
         grants: &[Grant],
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
-        let mut reqs: Vec<GraphRequest> = grants
+        // One batch, all in parallel: Graph's batches are either fully parallel or fully
+        // sequential, and a sequential chain would stop at the first "already exists".
+        let reqs: Vec<GraphRequest> = grants
             .iter()
             .map(|g| {
                 GraphRequest::post(
@@ -384,28 +391,31 @@ impl DirectoryApi for GraphClient {
                 .tolerate_replication()
             })
             .collect();
-        // Read back in the same batch when it fits (after every grant), else on its own.
-        let readback_inline = !grants.is_empty() && grants.len() < 20;
-        if readback_inline {
-            reqs.push(GraphRequest::get(assignments_path(principal_id)).after_all());
-        }
-        let mut res = self.batch(&reqs).await?;
-        let readback = if readback_inline { res.pop() } else { None };
-        for r in res {
+        let res = self.batch(&reqs).await?;
+        let mut out = Vec::new();
+        for (g, r) in grants.iter().zip(res) {
             match r {
-                Ok(_) => {}
-                Err(e) if is_already_granted(&e) => {}
+                Ok(r) => out.push(r.parse::<AppRoleAssignment>("the new app role assignment")?),
+                // Granted already (by someone else, or a retried request that had landed).
+                Err(e) if is_already_granted(&e) => out.push(AppRoleAssignment {
+                    id: None,
+                    app_role_id: g.app_role_id.clone(),
+                    principal_id: Some(principal_id.to_string()),
+                    resource_id: g.resource_id.clone(),
+                }),
                 Err(e) => return Err(e),
             }
         }
-        let list = match readback {
-            Some(Ok(r)) => r,
-            _ => {
-                self.send(&GraphRequest::get(assignments_path(principal_id)))
-                    .await?
-            }
-        };
-        Ok(list
+        Ok(out)
+    }
+
+    async fn app_role_assignments(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        Ok(self
+            .send(&GraphRequest::get(assignments_path(principal_id)).tolerate_replication())
+            .await?
             .parse::<Collection<AppRoleAssignment>>("appRoleAssignments")?
             .value)
     }
