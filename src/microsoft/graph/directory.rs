@@ -144,7 +144,7 @@ impl DirectoryApi for GraphClient {
     async fn survey(&self, q: &SurveyQuery) -> Result<Survey, GraphError> {
         let mut reqs = vec![
             GraphRequest::get("organization?$select=id,displayName,verifiedDomains"),
-            GraphRequest::get("subscribedSkus?$select=skuPartNumber,capabilityStatus,servicePlans"),
+            GraphRequest::get("subscribedSkus"),
             sp_by_app_id(GRAPH_APP_ID, "id,appId,displayName,appRoles"),
             sp_by_app_id(O365_MANAGEMENT_APP_ID, "id,appId,displayName,appRoles"),
             GraphRequest::get(format!(
@@ -158,7 +158,10 @@ impl DirectoryApi for GraphClient {
         };
         let member_of = if q.member_of {
             at(
-                GraphRequest::get("me/memberOf?$select=id,displayName,roleTemplateId"),
+                // Roles held directly or through role-assignable groups.
+                GraphRequest::get(
+                    "me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId",
+                ),
                 &mut reqs,
             )
         } else {
@@ -294,10 +297,19 @@ impl DirectoryApi for GraphClient {
                         m.contains("already exists") || m.contains("conflicting object")
                     }) =>
             {
-                let r = self
-                    .send(&sp_by_app_id(app_id, "id,appId,displayName,appRoles"))
-                    .await?;
-                first(&r, "service principal")?.ok_or(e)
+                // It may itself be too new to be listed yet.
+                let policy = self.retry_policy().clone();
+                for n in 1..policy.replication_attempts {
+                    let r = self
+                        .send(&sp_by_app_id(app_id, "id,appId,displayName,appRoles"))
+                        .await?;
+                    if let Some(sp) = first(&r, "service principal")? {
+                        return Ok(sp);
+                    }
+                    self.meter().note_replication_retry();
+                    tokio::time::sleep(policy.wait(n, None)).await;
+                }
+                Err(e)
             }
             Err(e) => Err(e),
         }

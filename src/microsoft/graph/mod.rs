@@ -338,8 +338,7 @@ impl GraphClient {
             let mut rb = self
                 .http
                 .request(req.method.clone(), url.clone())
-                .bearer_auth(&token)
-                .header("ConsistencyLevel", "eventual");
+                .bearer_auth(&token);
             if let Some(b) = &req.body {
                 rb = rb.json(b);
             }
