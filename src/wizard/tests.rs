@@ -169,6 +169,14 @@ impl DirectoryApi for FakeDir {
             .unwrap_or_default();
         Ok((sp, a))
     }
+    async fn application(
+        &self,
+        object_id: &str,
+        _attempts: u32,
+    ) -> Result<Option<Application>, GraphError> {
+        let w = self.w.lock().unwrap();
+        Ok(w.apps.iter().find(|a| a.id == object_id).cloned())
+    }
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError> {
         let mut w = self.w.lock().unwrap();
         w.check("create_application")?;

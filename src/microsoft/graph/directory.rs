@@ -78,6 +78,13 @@ pub trait DirectoryApi: Send + Sync {
         &self,
         app_id: &str,
     ) -> Result<(Option<ServicePrincipal>, Vec<AppRoleAssignment>), GraphError>;
+    /// One application by object ID, asking up to `attempts` times while it may still be
+    /// replicating; `None` when it is not there.
+    async fn application(
+        &self,
+        object_id: &str,
+        attempts: u32,
+    ) -> Result<Option<Application>, GraphError>;
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError>;
     async fn update_application(&self, object_id: &str, patch: &Value) -> Result<(), GraphError>;
     /// Creates the service principal of `app_id`, waiting out replication of a new app.
@@ -264,6 +271,29 @@ impl DirectoryApi for GraphClient {
             .parse::<Collection<AppRoleAssignment>>("appRoleAssignments")?
             .value;
         Ok((Some(sp), a))
+    }
+
+    async fn application(
+        &self,
+        object_id: &str,
+        attempts: u32,
+    ) -> Result<Option<Application>, GraphError> {
+        let policy = self.retry_policy().clone();
+        for n in 1..=attempts.max(1) {
+            match self
+                .get(&format!("applications/{object_id}?$select={APP_SELECT}"))
+                .await
+            {
+                Ok(r) => return r.parse("application").map(Some),
+                Err(e) if e.is_not_found() && n < attempts => {
+                    self.meter().note_replication_retry();
+                    tokio::time::sleep(policy.wait(n, None)).await;
+                }
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError> {
