@@ -72,6 +72,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Onboard a tenant (`tenant add`).
+    Tenant(commands::tenant::TenantArgs),
     /// Every tenant, where it stands, what is still to do, when its secret expires.
     List(commands::list::ListArgs),
     /// The MSP portal: save its URL and token, check them, resend credentials.

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod helpers;
 pub mod list;
 pub mod portal;
+pub mod tenant;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -141,6 +142,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
     match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
         Command::Portal(c) => portal::cmd_portal(&ctx, c),
+        Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

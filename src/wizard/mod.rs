@@ -1,3 +1,779 @@
-//! The wizard's step engine.
+//! The step engine: identify the tenant, plan, ask, run each step, record each result.
+//!
+//! ```text
+//! Wizard::new(..) ─► identify()  sign in, one read-only $batch, tenant checks (no writes)
+//!                 ─► run(..)     plan → show → confirm → steps 1..6, persisting after each
+//! ```
+//!
+//! Steps (see [`steps`]) know nothing of the terminal or of flags: they read the tenant record
+//! and the survey, report through [`Progress`], and return typed errors. Re-running starts at
+//! the first unfinished step, but every step first re-checks cheaply (from the survey, no extra
+//! requests) that what it made still exists, so a deleted app or a removed permission is
+//! repaired rather than trusted.
 
+// Errors carry Graph's code, message and request-id by value; they are rare and short-lived.
+#![allow(clippy::result_large_err)]
+
+pub mod permissions;
 pub mod steps;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::cloud::Cloud;
+use crate::microsoft::graph::GraphError;
+use crate::microsoft::graph::directory::{DirectoryApi, Survey, SurveyQuery};
+use crate::microsoft::graph::meter::{RequestMeter, RequestStats};
+use crate::microsoft::signin::TokenClaims;
+use crate::secrets::{SecretError, SecretStore};
+use crate::store::{EntraLicense, StepId, StepStatus, StoreError, TenantRecord, TenantStore};
+use permissions::ResolveError;
+pub use steps::{Assessment, Step, StepCx, StepOutcome};
+use verify::CredentialVerifier;
+
+/// The tag (and notes) that mark an app registration as hal-onboard's.
+pub const APP_TAG: &str = "HalSiem";
+pub const APP_NOTES: &str = "Created by hal-onboard for Hal SIEM: reads this tenant's audit and sign-in logs. Managed by hal-onboard; do not edit by hand.";
+pub const DEFAULT_APP_NAME: &str = "hal-siem-log-collector";
+pub const SECRET_DESCRIPTION: &str = "hal";
+
+/// Directory role template IDs (Microsoft Entra built-in roles).
+pub mod roles {
+    pub const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+    pub const APPLICATION_ADMIN: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+    pub const CLOUD_APPLICATION_ADMIN: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
+    pub const PRIVILEGED_ROLE_ADMIN: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+}
+
+/// What this run was asked to do (decided by the command from flags; steps never see flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The tenant as the technician named it (domain or GUID).
+    pub tenant: String,
+    pub cloud: Cloud,
+    pub app_name: String,
+    /// Client secret lifetime, 1..=24 months.
+    pub secret_months: u8,
+    pub skip_exchange: bool,
+    /// Token audiences for verification (`Endpoints::graph_resource`, `manage_resource`).
+    pub graph_resource: String,
+    pub manage_resource: String,
+    /// How long a new secret may take to work: attempts and the wait between them.
+    pub verify_attempts: u32,
+    pub verify_wait: Duration,
+}
+
+impl Settings {
+    pub fn new(tenant: &str, cloud: Cloud, graph_resource: &str, manage_resource: &str) -> Self {
+        Settings {
+            tenant: tenant.trim().to_string(),
+            cloud,
+            app_name: DEFAULT_APP_NAME.into(),
+            secret_months: 24,
+            skip_exchange: false,
+            graph_resource: graph_resource.into(),
+            manage_resource: manage_resource.into(),
+            verify_attempts: 30,
+            verify_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the wizard tells the technician about (through the command's `Ui`).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The tenant the sign-in is for.
+    Tenant {
+        display_name: String,
+        default_domain: String,
+        tenant_id: Uuid,
+        user: Option<String>,
+    },
+    Licence {
+        licence: Option<EntraLicense>,
+    },
+    /// The plan: each step and what it would change.
+    Plan(Plan),
+    StepStarted(StepId),
+    StepDone {
+        step: StepId,
+        summary: String,
+    },
+    StepSkipped {
+        step: StepId,
+        why: String,
+    },
+    /// Something worth knowing that is not an error.
+    Warning(String),
+    Info(String),
+    /// Waiting on Microsoft, with the attempt count and the wait before the next try.
+    Waiting {
+        what: String,
+        attempt: u32,
+        of: u32,
+        next_in: Duration,
+    },
+}
+
+/// A yes/no the wizard needs answered.
+#[derive(Debug, Clone)]
+pub enum Question {
+    /// Change this tenant as planned?
+    Proceed {
+        display_name: String,
+        default_domain: String,
+    },
+    /// The tenant's policy refuses the secret lifetime asked for; use `max_days` instead?
+    ShorterSecret { asked_months: u8, max_days: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Yes,
+    No,
+    /// No one can answer (no terminal, `--no-input`) and no flag did.
+    CannotAsk,
+}
+
+/// How steps (and the engine) report. Implemented by the command with `Ui`.
+pub trait Progress: Send + Sync {
+    fn event(&self, e: Event);
+    fn ask(&self, q: &Question) -> Answer;
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone)]
+pub struct PlanItem {
+    pub step: StepId,
+    pub title: &'static str,
+    pub state: PlanState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanState {
+    Done,
+    /// The changes it will make in the tenant.
+    ToDo(Vec<String>),
+    Skipped(String),
+    /// Not in this run (a later command, or a step this build lacks).
+    Later(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> bool {
+        self.items
+            .iter()
+            .any(|i| matches!(i.state, PlanState::ToDo(_)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WizardError {
+    #[error(
+        "signed in to the wrong tenant: you asked for {asked}, but the sign-in is for {signed_in_name} ({signed_in})"
+    )]
+    WrongTenant {
+        asked: String,
+        signed_in: String,
+        signed_in_name: String,
+    },
+    #[error("{user} is not an administrator who can onboard this tenant")]
+    NotAdmin { user: String },
+    #[error("nothing was changed: the technician declined")]
+    Declined,
+    #[error("{question}: no one can answer here")]
+    NeedsAnswer {
+        question: String,
+        flag: &'static str,
+    },
+    #[error(
+        "an app registration named {name:?} already exists in this tenant and was not made by hal-onboard"
+    )]
+    AppNameTaken { name: String, object_id: String },
+    #[error("{count} app registrations named {name:?} carry hal-onboard's tag")]
+    AmbiguousApps { name: String, count: usize },
+    #[error("the permissions Hal needs cannot be looked up in this tenant")]
+    Resolve(#[from] ResolveError),
+    #[error("Microsoft Graph failed during {}", .step.map(|s| s.title()).unwrap_or("the tenant survey"))]
+    Graph {
+        step: Option<StepId>,
+        #[source]
+        source: GraphError,
+    },
+    #[error("the tenant's app management policy refuses a {asked_months}-month client secret")]
+    SecretPolicy {
+        asked_months: u8,
+        max_days: Option<u32>,
+        #[source]
+        source: GraphError,
+    },
+    #[error("cannot keep the client secret in the keyring; the new secret was removed again")]
+    SecretStore(#[source] SecretError),
+    #[error("the client secret is no longer in this machine's keyring")]
+    SecretLost,
+    #[error("the new credentials did not work after {attempts} attempts")]
+    NotVerified {
+        attempts: u32,
+        #[source]
+        source: verify::VerifyError,
+    },
+    #[error("admin consent is missing for: {}", .missing.join(", "))]
+    ConsentIncomplete { missing: Vec<String> },
+    #[error("the tenant store failed")]
+    Store(#[from] StoreError),
+    /// A step from elsewhere (the Exchange bridge) failed.
+    #[error("{message}")]
+    Step {
+        step: StepId,
+        message: String,
+        hint: Option<String>,
+        /// Waiting on Microsoft (exit 3), not a failure.
+        waiting: bool,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl WizardError {
+    pub fn graph(step: StepId) -> impl FnOnce(GraphError) -> WizardError {
+        move |source| WizardError::Graph {
+            step: Some(step),
+            source,
+        }
+    }
+
+    /// The next thing to do.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            WizardError::WrongTenant { asked, .. } => format!(
+                "Nothing was changed and the sign-in was not kept. Run the command again and sign in as an administrator of {asked} (use a private browser window if another account is remembered)."
+            ),
+            WizardError::NotAdmin { .. } => "Nothing was changed. Sign in as a Global Administrator (or an Application Administrator who is also a Privileged Role Administrator).".into(),
+            WizardError::Declined => return None,
+            WizardError::NeedsAnswer { flag, .. } => format!("Pass {flag} to answer yes from a script."),
+            WizardError::AppNameTaken { name, .. } => format!(
+                "Nothing was changed. Rename or delete that app in the Entra admin center if it is a leftover, or pass --app-name to use another name than {name:?}."
+            ),
+            WizardError::AmbiguousApps { .. } => "Delete the extra copies in the Entra admin center (App registrations), then run the command again.".into(),
+            WizardError::Resolve(_) => "Check that the tenant has Microsoft Graph and Office 365 Management APIs enterprise apps, then run again.".into(),
+            WizardError::Graph { source, .. } => return source.hint().or_else(|| Some("Run the same command again: it resumes where it stopped.".into())),
+            WizardError::SecretPolicy { max_days: Some(d), .. } => format!(
+                "Pass --secret-months {} (or --yes to accept the longest the policy allows).",
+                (d / 31).clamp(1, 24)
+            ),
+            WizardError::SecretPolicy { .. } => "Ask the tenant's admin for the app management policy's longest secret lifetime and pass --secret-months N.".into(),
+            WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
+            WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
+            WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
+            WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
+            WizardError::Store(e) => return e.hint(),
+            WizardError::Step { hint, .. } => return hint.clone(),
+        })
+    }
+
+    /// Waiting on Microsoft rather than failed.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, WizardError::Step { waiting: true, .. })
+    }
+
+    /// Bad usage (exit 2) rather than a failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            WizardError::NeedsAnswer { .. } | WizardError::AppNameTaken { .. }
+        )
+    }
+}
+
+/// The tenant, signed in and checked, with the survey of what exists.
+#[derive(Debug, Clone)]
+pub struct Identified {
+    pub tenant_id: Uuid,
+    pub display_name: String,
+    pub default_domain: String,
+    pub claims: TokenClaims,
+    pub survey: Survey,
+    /// The store's record, if this tenant was seen before.
+    pub record: Option<TenantRecord>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub record: TenantRecord,
+    pub plan: Plan,
+    pub stats: RequestStats,
+}
+
+/// The wizard for one tenant.
+pub struct Wizard<'a> {
+    pub settings: Settings,
+    pub dir: &'a dyn DirectoryApi,
+    pub verifier: &'a dyn CredentialVerifier,
+    pub secrets: Arc<dyn SecretStore>,
+    pub store: &'a TenantStore,
+    pub progress: &'a dyn Progress,
+    pub meter: Arc<RequestMeter>,
+    /// Step 1, from the Exchange bridge (`src/wizard/steps/exchange.rs`). `None` in a build
+    /// without it: the plan shows it as later.
+    pub exchange: Option<Box<dyn Step + 'a>>,
+}
+
+impl<'a> Wizard<'a> {
+    /// Signs in (through the directory's credential), reads the tenant in one round trip, and
+    /// makes sure it is the tenant asked for. Writes nothing, anywhere.
+    pub async fn identify(&self) -> Result<Identified, WizardError> {
+        let survey_err = |source| WizardError::Graph { step: None, source };
+        let claims = self.dir.signed_in().await.map_err(survey_err)?;
+        let tid = claims.tenant_id().ok_or_else(|| {
+            survey_err(GraphError::Decode {
+                what: "the sign-in token".into(),
+                detail: "no tenant ID (tid) in it".into(),
+            })
+        })?;
+        let asked = self.settings.tenant.clone();
+        let wrong = |name: &str| WizardError::WrongTenant {
+            asked: asked.clone(),
+            signed_in: tid.to_string(),
+            signed_in_name: name.to_string(),
+        };
+        // A GUID is checked before anything is read.
+        if let Ok(g) = Uuid::parse_str(&asked)
+            && g != tid
+        {
+            return Err(wrong("another tenant"));
+        }
+        let doc = self.store.load()?;
+        let record = doc.find(&asked).ok().cloned();
+        if let Some(r) = &record
+            && r.tenant_id != tid
+        {
+            return Err(wrong(&r.display_name));
+        }
+        let record = record.or_else(|| doc.get(tid).cloned());
+        let app = record.as_ref().and_then(|r| r.app.clone());
+        let q = SurveyQuery {
+            app_name: self.settings.app_name.clone(),
+            app_object_id: app.as_ref().map(|a| a.object_id.clone()),
+            app_id: app.as_ref().map(|a| a.app_id.clone()),
+            service_principal_id: app.as_ref().and_then(|a| a.service_principal_id.clone()),
+            member_of: claims.wids.is_empty(),
+        };
+        let mut survey = self.dir.survey(&q).await.map_err(survey_err)?;
+        let org = &survey.organization;
+        let display_name = org.display_name.clone().unwrap_or_default();
+        if !org.id.eq_ignore_ascii_case(&tid.to_string()) {
+            return Err(wrong(&display_name));
+        }
+        if Uuid::parse_str(&asked).is_err() && !org.has_domain(&asked) {
+            return Err(wrong(&display_name));
+        }
+        let default_domain = org
+            .default_domain()
+            .map(str::to_string)
+            .unwrap_or_else(|| asked.clone());
+        // The recorded app seems gone. If it was made minutes ago it may only be replicating:
+        // look again, patiently, before planning to make another one.
+        if let (Some(a), None) = (&app, &survey.app_by_id) {
+            let recent = record
+                .as_ref()
+                .and_then(|r| r.steps.app.at)
+                .is_some_and(|t| OffsetDateTime::now_utc() - t < time::Duration::minutes(15));
+            if recent {
+                survey.app_by_id = self
+                    .dir
+                    .application(&a.object_id, 4)
+                    .await
+                    .map_err(survey_err)?;
+            }
+        }
+        self.resolve_our_app(&mut survey, app.as_ref().map(|a| a.app_id.as_str()))
+            .await?;
+        Ok(Identified {
+            tenant_id: tid,
+            display_name,
+            default_domain,
+            claims,
+            survey,
+            record,
+        })
+    }
+
+    /// Settles which app is ours: the recorded one if it still exists, else one named ours
+    /// *and* tagged ours. An app of that name without our tag is never adopted.
+    async fn resolve_our_app(
+        &self,
+        survey: &mut Survey,
+        recorded_app_id: Option<&str>,
+    ) -> Result<(), WizardError> {
+        if survey.app_by_id.is_some() {
+            return Ok(());
+        }
+        let name = &self.settings.app_name;
+        let (ours, others): (Vec<_>, Vec<_>) = survey
+            .apps_by_name
+            .iter()
+            .cloned()
+            .partition(|a| a.tags.iter().any(|t| t == APP_TAG));
+        match ours.len() {
+            0 => {
+                if let Some(other) = others.first() {
+                    return Err(WizardError::AppNameTaken {
+                        name: name.clone(),
+                        object_id: other.id.clone(),
+                    });
+                }
+                // Nothing recorded survives: the service principal and grants go with it.
+                survey.our_sp = None;
+                survey.assignments = None;
+            }
+            1 => {
+                let app = ours.into_iter().next().expect("one");
+                if recorded_app_id != Some(app.app_id.as_str()) {
+                    let (sp, a) = self
+                        .dir
+                        .app_details(&app.app_id)
+                        .await
+                        .map_err(|source| WizardError::Graph { step: None, source })?;
+                    survey.assignments = sp.as_ref().map(|_| a);
+                    survey.our_sp = sp;
+                }
+                survey.app_by_id = Some(app);
+            }
+            n => {
+                return Err(WizardError::AmbiguousApps {
+                    name: name.clone(),
+                    count: n,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn graph_steps() -> Vec<Box<dyn Step + 'a>> {
+        vec![
+            Box::new(steps::app::AppStep),
+            Box::new(steps::secret::SecretStep),
+            Box::new(steps::consent::ConsentStep),
+            Box::new(steps::verify::VerifyStep),
+        ]
+    }
+
+    /// Plans, asks, and runs every step that is not done.
+    pub async fn run(mut self, id: Identified) -> Result<RunReport, WizardError> {
+        let now = OffsetDateTime::now_utc();
+        let mut record = id.record.clone().unwrap_or_else(|| {
+            TenantRecord::new(
+                id.tenant_id,
+                &id.default_domain,
+                &id.display_name,
+                self.settings.cloud,
+            )
+        });
+        record.display_name = id.display_name.clone();
+        record.primary_domain = id.default_domain.clone();
+        record.cloud = self.settings.cloud;
+        for d in &id.survey.organization.verified_domains {
+            if !record
+                .domains
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(&d.name))
+            {
+                record.domains.push(d.name.clone());
+            }
+        }
+        record.license = id.survey.skus.as_ref().map(|s| licence(s));
+        self.progress.event(Event::Tenant {
+            display_name: id.display_name.clone(),
+            default_domain: id.default_domain.clone(),
+            tenant_id: id.tenant_id,
+            user: id.claims.user().map(str::to_string),
+        });
+        self.progress.event(Event::Licence {
+            licence: record.license,
+        });
+
+        let mut survey = id.survey.clone();
+        let secret_present = {
+            let s = self.secrets.clone();
+            let acct = crate::secrets::account::client_secret(id.tenant_id);
+            tokio::task::spawn_blocking(move || s.get(&acct))
+                .await
+                .map_err(|e| WizardError::SecretStore(SecretError::Failed(e.to_string())))?
+                .map_err(WizardError::SecretStore)?
+                .is_some()
+        };
+        let mut exchange = self.exchange.take();
+        let graph_steps = Self::graph_steps();
+
+        // The plan.
+        let mut items = Vec::new();
+        let mut todo: Vec<bool> = Vec::new();
+        {
+            let cx = StepCx {
+                record: &mut record,
+                survey: &mut survey,
+                dir: self.dir,
+                verifier: self.verifier,
+                secrets: &self.secrets,
+                progress: self.progress,
+                settings: &self.settings,
+                secret_present,
+                earlier_changed: false,
+            };
+            let ex_state = if self.settings.skip_exchange {
+                PlanState::Skipped("--skip-exchange".into())
+            } else if let Some(ex) = &exchange {
+                to_state(ex.assess(&cx))
+            } else {
+                PlanState::Later(
+                    "Exchange audit logging is not in this build; pass --skip-exchange".into(),
+                )
+            };
+            items.push(PlanItem {
+                step: StepId::Exchange,
+                title: StepId::Exchange.title(),
+                state: ex_state,
+            });
+            let mut cx = cx;
+            for s in &graph_steps {
+                let st = to_state(s.assess(&cx));
+                let is_todo = matches!(st, PlanState::ToDo(_));
+                cx.earlier_changed |= is_todo;
+                todo.push(is_todo);
+                items.push(PlanItem {
+                    step: s.id(),
+                    title: s.id().title(),
+                    state: st,
+                });
+            }
+            items.push(PlanItem {
+                step: StepId::Portal,
+                title: StepId::Portal.title(),
+                state: if cx.record.portal.state == crate::store::PortalState::Submitted {
+                    PlanState::Done
+                } else {
+                    PlanState::Later("the MSP portal step comes later".into())
+                },
+            });
+        }
+        let plan = Plan { items };
+        self.progress.event(Event::Plan(plan.clone()));
+
+        if plan.changes() {
+            // Only an administrator who can consent may start changing the tenant.
+            let held: Vec<String> = if !id.claims.wids.is_empty() {
+                id.claims.wids.clone()
+            } else {
+                survey.role_template_ids.clone().unwrap_or_default()
+            };
+            let role_info = !id.claims.wids.is_empty() || survey.role_template_ids.is_some();
+            if role_info && !can_onboard(&held) {
+                return Err(WizardError::NotAdmin {
+                    user: id.claims.user().unwrap_or("the signed-in user").to_string(),
+                });
+            }
+            if !role_info {
+                self.progress.event(Event::Warning(
+                    "cannot read the signed-in user's directory roles; continuing, but consent needs a Global Administrator".into(),
+                ));
+            }
+            match self.progress.ask(&Question::Proceed {
+                display_name: id.display_name.clone(),
+                default_domain: id.default_domain.clone(),
+            }) {
+                Answer::Yes => {}
+                Answer::No => return Err(WizardError::Declined),
+                Answer::CannotAsk => {
+                    return Err(WizardError::NeedsAnswer {
+                        question: format!(
+                            "Change {} ({}) as planned?",
+                            id.display_name, id.default_domain
+                        ),
+                        flag: "--yes",
+                    });
+                }
+            }
+        }
+        record.updated_at = now;
+        self.persist(&record)?;
+
+        // Step 1: Exchange (its own engineer's step), skipped or run.
+        if self.settings.skip_exchange {
+            if record.steps.exchange.status != StepStatus::Skipped {
+                record
+                    .step_mut(StepId::Exchange)
+                    .record(StepStatus::Skipped, None);
+                self.persist(&record)?;
+            }
+            self.progress.event(Event::StepSkipped {
+                step: StepId::Exchange,
+                why: "--skip-exchange".into(),
+            });
+        } else if let Some(ex) = exchange.as_mut() {
+            let mut cx = StepCx {
+                record: &mut record,
+                survey: &mut survey,
+                dir: self.dir,
+                verifier: self.verifier,
+                secrets: &self.secrets,
+                progress: self.progress,
+                settings: &self.settings,
+                secret_present,
+                earlier_changed: false,
+            };
+            if matches!(ex.assess(&cx), Assessment::ToDo(_)) {
+                self.run_one(ex.as_ref(), &mut cx).await?;
+                self.persist(&record)?;
+            }
+        }
+
+        // Steps 2–5.
+        let mut earlier_changed = false;
+        let mut secret_present = secret_present;
+        for s in &graph_steps {
+            let mut cx = StepCx {
+                record: &mut record,
+                survey: &mut survey,
+                dir: self.dir,
+                verifier: self.verifier,
+                secrets: &self.secrets,
+                progress: self.progress,
+                settings: &self.settings,
+                secret_present,
+                earlier_changed,
+            };
+            match s.assess(&cx) {
+                Assessment::Done => {
+                    // Re-checked and still there; record it done if an older run did not.
+                    let before = cx.record.clone();
+                    s.record_found(&mut cx);
+                    if !cx.record.step(s.id()).is_done() {
+                        cx.record.step_mut(s.id()).record(StepStatus::Done, None);
+                    }
+                    if *cx.record != before {
+                        self.persist(&record)?;
+                    }
+                    continue;
+                }
+                Assessment::ToDo(_) => {}
+            }
+            let r = self.run_one(s.as_ref(), &mut cx).await;
+            secret_present = cx.secret_present;
+            self.persist(&record)?;
+            r?;
+            earlier_changed = true;
+        }
+        Ok(RunReport {
+            record,
+            plan,
+            stats: self.meter.stats(),
+        })
+    }
+
+    async fn run_one(&self, s: &(dyn Step + 'a), cx: &mut StepCx<'_>) -> Result<(), WizardError> {
+        let id = s.id();
+        self.progress.event(Event::StepStarted(id));
+        match s.run(cx).await {
+            Ok(StepOutcome::Done(summary)) => {
+                cx.record.step_mut(id).record(StepStatus::Done, None);
+                self.progress.event(Event::StepDone { step: id, summary });
+                Ok(())
+            }
+            Ok(StepOutcome::Waiting(why)) => {
+                cx.record
+                    .step_mut(id)
+                    .record(StepStatus::Waiting, Some(one_line(&why)));
+                self.progress.event(Event::Info(why));
+                Ok(())
+            }
+            Err(e) => {
+                cx.record
+                    .step_mut(id)
+                    .record(StepStatus::Failed, Some(one_line(&e.to_string())));
+                // The record is persisted by the caller, then the error propagates.
+                self.persist(cx.record)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// One short transaction: the record replaces the stored one with the same tenant ID.
+    fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
+        self.store.update(|doc| doc.upsert(record.clone()))?;
+        Ok(())
+    }
+}
+
+fn to_state(a: Assessment) -> PlanState {
+    match a {
+        Assessment::Done => PlanState::Done,
+        Assessment::ToDo(c) => PlanState::ToDo(c),
+    }
+}
+
+/// First line, without anything that looks like a secret (steps never put one there anyway).
+fn one_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or_default();
+    l.chars().take(300).collect()
+}
+
+/// Global Administrator, or (Application / Cloud Application Administrator) + Privileged
+/// Role Administrator (needed to consent to Microsoft Graph application permissions).
+pub fn can_onboard(role_template_ids: &[String]) -> bool {
+    let has = |r: &str| role_template_ids.iter().any(|x| x.eq_ignore_ascii_case(r));
+    has(roles::GLOBAL_ADMIN)
+        || ((has(roles::APPLICATION_ADMIN) || has(roles::CLOUD_APPLICATION_ADMIN))
+            && has(roles::PRIVILEGED_ROLE_ADMIN))
+}
+
+/// Entra ID P2 if any enabled SKU carries AAD_PREMIUM_P2, else P1 with AAD_PREMIUM, else none.
+pub fn licence(skus: &[crate::microsoft::graph::model::SubscribedSku]) -> EntraLicense {
+    let enabled = |s: &&crate::microsoft::graph::model::SubscribedSku| {
+        s.capability_status
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case("Enabled") || c.eq_ignore_ascii_case("Warning"))
+    };
+    let has = |plan: &str| {
+        skus.iter().filter(enabled).any(|s| {
+            s.service_plans.iter().any(|p| {
+                p.service_plan_name == plan
+                    && p.provisioning_status
+                        .as_deref()
+                        .is_none_or(|st| !st.eq_ignore_ascii_case("Disabled"))
+            })
+        })
+    };
+    if has("AAD_PREMIUM_P2") {
+        EntraLicense::P2
+    } else if has("AAD_PREMIUM") {
+        EntraLicense::P1
+    } else {
+        EntraLicense::None
+    }
+}
+
+/// What Hal will not see without P1/P2 (the guide's licensing note).
+pub fn licence_note(l: EntraLicense) -> Option<&'static str> {
+    match l {
+        EntraLicense::P2 => None,
+        EntraLicense::P1 => Some(
+            "Entra ID P1 only: Hal monitors everything except risk detections; sign-in risk shows as \"hidden\" rather than rated.",
+        ),
+        EntraLicense::None => Some(
+            "no Entra ID P1 or P2: Hal will not see sign-in logs, directory audits or risk detections (P1 is required for sign-in logs and directory audits, P2 for risk detections); M365 audit logs and alerts still flow.",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

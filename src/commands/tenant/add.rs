@@ -1,0 +1,526 @@
+//! `hal-onboard tenant add <tenant>`: from nothing to a verified, consented app registration.
+//!
+//! Reads as the story of the command: open the store, sign in, identify the tenant (and stop if
+//! it is not the one asked for), show the plan, ask, run the steps, print the record.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use url::Url;
+
+use crate::commands::Ctx;
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
+use crate::http::build_client;
+use crate::microsoft::graph::meter::RequestMeter;
+use crate::microsoft::graph::{GraphClient, RetryPolicy};
+use crate::microsoft::signin::{
+    self, AuthMethod, DeviceCodePrompt, GRAPH_CLI_CLIENT_ID, SignInObserver, SignInOptions,
+    UserCredential,
+};
+use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
+use crate::store::{StepId, TenantStore};
+use crate::ui::{Spinner, Ui};
+use crate::wizard::verify::AzureVerifier;
+use crate::wizard::{
+    Answer, DEFAULT_APP_NAME, Event, PlanState, Progress, Question, Settings, Wizard, WizardError,
+    licence_note,
+};
+
+/// Scales every retry wait (tests and the benchmark run the same logic faster). Undocumented
+/// on purpose: technicians never need it.
+const ENV_RETRY_SCALE: &str = "HAL_ONBOARD_RETRY_SCALE";
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The customer's tenant: a verified domain (contoso.onmicrosoft.com) or the tenant GUID.
+    pub tenant: String,
+
+    /// Leave out step 1 (Exchange unified audit logging), e.g. when done by hand.
+    #[arg(long)]
+    pub skip_exchange: bool,
+
+    /// Answer yes: change the tenant as planned without asking, and accept a shorter secret
+    /// lifetime when the tenant's policy requires one.
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// How to sign in: device code (default, works over SSH), a browser on this machine (for
+    /// Conditional Access that blocks device codes), or the Azure CLI's `az login`.
+    #[arg(long, value_enum, default_value_t = AuthMethod::DeviceCode, value_name = "METHOD")]
+    pub auth: AuthMethod,
+
+    /// The public client to sign in with [default: Microsoft Graph Command Line Tools,
+    /// or HAL_ONBOARD_CLIENT_ID].
+    #[arg(long, value_name = "GUID")]
+    pub client_id: Option<String>,
+
+    /// The app registration's name.
+    #[arg(long, default_value = DEFAULT_APP_NAME, value_name = "NAME")]
+    pub app_name: String,
+
+    /// Client secret lifetime in months (the portal's maximum is 24).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=24), value_name = "MONTHS")]
+    pub secret_months: u8,
+}
+
+pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
+    let tenant = args.tenant.trim().to_string();
+    if tenant.is_empty() || tenant.contains('/') || tenant.contains(' ') {
+        return Err(
+            user_error(format!("{:?} is not a tenant name", args.tenant)).hint(
+                "Pass a verified domain such as contoso.onmicrosoft.com, or the tenant GUID.",
+            ),
+        );
+    }
+    let store =
+        TenantStore::open(&ctx.home).map_err(|e| store_error(e, "cannot open the tenant store"))?;
+    let known = store
+        .load()
+        .ok()
+        .and_then(|d| d.find(&tenant).ok().cloned());
+    let cloud = ctx
+        .global
+        .cloud
+        .or(known.as_ref().map(|r| r.cloud))
+        .unwrap_or_default();
+    let endpoints = ctx.env.endpoints(cloud);
+    let http = build_client(ctx.env.ca_cert.as_deref())
+        .map_err(|e| failed("cannot set up HTTPS").with_source(e))?;
+    let secrets: Arc<dyn SecretStore> =
+        match super::file_secrets::FileSecretStore::for_sandbox(&endpoints.login) {
+            Some(f) => Arc::new(f),
+            None => open_secret_store(&ctx.ui),
+        };
+    let scale: f64 = std::env::var(ENV_RETRY_SCALE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|f: &f64| f.is_finite() && *f > 0.0)
+        .unwrap_or(1.0);
+
+    let observer = Arc::new(UiSignIn {
+        ui: ctx.ui.clone(),
+        spinner: Mutex::new(None),
+    });
+    let client_id = args
+        .client_id
+        .clone()
+        .or_else(|| ctx.env.client_id.clone())
+        .unwrap_or_else(|| GRAPH_CLI_CLIENT_ID.to_string());
+    let mut user_cred: Option<Arc<UserCredential>> = None;
+    let (credential, scopes): (
+        Arc<dyn azure_core::credentials::TokenCredential>,
+        Vec<String>,
+    ) = match args.auth {
+        AuthMethod::AzureCli => (
+            signin::azure_cli(&tenant).map_err(|e| sign_in_failed(&e))?,
+            vec![format!("{}/.default", endpoints.graph_resource)],
+        ),
+        method => {
+            let mut opts = SignInOptions::graph(
+                endpoints.login.clone(),
+                &tenant,
+                &client_id,
+                &endpoints.graph_resource,
+            );
+            opts.method = method;
+            opts.known_tenant = known.as_ref().map(|r| r.tenant_id);
+            let scopes = opts.scopes.clone();
+            let c = UserCredential::new(http.clone(), opts, secrets.clone(), observer.clone());
+            user_cred = Some(c.clone());
+            (c, scopes)
+        }
+    };
+    let meter = RequestMeter::new();
+    let graph = GraphClient::new(
+        http.clone(),
+        endpoints.clone(),
+        credential,
+        scopes,
+        RetryPolicy::default().scaled(scale),
+        meter.clone(),
+    );
+    let verifier = AzureVerifier::new(&http, endpoints.login.clone(), meter.clone());
+    let mut settings = Settings::new(
+        &tenant,
+        cloud,
+        &endpoints.graph_resource,
+        &endpoints.manage_resource,
+    );
+    settings.app_name = args.app_name.clone();
+    settings.secret_months = args.secret_months;
+    settings.skip_exchange = args.skip_exchange;
+    settings.verify_wait = settings.verify_wait.mul_f64(scale);
+    let progress = UiProgress {
+        ui: ctx.ui.clone(),
+        yes: args.yes,
+        spinner: Mutex::new(None),
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| failed("cannot start the async runtime").with_source(e))?;
+    let report = rt.block_on(async {
+        let wizard = Wizard {
+            settings,
+            dir: &graph,
+            verifier: &verifier,
+            secrets: secrets.clone(),
+            store: &store,
+            progress: &progress,
+            meter: meter.clone(),
+            // The Exchange bridge's step plugs in here (src/wizard/steps/exchange.rs).
+            exchange: None,
+        };
+        let id = wizard.identify().await?;
+        if let Some(c) = &user_cred {
+            // The tenant is the one asked for: keep the sign-in for re-runs.
+            if let Err(e) = c.keep_signed_in(id.tenant_id).await {
+                progress.event(Event::Warning(format!(
+                    "the sign-in is not kept for next time: {e}"
+                )));
+            }
+        }
+        wizard.run(id).await
+    });
+    progress.clear();
+    let report = report.map_err(|e| wizard_error(e, &tenant))?;
+    let stats = report.stats;
+    ctx.ui.status(ctx.ui.dim(format!(
+        "Graph and sign-in requests after sign-in: {} in {} round trips ({} writes; retries: {} replication, {} throttling, {} other)",
+        stats.requests,
+        stats.round_trips,
+        stats.writes,
+        stats.replication_retries,
+        stats.throttle_retries,
+        stats.other_retries
+    )));
+    let rec = &report.record;
+    if rec.step(StepId::Verify).is_done() {
+        ctx.ui.success(format!(
+            "{} ({}) is onboarded: app {} (appId {}), credentials verified{}.",
+            rec.display_name,
+            rec.primary_domain,
+            rec.app
+                .as_ref()
+                .map(|a| a.display_name.as_str())
+                .unwrap_or("?"),
+            rec.app.as_ref().map(|a| a.app_id.as_str()).unwrap_or("?"),
+            rec.secret
+                .as_ref()
+                .map(|s| format!(", secret expires {}", s.expires_at.date()))
+                .unwrap_or_default()
+        ));
+        if rec.portal.secret_key_id.is_none() && !secrets.is_persistent() {
+            ctx.ui.warning(
+                "there is no OS keyring here: the client secret lived in memory and is gone when this command ends; the next run will replace it.",
+            );
+        }
+    }
+    if ctx.ui.json() {
+        ctx.ui.write_json(rec)?;
+    }
+    if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
+        return Err(crate::error::waiting(
+            "Exchange audit logging is waiting on Microsoft (the organization's customization is still propagating)",
+        )
+        .hint(format!(
+            "Run `hal-onboard tenant add {tenant}` again in 30 minutes; it picks up at the Exchange step."
+        )));
+    }
+    Ok(())
+}
+
+/// The OS keyring if it answers, else memory for this run (said out loud).
+fn open_secret_store(ui: &Ui) -> Arc<dyn SecretStore> {
+    let probe = std::thread::spawn(KeyringStore::probe);
+    let started = std::time::Instant::now();
+    while !probe.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if probe.is_finished()
+        && let Ok(Ok(k)) = probe.join()
+    {
+        return Arc::new(k);
+    }
+    ui.warning(
+        "no OS keyring answered: secrets and the sign-in are kept in memory for this run only.",
+    );
+    Arc::new(MemoryStore::default())
+}
+
+fn store_error(e: crate::store::StoreError, msg: &str) -> CommandError {
+    let hint = e.hint();
+    let mut c = failed(msg).with_source(e);
+    if let Some(h) = hint {
+        c = c.hint(h);
+    }
+    c
+}
+
+fn sign_in_failed(e: &signin::SignInError) -> CommandError {
+    let mut c = failed(format!("the sign-in failed: {e}"));
+    if let Some(h) = e.hint() {
+        c = c.hint(h);
+    }
+    c
+}
+
+/// One sentence, its cause, the next action.
+fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
+    let status = if e.is_waiting() {
+        ExitStatus::Waiting
+    } else if e.is_usage() {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Failed
+    };
+    let hint = e.hint();
+    // A sign-in failure reads better as itself.
+    let message = match &e {
+        WizardError::Graph { source, .. } if source.sign_in().is_some() => {
+            format!("the sign-in failed: {}", source.sign_in().expect("checked"))
+        }
+        _ => e.to_string(),
+    };
+    let mut c = CommandError::new(status, message);
+    let resumable = !matches!(
+        e,
+        WizardError::WrongTenant { .. }
+            | WizardError::NotAdmin { .. }
+            | WizardError::Declined
+            | WizardError::NeedsAnswer { .. }
+            | WizardError::AppNameTaken { .. }
+    );
+    if let Some(src) = std::error::Error::source(&e) {
+        c = c.with_source(src.to_string());
+    }
+    if let Some(h) = hint {
+        c = c.hint(h);
+    }
+    if resumable
+        && !matches!(
+            e,
+            WizardError::Graph { .. } | WizardError::NotVerified { .. } | WizardError::SecretLost
+        )
+    {
+        c = c.hint(format!(
+            "Run `hal-onboard tenant add {tenant}` again to resume."
+        ));
+    }
+    c
+}
+
+/// Shows the sign-in: the code and URL prominently on stderr, a spinner while waiting.
+struct UiSignIn {
+    ui: Ui,
+    spinner: Mutex<Option<Spinner>>,
+}
+
+impl SignInObserver for UiSignIn {
+    fn device_code(&self, p: &DeviceCodePrompt) {
+        let ui = &self.ui;
+        ui.status("");
+        ui.status(format!(
+            "To sign in to the customer's tenant, open {} and enter the code {}",
+            ui.bold(&p.verification_uri),
+            ui.bold(ui.yellow(&p.user_code))
+        ));
+        ui.status(ui.dim(format!(
+            "Sign in as a Global Administrator of that tenant. The code expires at {} UTC.",
+            p.expires_at.time().truncate_to_second()
+        )));
+        ui.status("");
+        *self.spinner.lock().unwrap() = Some(ui.spinner("Waiting for you to sign in"));
+    }
+
+    fn browser_url(&self, url: &Url) -> bool {
+        let ui = &self.ui;
+        ui.status("To sign in, open this address in a browser on this machine:");
+        ui.status(format!("  {}", ui.bold(url.as_str())));
+        let opened = browser_available() && open_browser(url);
+        if opened {
+            ui.status(ui.dim("(a browser was opened for you)"));
+        }
+        *self.spinner.lock().unwrap() = Some(ui.spinner("Waiting for the browser sign-in"));
+        opened
+    }
+
+    fn signed_in(&self, user: Option<&str>) {
+        if let Some(s) = self.spinner.lock().unwrap().take() {
+            s.finish();
+        }
+        self.ui.success(format!(
+            "Signed in{}",
+            user.map(|u| format!(" as {u}")).unwrap_or_default()
+        ));
+    }
+}
+
+/// A browser is obviously there: a desktop session that is not over SSH.
+fn browser_available() -> bool {
+    if std::env::var_os("SSH_CONNECTION").is_some() || std::env::var_os("SSH_TTY").is_some() {
+        return false;
+    }
+    if cfg!(target_os = "macos") || cfg!(windows) {
+        return true;
+    }
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+fn open_browser(url: &Url) -> bool {
+    let (cmd, pre): (&str, &[&str]) = if cfg!(target_os = "macos") {
+        ("open", &[])
+    } else if cfg!(windows) {
+        ("rundll32", &["url.dll,FileProtocolHandler"])
+    } else {
+        ("xdg-open", &[])
+    };
+    std::process::Command::new(cmd)
+        .args(pre)
+        .arg(url.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+/// The wizard's progress on the terminal.
+struct UiProgress {
+    ui: Ui,
+    yes: bool,
+    spinner: Mutex<Option<Spinner>>,
+}
+
+impl UiProgress {
+    fn clear(&self) {
+        if let Some(s) = self.spinner.lock().unwrap().take() {
+            s.finish();
+        }
+    }
+}
+
+impl Progress for UiProgress {
+    fn event(&self, e: Event) {
+        let ui = &self.ui;
+        match e {
+            Event::Tenant {
+                display_name,
+                default_domain,
+                tenant_id,
+                user,
+            } => {
+                ui.status(format!(
+                    "Tenant: {} — {} (tenant ID {tenant_id}){}",
+                    ui.bold(&display_name),
+                    default_domain,
+                    user.map(|u| format!(", signed in as {u}"))
+                        .unwrap_or_default()
+                ));
+            }
+            Event::Licence { licence } => match licence {
+                Some(l) => match licence_note(l) {
+                    Some(note) => ui.warning(note),
+                    None => ui.status(format!("Licence: Entra ID {}", l.as_str())),
+                },
+                None => ui.warning(
+                    "cannot read the tenant's licences (subscribedSkus); Entra ID P1/P2 unknown.",
+                ),
+            },
+            Event::Plan(plan) => {
+                ui.status("Plan:");
+                for (n, item) in plan.items.iter().enumerate() {
+                    let head = format!("  {}. {}", n + 1, item.title);
+                    match &item.state {
+                        PlanState::Done => ui.status(format!("{head} — {}", ui.green("done"))),
+                        PlanState::Skipped(why) => {
+                            ui.status(format!("{head} — {}", ui.dim(format!("skipped ({why})"))))
+                        }
+                        PlanState::Later(why) => {
+                            ui.status(format!("{head} — {}", ui.dim(format!("later: {why}"))))
+                        }
+                        PlanState::ToDo(changes) => {
+                            ui.status(format!("{head} — {}", ui.yellow("to do")));
+                            for c in changes {
+                                ui.status(format!("       • {c}"));
+                            }
+                        }
+                    }
+                }
+                if !plan.changes() {
+                    ui.status("Nothing to change in this tenant.");
+                }
+            }
+            Event::StepStarted(step) => {
+                self.clear();
+                *self.spinner.lock().unwrap() = Some(ui.spinner(step.title()));
+            }
+            Event::StepDone { step, summary } => {
+                self.clear();
+                ui.success(format!("{}: {summary}", step.title()));
+            }
+            Event::StepSkipped { step, why } => {
+                ui.status(format!("- {}: skipped ({why})", step.title()));
+            }
+            Event::Warning(w) => {
+                let sp = self.spinner.lock().unwrap();
+                match sp.as_ref() {
+                    Some(s) => s.suspend(|| ui.warning(&w)),
+                    None => ui.warning(&w),
+                }
+            }
+            Event::Info(i) => ui.status(i),
+            Event::Waiting {
+                what,
+                attempt,
+                of,
+                next_in,
+            } => {
+                let line = format!(
+                    "Waiting for {what}: attempt {attempt}/{of}, next try in {} s",
+                    next_in.as_secs_f64().ceil() as u64
+                );
+                let sp = self.spinner.lock().unwrap();
+                match sp.as_ref() {
+                    Some(s) if ui.live() => s.set_message(line),
+                    _ => ui.status(line),
+                }
+            }
+        }
+    }
+
+    fn ask(&self, q: &Question) -> Answer {
+        if self.yes {
+            return Answer::Yes;
+        }
+        if !self.ui.interactive() {
+            return Answer::CannotAsk;
+        }
+        let prompt = match q {
+            Question::Proceed {
+                display_name,
+                default_domain,
+            } => format!("Change {display_name} ({default_domain}) as planned?"),
+            Question::ShorterSecret {
+                asked_months,
+                max_days,
+            } => format!(
+                "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
+            ),
+        };
+        let sp = self.spinner.lock().unwrap();
+        let ask = || self.ui.confirm(&prompt, false, "--yes");
+        let r = match sp.as_ref() {
+            Some(s) => s.suspend(ask),
+            None => ask(),
+        };
+        match r {
+            Ok(true) => Answer::Yes,
+            Ok(false) => Answer::No,
+            Err(_) => Answer::CannotAsk,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `hal-onboard tenant …`: onboarding one tenant.
+
+pub mod add;
+mod file_secrets;
+
+use clap::{Args, Subcommand};
+
+use crate::commands::Ctx;
+use crate::error::CommandResult;
+
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    #[command(subcommand)]
+    pub command: TenantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Onboard a tenant: audit logging, the app registration, its secret and admin consent,
+    /// then verify the credentials. Safe to run again: it resumes where it stopped.
+    Add(add::AddArgs),
+}
+
+pub fn cmd_tenant(ctx: &Ctx, args: &TenantArgs) -> CommandResult {
+    match &args.command {
+        TenantCommand::Add(a) => add::cmd_tenant_add(ctx, a),
+    }
+}

@@ -1,0 +1,582 @@
+//! Signing the technician in to the customer's tenant.
+//!
+//! Three sources, one shape: each is an `azure_core::credentials::TokenCredential`, so Graph
+//! (and the Exchange bridge) take any `Arc<dyn TokenCredential>`.
+//!
+//! - [`UserCredential`] with [`AuthMethod::DeviceCode`] (the default; works over SSH) or
+//!   [`AuthMethod::Browser`] (authorization code + PKCE on a one-shot loopback redirect, for
+//!   tenants whose Conditional Access blocks the device code flow).
+//! - [`azure_cli`]: azure_identity's `AzureCliCredential`, for technicians already signed in
+//!   with `az login`.
+//!
+//! A client never prints: the code, the URL and the waiting are reported to a
+//! [`SignInObserver`], which the command implements with `Ui`. The refresh token is held in
+//! memory and written to the [`SecretStore`] only once the caller has checked the tenant
+//! ([`UserCredential::keep_signed_in`]); access tokens never leave memory. See docs/signin.md.
+
+pub mod browser;
+pub mod claims;
+pub mod device_code;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use url::Url;
+use uuid::Uuid;
+
+pub use claims::TokenClaims;
+
+use crate::secrets::{SecretError, SecretStore};
+
+/// Microsoft Graph Command Line Tools, a first-party public client present in every tenant.
+pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+/// Exchange Online PowerShell's public client (for the Exchange bridge).
+pub const EXCHANGE_PS_CLIENT_ID: &str = "fb78d390-0c51-40cd-8e17-fdbfab77341b";
+
+/// The least delegated Graph permissions that onboard a tenant (docs/signin.md says why each).
+pub const GRAPH_DELEGATED_SCOPES: &[&str] = &[
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Directory.Read.All",
+];
+
+/// The Graph scopes to request, qualified by the cloud's Graph resource
+/// (an unqualified scope would mean the global cloud's Graph).
+pub fn graph_scopes(graph_resource: &str) -> Vec<String> {
+    GRAPH_DELEGATED_SCOPES
+        .iter()
+        .map(|s| format!("{}/{s}", graph_resource.trim_end_matches('/')))
+        .collect()
+}
+
+/// How the technician signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AuthMethod {
+    /// Device code: a code to enter at microsoft.com/devicelogin on any device.
+    #[default]
+    DeviceCode,
+    /// A browser on this machine (authorization code + PKCE, loopback redirect).
+    Browser,
+    /// Reuse `az login` (Azure CLI).
+    AzureCli,
+}
+
+/// What the sign-in shows the technician. Implemented by the command with `Ui`.
+pub trait SignInObserver: Send + Sync {
+    /// A device code to enter; called once per device code flow.
+    fn device_code(&self, prompt: &DeviceCodePrompt);
+    /// A URL to open in a browser (the browser flow). Return true if a browser was opened.
+    fn browser_url(&self, url: &Url) -> bool;
+    /// Still waiting for the technician (a poll said `authorization_pending` or `slow_down`).
+    fn waiting(&self, _polls: u32, _slowed_down: bool) {}
+    /// Signed in (the interactive part is over).
+    fn signed_in(&self, _user: Option<&str>) {}
+}
+
+/// An observer that shows nothing (tests, library callers with a token already kept).
+pub struct SilentObserver;
+impl SignInObserver for SilentObserver {
+    fn device_code(&self, _prompt: &DeviceCodePrompt) {}
+    fn browser_url(&self, _url: &Url) -> bool {
+        false
+    }
+}
+
+/// What the technician must enter, and where.
+#[derive(Debug, Clone)]
+pub struct DeviceCodePrompt {
+    pub user_code: String,
+    pub verification_uri: String,
+    pub expires_at: OffsetDateTime,
+    /// Microsoft's own sentence, localized.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("cannot reach the Microsoft sign-in service at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the sign-in was declined")]
+    Declined,
+    #[error("the device code expired before the sign-in finished")]
+    Expired,
+    #[error("the code entered did not match the one shown")]
+    BadVerificationCode,
+    #[error("Microsoft refused the sign-in: {}", .description.lines().next().unwrap_or(.error))]
+    Refused {
+        /// The OAuth error (`invalid_grant`, ...).
+        error: String,
+        /// Microsoft's AADSTS number, when given.
+        code: Option<u64>,
+        description: String,
+    },
+    #[error("the sign-in service sent something unexpected: {0}")]
+    Protocol(String),
+    #[error("the browser sign-in failed: {0}")]
+    Browser(String),
+    #[error("cannot keep the sign-in in the keyring")]
+    Keyring(#[source] SecretError),
+    #[error(transparent)]
+    AzureCli(azure_core::Error),
+}
+
+impl SignInError {
+    /// What the technician can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            SignInError::Unreachable { .. } => "Check the network, HTTPS_PROXY and HAL_ONBOARD_CA_CERT, then run the command again.".into(),
+            SignInError::Declined => "Run the command again and approve the sign-in.".into(),
+            SignInError::Expired => "Run the command again and enter the code within its time (about 15 minutes).".into(),
+            SignInError::BadVerificationCode => "Run the command again and enter the code exactly as shown.".into(),
+            SignInError::Refused { code: Some(53003 | 50199 | 50097 | 53000 | 53001), .. } => {
+                "Conditional Access blocked this sign-in; try `--auth browser` on a compliant device, or ask the customer for an exclusion.".into()
+            }
+            SignInError::Refused { code: Some(50076 | 50079), .. } => {
+                "Multi-factor authentication is required: use `--auth browser` or complete MFA at the device code page.".into()
+            }
+            SignInError::Refused { code: Some(700016 | 90002 | 900023), .. } => {
+                "Check the tenant name (a verified domain or the tenant GUID), and --client-id / HAL_ONBOARD_CLIENT_ID.".into()
+            }
+            SignInError::Refused { code: Some(65001), .. } => {
+                "The app has no consent in this tenant; sign in as a Global Administrator and accept the consent prompt.".into()
+            }
+            SignInError::Refused { error, .. } if error == "invalid_grant" => {
+                "Run the command again to sign in afresh.".into()
+            }
+            SignInError::Browser(_) => "Use the default device code sign-in (drop --auth browser).".into(),
+            SignInError::Keyring(_) => "Unlock the OS keyring, or run on a machine that has one.".into(),
+            SignInError::AzureCli(_) => "Run `az login --tenant <tenant> --allow-no-subscriptions`, or drop --auth azure-cli.".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// Who to sign in, where, for what.
+#[derive(Debug, Clone)]
+pub struct SignInOptions {
+    /// The authority host (`Endpoints::login`), e.g. `https://login.microsoftonline.com/`.
+    pub authority: Url,
+    /// The tenant as the technician named it: a verified domain or the tenant GUID.
+    pub tenant: String,
+    /// The public client to sign in with.
+    pub client_id: String,
+    /// Scopes asked for at sign-in (without `offline_access`, which is always added).
+    pub scopes: Vec<String>,
+    pub method: AuthMethod,
+    /// The keyring account the refresh token is kept under, per tenant GUID
+    /// (e.g. `secrets::account::graph_refresh_token`).
+    pub refresh_account: fn(Uuid) -> String,
+    /// The tenant's GUID when already known (a re-run): the kept refresh token is tried first.
+    pub known_tenant: Option<Uuid>,
+}
+
+impl SignInOptions {
+    /// The technician's sign-in for Microsoft Graph in `tenant`.
+    pub fn graph(authority: Url, tenant: &str, client_id: &str, graph_resource: &str) -> Self {
+        SignInOptions {
+            authority,
+            tenant: tenant.to_string(),
+            client_id: client_id.to_string(),
+            scopes: graph_scopes(graph_resource),
+            method: AuthMethod::DeviceCode,
+            refresh_account: crate::secrets::account::graph_refresh_token,
+            known_tenant: None,
+        }
+    }
+
+    /// The technician's sign-in for Exchange Online PowerShell (`{exchange_resource}/.default`
+    /// with Exchange Online PowerShell's public client), for the Exchange bridge.
+    pub fn exchange(authority: Url, tenant: &str, exchange_resource: &str) -> Self {
+        SignInOptions {
+            authority,
+            tenant: tenant.to_string(),
+            client_id: EXCHANGE_PS_CLIENT_ID.to_string(),
+            scopes: vec![format!(
+                "{}/.default",
+                exchange_resource.trim_end_matches('/')
+            )],
+            method: AuthMethod::DeviceCode,
+            refresh_account: crate::secrets::account::exchange_refresh_token,
+            known_tenant: None,
+        }
+    }
+
+    fn endpoint(&self, name: &str) -> Url {
+        self.authority
+            .join(&format!("{}/oauth2/v2.0/{name}", self.tenant))
+            .expect("oauth path joins")
+    }
+
+    fn scope_param(&self, scopes: &[String]) -> String {
+        let mut s: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        if !s.contains(&"offline_access") {
+            s.push("offline_access");
+        }
+        s.join(" ")
+    }
+}
+
+/// A token endpoint's answer.
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    pub access_token: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenResponse(..)")
+    }
+}
+
+/// An OAuth error answer (`error`, `error_description`, `error_codes`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct OAuthError {
+    pub error: String,
+    #[serde(default)]
+    pub error_description: Option<String>,
+    #[serde(default)]
+    pub error_codes: Vec<u64>,
+}
+
+impl OAuthError {
+    pub fn into_error(self) -> SignInError {
+        match self.error.as_str() {
+            "authorization_declined" | "access_denied" => SignInError::Declined,
+            "expired_token" => SignInError::Expired,
+            "bad_verification_code" => SignInError::BadVerificationCode,
+            _ => {
+                SignInError::Refused {
+                    code: self.error_codes.first().copied().or_else(|| {
+                        aadsts_code(self.error_description.as_deref().unwrap_or_default())
+                    }),
+                    description: self.error_description.unwrap_or_else(|| self.error.clone()),
+                    error: self.error,
+                }
+            }
+        }
+    }
+}
+
+/// The number in "AADSTS7000215: ...".
+pub fn aadsts_code(text: &str) -> Option<u64> {
+    let i = text.find("AADSTS")? + 6;
+    let digits: String = text[i..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Posts a form to a token-ish endpoint: `Ok(Ok(token))`, `Ok(Err(oauth error))`, or a transport error.
+pub(crate) async fn post_form<T: for<'de> Deserialize<'de>>(
+    http: &reqwest::Client,
+    url: &Url,
+    form: &[(&str, &str)],
+) -> Result<Result<T, OAuthError>, SignInError> {
+    let unreachable = |source| SignInError::Unreachable {
+        url: url.to_string(),
+        source,
+    };
+    tracing::debug!(url = %url, "sign-in request");
+    let rsp = http
+        .post(url.clone())
+        .form(form)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = rsp.status();
+    let bytes = rsp.bytes().await.map_err(unreachable)?;
+    if status.is_success() {
+        return serde_json::from_slice::<T>(&bytes)
+            .map(Ok)
+            .map_err(|e| SignInError::Protocol(format!("unreadable answer ({e})")));
+    }
+    match serde_json::from_slice::<OAuthError>(&bytes) {
+        Ok(e) => Ok(Err(e)),
+        Err(_) => Err(SignInError::Protocol(format!(
+            "HTTP {status} without an OAuth error"
+        ))),
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Access tokens by the scope string they were asked for.
+    tokens: HashMap<String, AccessToken>,
+    refresh: Option<String>,
+    /// The kept refresh token was looked up already.
+    loaded: bool,
+    /// Write rotated refresh tokens to the keyring under this tenant.
+    keep_under: Option<Uuid>,
+}
+
+/// The technician's delegated credential (device code or browser), refreshing silently.
+pub struct UserCredential {
+    http: reqwest::Client,
+    opts: SignInOptions,
+    secrets: Arc<dyn SecretStore>,
+    observer: Arc<dyn SignInObserver>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for UserCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCredential")
+            .field("tenant", &self.opts.tenant)
+            .field("client_id", &self.opts.client_id)
+            .field("method", &self.opts.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserCredential {
+    /// A credential that signs in on first use. `http` is the run's one client
+    /// (`http::build_client`).
+    pub fn new(
+        http: reqwest::Client,
+        opts: SignInOptions,
+        secrets: Arc<dyn SecretStore>,
+        observer: Arc<dyn SignInObserver>,
+    ) -> Arc<UserCredential> {
+        Arc::new(UserCredential {
+            http,
+            opts,
+            secrets,
+            observer,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn options(&self) -> &SignInOptions {
+        &self.opts
+    }
+
+    /// Keeps the refresh token in the keyring under `tenant` (call once the tenant is checked),
+    /// so a re-run within its lifetime does not prompt again. Rotated tokens follow.
+    pub async fn keep_signed_in(&self, tenant: Uuid) -> Result<(), SignInError> {
+        let mut st = self.state.lock().await;
+        st.keep_under = Some(tenant);
+        if let Some(rt) = st.refresh.clone() {
+            self.secret_set((self.opts.refresh_account)(tenant), rt)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the kept sign-in for `tenant` (e.g. signed in to the wrong tenant).
+    pub async fn forget(&self, tenant: Uuid) -> Result<(), SignInError> {
+        let mut st = self.state.lock().await;
+        st.refresh = None;
+        st.tokens.clear();
+        st.keep_under = None;
+        self.secret_delete((self.opts.refresh_account)(tenant))
+            .await
+    }
+
+    /// A token for `scopes` (the sign-in scopes when empty).
+    pub async fn token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
+        let want: Vec<String> = if scopes.is_empty() {
+            self.opts.scopes.clone()
+        } else {
+            scopes.iter().map(|s| s.to_string()).collect()
+        };
+        let key = want.join(" ");
+        let mut st = self.state.lock().await;
+        if let Some(t) = st.tokens.get(&key)
+            && t.expires_on > OffsetDateTime::now_utc() + time::Duration::minutes(2)
+        {
+            return Ok(t.clone());
+        }
+        if !st.loaded {
+            st.loaded = true;
+            if let Some(tenant) = self.opts.known_tenant
+                && st.refresh.is_none()
+            {
+                st.refresh = self.secret_get((self.opts.refresh_account)(tenant)).await?;
+            }
+        }
+        if let Some(rt) = st.refresh.clone() {
+            let url = self.opts.endpoint("token");
+            let scope = self.opts.scope_param(&want);
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("client_id", self.opts.client_id.as_str()),
+                ("refresh_token", rt.as_str()),
+                ("scope", scope.as_str()),
+            ];
+            match post_form::<TokenResponse>(&self.http, &url, &form).await? {
+                Ok(t) => return self.accept(&mut st, key, t).await,
+                Err(e) => {
+                    // An expired or revoked refresh token: sign in interactively instead.
+                    tracing::debug!(error = %e.error, "refresh token refused");
+                    st.refresh = None;
+                    if let Some(tenant) = st.keep_under.or(self.opts.known_tenant) {
+                        self.secret_delete((self.opts.refresh_account)(tenant))
+                            .await?;
+                    }
+                }
+            }
+        }
+        let t = match self.opts.method {
+            AuthMethod::Browser => {
+                browser::sign_in(&self.http, &self.opts, &want, self.observer.as_ref()).await?
+            }
+            _ => {
+                device_code::sign_in(&self.http, &self.opts, &want, self.observer.as_ref()).await?
+            }
+        };
+        let user = TokenClaims::decode(&t.access_token)
+            .ok()
+            .and_then(|c| c.user().map(str::to_string));
+        self.observer.signed_in(user.as_deref());
+        self.accept(&mut st, key, t).await
+    }
+
+    async fn accept(
+        &self,
+        st: &mut State,
+        key: String,
+        t: TokenResponse,
+    ) -> Result<AccessToken, SignInError> {
+        let expires = OffsetDateTime::now_utc()
+            + time::Duration::seconds(t.expires_in.unwrap_or(3600).clamp(60, 86_400));
+        let token = AccessToken::new(t.access_token, expires);
+        st.tokens.insert(key, token.clone());
+        if let Some(rt) = t.refresh_token {
+            if let Some(tenant) = st.keep_under {
+                self.secret_set((self.opts.refresh_account)(tenant), rt.clone())
+                    .await?;
+            }
+            st.refresh = Some(rt);
+        }
+        Ok(token)
+    }
+
+    async fn secret_get(&self, account: String) -> Result<Option<String>, SignInError> {
+        let s = self.secrets.clone();
+        blocking(move || s.get(&account)).await
+    }
+    async fn secret_set(&self, account: String, value: String) -> Result<(), SignInError> {
+        let s = self.secrets.clone();
+        blocking(move || s.set(&account, &value)).await
+    }
+    async fn secret_delete(&self, account: String) -> Result<(), SignInError> {
+        let s = self.secrets.clone();
+        blocking(move || s.delete(&account)).await
+    }
+}
+
+/// The keyring blocks (D-Bus on Linux): keep it off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SecretError> + Send + 'static,
+) -> Result<T, SignInError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SignInError::Keyring(SecretError::Failed(e.to_string())))?
+        .map_err(SignInError::Keyring)
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for UserCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.token(scopes).await.map_err(|e| {
+            let msg = e.to_string();
+            azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, e, msg)
+        })
+    }
+}
+
+/// The Azure CLI's sign-in (`az login`), for `--auth azure-cli`.
+pub fn azure_cli(tenant: &str) -> Result<Arc<dyn TokenCredential>, SignInError> {
+    let opts = azure_identity::AzureCliCredentialOptions {
+        tenant_id: Some(tenant.to_string()),
+        ..Default::default()
+    };
+    let c = azure_identity::AzureCliCredential::new(Some(opts)).map_err(SignInError::AzureCli)?;
+    Ok(c)
+}
+
+/// The typed sign-in error inside an azure_core error from a credential, if there is one.
+pub fn sign_in_error(e: &azure_core::Error) -> Option<&SignInError> {
+    e.downcast_ref::<SignInError>()
+}
+
+/// Waits `d`, bounded so a hostile `interval` cannot stall us for hours.
+pub(crate) async fn pause(d: Duration) {
+    tokio::time::sleep(d.min(Duration::from_secs(60))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_qualified_by_the_clouds_graph() {
+        let s = graph_scopes("https://graph.microsoft.us");
+        assert_eq!(s[0], "https://graph.microsoft.us/Application.ReadWrite.All");
+        let o = SignInOptions::graph(
+            Url::parse("https://login.microsoftonline.us/").unwrap(),
+            "contoso.onmicrosoft.us",
+            GRAPH_CLI_CLIENT_ID,
+            "https://graph.microsoft.us",
+        );
+        assert!(o.scope_param(&o.scopes).ends_with(" offline_access"));
+        assert_eq!(
+            o.endpoint("devicecode").as_str(),
+            "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/devicecode"
+        );
+    }
+
+    #[test]
+    fn oauth_errors_map_to_clear_words() {
+        let e = |error: &str, d: &str| OAuthError {
+            error: error.into(),
+            error_description: Some(d.into()),
+            error_codes: vec![],
+        };
+        assert!(matches!(
+            e("authorization_declined", "").into_error(),
+            SignInError::Declined
+        ));
+        assert!(matches!(
+            e("expired_token", "").into_error(),
+            SignInError::Expired
+        ));
+        assert!(matches!(
+            e("bad_verification_code", "").into_error(),
+            SignInError::BadVerificationCode
+        ));
+        let r = e(
+            "invalid_grant",
+            "AADSTS53003: Access has been blocked by Conditional Access policies.\r\nTrace ID: x",
+        )
+        .into_error();
+        assert!(matches!(
+            r,
+            SignInError::Refused {
+                code: Some(53003),
+                ..
+            }
+        ));
+        assert!(r.hint().unwrap().contains("--auth browser"));
+        assert_eq!(
+            r.to_string(),
+            "Microsoft refused the sign-in: AADSTS53003: Access has been blocked by Conditional Access policies.\r"
+                .trim_end()
+        );
+    }
+}

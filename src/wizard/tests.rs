@@ -1,0 +1,695 @@
+//! The engine against a fake directory: plans, idempotence, resume after a failure at every
+//! step, and the safety stops (wrong tenant, not an admin, declined).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use azure_core::credentials::Secret;
+use serde_json::Value;
+
+use super::*;
+use crate::microsoft::graph::directory::{Grant, NewSecret};
+use crate::microsoft::graph::model::*;
+use crate::secrets::MemoryStore;
+use crate::store::StepStatus;
+use crate::wizard::permissions::tests::resource_sps;
+use crate::wizard::verify::VerifyError;
+
+const TID: &str = "6b1c1f0e-8c1d-4d8e-9a3f-2f2b8e1d0c11";
+
+#[derive(Default)]
+struct World {
+    apps: Vec<Application>,
+    sps: Vec<ServicePrincipal>,
+    assignments: Vec<AppRoleAssignment>,
+    /// Operation name → failures still to inject.
+    fail: HashMap<&'static str, u32>,
+    writes: u32,
+    surveys: u32,
+    max_days: Option<u32>,
+    o365_missing: bool,
+    n: u32,
+}
+
+impl World {
+    fn next(&mut self, p: &str) -> String {
+        self.n += 1;
+        format!("{p}-{}", self.n)
+    }
+    fn check(&mut self, op: &'static str) -> Result<(), GraphError> {
+        if let Some(n) = self.fail.get_mut(op)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(GraphError::Api {
+                method: reqwest::Method::POST,
+                path: op.into(),
+                status: 500,
+                code: "injected".into(),
+                message: format!("injected failure in {op}"),
+                request_id: Some("rid".into()),
+                retried: 0,
+            });
+        }
+        Ok(())
+    }
+    fn our_roles(&self, app_id: &str) -> Vec<String> {
+        let (g, o) = resource_sps();
+        let Some(sp) = self.sps.iter().find(|s| s.app_id == app_id) else {
+            return vec![];
+        };
+        self.assignments
+            .iter()
+            .filter(|a| a.principal_id.as_deref() == Some(&sp.id))
+            .filter_map(|a| {
+                g.app_roles
+                    .iter()
+                    .chain(o.app_roles.iter())
+                    .find(|r| r.id == a.app_role_id)
+                    .and_then(|r| r.value.clone())
+            })
+            .collect()
+    }
+}
+
+struct FakeDir {
+    w: Arc<Mutex<World>>,
+    claims: TokenClaims,
+}
+
+fn org() -> Organization {
+    Organization {
+        id: TID.into(),
+        display_name: Some("Contoso".into()),
+        verified_domains: vec![
+            VerifiedDomain {
+                name: "contoso.onmicrosoft.com".into(),
+                is_default: true,
+                is_initial: true,
+            },
+            VerifiedDomain {
+                name: "contoso.com".into(),
+                is_default: false,
+                is_initial: false,
+            },
+        ],
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectoryApi for FakeDir {
+    async fn signed_in(&self) -> Result<TokenClaims, GraphError> {
+        Ok(self.claims.clone())
+    }
+    async fn survey(&self, q: &SurveyQuery) -> Result<Survey, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.surveys += 1;
+        w.check("survey")?;
+        let (g, o) = resource_sps();
+        let o365_sp = if w.o365_missing {
+            w.sps.iter().find(|s| s.app_id == o.app_id).cloned()
+        } else {
+            Some(o)
+        };
+        let our_sp = q
+            .app_id
+            .as_ref()
+            .and_then(|a| w.sps.iter().find(|s| &s.app_id == a).cloned());
+        let assignments = q.service_principal_id.as_ref().and_then(|sp| {
+            w.sps.iter().any(|s| &s.id == sp).then(|| {
+                w.assignments
+                    .iter()
+                    .filter(|a| a.principal_id.as_deref() == Some(sp))
+                    .cloned()
+                    .collect()
+            })
+        });
+        Ok(Survey {
+            organization: org(),
+            skus: Some(vec![SubscribedSku {
+                sku_part_number: Some("SPE_E3".into()),
+                capability_status: Some("Enabled".into()),
+                service_plans: vec![ServicePlan {
+                    service_plan_name: "AAD_PREMIUM".into(),
+                    provisioning_status: Some("Success".into()),
+                }],
+            }]),
+            role_template_ids: None,
+            graph_sp: Some(g),
+            o365_sp,
+            app_by_id: q
+                .app_object_id
+                .as_ref()
+                .and_then(|id| w.apps.iter().find(|a| &a.id == id).cloned()),
+            apps_by_name: w
+                .apps
+                .iter()
+                .filter(|a| a.display_name.as_deref() == Some(&q.app_name))
+                .cloned()
+                .collect(),
+            our_sp,
+            assignments,
+        })
+    }
+    async fn app_details(
+        &self,
+        app_id: &str,
+    ) -> Result<(Option<ServicePrincipal>, Vec<AppRoleAssignment>), GraphError> {
+        let w = self.w.lock().unwrap();
+        let sp = w.sps.iter().find(|s| s.app_id == app_id).cloned();
+        let a = sp
+            .as_ref()
+            .map(|sp| {
+                w.assignments
+                    .iter()
+                    .filter(|a| a.principal_id.as_deref() == Some(&sp.id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((sp, a))
+    }
+    async fn application(
+        &self,
+        object_id: &str,
+        _attempts: u32,
+    ) -> Result<Option<Application>, GraphError> {
+        let w = self.w.lock().unwrap();
+        Ok(w.apps.iter().find(|a| a.id == object_id).cloned())
+    }
+    async fn create_application(&self, body: &Value) -> Result<Application, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("create_application")?;
+        w.writes += 1;
+        let app = Application {
+            id: w.next("app"),
+            app_id: w.next("appid"),
+            display_name: body["displayName"].as_str().map(str::to_string),
+            tags: serde_json::from_value(body["tags"].clone()).unwrap(),
+            notes: body["notes"].as_str().map(str::to_string),
+            sign_in_audience: body["signInAudience"].as_str().map(str::to_string),
+            required_resource_access: serde_json::from_value(
+                body["requiredResourceAccess"].clone(),
+            )
+            .unwrap(),
+            password_credentials: vec![],
+        };
+        w.apps.push(app.clone());
+        Ok(app)
+    }
+    async fn update_application(&self, object_id: &str, patch: &Value) -> Result<(), GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("update_application")?;
+        w.writes += 1;
+        let app = w.apps.iter_mut().find(|a| a.id == object_id).unwrap();
+        app.required_resource_access =
+            serde_json::from_value(patch["requiredResourceAccess"].clone()).unwrap();
+        Ok(())
+    }
+    async fn create_service_principal(&self, app_id: &str) -> Result<ServicePrincipal, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("create_service_principal")?;
+        w.writes += 1;
+        let (_, o) = resource_sps();
+        let sp = if app_id == o.app_id {
+            o
+        } else {
+            ServicePrincipal {
+                id: w.next("sp"),
+                app_id: app_id.into(),
+                display_name: None,
+                app_roles: vec![],
+            }
+        };
+        w.sps.push(sp.clone());
+        Ok(sp)
+    }
+    async fn add_password(
+        &self,
+        object_id: &str,
+        description: &str,
+        end: OffsetDateTime,
+    ) -> Result<NewSecret, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("add_password")?;
+        if let Some(d) = w.max_days
+            && end > OffsetDateTime::now_utc() + time::Duration::days(d as i64)
+        {
+            return Err(GraphError::Api {
+                method: reqwest::Method::POST,
+                path: "addPassword".into(),
+                status: 400,
+                code: "CredentialInvalidLifetimeAsPerAppPolicy".into(),
+                message:
+                    "Credential lifetime exceeds the max value allowed as per assigned policy 'x'."
+                        .into(),
+                request_id: None,
+                retried: 0,
+            });
+        }
+        w.writes += 1;
+        let key = w.next("key");
+        let app = w.apps.iter_mut().find(|a| a.id == object_id).unwrap();
+        app.password_credentials.push(PasswordCredential {
+            key_id: Some(key.clone()),
+            display_name: Some(description.into()),
+            hint: Some("abc".into()),
+            end_date_time: Some(end),
+            start_date_time: None,
+            secret_text: None,
+        });
+        Ok(NewSecret {
+            key_id: key.clone(),
+            hint: "abc".into(),
+            start: OffsetDateTime::now_utc(),
+            end,
+            text: Secret::new(format!("secret-for-{key}")),
+        })
+    }
+    async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.writes += 1;
+        let app = w.apps.iter_mut().find(|a| a.id == object_id).unwrap();
+        app.password_credentials
+            .retain(|p| p.key_id.as_deref() != Some(key_id));
+        Ok(())
+    }
+    async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError> {
+        Ok(self.w.lock().unwrap().max_days)
+    }
+    async fn grant_app_roles(
+        &self,
+        principal_id: &str,
+        grants: &[Grant],
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("grant_app_roles")?;
+        let mut out = Vec::new();
+        for g in grants {
+            w.writes += 1;
+            let exists = w.assignments.iter().any(|a| {
+                a.principal_id.as_deref() == Some(principal_id)
+                    && a.app_role_id == g.app_role_id
+                    && a.resource_id == g.resource_id
+            });
+            let a = AppRoleAssignment {
+                id: None,
+                app_role_id: g.app_role_id.clone(),
+                principal_id: Some(principal_id.into()),
+                resource_id: g.resource_id.clone(),
+            };
+            if !exists {
+                w.assignments.push(a.clone());
+            }
+            out.push(a);
+        }
+        Ok(out)
+    }
+    async fn app_role_assignments(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("readback")?;
+        Ok(w.assignments
+            .iter()
+            .filter(|a| a.principal_id.as_deref() == Some(principal_id))
+            .cloned()
+            .collect())
+    }
+}
+
+struct FakeVerifier {
+    w: Arc<Mutex<World>>,
+}
+
+#[async_trait::async_trait]
+impl CredentialVerifier for FakeVerifier {
+    async fn app_token(
+        &self,
+        _tenant_id: &str,
+        client_id: &str,
+        secret: &Secret,
+        _scope: &str,
+    ) -> Result<TokenClaims, VerifyError> {
+        let mut w = self.w.lock().unwrap();
+        if let Some(n) = w.fail.get_mut("verify")
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(VerifyError::NotYet(
+                "AADSTS7000215: Invalid client secret provided.".into(),
+            ));
+        }
+        let app = w.apps.iter().find(|a| a.app_id == client_id).unwrap();
+        let known = app.password_credentials.iter().any(|p| {
+            p.key_id
+                .as_deref()
+                .is_some_and(|k| secret.secret() == format!("secret-for-{k}"))
+        });
+        if !known {
+            return Err(VerifyError::Refused("AADSTS7000215: wrong secret".into()));
+        }
+        Ok(TokenClaims {
+            roles: w.our_roles(client_id),
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+    answer: Mutex<Option<Answer>>,
+    asked: Mutex<Vec<Question>>,
+}
+
+impl Progress for Recorder {
+    fn event(&self, e: Event) {
+        self.events.lock().unwrap().push(e);
+    }
+    fn ask(&self, q: &Question) -> Answer {
+        self.asked.lock().unwrap().push(q.clone());
+        self.answer.lock().unwrap().unwrap_or(Answer::Yes)
+    }
+}
+
+impl Recorder {
+    fn plan(&self) -> Plan {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Plan(p) => Some(p.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+}
+
+struct Harness {
+    w: Arc<Mutex<World>>,
+    dir: FakeDir,
+    verifier: FakeVerifier,
+    secrets: Arc<dyn SecretStore>,
+    home: tempfile::TempDir,
+    store: TenantStore,
+}
+
+fn admin_claims() -> TokenClaims {
+    TokenClaims {
+        tid: Some(TID.into()),
+        upn: Some("admin@contoso.onmicrosoft.com".into()),
+        wids: vec![roles::GLOBAL_ADMIN.into()],
+        ..Default::default()
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let w = Arc::new(Mutex::new(World::default()));
+        let home = tempfile::tempdir().unwrap();
+        let store = TenantStore::open(home.path()).unwrap();
+        Harness {
+            dir: FakeDir {
+                w: w.clone(),
+                claims: admin_claims(),
+            },
+            verifier: FakeVerifier { w: w.clone() },
+            w,
+            secrets: Arc::new(MemoryStore::default()),
+            home,
+            store,
+        }
+    }
+
+    async fn run_as(&self, tenant: &str, p: &dyn Progress) -> Result<RunReport, WizardError> {
+        let mut settings = Settings::new(
+            tenant,
+            Cloud::Global,
+            "https://graph.microsoft.com",
+            "https://manage.office.com",
+        );
+        settings.skip_exchange = true;
+        settings.verify_attempts = 3;
+        settings.verify_wait = Duration::from_millis(1);
+        let wiz = Wizard {
+            settings,
+            dir: &self.dir,
+            verifier: &self.verifier,
+            secrets: self.secrets.clone(),
+            store: &self.store,
+            progress: p,
+            meter: RequestMeter::new(),
+            exchange: None,
+        };
+        let id = wiz.identify().await?;
+        wiz.run(id).await
+    }
+
+    async fn run(&self) -> Result<RunReport, WizardError> {
+        self.run_as("contoso.onmicrosoft.com", &Recorder::default())
+            .await
+    }
+
+    fn record(&self) -> TenantRecord {
+        self.store.load().unwrap().tenants[0].clone()
+    }
+
+    fn assert_onboarded(&self) {
+        let w = self.w.lock().unwrap();
+        assert_eq!(w.apps.len(), 1, "one app");
+        let app = &w.apps[0];
+        assert!(app.tags.iter().any(|t| t == APP_TAG));
+        assert_eq!(app.password_credentials.len(), 1, "one secret");
+        assert_eq!(w.our_roles(&app.app_id).len(), 15);
+        let rec = self.record();
+        for s in [StepId::App, StepId::Secret, StepId::Consent, StepId::Verify] {
+            assert!(rec.step(s).is_done(), "{s:?}: {:?}", rec.step(s));
+        }
+        assert_eq!(rec.steps.exchange.status, StepStatus::Skipped);
+        assert_eq!(rec.granted_permissions.len(), 15);
+        let _ = &self.home;
+    }
+}
+
+#[tokio::test]
+async fn fresh_then_rerun_writes_nothing() {
+    let h = Harness::new();
+    let r = h.run().await.unwrap();
+    assert!(r.plan.changes());
+    h.assert_onboarded();
+    assert_eq!(h.record().license, Some(EntraLicense::P1));
+    let writes = h.w.lock().unwrap().writes;
+    assert_eq!(writes, 1 + 1 + 1 + 15, "app, sp, secret, 15 grants");
+    let p = Recorder::default();
+    let r = h.run_as("contoso.com", &p).await.unwrap();
+    assert!(!r.plan.changes(), "{:?}", r.plan);
+    assert_eq!(h.w.lock().unwrap().writes, writes, "nothing written");
+    assert!(p.asked.lock().unwrap().is_empty(), "nothing to confirm");
+    h.assert_onboarded();
+}
+
+#[tokio::test]
+async fn resumes_after_a_failure_at_every_step() {
+    for (op, step) in [
+        ("create_application", StepId::App),
+        ("create_service_principal", StepId::App),
+        ("add_password", StepId::Secret),
+        ("grant_app_roles", StepId::Consent),
+        ("verify", StepId::Verify),
+        ("readback", StepId::Verify),
+    ] {
+        let h = Harness::new();
+        h.w.lock()
+            .unwrap()
+            .fail
+            .insert(op, if op == "verify" { 100 } else { 1 });
+        let e = h.run().await.unwrap_err();
+        h.w.lock().unwrap().fail.clear();
+        let rec = h.record();
+        assert_eq!(rec.step(step).status, StepStatus::Failed, "{op}");
+        let last = rec.step(step).last_error.clone().unwrap();
+        assert!(
+            !last.contains('\n') && !last.contains("secret-for"),
+            "{last}"
+        );
+        for earlier in StepId::ALL
+            .iter()
+            .filter(|s| **s > StepId::Exchange && **s < step)
+        {
+            assert!(rec.step(*earlier).is_done(), "{op}: {earlier:?}");
+        }
+        let _ = e.hint().expect("a next action");
+        h.run()
+            .await
+            .unwrap_or_else(|e| panic!("{op}: resume failed: {e}"));
+        h.assert_onboarded();
+    }
+}
+
+#[tokio::test]
+async fn wrong_tenant_by_guid_stops_before_reading_anything() {
+    let h = Harness::new();
+    let e = h
+        .run_as("11111111-2222-3333-4444-555555555555", &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WizardError::WrongTenant { .. }), "{e}");
+    assert_eq!(h.w.lock().unwrap().surveys, 0);
+    let e = h
+        .run_as("fabrikam.onmicrosoft.com", &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WizardError::WrongTenant { .. }), "{e}");
+    assert_eq!(h.w.lock().unwrap().writes, 0);
+    assert!(h.store.load().unwrap().tenants.is_empty());
+}
+
+#[tokio::test]
+async fn not_an_admin_and_declined_change_nothing() {
+    let mut h = Harness::new();
+    h.dir.claims.wids = vec![roles::APPLICATION_ADMIN.into()];
+    let e = h.run().await.unwrap_err();
+    assert!(matches!(e, WizardError::NotAdmin { .. }), "{e}");
+    h.dir.claims.wids = vec![
+        roles::CLOUD_APPLICATION_ADMIN.into(),
+        roles::PRIVILEGED_ROLE_ADMIN.into(),
+    ];
+    let p = Recorder::default();
+    *p.answer.lock().unwrap() = Some(Answer::No);
+    let e = h.run_as("contoso.onmicrosoft.com", &p).await.unwrap_err();
+    assert!(matches!(e, WizardError::Declined), "{e}");
+    *p.answer.lock().unwrap() = Some(Answer::CannotAsk);
+    let e = h.run_as("contoso.onmicrosoft.com", &p).await.unwrap_err();
+    assert!(
+        matches!(e, WizardError::NeedsAnswer { flag: "--yes", .. }),
+        "{e}"
+    );
+    assert_eq!(h.w.lock().unwrap().writes, 0);
+}
+
+#[tokio::test]
+async fn secret_policy_asks_and_uses_the_longest_allowed() {
+    let h = Harness::new();
+    h.w.lock().unwrap().max_days = Some(90);
+    let p = Recorder::default();
+    *p.answer.lock().unwrap() = Some(Answer::Yes);
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(p.asked.lock().unwrap().iter().any(|q| matches!(
+        q,
+        Question::ShorterSecret {
+            asked_months: 24,
+            max_days: 90
+        }
+    )));
+    let days = (h.record().secret.unwrap().expires_at - OffsetDateTime::now_utc()).whole_days();
+    assert!((88..=90).contains(&days), "{days}");
+
+    let h = Harness::new();
+    h.w.lock().unwrap().max_days = Some(90);
+    let p = Recorder::default();
+    // Yes to the plan, then no one to answer the shorter-secret question.
+    struct Once(Recorder);
+    impl Progress for Once {
+        fn event(&self, e: Event) {
+            self.0.event(e)
+        }
+        fn ask(&self, q: &Question) -> Answer {
+            match q {
+                Question::Proceed { .. } => Answer::Yes,
+                _ => Answer::CannotAsk,
+            }
+        }
+    }
+    let _ = p;
+    let e = h
+        .run_as("contoso.onmicrosoft.com", &Once(Recorder::default()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WizardError::SecretPolicy {
+                max_days: Some(90),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.hint().unwrap().contains("--secret-months 2"),
+        "{:?}",
+        e.hint()
+    );
+}
+
+#[tokio::test]
+async fn drift_missing_o365_sp_and_a_foreign_app() {
+    let h = Harness::new();
+    h.w.lock().unwrap().o365_missing = true;
+    h.run().await.unwrap();
+    h.assert_onboarded();
+    // Drift: a permission removed by hand and its grant revoked.
+    {
+        let mut w = h.w.lock().unwrap();
+        let removed = w.apps[0].required_resource_access[1]
+            .resource_access
+            .remove(0)
+            .id;
+        w.assignments.retain(|a| a.app_role_id != removed);
+    }
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    let plan = p.plan();
+    assert!(matches!(&plan.items[1].state, PlanState::ToDo(c) if c[0].contains("repair")));
+    h.assert_onboarded();
+
+    // An app of our name that is not ours.
+    let h = Harness::new();
+    h.w.lock().unwrap().apps.push(Application {
+        id: "foreign".into(),
+        app_id: "foreign-app".into(),
+        display_name: Some(DEFAULT_APP_NAME.into()),
+        ..Default::default()
+    });
+    let e = h.run().await.unwrap_err();
+    assert!(matches!(e, WizardError::AppNameTaken { .. }), "{e}");
+    assert!(e.is_usage());
+    assert_eq!(h.w.lock().unwrap().apps.len(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_record_adopts_our_tagged_app() {
+    let h = Harness::new();
+    h.run().await.unwrap();
+    std::fs::remove_file(h.store.path()).unwrap();
+    let r = h.run().await.unwrap();
+    // The app, its grants and the secret are found again; only the record is rebuilt.
+    assert!(matches!(&r.plan.items[1].state, PlanState::ToDo(c) if c[0].contains("adopt")));
+    h.assert_onboarded();
+}
+
+#[test]
+fn licence_and_roles() {
+    let sku = |plan: &str| SubscribedSku {
+        sku_part_number: None,
+        capability_status: Some("Enabled".into()),
+        service_plans: vec![ServicePlan {
+            service_plan_name: plan.into(),
+            provisioning_status: None,
+        }],
+    };
+    assert_eq!(licence(&[sku("AAD_PREMIUM_P2")]), EntraLicense::P2);
+    assert_eq!(licence(&[sku("AAD_PREMIUM")]), EntraLicense::P1);
+    assert_eq!(licence(&[sku("EXCHANGE_S_STANDARD")]), EntraLicense::None);
+    assert!(
+        licence_note(EntraLicense::None)
+            .unwrap()
+            .contains("sign-in logs")
+    );
+    assert!(can_onboard(&[roles::GLOBAL_ADMIN.to_uppercase()]));
+    assert!(!can_onboard(&[roles::APPLICATION_ADMIN.into()]));
+}

@@ -1,0 +1,237 @@
+//! The sign-in credentials against the sandbox's Entra ID over HTTPS: device code (approved,
+//! declined, expired), the kept refresh token, a bad kept token, browser + PKCE on a loopback
+//! redirect, and the same credential reused for Exchange Online.
+
+use std::sync::{Arc, Mutex};
+
+use azure_core::credentials::TokenCredential;
+use hal_onboard::microsoft::signin::{
+    AuthMethod, DeviceCodePrompt, GRAPH_CLI_CLIENT_ID, SignInError, SignInObserver, SignInOptions,
+    TokenClaims, UserCredential,
+};
+use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_onboard::secrets::{MemoryStore, SecretStore, account};
+use url::Url;
+use uuid::Uuid;
+
+fn tenant(n: u128) -> TenantScenario {
+    let mut t = TenantScenario {
+        id: Uuid::from_u128(n),
+        display_name: format!("Tenant {n}"),
+        domains: vec![format!("t{n}.onmicrosoft.com")],
+        device_code_approve_after_polls: 1,
+        device_code_interval: 0,
+        ..TenantScenario::default()
+    };
+    t.signed_in_user.upn = format!("admin@t{n}.onmicrosoft.com");
+    t
+}
+
+#[derive(Default)]
+struct Seen {
+    codes: Mutex<Vec<String>>,
+    waits: Mutex<u32>,
+    /// Plays the technician's browser for the browser flow.
+    browser: Mutex<Option<reqwest::Client>>,
+}
+
+impl SignInObserver for Seen {
+    fn device_code(&self, p: &DeviceCodePrompt) {
+        self.codes.lock().unwrap().push(p.user_code.clone());
+    }
+    fn browser_url(&self, url: &Url) -> bool {
+        let client = self.browser.lock().unwrap().clone().expect("a browser");
+        let url = url.clone();
+        tokio::spawn(async move {
+            // The sandbox approves at once and redirects to our loopback.
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 302);
+            let loc = r.headers()["location"].to_str().unwrap().to_string();
+            let back = reqwest::Client::new().get(loc).send().await.unwrap();
+            assert!(back.status().is_success());
+        });
+        true
+    }
+    fn waiting(&self, _polls: u32, _slowed: bool) {
+        *self.waits.lock().unwrap() += 1;
+    }
+}
+
+async fn start(t: TenantScenario) -> (Sandbox, tempfile::TempDir, reqwest::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::start(
+        Scenario {
+            tenants: vec![t],
+            ..Scenario::default()
+        },
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let http = hal_onboard::http::build_client(Some(&sb.ca_path())).unwrap();
+    (sb, dir, http)
+}
+
+fn graph_opts(sb: &Sandbox, tenant: &str) -> SignInOptions {
+    SignInOptions::graph(
+        sb.login_url(),
+        tenant,
+        GRAPH_CLI_CLIENT_ID,
+        "https://graph.microsoft.com",
+    )
+}
+
+#[tokio::test]
+async fn device_code_then_the_kept_refresh_token_signs_in_silently() {
+    let (sb, _d, http) = start(tenant(1)).await;
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let seen = Arc::new(Seen::default());
+    let c = UserCredential::new(
+        http.clone(),
+        graph_opts(&sb, "t1.onmicrosoft.com"),
+        store.clone(),
+        seen.clone(),
+    );
+    let t = c.token(&[]).await.unwrap();
+    let claims = TokenClaims::decode(t.token.secret()).unwrap();
+    assert_eq!(claims.tenant_id(), Some(Uuid::from_u128(1)));
+    assert!(claims.scopes().contains(&"Application.ReadWrite.All"));
+    assert_eq!(seen.codes.lock().unwrap().len(), 1);
+    assert!(
+        *seen.waits.lock().unwrap() >= 1,
+        "authorization_pending was waited out"
+    );
+    // Cached in memory: no second sign-in.
+    c.token(&[]).await.unwrap();
+    assert_eq!(seen.codes.lock().unwrap().len(), 1);
+    // Nothing is kept until the tenant is confirmed.
+    let acct = account::graph_refresh_token(Uuid::from_u128(1));
+    assert!(store.get(&acct).unwrap().is_none());
+    c.keep_signed_in(Uuid::from_u128(1)).await.unwrap();
+    assert!(store.get(&acct).unwrap().is_some());
+
+    // A re-run: the kept refresh token signs in without a code.
+    let seen2 = Arc::new(Seen::default());
+    let mut o = graph_opts(&sb, "t1.onmicrosoft.com");
+    o.known_tenant = Some(Uuid::from_u128(1));
+    let c2 = UserCredential::new(http.clone(), o, store.clone(), seen2.clone());
+    let scopes: Vec<&str> = c2.options().scopes.iter().map(String::as_str).collect();
+    let t2 = c2.get_token(&scopes, None).await.unwrap();
+    assert!(seen2.codes.lock().unwrap().is_empty());
+    assert_eq!(
+        TokenClaims::decode(t2.token.secret()).unwrap().tenant_id(),
+        Some(Uuid::from_u128(1))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_kept_token_is_dropped_and_the_device_code_used() {
+    let (sb, _d, http) = start(tenant(2)).await;
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+    let acct = account::graph_refresh_token(Uuid::from_u128(2));
+    store.set(&acct, "garbage").unwrap();
+    let seen = Arc::new(Seen::default());
+    let mut o = graph_opts(&sb, "t2.onmicrosoft.com");
+    o.known_tenant = Some(Uuid::from_u128(2));
+    let c = UserCredential::new(http, o, store.clone(), seen.clone());
+    c.token(&[]).await.unwrap();
+    assert_eq!(seen.codes.lock().unwrap().len(), 1);
+    assert!(
+        store.get(&acct).unwrap().is_none(),
+        "the bad token was removed"
+    );
+}
+
+#[tokio::test]
+async fn declined_and_expired_device_codes_say_so() {
+    let mut t = tenant(3);
+    t.device_code_decline = true;
+    let (sb, _d, http) = start(t).await;
+    let c = UserCredential::new(
+        http.clone(),
+        graph_opts(&sb, "t3.onmicrosoft.com"),
+        Arc::new(MemoryStore::default()),
+        Arc::new(Seen::default()),
+    );
+    let e = c.token(&[]).await.unwrap_err();
+    assert!(matches!(e, SignInError::Declined), "{e:?}");
+    assert!(e.hint().unwrap().contains("approve"));
+
+    let mut t = tenant(4);
+    t.device_code_approve_after_polls = u32::MAX;
+    t.device_code_expires_in = 1;
+    let (sb, _d, http) = start(t).await;
+    let c = UserCredential::new(
+        http,
+        graph_opts(&sb, "t4.onmicrosoft.com"),
+        Arc::new(MemoryStore::default()),
+        Arc::new(Seen::default()),
+    );
+    let e = c.token(&[]).await.unwrap_err();
+    assert!(matches!(e, SignInError::Expired), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_tenant_is_refused_with_its_aadsts_code() {
+    let (sb, _d, http) = start(tenant(5)).await;
+    let c = UserCredential::new(
+        http,
+        graph_opts(&sb, "nobody.onmicrosoft.com"),
+        Arc::new(MemoryStore::default()),
+        Arc::new(Seen::default()),
+    );
+    let e = c.token(&[]).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SignInError::Refused {
+                code: Some(90002),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.hint().unwrap().contains("tenant name"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sign_in_with_pkce_on_a_loopback_redirect() {
+    let (sb, _d, http) = start(tenant(6)).await;
+    let seen = Arc::new(Seen::default());
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(sb.ca_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    *seen.browser.lock().unwrap() = Some(browser);
+    let mut o = graph_opts(&sb, "t6.onmicrosoft.com");
+    o.method = AuthMethod::Browser;
+    let c = UserCredential::new(http, o, Arc::new(MemoryStore::default()), seen.clone());
+    let t = c.token(&[]).await.unwrap();
+    assert_eq!(
+        TokenClaims::decode(t.token.secret()).unwrap().tenant_id(),
+        Some(Uuid::from_u128(6))
+    );
+    assert!(seen.codes.lock().unwrap().is_empty(), "no device code");
+}
+
+#[tokio::test]
+async fn the_same_credential_serves_exchange_online() {
+    let (sb, _d, http) = start(tenant(7)).await;
+    let o = SignInOptions::exchange(
+        sb.login_url(),
+        "t7.onmicrosoft.com",
+        "https://outlook.office365.com",
+    );
+    let c = UserCredential::new(
+        http,
+        o,
+        Arc::new(MemoryStore::default()),
+        Arc::new(Seen::default()),
+    );
+    let t = c.token(&[]).await.unwrap();
+    let claims = TokenClaims::decode(t.token.secret()).unwrap();
+    assert_eq!(claims.aud.as_deref(), Some("https://outlook.office365.com"));
+}
