@@ -58,6 +58,16 @@ pub struct GlobalArgs {
     /// Run against the built-in sandbox cloud in a throwaway home: nothing real is touched.
     #[arg(long, global = true)]
     pub sandbox: bool,
+
+    /// With --sandbox: the scenario file to simulate (docs/sandbox.md) instead of the demo tenant.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        requires = "sandbox",
+        hide_short_help = true
+    )]
+    pub sandbox_scenario: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +80,9 @@ pub enum Command {
     Ual(commands::ual::UalArgs),
     /// Check this machine: PowerShell, the Exchange module, the keyring, the endpoints.
     Doctor(commands::doctor::DoctorArgs),
+    /// The MSP portal: save its URL and token, check them, resend credentials.
+    #[command(subcommand)]
+    Portal(commands::portal::PortalCommand),
     /// Print a shell completion script.
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page (roff) to stdout.

@@ -97,3 +97,63 @@ impl EnvOverrides {
 pub fn default_home() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("hal-onboard"))
 }
+
+/// `config.json` in the home: settings that are not secrets (the portal token is in the keyring).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_url: Option<Url>,
+}
+
+pub const CONFIG_FILE: &str = "config.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid hal-onboard configuration: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl HomeConfig {
+    pub fn load(home: &std::path::Path) -> Result<HomeConfig, ConfigError> {
+        let path = home.join(CONFIG_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| ConfigError::Corrupt {
+                path,
+                detail: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HomeConfig::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Written like the tenant store: temp file in the same directory, fsync, rename.
+    pub fn save(&self, home: &std::path::Path) -> Result<(), ConfigError> {
+        use std::io::Write;
+        let path = home.join(CONFIG_FILE);
+        let werr = |source| ConfigError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(home).map_err(werr)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(home).map_err(werr)?;
+        let mut json = serde_json::to_vec_pretty(self).expect("config serializes");
+        json.push(b'\n');
+        tmp.write_all(&json).map_err(werr)?;
+        tmp.as_file().sync_all().map_err(werr)?;
+        tmp.persist(&path).map_err(|e| werr(e.error))?;
+        Ok(())
+    }
+}

@@ -104,3 +104,20 @@ pub fn waiting(message: impl Into<String>) -> CommandError {
 }
 
 pub type CommandResult<T = ()> = Result<T, CommandError>;
+
+impl From<crate::store::StoreError> for CommandError {
+    /// A bad home is bad input (2); anything else about the store is a failure (1).
+    fn from(e: crate::store::StoreError) -> Self {
+        let status = match e {
+            crate::store::StoreError::Home { .. } => ExitStatus::Usage,
+            _ => ExitStatus::Failed,
+        };
+        let hints = e.hint().into_iter().collect();
+        CommandError {
+            status,
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+            hints,
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod microsoft;
+pub mod portal;
 pub mod sandbox;
 pub mod secrets;
 pub mod store;

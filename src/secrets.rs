@@ -51,10 +51,19 @@ pub trait SecretStore: Send + Sync {
 
 /// The OS keyring: Secret Service on Linux, Keychain on macOS, Credential Manager on Windows.
 ///
-/// The Linux backend talks D-Bus through zbus and blocks; call it from blocking contexts
-/// (`tokio::task::spawn_blocking`) inside async code.
+/// The Linux backend talks D-Bus through zbus, which starts its own runtime and so panics when
+/// called on a thread that drives async tasks; every call therefore runs on a short-lived
+/// thread of its own, which makes the store safe to use from any context.
 #[derive(Debug, Default)]
 pub struct KeyringStore;
+
+/// Runs `f` off any async runtime's thread.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| s.spawn(f).join().expect("keyring call panicked"))
+}
 
 impl KeyringStore {
     /// Returns the keyring only if it answers: a quick round trip on a probe entry.
@@ -78,22 +87,22 @@ fn map_err(e: keyring::Error) -> SecretError {
 
 impl SecretStore for KeyringStore {
     fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
-        match Self::entry(account)?.get_password() {
+        off_runtime(|| match Self::entry(account)?.get_password() {
             Ok(v) => Ok(Some(v)),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(map_err(e)),
-        }
+        })
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {
-        Self::entry(account)?.set_password(value).map_err(map_err)
+        off_runtime(|| Self::entry(account)?.set_password(value).map_err(map_err))
     }
 
     fn delete(&self, account: &str) -> Result<(), SecretError> {
-        match Self::entry(account)?.delete_credential() {
+        off_runtime(|| match Self::entry(account)?.delete_credential() {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(e) => Err(map_err(e)),
-        }
+        })
     }
 
     fn is_persistent(&self) -> bool {

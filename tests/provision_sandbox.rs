@@ -564,3 +564,85 @@ async fn deleted_app_is_recreated_on_rerun() {
     assert!(stderr(&out).contains("re-create"), "{}", stderr(&out));
     assert_onboarded(&env);
 }
+
+/// Runs `tenant add` and, once the sandbox has answered `trigger` (method, path suffix, the
+/// nth such answer), throttles every later Graph request so the run fails at the next step.
+/// Then lifts the throttle, runs again, and checks the tenant ends onboarded exactly once.
+async fn fail_after_then_resume(n: u128, trigger: (&str, &str, usize), failed_step: &str) {
+    let mut t = tenant(n);
+    t.latency_ms = 150;
+    let env = Env::start(t).await;
+    let run = env.add(&[]);
+    tokio::pin!(run);
+    let mut flipped = false;
+    let out = loop {
+        tokio::select! {
+            out = &mut run => break out,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(5)), if !flipped => {
+                let seen = env
+                    .sb
+                    .requests()
+                    .iter()
+                    .filter(|r| r.method == trigger.0 && r.path.ends_with(trigger.1) && r.status < 300)
+                    .count();
+                if seen >= trigger.2 {
+                    let st = env.sb.state();
+                    st.lock().tenant_mut(env.id).unwrap().scenario.throttle_every = 1;
+                    flipped = true;
+                }
+            }
+        }
+    };
+    assert!(
+        flipped,
+        "the trigger {trigger:?} was never seen\n{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.home().join("tenants.json")).unwrap())
+            .unwrap();
+    let steps = &doc["tenants"][0]["steps"];
+    assert_eq!(steps[failed_step]["status"], "failed", "{steps:#}");
+    let last = steps[failed_step]["lastError"].as_str().unwrap();
+    assert!(!last.contains('\n'), "{last}");
+    let order = ["app", "secret", "consent", "verify"];
+    for s in order.iter().take_while(|s| **s != failed_step) {
+        assert_eq!(steps[*s]["status"], "done", "{s}: {steps:#}");
+    }
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+
+    {
+        let st = env.sb.state();
+        let mut inner = st.lock();
+        let t = inner.tenant_mut(env.id).unwrap();
+        t.scenario.throttle_every = 0;
+        t.scenario.latency_ms = 0;
+    }
+    let out = env.add(&[]).await;
+    assert_ok(&out);
+    assert_onboarded(&env);
+    for s in order {
+        assert_eq!(record(&out)["steps"][s]["status"], "done");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_failure_in_the_app_step() {
+    fail_after_then_resume(21, ("POST", "/v1.0/applications", 1), "app").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_failure_in_the_secret_step() {
+    fail_after_then_resume(22, ("POST", "/v1.0/servicePrincipals", 1), "secret").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_failure_in_the_consent_step() {
+    fail_after_then_resume(23, ("POST", "/addPassword", 1), "consent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_failure_in_the_verify_step() {
+    fail_after_then_resume(24, ("POST", "/$batch", 2), "verify").await;
+}

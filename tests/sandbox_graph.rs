@@ -686,6 +686,36 @@ async fn app_role_assignments_duplicate_unknown_list_and_delete() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(e.sb.snapshot(e.tenant()).app_role_assignments.is_empty());
+
+    // The same grant from the principal's side, and its removal.
+    let sp_id = sp["id"].as_str().unwrap();
+    let (s, b) = e
+        .post(
+            &format!("servicePrincipals/{sp_id}/appRoleAssignments"),
+            json!({"principalId": sp_id, "resourceId": graph["id"], "appRoleId": role["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["resourceId"], graph["id"]);
+    let (s, _) = e
+        .post(
+            &format!("servicePrincipals/{sp_id}/appRoleAssignments"),
+            json!({"principalId": Uuid::new_v4(), "resourceId": graph["id"], "appRoleId": role["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = e
+        .call(
+            Method::DELETE,
+            &format!(
+                "servicePrincipals/{sp_id}/appRoleAssignments/{}",
+                b["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(e.sb.snapshot(e.tenant()).app_role_assignments.is_empty());
     e.sb.shutdown().await;
 }
 
@@ -701,6 +731,7 @@ async fn json_batch_runs_sub_requests_and_reports_each() {
         {"id": "3", "method": "POST", "url": "/applications", "headers": {"Content-Type": "application/json"}, "body": {"displayName": "from-batch"}},
         {"id": "4", "method": "GET", "url": "/applications/not-a-guid"},
         {"id": "5", "method": "GET", "url": "/organization", "dependsOn": ["4"]},
+        {"id": "6", "method": "GET", "url": "/"},
     ]});
     let (s, v) = e.post("$batch", batch).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -714,6 +745,7 @@ async fn json_batch_runs_sub_requests_and_reports_each() {
     assert_eq!(by("3")["body"]["displayName"], "from-batch");
     assert_eq!(by("4")["status"], 400);
     assert_eq!(by("5")["status"], 424);
+    assert_eq!(by("6")["status"], 400);
     assert!(by("1")["headers"]["request-id"].is_string());
     assert!(
         e.sb.snapshot(e.tenant())
@@ -751,6 +783,7 @@ async fn throttling_answers_429_with_retry_after_alone_and_in_batches() {
     assert_eq!(s3, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(h["retry-after"], "1");
     assert_graph_error(&v, "TooManyRequests");
+    assert_eq!(v["error"]["innerError"]["status"], "429");
 
     // Requests 5, 6 (throttled) and 7 inside one batch.
     let reqs: Vec<Value> = (1..=3)
@@ -1050,5 +1083,73 @@ async fn delegated_scopes_limit_what_even_a_global_administrator_can_do() {
         .call_full(Method::POST, &path, Some(grant), Some(&both))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    e.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_answered_and_logged() {
+    let e = start(tenant(16)).await;
+    e.sb.clear_requests();
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let c = e.c.clone();
+        let token = e.token.clone();
+        let url = e.sb.graph_url().join("v1.0/applications").unwrap();
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&json!({"displayName": format!("app-{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    let snap = e.sb.snapshot(Uuid::from_u128(16));
+    assert_eq!(snap.applications.len(), 40);
+    let mut ids: Vec<Uuid> = snap.applications.iter().map(|a| a.app_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    let log = e.sb.requests();
+    assert_eq!(log.len(), 40);
+    assert!(log.iter().all(|r| r.method == "POST" && r.status == 201));
+    e.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn helpers_mint_tokens_list_tenants_and_change_knobs() {
+    let e = start(tenant(17)).await;
+    let id = Uuid::from_u128(17);
+    let names: Vec<String> =
+        e.sb.tenants()
+            .iter()
+            .map(|t| t.default_domain().to_string())
+            .collect();
+    assert_eq!(names, ["t17.onmicrosoft.com"]);
+    let token =
+        e.sb.user_access_token(id, "https://graph.microsoft.com/.default")
+            .unwrap();
+    let (s, _, v) = e.call_full(Method::GET, "me", None, Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["userPrincipalName"], "admin@t17.onmicrosoft.com");
+    assert!(
+        e.sb.user_access_token(Uuid::from_u128(999), "User.Read")
+            .is_none()
+    );
+    assert!(
+        e.sb.user_access_token(id, "https://example.com/.default")
+            .is_none()
+    );
+
+    e.sb.with_tenant(id, |t| t.scenario.throttle_every = 1);
+    let (s, _) = e.get("organization").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    e.sb.with_tenant(id, |t| t.scenario.throttle_every = 0);
+    let (s, _) = e.get("organization").await;
+    assert_eq!(s, StatusCode::OK);
     e.sb.shutdown().await;
 }

@@ -10,7 +10,6 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::commands::Ctx;
-use crate::commands::ual::runtime;
 use crate::error::{CommandResult, failed};
 use crate::microsoft::exchange::{ExchangeError, Pwsh, bridge};
 use crate::store::TenantStore;
@@ -71,7 +70,7 @@ const MODULE_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
     let ui = &ctx.ui;
     let mut checks = Vec::new();
-    let rt = runtime()?;
+    let rt = ctx.runtime()?;
 
     // PowerShell and the module.
     match bridge::locate(ctx.env.pwsh.as_deref()) {

@@ -177,14 +177,15 @@ pub fn authenticate(state: &State, headers: &HeaderMap) -> Result<Caller, GResp>
 /// `%27` → `'`, etc. (paths such as `applications(appId='...')` arrive encoded).
 pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
         {
-            out.push(v);
+            out.push(h * 16 + l);
             i += 3;
             continue;
         }
@@ -265,11 +266,12 @@ fn finish(mut r: GResp, client_request_id: Option<&str>) -> GResp {
         .and_then(|b| b.get_mut("error"))
         .and_then(|e| e.get_mut("innerError"))
     {
-        *inner = json!({
-            "date": iso(OffsetDateTime::now_utc()),
-            "request-id": request_id,
-            "client-request-id": crid,
-        });
+        if !inner.is_object() {
+            *inner = json!({});
+        }
+        inner["date"] = json!(iso(OffsetDateTime::now_utc()));
+        inner["request-id"] = json!(request_id);
+        inner["client-request-id"] = json!(crid);
     }
     r.headers.push(("request-id".into(), request_id));
     r.headers.push(("client-request-id".into(), crid));
@@ -327,7 +329,8 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
                 "Invalid batch payload format. Every request needs 'id', 'method' and 'url'.",
             );
         }
-        if !seen.insert(id.to_string()) {
+        // Ids are case-insensitive and must be unique in the batch.
+        if !seen.insert(id.to_lowercase()) {
             return gerr(
                 400,
                 "BadRequest",
@@ -366,7 +369,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
         };
         let failed_dep = deps
             .iter()
-            .any(|d| statuses.get(d).is_none_or(|s| *s >= 400));
+            .any(|d| statuses.get(&d.to_lowercase()).is_none_or(|s| *s >= 400));
         let resp = if failed_dep {
             gerr(424, "BadRequest", "Failed dependency.")
         } else {
@@ -385,7 +388,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
             .and_then(|h| h.get("client-request-id"))
             .and_then(Value::as_str);
         let resp = finish(resp, client_request_id);
-        statuses.insert(id.clone(), resp.status);
+        statuses.insert(id.to_lowercase(), resp.status);
         let mut headers = Map::new();
         for (k, v) in &resp.headers {
             headers.insert(k.clone(), Value::String(v.clone()));
@@ -442,11 +445,12 @@ fn dispatch(
     t.graph_requests += 1;
     let every = t.scenario.throttle_every as u64;
     if every > 0 && t.graph_requests % every == 0 {
-        let mut r = gerr(
-            429,
-            "TooManyRequests",
-            "Too many requests. Retry after the number of seconds in the Retry-After header.",
-        );
+        // The shape of Graph's documented throttling answer.
+        let mut r = gerr(429, "TooManyRequests", "Please retry again later.");
+        if let Some(b) = r.body.as_mut() {
+            b["error"]["innerError"] =
+                json!({"code": "429", "status": "429", "message": "Please retry after"});
+        }
         r.headers.push(("Retry-After".into(), "1".into()));
         return r;
     }
@@ -551,7 +555,7 @@ fn dispatch(
         (["auditLogs", "directoryAudits"], Method::GET) => {
             ctx.list("auditLogs/directoryAudits", vec![])
         }
-        (segs, m) if segs[0].starts_with("applications") => {
+        (segs, m) if first.starts_with("applications") && !segs.is_empty() => {
             let key = match parse_key("applications", segs[0]) {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => return e,
@@ -581,7 +585,7 @@ fn dispatch(
                 _ => method_not_allowed(),
             }
         }
-        (segs, m) if segs[0].starts_with("servicePrincipals") => {
+        (segs, m) if first.starts_with("servicePrincipals") && !segs.is_empty() => {
             let key = match parse_key("servicePrincipals", segs[0]) {
                 Some(Ok(k)) => k,
                 Some(Err(e)) => return e,
@@ -625,6 +629,45 @@ fn dispatch(
                         .map(to_json)
                         .collect();
                     list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignments", v)
+                }
+                (["appRoleAssignments"], Method::POST) => {
+                    // Granting from the principal's side: the body names the resource.
+                    let principal_ok = body
+                        .as_ref()
+                        .and_then(|b| b.get("principalId"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(&sp_id.to_string()));
+                    if !principal_ok {
+                        return gerr(
+                            400,
+                            "Request_BadRequest",
+                            "The principalId in the request body must match the service principal in the request URL.",
+                        );
+                    }
+                    let resource = body
+                        .as_ref()
+                        .and_then(|b| b.get("resourceId"))
+                        .and_then(Value::as_str)
+                        .map(|r| Key::Id(r.to_string()));
+                    let Some(resource) = resource else {
+                        return bad_prop("resourceId", "AppRoleAssignment");
+                    };
+                    match find_sp(t, &resource) {
+                        Ok(ri) => assign(caller, t, ri, body),
+                        Err(e) => e,
+                    }
+                }
+                (["appRoleAssignments", aid], Method::DELETE) => {
+                    match t
+                        .assignments
+                        .iter()
+                        .find(|a| a.id == *aid && a.principal_id == sp_id)
+                        .map(|a| a.resource_id)
+                        .and_then(|r| t.service_principals.iter().position(|s| s.id == r))
+                    {
+                        Some(ri) => unassign(caller, t, ri, aid),
+                        None => not_found(aid),
+                    }
                 }
                 ([seg, ..], _) => segment_not_found(seg),
                 _ => method_not_allowed(),
@@ -1612,7 +1655,9 @@ fn create_service_principal(caller: &Caller, t: &mut TenantState, body: Option<V
         return gerr(
             409,
             "Request_MultipleObjectsWithSameKeyValue",
-            "Another object with the same value for property servicePrincipalNames already exists.",
+            &format!(
+                "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
+            ),
         );
     }
     let no_app = || {
@@ -1719,10 +1764,7 @@ fn assign(caller: &Caller, t: &mut TenantState, idx: usize, body: Option<Value>)
         return gerr(
             400,
             "Request_BadRequest",
-            &format!(
-                "Permission being assigned was not found on application '{}'.",
-                resource.app_id
-            ),
+            "Permission being assigned was not found on application",
         );
     }
     if t.assignments.iter().any(|a| {
@@ -1823,4 +1865,29 @@ fn app_policy(t: &TenantState) -> Value {
         "applicationRestrictions": {"passwordCredentials": passwords, "keyCredentials": []},
         "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_is_total() {
+        assert_eq!(
+            pct_decode("applications(appId=%27x%27)"),
+            "applications(appId='x')"
+        );
+        assert_eq!(pct_decode("a%2"), "a%2");
+        assert_eq!(pct_decode("%é%zz%41"), "%é%zzA");
+    }
+
+    #[test]
+    fn entity_types_for_messages() {
+        assert_eq!(entity_type("applications"), "application");
+        assert_eq!(
+            entity_type("servicePrincipals('id')/appRoleAssignedTo"),
+            "appRoleAssignment"
+        );
+        assert_eq!(entity_type("directoryObjects"), "directoryObject");
+    }
 }

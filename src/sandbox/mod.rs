@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod graph;
 pub mod login;
 pub mod odata;
+pub mod portal;
 pub mod pwsh;
 pub mod scenario;
 pub mod state;
@@ -59,13 +60,20 @@ pub(crate) fn tagged(mut r: Response, tenant: Uuid) -> Response {
     r
 }
 
-/// A running sandbox cloud. Dropping it without [`Sandbox::shutdown`] leaves the server
-/// running until the runtime ends.
+/// A running sandbox cloud. [`Sandbox::shutdown`] stops it gracefully; dropping it stops it
+/// at once.
 pub struct Sandbox {
     state: Arc<State>,
+    portal: portal::PortalSim,
     ca_path: PathBuf,
     handle: axum_server::Handle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -96,7 +104,8 @@ impl Sandbox {
         let base = Url::parse(&format!("https://127.0.0.1:{port}/")).expect("base URL");
         let state = Arc::new(State::new(&scenario, token::Signer::random(), base));
 
-        let app = router(state.clone());
+        let portal = portal::PortalSim::new(&scenario.portal);
+        let app = router(state.clone(), portal.clone());
         let handle = axum_server::Handle::new();
         let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
         let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
@@ -104,9 +113,10 @@ impl Sandbox {
         handle.listening().await;
         Ok(Sandbox {
             state,
+            portal,
             ca_path,
             handle,
-            task,
+            task: Some(task),
         })
     }
 
@@ -146,7 +156,13 @@ impl Sandbox {
                 self.ca_path.display().to_string(),
             ),
             ("HAL_PORTAL_URL".into(), self.portal_url().to_string()),
+            ("HAL_PORTAL_TOKEN".into(), self.portal.token()),
         ]
+    }
+
+    /// The MSP portal simulator: what it received, and knobs to make it fail.
+    pub fn portal(&self) -> &portal::PortalSim {
+        &self.portal
     }
 
     pub fn signer(&self) -> &token::Signer {
@@ -176,6 +192,43 @@ impl Sandbox {
         self.state.lock().requests.clear();
     }
 
+    /// The tenants as the scenario set them up (for showing a `--sandbox` user where they are).
+    pub fn tenants(&self) -> Vec<TenantScenario> {
+        self.state
+            .lock()
+            .tenants
+            .iter()
+            .map(|t| t.scenario.clone())
+            .collect()
+    }
+
+    /// Runs `f` on one tenant's live state (to change a knob mid-test, or plant an object).
+    /// Panics if the tenant is not in the sandbox.
+    pub fn with_tenant<R>(&self, tenant: Uuid, f: impl FnOnce(&mut state::TenantState) -> R) -> R {
+        let mut inner = self.state.lock();
+        let t = inner
+            .tenant_mut(tenant)
+            .unwrap_or_else(|| panic!("tenant {tenant} is not in the sandbox scenario"));
+        f(t)
+    }
+
+    /// An access token for the tenant's signed-in technician, as a sign-in with `scope` would
+    /// give (`scope` e.g. `https://graph.microsoft.com/.default`) — a shortcut for tests and
+    /// benchmarks that are not about signing in. None for an unknown tenant or resource.
+    pub fn user_access_token(&self, tenant: Uuid, scope: &str) -> Option<String> {
+        let inner = self.state.lock();
+        inner.tenant(tenant)?;
+        let v = login::user_tokens(
+            &self.state,
+            &inner,
+            tenant,
+            catalog::GRAPH_CLI_CLIENT_ID,
+            scope,
+        )
+        .ok()?;
+        v["access_token"].as_str().map(str::to_string)
+    }
+
     /// Approves a pending device code sign-in by its user code; false if unknown.
     pub fn approve_device_code(&self, user_code: &str) -> bool {
         login::settle_device_code(&mut self.state.lock(), user_code, true)
@@ -187,14 +240,16 @@ impl Sandbox {
     }
 
     /// Stops serving (open connections get a second to finish).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(1)));
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
 /// All routes on one port.
-pub fn router(state: Arc<State>) -> Router {
+pub fn router(state: Arc<State>, portal: portal::PortalSim) -> Router {
     let app: Router<Arc<State>> = Router::new()
         .nest("/login", login::router())
         .nest("/graph", graph::router());
@@ -210,9 +265,8 @@ pub fn router(state: Arc<State>) -> Router {
             .collect::<Vec<_>>(),
     ));
     let app = app.nest_service("/exchange", exchange::router(sim));
-    // ---- Portal simulator hook ---------------------------------------------------------
-    //     let app = app.nest("/portal", portal::router());
     // ------------------------------------------------------------------------------------
+    let app = app.nest("/portal", portal::router(portal));
     app.layer(middleware::from_fn_with_state(state.clone(), log_and_delay))
         .with_state(state)
 }

@@ -11,7 +11,7 @@ use super::exchange::ExchangeScenario;
 
 /// The whole sandbox: one or more tenants and the MSP portal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Scenario {
     pub tenants: Vec<TenantScenario>,
     pub portal: PortalScenario,
@@ -26,9 +26,9 @@ impl Default for Scenario {
     }
 }
 
-/// The MSP portal (simulated later; kept here so scenario files can carry it now).
+/// The MSP portal simulator (src/sandbox/portal.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct PortalScenario {
     /// The API token the portal accepts.
     pub token: String,
@@ -38,7 +38,7 @@ pub struct PortalScenario {
 
 /// One Microsoft 365 tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct TenantScenario {
     pub id: Uuid,
     pub display_name: String,
@@ -106,7 +106,7 @@ impl TenantScenario {
 
 /// The technician who signs in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UserScenario {
     /// User principal name; empty means `admin@{default domain}`.
     pub upn: String,
@@ -261,6 +261,13 @@ mod tests {
         assert_eq!(t.replication_delay_requests, 2);
         assert_eq!(t.exchange.propagation_attempts, 2);
         assert_eq!(s.portal.token, "sandbox-portal-token");
+    }
+
+    #[test]
+    fn misspelt_fields_are_errors() {
+        let e =
+            serde_json::from_str::<Scenario>(r#"{"tenants":[{"throttleEvry":3}]}"#).unwrap_err();
+        assert!(e.to_string().contains("throttleEvry"), "{e}");
     }
 
     #[test]

@@ -381,6 +381,21 @@ impl<'a> Wizard<'a> {
             .default_domain()
             .map(str::to_string)
             .unwrap_or_else(|| asked.clone());
+        // The recorded app seems gone. If it was made minutes ago it may only be replicating:
+        // look again, patiently, before planning to make another one.
+        if let (Some(a), None) = (&app, &survey.app_by_id) {
+            let recent = record
+                .as_ref()
+                .and_then(|r| r.steps.app.at)
+                .is_some_and(|t| OffsetDateTime::now_utc() - t < time::Duration::minutes(15));
+            if recent {
+                survey.app_by_id = self
+                    .dir
+                    .application(&a.object_id, 4)
+                    .await
+                    .map_err(survey_err)?;
+            }
+        }
         self.resolve_our_app(&mut survey, app.as_ref().map(|a| a.app_id.as_str()))
             .await?;
         Ok(Identified {

@@ -169,6 +169,14 @@ impl DirectoryApi for FakeDir {
             .unwrap_or_default();
         Ok((sp, a))
     }
+    async fn application(
+        &self,
+        object_id: &str,
+        _attempts: u32,
+    ) -> Result<Option<Application>, GraphError> {
+        let w = self.w.lock().unwrap();
+        Ok(w.apps.iter().find(|a| a.id == object_id).cloned())
+    }
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError> {
         let mut w = self.w.lock().unwrap();
         w.check("create_application")?;
@@ -276,6 +284,7 @@ impl DirectoryApi for FakeDir {
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
         let mut w = self.w.lock().unwrap();
         w.check("grant_app_roles")?;
+        let mut out = Vec::new();
         for g in grants {
             w.writes += 1;
             let exists = w.assignments.iter().any(|a| {
@@ -283,16 +292,25 @@ impl DirectoryApi for FakeDir {
                     && a.app_role_id == g.app_role_id
                     && a.resource_id == g.resource_id
             });
+            let a = AppRoleAssignment {
+                id: None,
+                app_role_id: g.app_role_id.clone(),
+                principal_id: Some(principal_id.into()),
+                resource_id: g.resource_id.clone(),
+            };
             if !exists {
-                let id = w.next("asg");
-                w.assignments.push(AppRoleAssignment {
-                    id: Some(id),
-                    app_role_id: g.app_role_id.clone(),
-                    principal_id: Some(principal_id.into()),
-                    resource_id: g.resource_id.clone(),
-                });
+                w.assignments.push(a.clone());
             }
+            out.push(a);
         }
+        Ok(out)
+    }
+    async fn app_role_assignments(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.check("readback")?;
         Ok(w.assignments
             .iter()
             .filter(|a| a.principal_id.as_deref() == Some(principal_id))
@@ -482,6 +500,7 @@ async fn resumes_after_a_failure_at_every_step() {
         ("add_password", StepId::Secret),
         ("grant_app_roles", StepId::Consent),
         ("verify", StepId::Verify),
+        ("readback", StepId::Verify),
     ] {
         let h = Harness::new();
         h.w.lock()

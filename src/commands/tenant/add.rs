@@ -241,6 +241,14 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     if ctx.ui.json() {
         ctx.ui.write_json(rec)?;
     }
+    if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
+        return Err(crate::error::waiting(
+            "Exchange audit logging is waiting on Microsoft (the organization's customization is still propagating)",
+        )
+        .hint(format!(
+            "Run `hal-onboard tenant add {tenant}` again in 30 minutes; it picks up at the Exchange step."
+        )));
+    }
     Ok(())
 }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, failed};
+use crate::error::{CommandResult, failed};
 use crate::microsoft::exchange::auth::{EnvTokens, UserSignIn};
 use crate::microsoft::exchange::{AuthChoice, Passthrough, Pwsh, PwshOpsFactory, bridge};
 use crate::microsoft::signin::{AuthMethod, DeviceCodePrompt, SignInObserver};
-use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
+use crate::secrets::{KeyringStore, SecretStore};
 use crate::store::TenantRecord;
 use crate::ui::Ui;
 
@@ -93,26 +93,14 @@ pub fn exchange_factory(
     }))
 }
 
-/// The secret store for a command without one: the sandbox's file store when asked for, else
-/// the OS keyring if it answers within 5 s, else memory (with a warning).
+/// The secret store for a command without one: the sandbox's file store when asked for
+/// (`HAL_ONBOARD_SECRET_FILE` with a local sign-in authority), else the run's (`Ctx::secrets`).
 pub fn secret_store(ctx: &Ctx) -> Arc<dyn SecretStore> {
     let login = ctx.env.endpoints(ctx.cloud()).login;
-    if let Some(f) = crate::commands::tenant::file_secrets::FileSecretStore::for_sandbox(&login) {
-        return Arc::new(f);
+    match crate::commands::tenant::file_secrets::FileSecretStore::for_sandbox(&login) {
+        Some(f) => Arc::new(f),
+        None => ctx.secrets(),
     }
-    let probe = std::thread::spawn(KeyringStore::probe);
-    let started = std::time::Instant::now();
-    while !probe.is_finished() && started.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if probe.is_finished()
-        && let Ok(Ok(k)) = probe.join()
-    {
-        return Arc::new(k);
-    }
-    ctx.ui
-        .warning("no OS keyring answered: the sign-in is kept in memory for this run only.");
-    Arc::new(MemoryStore::default())
 }
 
 /// The OS keyring, if it answers within `wait` (a Secret Service that never answers would
@@ -180,22 +168,4 @@ impl SignInObserver for UiSignIn {
             user.map(|u| format!(" as {u}")).unwrap_or_default()
         ));
     }
-}
-
-/// A runtime for commands that drive async clients.
-pub(crate) fn runtime() -> CommandResult<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| failed("cannot start the async runtime").with_source(e))
-}
-
-pub(crate) fn store_error(e: crate::store::StoreError) -> CommandError {
-    let hint = e.hint();
-    let mut err = failed("cannot use the tenant store").with_source(e);
-    if let Some(h) = hint {
-        err = err.hint(h);
-    }
-    err
 }

@@ -14,8 +14,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ExchangeAuthMode, exchange_factory, runtime, store_error};
+use super::{ExchangeAuthMode, exchange_factory};
 use crate::commands::Ctx;
+use crate::commands::helpers::store_error;
 use crate::error::{CommandResult, failed, user_error, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::store::{TenantRecord, TenantStore, UalState};
@@ -150,7 +151,7 @@ struct Deps {
 }
 
 pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
-    runtime()?.block_on(retry(ctx, args))
+    ctx.runtime()?.block_on(retry(ctx, args))
 }
 
 async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
@@ -192,11 +193,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         return Ok(());
     }
 
-    let http = crate::http::build_client(ctx.env.ca_cert.as_deref()).map_err(|e| {
-        failed("cannot set up HTTPS")
-            .with_source(e)
-            .hint("Check HAL_ONBOARD_CA_CERT, or unset it.")
-    })?;
+    let http = ctx.http()?;
     let factory = exchange_factory(
         ctx,
         args.exchange_auth,

@@ -78,6 +78,13 @@ pub trait DirectoryApi: Send + Sync {
         &self,
         app_id: &str,
     ) -> Result<(Option<ServicePrincipal>, Vec<AppRoleAssignment>), GraphError>;
+    /// One application by object ID, asking up to `attempts` times while it may still be
+    /// replicating; `None` when it is not there.
+    async fn application(
+        &self,
+        object_id: &str,
+        attempts: u32,
+    ) -> Result<Option<Application>, GraphError>;
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError>;
     async fn update_application(&self, object_id: &str, patch: &Value) -> Result<(), GraphError>;
     /// Creates the service principal of `app_id`, waiting out replication of a new app.
@@ -92,12 +99,17 @@ pub trait DirectoryApi: Send + Sync {
     /// The longest client secret lifetime the tenant's default app management policy allows,
     /// in days, when it can be read and sets one.
     async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError>;
-    /// Grants each permission to `principal_id` (an "already exists" counts as granted), then
-    /// reads back all of the principal's assignments.
+    /// Grants each permission to `principal_id` in one `$batch` (an "already exists" counts as
+    /// granted); returns the assignments Graph confirmed.
     async fn grant_app_roles(
         &self,
         principal_id: &str,
         grants: &[Grant],
+    ) -> Result<Vec<AppRoleAssignment>, GraphError>;
+    /// Every app role assignment the principal holds (the read-back).
+    async fn app_role_assignments(
+        &self,
+        principal_id: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError>;
 }
 
@@ -139,7 +151,7 @@ impl DirectoryApi for GraphClient {
     async fn survey(&self, q: &SurveyQuery) -> Result<Survey, GraphError> {
         let mut reqs = vec![
             GraphRequest::get("organization?$select=id,displayName,verifiedDomains"),
-            GraphRequest::get("subscribedSkus?$select=skuPartNumber,capabilityStatus,servicePlans"),
+            GraphRequest::get("subscribedSkus"),
             sp_by_app_id(GRAPH_APP_ID, "id,appId,displayName,appRoles"),
             sp_by_app_id(O365_MANAGEMENT_APP_ID, "id,appId,displayName,appRoles"),
             GraphRequest::get(format!(
@@ -153,7 +165,10 @@ impl DirectoryApi for GraphClient {
         };
         let member_of = if q.member_of {
             at(
-                GraphRequest::get("me/memberOf?$select=id,displayName,roleTemplateId"),
+                // Roles held directly or through role-assignable groups.
+                GraphRequest::get(
+                    "me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId",
+                ),
                 &mut reqs,
             )
         } else {
@@ -258,6 +273,29 @@ impl DirectoryApi for GraphClient {
         Ok((Some(sp), a))
     }
 
+    async fn application(
+        &self,
+        object_id: &str,
+        attempts: u32,
+    ) -> Result<Option<Application>, GraphError> {
+        let policy = self.retry_policy().clone();
+        for n in 1..=attempts.max(1) {
+            match self
+                .get(&format!("applications/{object_id}?$select={APP_SELECT}"))
+                .await
+            {
+                Ok(r) => return r.parse("application").map(Some),
+                Err(e) if e.is_not_found() && n < attempts => {
+                    self.meter().note_replication_retry();
+                    tokio::time::sleep(policy.wait(n, None)).await;
+                }
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError> {
         self.send(&GraphRequest::post("applications", body.clone()))
             .await?
@@ -289,10 +327,19 @@ impl DirectoryApi for GraphClient {
                         m.contains("already exists") || m.contains("conflicting object")
                     }) =>
             {
-                let r = self
-                    .send(&sp_by_app_id(app_id, "id,appId,displayName,appRoles"))
-                    .await?;
-                first(&r, "service principal")?.ok_or(e)
+                // It may itself be too new to be listed yet.
+                let policy = self.retry_policy().clone();
+                for n in 1..policy.replication_attempts {
+                    let r = self
+                        .send(&sp_by_app_id(app_id, "id,appId,displayName,appRoles"))
+                        .await?;
+                    if let Some(sp) = first(&r, "service principal")? {
+                        return Ok(sp);
+                    }
+                    self.meter().note_replication_retry();
+                    tokio::time::sleep(policy.wait(n, None)).await;
+                }
+                Err(e)
             }
             Err(e) => Err(e),
         }
@@ -374,7 +421,9 @@ impl DirectoryApi for GraphClient {
         principal_id: &str,
         grants: &[Grant],
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
-        let mut reqs: Vec<GraphRequest> = grants
+        // One batch, all in parallel: Graph's batches are either fully parallel or fully
+        // sequential, and a sequential chain would stop at the first "already exists".
+        let reqs: Vec<GraphRequest> = grants
             .iter()
             .map(|g| {
                 GraphRequest::post(
@@ -384,28 +433,31 @@ impl DirectoryApi for GraphClient {
                 .tolerate_replication()
             })
             .collect();
-        // Read back in the same batch when it fits (after every grant), else on its own.
-        let readback_inline = !grants.is_empty() && grants.len() < 20;
-        if readback_inline {
-            reqs.push(GraphRequest::get(assignments_path(principal_id)).after_all());
-        }
-        let mut res = self.batch(&reqs).await?;
-        let readback = if readback_inline { res.pop() } else { None };
-        for r in res {
+        let res = self.batch(&reqs).await?;
+        let mut out = Vec::new();
+        for (g, r) in grants.iter().zip(res) {
             match r {
-                Ok(_) => {}
-                Err(e) if is_already_granted(&e) => {}
+                Ok(r) => out.push(r.parse::<AppRoleAssignment>("the new app role assignment")?),
+                // Granted already (by someone else, or a retried request that had landed).
+                Err(e) if is_already_granted(&e) => out.push(AppRoleAssignment {
+                    id: None,
+                    app_role_id: g.app_role_id.clone(),
+                    principal_id: Some(principal_id.to_string()),
+                    resource_id: g.resource_id.clone(),
+                }),
                 Err(e) => return Err(e),
             }
         }
-        let list = match readback {
-            Some(Ok(r)) => r,
-            _ => {
-                self.send(&GraphRequest::get(assignments_path(principal_id)))
-                    .await?
-            }
-        };
-        Ok(list
+        Ok(out)
+    }
+
+    async fn app_role_assignments(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        Ok(self
+            .send(&GraphRequest::get(assignments_path(principal_id)).tolerate_replication())
+            .await?
             .parse::<Collection<AppRoleAssignment>>("appRoleAssignments")?
             .value)
     }

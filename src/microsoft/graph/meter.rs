@@ -89,6 +89,12 @@ impl RequestMeter {
         self.writes.fetch_add(n, Ordering::SeqCst);
     }
 
+    /// Notes that a look-up is being repeated because what it looked for had not replicated
+    /// yet (the repeated request itself is also counted as a request).
+    pub fn note_replication_retry(&self) {
+        self.replication_retries.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub(crate) fn unwrite(&self, n: u32) {
         self.writes.fetch_sub(n, Ordering::SeqCst);
     }

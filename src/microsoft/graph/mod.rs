@@ -85,8 +85,6 @@ pub struct GraphRequest {
     pub body: Option<Value>,
     /// Retry 404s (and the service principal's "not a valid application" 400) as replication delay.
     pub replication: bool,
-    /// Inside a `$batch`: run after every earlier item of the same batch.
-    pub after_all: bool,
 }
 
 impl GraphRequest {
@@ -96,7 +94,6 @@ impl GraphRequest {
             path: path.into().trim_start_matches('/').to_string(),
             body: None,
             replication: false,
-            after_all: false,
         }
     }
     pub fn get(path: impl Into<String>) -> Self {
@@ -114,10 +111,6 @@ impl GraphRequest {
     }
     pub fn tolerate_replication(mut self) -> Self {
         self.replication = true;
-        self
-    }
-    pub fn after_all(mut self) -> Self {
-        self.after_all = true;
         self
     }
 
@@ -345,8 +338,7 @@ impl GraphClient {
             let mut rb = self
                 .http
                 .request(req.method.clone(), url.clone())
-                .bearer_auth(&token)
-                .header("ConsistencyLevel", "eventual");
+                .bearer_auth(&token);
             if let Some(b) = &req.body {
                 rb = rb.json(b);
             }
@@ -480,8 +472,7 @@ impl GraphClient {
             }
             let items: Vec<Value> = pending
                 .iter()
-                .enumerate()
-                .map(|(pos, &i)| {
+                .map(|&i| {
                     let r = &reqs[i];
                     let mut v = json!({
                         "id": (i + 1).to_string(),
@@ -491,14 +482,6 @@ impl GraphClient {
                     if let Some(b) = &r.body {
                         v["body"] = b.clone();
                         v["headers"] = json!({"Content-Type": "application/json"});
-                    }
-                    if r.after_all && pos > 0 {
-                        v["dependsOn"] = json!(
-                            pending[..pos]
-                                .iter()
-                                .map(|j| (j + 1).to_string())
-                                .collect::<Vec<_>>()
-                        );
                     }
                     v
                 })
@@ -557,9 +540,8 @@ impl GraphClient {
                     retry_now.push(i);
                     continue;
                 }
-                // 424: an item it depended on failed; it is retried with that item.
-                if (r.replication && is_replication_error(status, &body)
-                    || status == 424 && r.after_all)
+                if r.replication
+                    && is_replication_error(status, &body)
                     && t.1 + 1 < self.retry.replication_attempts
                 {
                     t.1 += 1;

@@ -1,7 +1,9 @@
 //! Step 4: admin consent, as one app role assignment per permission on our service principal.
 //!
-//! Only missing ones are granted (one `$batch`), "already exists" counts as granted, and all
-//! 15 are read back and confirmed before the step is done (the guide's green checkmarks).
+//! Only missing ones are granted (one `$batch`), "already exists" counts as granted, and the
+//! step is done when Graph has confirmed all 15. The independent read-back of the principal's
+//! assignments (the guide's green checkmarks) runs in the verify step, in the same round trip
+//! as its token requests.
 
 use super::{Assessment, Step, StepCx, StepOutcome};
 use crate::store::StepId;
@@ -67,14 +69,15 @@ impl Step for ConsentStep {
             .map(grant)
             .collect();
         let granted_now = missing.len();
-        let all = if missing.is_empty() {
-            have
-        } else {
-            cx.dir
-                .grant_app_roles(&sp.id, &missing)
-                .await
-                .map_err(WizardError::graph(StepId::Consent))?
-        };
+        let mut all = have;
+        if !missing.is_empty() {
+            all.extend(
+                cx.dir
+                    .grant_app_roles(&sp.id, &missing)
+                    .await
+                    .map_err(WizardError::graph(StepId::Consent))?,
+            );
+        }
         let still: Vec<String> = missing_grants(&perms, &all)
             .into_iter()
             .map(|p| p.key())

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod consent;
 pub mod exchange;
+pub mod portal;
 pub mod secret;
 pub mod verify;
 

@@ -78,7 +78,22 @@ impl Step for SecretStep {
             return Assessment::ToDo(vec![add]);
         };
         let Some(rec) = &cx.record.secret else {
-            return Assessment::ToDo(vec![add]);
+            let portal_key = cx.record.portal.secret_key_id.as_deref();
+            let unusable = app
+                .password_credentials
+                .iter()
+                .filter(|p| {
+                    p.display_name.as_deref() == Some(SECRET_DESCRIPTION)
+                        && p.key_id.as_deref() != portal_key
+                })
+                .count();
+            let mut todo = vec![add];
+            if unusable > 0 {
+                todo.push(format!(
+                    "remove {unusable} older secret(s) named {SECRET_DESCRIPTION:?} whose value hal-onboard does not hold"
+                ));
+            }
+            return Assessment::ToDo(todo);
         };
         let on_app = app.password_credentials.iter().any(|p| {
             p.key_id

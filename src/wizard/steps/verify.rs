@@ -2,14 +2,16 @@
 //!
 //! Client-credentials tokens for Microsoft Graph and Office 365 Management, retried (bounded,
 //! with a visible attempt count) through the minutes a new secret or new grants take to
-//! replicate; the Graph token's `roles` must hold every granted Graph permission.
+//! replicate; the Graph token's `roles` must hold every granted Graph permission. In the same
+//! round trip, our service principal's app role assignments are read back: all 15 must be
+//! listed (the portal's green checkmarks).
 
 use azure_core::credentials::Secret;
 
 use super::{Assessment, Step, StepCx, StepOutcome};
 use crate::secrets::account;
 use crate::store::StepId;
-use crate::wizard::permissions::{Resource, required_for};
+use crate::wizard::permissions::{self, Resource, missing_grants, required_for};
 use crate::wizard::verify::VerifyError;
 use crate::wizard::{Event, WizardError};
 
@@ -59,15 +61,50 @@ impl Step for VerifyStep {
             "{}/.default",
             cx.settings.manage_resource.trim_end_matches('/')
         );
+        let sp_id = cx
+            .record
+            .app
+            .as_ref()
+            .and_then(|a| a.service_principal_id.clone())
+            .expect("the app step made the service principal");
+        let perms = permissions::resolve(cx.survey.graph_sp.as_ref(), cx.survey.o365_sp.as_ref())?;
         let of = cx.settings.verify_attempts.max(1);
         let mut attempt = 0;
+        let mut listed = false;
         loop {
             attempt += 1;
-            let (g, m) = futures::join!(
+            let dir = cx.dir;
+            let readback = async {
+                if listed {
+                    Ok(None)
+                } else {
+                    dir.app_role_assignments(&sp_id).await.map(Some)
+                }
+            };
+            let (g, m, rb) = futures::join!(
                 cx.verifier.app_token(&tid, &app_id, &secret, &graph_scope),
                 cx.verifier.app_token(&tid, &app_id, &secret, &manage_scope),
+                readback,
             );
+            let not_listed: Vec<&str> = match rb.map_err(WizardError::graph(StepId::Verify))? {
+                Some(list) => {
+                    let missing: Vec<&str> = missing_grants(&perms, &list)
+                        .into_iter()
+                        .map(|p| p.value)
+                        .collect();
+                    listed = missing.is_empty();
+                    if listed {
+                        cx.survey.assignments = Some(list);
+                    }
+                    missing
+                }
+                None => Vec::new(),
+            };
             let outcome = match (g, m) {
+                _ if !not_listed.is_empty() => Err(VerifyError::NotYet(format!(
+                    "Graph does not list the grant of {} yet",
+                    not_listed.join(", ")
+                ))),
                 (Ok(g), Ok(m)) => {
                     let mut missing = missing_roles(&g.roles, Resource::Graph);
                     if !m.roles.is_empty() {
@@ -104,6 +141,13 @@ impl Step for VerifyStep {
                     });
                     cx.verifier.retrying();
                     tokio::time::sleep(cx.settings.verify_wait).await;
+                }
+                Err(VerifyError::NotYet(why))
+                    if !listed && why.starts_with("Graph does not list") =>
+                {
+                    return Err(WizardError::ConsentIncomplete {
+                        missing: not_listed.iter().map(|s| s.to_string()).collect(),
+                    });
                 }
                 Err(e) => {
                     return Err(WizardError::NotVerified {

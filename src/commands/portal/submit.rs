@@ -1,0 +1,123 @@
+//! `hal-onboard portal submit TENANT…`: (re)send verified credentials to the portal.
+
+use clap::Args;
+
+use crate::commands::Ctx;
+use crate::commands::helpers::{portal_error, store_error};
+use crate::error::{CommandError, CommandResult, failed, user_error};
+use crate::store::{PortalState, StepId, TenantRecord};
+use crate::wizard::steps::portal::{self, PortalStepError};
+
+/// Send a tenant's verified credentials to the MSP portal, for example after the portal was
+/// down during `tenant add`. The secret is read from the OS keyring and deleted from it once
+/// the portal has accepted it.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Tenants by GUID, domain or display name.
+    #[arg(value_name = "TENANT")]
+    pub tenants: Vec<String>,
+    /// Every verified tenant the portal has not received yet.
+    #[arg(long, conflicts_with = "tenants")]
+    pub all: bool,
+}
+
+pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
+    let ui = &ctx.ui;
+    let store = ctx.store()?;
+    let doc = store.load().map_err(store_error)?;
+    let targets: Vec<TenantRecord> = if args.all {
+        doc.tenants
+            .iter()
+            .filter(|t| {
+                t.step(StepId::Verify).is_done() && t.portal.state != PortalState::Submitted
+            })
+            .cloned()
+            .collect()
+    } else if args.tenants.is_empty() {
+        return Err(user_error("name the tenants to send, or pass --all")
+            .hint("Run `hal-onboard list` to see which tenants wait for the portal."));
+    } else {
+        args.tenants
+            .iter()
+            .map(|k| {
+                doc.find(k).cloned().map_err(|e| {
+                    user_error(e.to_string()).hint("Run `hal-onboard list` to see the tenants.")
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if targets.is_empty() {
+        ui.status("Nothing to send: every verified tenant is already with the portal.");
+        if ui.json() {
+            ui.write_json(&serde_json::json!([]))?;
+        }
+        return Ok(());
+    }
+    let secrets = ctx.secrets();
+    let api = ctx.portal(secrets.as_ref())?;
+    let rt = ctx.runtime()?;
+    let mut results = Vec::new();
+    let mut first_error: Option<CommandError> = None;
+    for mut rec in targets {
+        let name = rec.primary_domain.clone();
+        let spinner = ui.spinner(format!("Sending {name} to the portal"));
+        let res = rt.block_on(portal::run(&mut rec, secrets.as_ref(), &api, None));
+        spinner.finish();
+        // The record changed either way (submitted, or the failure noted): persist it.
+        store.upsert(&rec).map_err(store_error)?;
+        match res {
+            Ok(out) => {
+                ui.success(format!(
+                    "{name}: the portal {} the credentials.",
+                    match out.outcome {
+                        crate::portal::SubmitOutcome::Created => "registered",
+                        crate::portal::SubmitOutcome::Updated => "updated",
+                    }
+                ));
+                if !out.secret_forgotten {
+                    ui.warning(format!(
+                        "{name}: the keyring could not delete the secret; remove entry {:?} by hand.",
+                        crate::secrets::account::client_secret(rec.tenant_id)
+                    ));
+                }
+                results.push(serde_json::json!({"tenant": name, "tenantId": rec.tenant_id, "result": "submitted"}));
+            }
+            Err(e) => {
+                let err = step_error(e, &name);
+                results.push(serde_json::json!({"tenant": name, "tenantId": rec.tenant_id, "result": "failed", "error": err.message}));
+                if first_error.is_none() {
+                    first_error = Some(err);
+                } else {
+                    ui.error(&err);
+                }
+            }
+        }
+    }
+    if ui.json() {
+        ui.write_json(&results)?;
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+pub fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
+    match e {
+        PortalStepError::Portal(p) => portal_error(p, Some(tenant)),
+        PortalStepError::SecretGone => failed(format!(
+            "the client secret for {tenant} is no longer on this machine, so it cannot be sent"
+        ))
+        .hint(format!(
+            "Run `hal-onboard secret rotate {tenant}` to make a new secret and send it."
+        )),
+        PortalStepError::NotReady(_) => {
+            failed(format!("{tenant} is not ready for the portal: {e}")).hint(format!(
+                "Run `hal-onboard tenant add {tenant}` to finish it first."
+            ))
+        }
+        PortalStepError::Keyring(_) => failed(format!("cannot read the secret for {tenant}"))
+            .with_source(e)
+            .hint("Unlock the OS keyring and try again."),
+    }
+}

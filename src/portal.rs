@@ -1,0 +1,342 @@
+//! The MSP portal client: hands a tenant's recorded credentials to Hal.
+//!
+//! Protocol: docs/portal-api.md (OpenAPI: docs/portal-api.yaml). The client secret travels only
+//! in the request body over HTTPS; it is never logged, and error text from the portal is
+//! scrubbed of it before it is shown.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+/// What the portal receives for one tenant.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Submission {
+    pub tenant_id: String,
+    pub tenant_domain: String,
+    pub tenant_name: String,
+    pub cloud: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub secret_key_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub secret_expires_at: OffsetDateTime,
+    /// `enabled` or `waiting`.
+    pub ual_status: String,
+    /// `none`, `P1` or `P2`.
+    pub entra_license: String,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("tenant_id", &self.tenant_id)
+            .field("tenant_domain", &self.tenant_domain)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("secret_key_id", &self.secret_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Submission {
+    /// Stable for one tenant and one secret, so a resend after a lost answer is not a second
+    /// registration, and a rotated secret is a new request.
+    pub fn idempotency_key(&self) -> String {
+        format!("hal-onboard-{}-{}", self.tenant_id, self.secret_key_id)
+    }
+}
+
+/// How a submission ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// POST accepted.
+    Created,
+    /// The portal already had the tenant; PUT replaced its credentials.
+    Updated,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    #[error("the portal rejected the API token (HTTP {status})")]
+    Unauthorized { status: u16 },
+    #[error("the portal refused the request (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("the portal is unavailable (HTTP {status}) after {attempts} attempts")]
+    Unavailable { status: u16, attempts: u32 },
+    #[error("cannot reach the portal at {url} after {attempts} attempts")]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the portal's answer was not understood: {0}")]
+    Protocol(String),
+}
+
+impl PortalError {
+    /// Worth trying again later with `portal submit` (the portal may come back).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PortalError::Unavailable { .. } | PortalError::Unreachable { .. }
+        )
+    }
+}
+
+/// The far end, behind a trait so the wizard can be tested without HTTP.
+#[async_trait::async_trait]
+pub trait PortalApi: Send + Sync {
+    /// One cheap authenticated request, to check the URL and token.
+    async fn check(&self) -> Result<(), PortalError>;
+    async fn submit(&self, s: &Submission) -> Result<SubmitOutcome, PortalError>;
+}
+
+/// Retries: how many tries in all and the first back-off (doubled each time, with jitter).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+pub struct HttpPortal {
+    http: reqwest::Client,
+    base: Url,
+    token: String,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HttpPortal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpPortal")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpPortal {
+    pub fn new(http: reqwest::Client, base: Url, token: String) -> Self {
+        let mut base = base;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        HttpPortal {
+            http,
+            base,
+            token,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("portal path joins")
+    }
+
+    /// Sends with bounded retries on 429, 5xx and connection errors; other answers return as is.
+    async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<(u16, String), PortalError> {
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let res = build()
+                .bearer_auth(&self.token)
+                .header("Accept", "application/json")
+                .send()
+                .await;
+            let last = attempt >= self.retry.attempts;
+            match res {
+                Ok(rsp) => {
+                    let status = rsp.status().as_u16();
+                    let retry_after = rsp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let body = rsp.text().await.unwrap_or_default();
+                    tracing::debug!(%status, url = %url, attempt, "portal answered");
+                    if status == 429 || status >= 500 {
+                        if last {
+                            return Err(PortalError::Unavailable {
+                                status,
+                                attempts: attempt,
+                            });
+                        }
+                        let wait = retry_after.unwrap_or(delay).min(self.retry.max_delay * 4);
+                        tokio::time::sleep(jitter(wait)).await;
+                    } else {
+                        return Ok((status, body));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(url = %url, attempt, error = %e, "portal unreachable");
+                    if last {
+                        return Err(PortalError::Unreachable {
+                            url: url.to_string(),
+                            attempts: attempt,
+                            source: e.without_url(),
+                        });
+                    }
+                    tokio::time::sleep(jitter(delay)).await;
+                }
+            }
+            delay = (delay * 2).min(self.retry.max_delay);
+        }
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    let ms = d.as_millis() as u64;
+    Duration::from_millis(ms / 2 + rand::random_range(0..=ms / 2 + 1))
+}
+
+/// The portal's own words from an error body, without anything that looks like our secret.
+fn portal_message(body: &str, secret: Option<&str>) -> String {
+    let v: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let text = v
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("detail"))
+                .or_else(|| v.get("title"))
+                .or_else(|| v.get("error"))
+                .and_then(|m| m.as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| body.trim().chars().take(300).collect());
+    let text = if text.is_empty() {
+        "no message".to_string()
+    } else {
+        text
+    };
+    match secret {
+        Some(s) if !s.is_empty() => text.replace(s, "<redacted>"),
+        _ => text,
+    }
+}
+
+#[async_trait::async_trait]
+impl PortalApi for HttpPortal {
+    async fn check(&self) -> Result<(), PortalError> {
+        let url = self.url("api/v1/m365/tenants");
+        let (status, body) = self.send(|| self.http.get(url.clone()), &url).await?;
+        match status {
+            200..=299 => Ok(()),
+            401 | 403 => Err(PortalError::Unauthorized { status }),
+            // A portal that does not list tenants still proved the URL; the token is checked
+            // on the first submission.
+            404 | 405 => Ok(()),
+            _ => Err(PortalError::Rejected {
+                status,
+                message: portal_message(&body, None),
+            }),
+        }
+    }
+
+    async fn submit(&self, s: &Submission) -> Result<SubmitOutcome, PortalError> {
+        let key = s.idempotency_key();
+        let url = self.url("api/v1/m365/tenants");
+        let (status, body) = self
+            .send(
+                || {
+                    self.http
+                        .post(url.clone())
+                        .header("Idempotency-Key", &key)
+                        .json(s)
+                },
+                &url,
+            )
+            .await?;
+        let secret = Some(s.client_secret.as_str());
+        match status {
+            200..=299 => Ok(SubmitOutcome::Created),
+            409 => {
+                let put_url = self.url(&format!("api/v1/m365/tenants/{}", s.tenant_id));
+                let (status, body) = self
+                    .send(
+                        || {
+                            self.http
+                                .put(put_url.clone())
+                                .header("Idempotency-Key", &key)
+                                .json(s)
+                        },
+                        &put_url,
+                    )
+                    .await?;
+                match status {
+                    200..=299 => Ok(SubmitOutcome::Updated),
+                    401 | 403 => Err(PortalError::Unauthorized { status }),
+                    _ => Err(PortalError::Rejected {
+                        status,
+                        message: portal_message(&body, secret),
+                    }),
+                }
+            }
+            401 | 403 => Err(PortalError::Unauthorized { status }),
+            _ => Err(PortalError::Rejected {
+                status,
+                message: portal_message(&body, secret),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let s = Submission {
+            tenant_id: "t".into(),
+            tenant_domain: "d".into(),
+            tenant_name: "n".into(),
+            cloud: "global".into(),
+            client_id: "c".into(),
+            client_secret: "SUPERSECRET~value".into(),
+            secret_key_id: "k".into(),
+            secret_expires_at: OffsetDateTime::UNIX_EPOCH,
+            ual_status: "enabled".into(),
+            entra_license: "P1".into(),
+        };
+        assert!(!format!("{s:?}").contains("SUPERSECRET"));
+        assert_eq!(s.idempotency_key(), "hal-onboard-t-k");
+    }
+
+    #[test]
+    fn portal_message_scrubs_secret_and_reads_shapes() {
+        assert_eq!(
+            portal_message(
+                r#"{"error":{"message":"bad clientSecret abc123"}}"#,
+                Some("abc123")
+            ),
+            "bad clientSecret <redacted>"
+        );
+        assert_eq!(portal_message(r#"{"message":"nope"}"#, None), "nope");
+        assert_eq!(portal_message("", None), "no message");
+    }
+}

@@ -1,0 +1,223 @@
+//! Step 6: send the recorded credentials to the MSP portal.
+//!
+//! The secret is read from memory (this run made it) or the keyring (an earlier run did), sent
+//! once, and deleted from the keyring only after the portal accepted it. Any failure leaves it
+//! where it was, so `hal-onboard portal submit` can resend.
+
+use time::OffsetDateTime;
+
+use crate::portal::{PortalApi, PortalError, Submission, SubmitOutcome};
+use crate::secrets::{SecretError, SecretStore, account};
+use crate::store::{PortalState, StepId, StepStatus, TenantRecord, UalState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortalStepError {
+    #[error("the tenant is not ready for the portal: {0}")]
+    NotReady(&'static str),
+    #[error("the client secret for this tenant is no longer held on this machine")]
+    SecretGone,
+    #[error("cannot read the client secret from the keyring")]
+    Keyring(#[source] SecretError),
+    #[error(transparent)]
+    Portal(#[from] PortalError),
+}
+
+/// What happened, for the command to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortalOutcome {
+    pub outcome: SubmitOutcome,
+    /// False when the keyring could not forget the secret (it is then still there).
+    pub secret_forgotten: bool,
+}
+
+/// Builds the submission from the record and the secret value.
+pub fn submission(rec: &TenantRecord, secret: &str) -> Result<Submission, PortalStepError> {
+    let app = rec
+        .app
+        .as_ref()
+        .ok_or(PortalStepError::NotReady("no app registration recorded"))?;
+    let meta = rec
+        .secret
+        .as_ref()
+        .ok_or(PortalStepError::NotReady("no client secret recorded"))?;
+    if !rec.step(StepId::Verify).is_done() {
+        return Err(PortalStepError::NotReady(
+            "the credentials have not been verified",
+        ));
+    }
+    Ok(Submission {
+        tenant_id: rec.tenant_id.to_string(),
+        tenant_domain: rec.primary_domain.clone(),
+        tenant_name: rec.display_name.clone(),
+        cloud: rec.cloud.as_str().to_string(),
+        client_id: app.app_id.clone(),
+        client_secret: secret.to_string(),
+        secret_key_id: meta.key_id.clone(),
+        secret_expires_at: meta.expires_at,
+        ual_status: match rec.ual.state {
+            UalState::Enabled => "enabled",
+            _ => "waiting",
+        }
+        .to_string(),
+        entra_license: rec
+            .license
+            .map(|l| l.as_str())
+            .unwrap_or("none")
+            .to_string(),
+    })
+}
+
+/// Sends the tenant to the portal and records the result on `rec` (the caller persists it).
+///
+/// `in_memory` is the secret when this run created it and there is no keyring.
+pub async fn run(
+    rec: &mut TenantRecord,
+    secrets: &dyn SecretStore,
+    portal: &dyn PortalApi,
+    in_memory: Option<&str>,
+) -> Result<PortalOutcome, PortalStepError> {
+    let acct = account::client_secret(rec.tenant_id);
+    let secret = match in_memory {
+        Some(s) => s.to_string(),
+        None => secrets
+            .get(&acct)
+            .map_err(PortalStepError::Keyring)?
+            .ok_or(PortalStepError::SecretGone)?,
+    };
+    let sub = submission(rec, &secret)?;
+    match portal.submit(&sub).await {
+        Ok(outcome) => {
+            rec.portal.state = PortalState::Submitted;
+            rec.portal.submitted_at = Some(OffsetDateTime::now_utc());
+            rec.portal.secret_key_id = Some(sub.secret_key_id.clone());
+            rec.step_mut(StepId::Portal).record(StepStatus::Done, None);
+            let secret_forgotten = secrets.delete(&acct).is_ok();
+            Ok(PortalOutcome {
+                outcome,
+                secret_forgotten,
+            })
+        }
+        Err(e) => {
+            rec.portal.state = PortalState::Failed;
+            rec.step_mut(StepId::Portal)
+                .record(StepStatus::Failed, Some(e.to_string()));
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Cloud;
+    use crate::secrets::MemoryStore;
+    use crate::store::{AppRecord, SecretRecord};
+    use std::sync::Mutex;
+
+    struct FakePortal {
+        answers: Mutex<Vec<Result<SubmitOutcome, PortalError>>>,
+        got: Mutex<Vec<Submission>>,
+    }
+
+    #[async_trait::async_trait]
+    impl PortalApi for FakePortal {
+        async fn check(&self) -> Result<(), PortalError> {
+            Ok(())
+        }
+        async fn submit(&self, s: &Submission) -> Result<SubmitOutcome, PortalError> {
+            self.got.lock().unwrap().push(s.clone());
+            self.answers.lock().unwrap().remove(0)
+        }
+    }
+
+    fn ready_record() -> TenantRecord {
+        let mut r = TenantRecord::new(
+            uuid::Uuid::new_v4(),
+            "contoso.onmicrosoft.com",
+            "Contoso",
+            Cloud::Global,
+        );
+        r.app = Some(AppRecord {
+            object_id: "obj".into(),
+            app_id: uuid::Uuid::new_v4().to_string(),
+            display_name: "hal-siem-log-collector".into(),
+            service_principal_id: Some("sp".into()),
+        });
+        let now = OffsetDateTime::now_utc();
+        r.secret = Some(SecretRecord {
+            key_id: uuid::Uuid::new_v4().to_string(),
+            hint: "abc".into(),
+            created_at: now,
+            expires_at: now + time::Duration::days(730),
+        });
+        r.step_mut(StepId::Verify).record(StepStatus::Done, None);
+        r
+    }
+
+    #[tokio::test]
+    async fn accepted_submission_forgets_the_secret() {
+        let mut rec = ready_record();
+        let secrets = MemoryStore::default();
+        let acct = account::client_secret(rec.tenant_id);
+        secrets.set(&acct, "the-secret-value-123").unwrap();
+        let portal = FakePortal {
+            answers: Mutex::new(vec![Ok(SubmitOutcome::Created)]),
+            got: Mutex::new(vec![]),
+        };
+        let out = run(&mut rec, &secrets, &portal, None).await.unwrap();
+        assert_eq!(out.outcome, SubmitOutcome::Created);
+        assert!(out.secret_forgotten);
+        assert_eq!(secrets.get(&acct).unwrap(), None);
+        assert_eq!(rec.portal.state, PortalState::Submitted);
+        assert!(rec.step(StepId::Portal).is_done());
+        let got = portal.got.lock().unwrap();
+        assert_eq!(got[0].client_secret, "the-secret-value-123");
+        assert_eq!(got[0].ual_status, "waiting");
+        assert_eq!(got[0].entra_license, "none");
+    }
+
+    #[tokio::test]
+    async fn failed_submission_keeps_the_secret() {
+        let mut rec = ready_record();
+        let secrets = MemoryStore::default();
+        let acct = account::client_secret(rec.tenant_id);
+        secrets.set(&acct, "the-secret-value-123").unwrap();
+        let portal = FakePortal {
+            answers: Mutex::new(vec![Err(PortalError::Unavailable {
+                status: 503,
+                attempts: 4,
+            })]),
+            got: Mutex::new(vec![]),
+        };
+        let err = run(&mut rec, &secrets, &portal, None).await.unwrap_err();
+        assert!(matches!(err, PortalStepError::Portal(ref e) if e.is_transient()));
+        assert_eq!(
+            secrets.get(&acct).unwrap().as_deref(),
+            Some("the-secret-value-123")
+        );
+        assert_eq!(rec.step(StepId::Portal).status, StepStatus::Failed);
+        assert!(
+            !rec.step(StepId::Portal)
+                .last_error
+                .as_ref()
+                .unwrap()
+                .contains("the-secret")
+        );
+    }
+
+    #[tokio::test]
+    async fn unverified_tenant_is_not_sent() {
+        let mut rec = ready_record();
+        rec.step_mut(StepId::Verify).status = StepStatus::Failed;
+        let secrets = MemoryStore::default();
+        let portal = FakePortal {
+            answers: Mutex::new(vec![]),
+            got: Mutex::new(vec![]),
+        };
+        let err = run(&mut rec, &secrets, &portal, Some("x-secret-value-123"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortalStepError::NotReady(_)));
+        assert!(portal.got.lock().unwrap().is_empty());
+    }
+}
