@@ -399,3 +399,49 @@ async fn demo_server_for_manual_runs() {
     eprintln!("ready: source {}/env.sh", out.display());
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
+
+/// A named tenant that never ran step 1 (say `--skip-exchange`) gets the whole step, not a
+/// bare Set: it is hydrated first, and only then waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_named_tenant_never_hydrated_gets_the_whole_step() {
+    let id = Uuid::new_v4();
+    let w = world(vec![(
+        id,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..Default::default()
+        },
+    )])
+    .await;
+    let home = w.dir.path().join("home");
+    TenantStore::open(&home)
+        .unwrap()
+        .upsert(&TenantRecord::new(
+            id,
+            "hotel.onmicrosoft.com",
+            "hotel",
+            Cloud::Global,
+        ))
+        .unwrap();
+    let run = hal(
+        &w,
+        &home,
+        &[token(&w.signer, id)],
+        &["--json", "ual", "retry", "hotel.onmicrosoft.com"],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let s = w.sim.snapshot(id).unwrap();
+    assert_eq!(s.counters.enable_customization, 1, "hydrated by the retry");
+    assert!(!s.dehydrated);
+    let rec = TenantStore::open(&home)
+        .unwrap()
+        .load()
+        .unwrap()
+        .get(id)
+        .cloned()
+        .unwrap();
+    assert_eq!(rec.ual.state, UalState::WaitingPropagation);
+    assert!(rec.ual.hydrated_at.is_some());
+}

@@ -1,5 +1,6 @@
 //! `hal-onboard ual retry [TENANT...]`: run Set-AdminAuditLogConfig again, then verify, for
-//! tenants waiting on Microsoft's propagation of their customization.
+//! tenants waiting on Microsoft's propagation of their customization. A tenant named here that
+//! is not waiting (never done, or failed) gets the whole step: check, hydrate, enable, verify.
 //!
 //! Each tenant's result is committed to the store on its own as soon as it is known, so
 //! Ctrl-C (which ends every PowerShell child) leaves each tenant either updated or untouched.
@@ -389,7 +390,7 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
     };
     let mut work = rec.clone();
     let result = match deps.ops.ops_for(&rec).await {
-        Ok(ops) => step::retry(ops.as_ref(), &mut work, &NoProgress).await,
+        Ok(ops) => step::resume(ops.as_ref(), &mut work, &NoProgress).await,
         Err(e) => Err(e),
     };
     if !matches!(result, Err(ExchangeError::Interrupted)) {

@@ -152,6 +152,20 @@ pub async fn retry(
     r
 }
 
+/// What a re-run does: [`retry`] when an earlier run left the tenant waiting on propagation,
+/// else the whole step ([`run`]): a tenant never hydrated must not be "waiting".
+pub async fn resume(
+    ops: &dyn ExchangeOps,
+    rec: &mut TenantRecord,
+    progress: &dyn ExchangeProgress,
+) -> Result<ExchangeOutcome, ExchangeError> {
+    if rec.ual.state == UalState::WaitingPropagation {
+        retry(ops, rec, progress).await
+    } else {
+        run(ops, rec, progress).await
+    }
+}
+
 async fn set_and_verify(
     ops: &dyn ExchangeOps,
     rec: &mut TenantRecord,
@@ -240,11 +254,7 @@ impl super::Step for ExchangeStep {
         let kept = cx.record.steps.exchange.clone();
         let result = async {
             let ops = self.ops.ops_for(cx.record).await?;
-            if cx.record.ual.state == UalState::WaitingPropagation {
-                retry(ops.as_ref(), cx.record, &NoProgress).await
-            } else {
-                run(ops.as_ref(), cx.record, &NoProgress).await
-            }
+            resume(ops.as_ref(), cx.record, &NoProgress).await
         }
         .await;
         // The engine records the step's status; ours would count the attempt twice.
