@@ -445,3 +445,47 @@ async fn ual_retry_named_tenant_never_hydrated_gets_the_whole_step() {
     assert_eq!(rec.ual.state, UalState::WaitingPropagation);
     assert!(rec.ual.hydrated_at.is_some());
 }
+
+/// docs/powershell-bridge.md's `ual retry --json` example has exactly the fields the command
+/// prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_json_matches_the_documented_example() {
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/powershell-bridge.md"
+    ))
+    .unwrap();
+    let section = &doc[doc.find("## 6.").unwrap()..];
+    let start = section.find("```json\n").unwrap() + 8;
+    let end = start + section[start..].find("```").unwrap();
+    let documented: Value = serde_json::from_str(&section[start..end]).unwrap();
+
+    let id = Uuid::new_v4();
+    let w = world(vec![(
+        id,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..Default::default()
+        },
+    )])
+    .await;
+    let home = w.dir.path().join("home");
+    onboard(&w, &home, id, "india").await;
+    let run = hal(
+        &w,
+        &home,
+        &[token(&w.signer, id)],
+        &["--json", "ual", "retry"],
+    )
+    .await;
+    let real = run.json();
+    assert_eq!(real["tenants"][0]["result"], "enabled", "{real}");
+    assert_eq!(keys(&real), keys(&documented));
+    assert_eq!(keys(&real["tenants"][0]), keys(&documented["tenants"][0]));
+}
