@@ -82,3 +82,52 @@ async fn exchange_doctor_without_powershell_fails() {
             .contains("HAL_ONBOARD_PWSH")
     );
 }
+
+/// Runs `hal-onboard doctor` in a pseudo-terminal, answers the install question with `key`,
+/// and returns whether the sandbox machine has the module afterwards.
+#[cfg(unix)]
+async fn doctor_at_a_terminal(key: &'static str, expect_after: &'static str) -> bool {
+    use expectrl::Expect;
+    let w = world(vec![(
+        Uuid::new_v4(),
+        ExchangeScenario {
+            module_missing: true,
+            ..Default::default()
+        },
+    )])
+    .await;
+    let home = w.dir.path().join("home");
+    let pwsh = w.pwsh.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        cmd.arg("--home")
+            .arg(&home)
+            .arg("doctor")
+            .env("HAL_ONBOARD_PWSH", &pwsh)
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm");
+        let mut p = expectrl::Session::spawn(cmd).unwrap();
+        p.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+        p.expect("ExchangeOnlineManagement is not installed")
+            .unwrap();
+        p.expect("Install it for the current user now").unwrap();
+        p.send(key).unwrap();
+        p.expect(expect_after).unwrap();
+        p.expect(expectrl::Eof).unwrap();
+    })
+    .await
+    .unwrap();
+    w.sim.module_installed()
+}
+
+/// At a terminal, doctor explains the missing module and installs it only after a yes.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_doctor_asks_before_installing_the_module() {
+    assert!(doctor_at_a_terminal("y", "installed just now").await);
+    assert!(
+        !doctor_at_a_terminal("n", "not ready to onboard").await,
+        "a no installs nothing"
+    );
+}
