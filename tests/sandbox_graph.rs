@@ -1119,3 +1119,37 @@ async fn concurrent_requests_are_all_answered_and_logged() {
     assert!(log.iter().all(|r| r.method == "POST" && r.status == 201));
     e.sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn helpers_mint_tokens_list_tenants_and_change_knobs() {
+    let e = start(tenant(17)).await;
+    let id = Uuid::from_u128(17);
+    let names: Vec<String> =
+        e.sb.tenants()
+            .iter()
+            .map(|t| t.default_domain().to_string())
+            .collect();
+    assert_eq!(names, ["t17.onmicrosoft.com"]);
+    let token =
+        e.sb.user_access_token(id, "https://graph.microsoft.com/.default")
+            .unwrap();
+    let (s, _, v) = e.call_full(Method::GET, "me", None, Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["userPrincipalName"], "admin@t17.onmicrosoft.com");
+    assert!(
+        e.sb.user_access_token(Uuid::from_u128(999), "User.Read")
+            .is_none()
+    );
+    assert!(
+        e.sb.user_access_token(id, "https://example.com/.default")
+            .is_none()
+    );
+
+    e.sb.with_tenant(id, |t| t.scenario.throttle_every = 1);
+    let (s, _) = e.get("organization").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    e.sb.with_tenant(id, |t| t.scenario.throttle_every = 0);
+    let (s, _) = e.get("organization").await;
+    assert_eq!(s, StatusCode::OK);
+    e.sb.shutdown().await;
+}

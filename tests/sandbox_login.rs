@@ -118,6 +118,27 @@ async fn tls_is_trusted_only_with_the_sandbox_ca() {
     let err = untrusting.get(page).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
 
+    // Dropping a sandbox stops it.
+    let other = Sandbox::start(Scenario::default(), &dir.path().join("other"))
+        .await
+        .unwrap();
+    let other_url = other.login_url().join("devicelogin").unwrap();
+    let other_client = hal_onboard::http::build_client(Some(&other.ca_path())).unwrap();
+    assert!(
+        other_client
+            .get(other_url.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    drop(other);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        other_client.get(other_url).send().await.is_err(),
+        "a dropped sandbox stops serving"
+    );
     let env: std::collections::HashMap<_, _> = sb.env().into_iter().collect();
     assert_eq!(env["HAL_ONBOARD_LOGIN_URL"], sb.login_url().to_string());
     assert_eq!(env["HAL_ONBOARD_GRAPH_URL"], sb.graph_url().to_string());
@@ -141,7 +162,7 @@ async fn device_code_is_pending_then_slow_down_then_signed_in() {
         &sb,
         &c,
         &tid,
-        "https://graph.microsoft.com/.default offline_access",
+        "openid https://graph.microsoft.com/.default offline_access",
     )
     .await;
     assert_eq!(dc["interval"], 1);
@@ -290,13 +311,26 @@ async fn refresh_token_works_for_other_resources_in_the_tenant() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(v["error"], "invalid_grant");
+    assert_aad_error(&v, "invalid_grant", 70000);
     let (_, v) = post_form(
         &c,
         oauth(&sb, &tid, "token"),
         &[
             ("grant_type", "refresh_token"),
-            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            ("client_id", CLIENT_ID),
+            ("refresh_token", "0.AXEA-not-a-jwt"),
+            ("scope", "User.Read"),
+        ],
+    )
+    .await;
+    assert_aad_error(&v, "invalid_grant", 9002313);
+    let (_, v) = post_form(
+        &c,
+        oauth(&sb, &tid, "token"),
+        &[
+            ("grant_type", "refresh_token"),
+            // Azure CLI: a real public client, but not the one the token was issued to.
+            ("client_id", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
             ("refresh_token", rt),
             ("scope", "User.Read"),
         ],
@@ -501,6 +535,18 @@ async fn client_credentials_checks_the_secret_and_carries_granted_roles() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_aad_error(&v, "unauthorized_client", 700016);
+    let (_, v) = post_form(
+        &c,
+        oauth(&sb, "organizations", "token"),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &app_id),
+            ("client_secret", &secret),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_aad_error(&v, "invalid_request", 50059);
     let (_, v) = cc(secret.clone(), "https://graph.microsoft.com/User.Read.All").await;
     assert_aad_error(&v, "invalid_scope", 1002012);
     sb.shutdown().await;
@@ -630,6 +676,11 @@ async fn unknown_tenant_and_tenant_names() {
         let at = claims(&sb, v["access_token"].as_str().unwrap());
         assert_eq!(at.tid, Uuid::from_u128(9).to_string(), "{name}");
         assert_eq!(at.wids, ["9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"]);
+        // No offline_access, no openid: no refresh token, no id token (as documented).
+        assert!(
+            v.get("refresh_token").is_none() && v.get("id_token").is_none(),
+            "{v}"
+        );
     }
     let r = c
         .get(oauth(&sb, "t9.onmicrosoft.com", "token"))
@@ -638,6 +689,17 @@ async fn unknown_tenant_and_tenant_names() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_aad_error(&r.json::<Value>().await.unwrap(), "invalid_request", 900561);
+    // A client that exists neither among Microsoft's public clients nor in the tenant.
+    let (_, v) = post_form(
+        &c,
+        oauth(&sb, "t9.onmicrosoft.com", "devicecode"),
+        &[
+            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            ("scope", "User.Read"),
+        ],
+    )
+    .await;
+    assert_aad_error(&v, "unauthorized_client", 700016);
     // Unsupported grant and two resources in one request.
     let (_, v) = post_form(
         &c,
@@ -687,5 +749,48 @@ async fn technician_in_the_wrong_tenant_gets_tokens_for_their_home_tenant() {
     let org: Value = r.json().await.unwrap();
     assert_eq!(org["value"][0]["id"], home.to_string());
     assert_ne!(org["value"][0]["displayName"], "Tenant 10");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_msps_multi_tenant_client_app_signs_in_to_customer_tenants() {
+    let msp = tenant(11);
+    let customer = tenant(12);
+    let (sb, c, _d) = start(vec![msp, customer]).await;
+    let admin = sb
+        .user_access_token(Uuid::from_u128(11), "https://graph.microsoft.com/.default")
+        .unwrap();
+    let mut ids = vec![];
+    for audience in ["AzureADMultipleOrgs", "AzureADMyOrg"] {
+        let v: Value = c
+            .post(sb.graph_url().join("v1.0/applications").unwrap())
+            .bearer_auth(&admin)
+            .json(&json!({"displayName": format!("msp-{audience}"), "signInAudience": audience}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(v["appId"].as_str().unwrap().to_string());
+    }
+    let (multi, single) = (&ids[0], &ids[1]);
+    for (client, tenant_name, ok) in [
+        (multi, "t12.onmicrosoft.com", true),
+        (single, "t11.onmicrosoft.com", true),
+        (single, "t12.onmicrosoft.com", false),
+    ] {
+        let (s, v) = post_form(
+            &c,
+            oauth(&sb, tenant_name, "devicecode"),
+            &[("client_id", client), ("scope", "User.Read")],
+        )
+        .await;
+        if ok {
+            assert_eq!(s, StatusCode::OK, "{client} in {tenant_name}: {v}");
+        } else {
+            assert_aad_error(&v, "unauthorized_client", 700016);
+        }
+    }
     sb.shutdown().await;
 }

@@ -153,6 +153,16 @@ pub const O365_MANAGEMENT_APP_ROLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Microsoft's first-party public clients, present in every tenant: Microsoft Graph Command Line
+/// Tools, Exchange Online PowerShell, Azure CLI, Azure PowerShell, Microsoft Office.
+pub const FIRST_PARTY_PUBLIC_CLIENTS: &[&str] = &[
+    GRAPH_CLI_CLIENT_ID,
+    "fb78d390-0c51-40cd-8e17-fdbfab77341b",
+    "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+    "1950a258-227b-4e31-a9cf-717495945fc2",
+    "d3590ed6-52b3-4102-aeff-aad2292ab01c",
+];
+
 /// Microsoft Graph app roles Hal's collector needs (by value).
 pub const HAL_GRAPH_ROLES: &[&str] = &[
     "Application.Read.All",

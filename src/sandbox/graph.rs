@@ -1655,7 +1655,9 @@ fn create_service_principal(caller: &Caller, t: &mut TenantState, body: Option<V
         return gerr(
             409,
             "Request_MultipleObjectsWithSameKeyValue",
-            "Another object with the same value for property servicePrincipalNames already exists.",
+            &format!(
+                "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
+            ),
         );
     }
     let no_app = || {
@@ -1762,10 +1764,7 @@ fn assign(caller: &Caller, t: &mut TenantState, idx: usize, body: Option<Value>)
         return gerr(
             400,
             "Request_BadRequest",
-            &format!(
-                "Permission being assigned was not found on application '{}'.",
-                resource.app_id
-            ),
+            "Permission being assigned was not found on application",
         );
     }
     if t.assignments.iter().any(|a| {

@@ -51,7 +51,7 @@ pub fn aad_error(status: StatusCode, error: &str, code: u32, message: &str) -> R
     let body = json!({
         "error": error,
         "error_description": format!(
-            "AADSTS{code}: {message} Trace ID: {trace} Correlation ID: {corr} Timestamp: {ts}"
+            "AADSTS{code}: {message}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\nTimestamp: {ts}"
         ),
         "error_codes": [code],
         "timestamp": ts,
@@ -148,6 +148,9 @@ async fn device_code(
         Ok(c) => c.to_string(),
         Err(r) => return tagged(r, tid),
     };
+    if let Err(r) = check_public_client(&inner, tid, &client_id) {
+        return tagged(r, tid);
+    }
     let scope = f.get("scope").cloned().unwrap_or_default();
     if let Err(r) = resource_of(&scope) {
         return tagged(r, tid);
@@ -192,11 +195,33 @@ async fn token(Ax(state): Ax<Arc<State>>, Path(tenant): Path<String>, body: Byte
         return tenant_not_found(&tenant);
     };
     let grant = f.get("grant_type").map(String::as_str).unwrap_or("");
+    // A technician's sign-in must come from a public client the tenant knows.
+    if matches!(
+        grant,
+        "urn:ietf:params:oauth:grant-type:device_code"
+            | "device_code"
+            | "refresh_token"
+            | "authorization_code"
+    ) && let Some(c) = f.get("client_id")
+        && let Err(r) = check_public_client(&inner, tid, c)
+    {
+        return tagged(r, tid);
+    }
     let r = match grant {
         "urn:ietf:params:oauth:grant-type:device_code" | "device_code" => {
             device_code_grant(&state, &mut inner, &f)
         }
         "refresh_token" => refresh_grant(&state, &mut inner, tid, &f),
+        "client_credentials"
+            if tenant.eq_ignore_ascii_case("common")
+                || tenant.eq_ignore_ascii_case("organizations") =>
+        {
+            Err(bad(
+                "invalid_request",
+                50059,
+                "No tenant-identifying information found in either the request or implied by any provided credentials.",
+            ))
+        }
         "client_credentials" => client_credentials(&state, &mut inner, tid, &f),
         "authorization_code" => authorization_code(&state, &mut inner, tid, &f),
         "" => Err(bad(
@@ -249,6 +274,41 @@ pub fn resource_of(scope: &str) -> Result<(String, Vec<String>), Response> {
     ))
 }
 
+fn app_not_found(client_id: &str, t: &TenantState) -> Response {
+    bad(
+        "unauthorized_client",
+        700016,
+        &format!(
+            "Application with identifier '{client_id}' was not found in the directory '{}'. This can \
+             happen if the application has not been installed by the administrator of the tenant or \
+             consented to by any user in the tenant. You may have sent your authentication request \
+             to the wrong tenant.",
+            t.scenario.display_name
+        ),
+    )
+}
+
+/// Public clients a technician signs in with: Microsoft's first-party ones (present in every
+/// tenant), an application registered in the tenant, or a multi-tenant application registered
+/// in any sandbox tenant (an MSP's own client app).
+fn check_public_client(inner: &Inner, tid: Uuid, client_id: &str) -> Result<(), Response> {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let known = catalog::FIRST_PARTY_PUBLIC_CLIENTS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(client_id))
+        || inner.tenants.iter().any(|other| {
+            other.applications.iter().any(|a| {
+                a.app_id.to_string().eq_ignore_ascii_case(client_id)
+                    && (other.scenario.id == tid || a.sign_in_audience != "AzureADMyOrg")
+            })
+        });
+    if known {
+        Ok(())
+    } else {
+        Err(app_not_found(client_id, t))
+    }
+}
+
 fn invalid_resource(resource: &str, t: &TenantState) -> Response {
     bad(
         "invalid_resource",
@@ -284,7 +344,7 @@ fn default_scopes(resource: &str) -> &'static str {
 }
 
 /// Access, refresh and id tokens for the signed-in technician of tenant `tid`.
-fn user_tokens(
+pub(crate) fn user_tokens(
     state: &State,
     inner: &Inner,
     tid: Uuid,
@@ -303,10 +363,16 @@ fn user_tokens(
         iss: format!("https://sts.windows.net/{token_tid}/"),
         ..Claims::default()
     };
-    mint_user(state, inner, base, scope)
+    mint_user(state, inner, base, scope, false)
 }
 
-fn mint_user(state: &State, inner: &Inner, base: Claims, scope: &str) -> Result<Value, Response> {
+fn mint_user(
+    state: &State,
+    inner: &Inner,
+    base: Claims,
+    scope: &str,
+    always_refresh: bool,
+) -> Result<Value, Response> {
     let (resource, names) = resource_of(scope)?;
     let token_tenant = Uuid::parse_str(&base.tid).ok();
     if let Some(t) = token_tenant.and_then(|id| inner.tenant(id))
@@ -351,15 +417,22 @@ fn mint_user(state: &State, inner: &Inner, base: Claims, scope: &str) -> Result<
         .split_whitespace()
         .map(|s| format!("{}/{s}", access.aud))
         .collect();
-    Ok(json!({
+    let mut v = json!({
         "token_type": "Bearer",
         "scope": scope_out.join(" "),
         "expires_in": TOKEN_LIFETIME,
         "ext_expires_in": TOKEN_LIFETIME,
         "access_token": state.signer.sign(&access),
-        "refresh_token": state.signer.sign(&refresh),
-        "id_token": state.signer.sign(&id),
-    }))
+    });
+    // As documented: a refresh token only for `offline_access`, an id token only for `openid`.
+    let asked = |x: &str| scope.split_whitespace().any(|s| s == x);
+    if asked("offline_access") || always_refresh {
+        v["refresh_token"] = json!(state.signer.sign(&refresh));
+    }
+    if asked("openid") {
+        v["id_token"] = json!(state.signer.sign(&id));
+    }
+    Ok(v)
 }
 
 fn device_code_grant(
@@ -422,7 +495,7 @@ fn device_code_grant(
         DeviceOutcome::Pending => Err(bad(
             "authorization_pending",
             70016,
-            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            "The provided request has not yet been authorized by the user. The user must input their code.",
         )),
         DeviceOutcome::Declined => Err(bad(
             "authorization_declined",
@@ -446,11 +519,18 @@ fn refresh_grant(
 ) -> Result<Response, Response> {
     let rt = required(f, "refresh_token")?;
     let client_id = required(f, "client_id")?;
-    let Some(claims) = state.signer.verify_signature(rt) else {
+    if rt.split('.').count() != 3 {
         return Err(bad(
             "invalid_grant",
             9002313,
             "Invalid request. Request is malformed or invalid.",
+        ));
+    }
+    let Some(claims) = state.signer.verify_signature(rt) else {
+        return Err(bad(
+            "invalid_grant",
+            70000,
+            "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.",
         ));
     };
     if claims.aud != REFRESH_AUDIENCE {
@@ -475,7 +555,7 @@ fn refresh_grant(
         ));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
-    let v = mint_user(state, inner, claims, &scope)?;
+    let v = mint_user(state, inner, claims, &scope, true)?;
     Ok(Json(v).into_response())
 }
 
@@ -505,19 +585,7 @@ fn client_credentials(
     }
     let (resource, _) = resource_of(&scope)?;
     let t = inner.tenant_mut(tid).expect("resolved");
-    let not_found = || {
-        bad(
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can \
-                 happen if the application has not been installed by the administrator of the tenant or \
-                 consented to by any user in the tenant. You may have sent your authentication request \
-                 to the wrong tenant.",
-                t.scenario.display_name
-            ),
-        )
-    };
+    let not_found = || app_not_found(&client_id, t);
     let Some(app) = t
         .applications
         .iter()
@@ -639,6 +707,7 @@ async fn authorize(
     };
     let r = (|| {
         let client_id = required(&f, "client_id")?.to_string();
+        check_public_client(&inner, tid, &client_id)?;
         let redirect_uri = required(&f, "redirect_uri")?.to_string();
         if !is_loopback(&redirect_uri) {
             return Err(bad(

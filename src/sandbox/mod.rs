@@ -58,13 +58,19 @@ pub(crate) fn tagged(mut r: Response, tenant: Uuid) -> Response {
     r
 }
 
-/// A running sandbox cloud. Dropping it without [`Sandbox::shutdown`] leaves the server
-/// running until the runtime ends.
+/// A running sandbox cloud. [`Sandbox::shutdown`] stops it gracefully; dropping it stops it
+/// at once.
 pub struct Sandbox {
     state: Arc<State>,
     ca_path: PathBuf,
     handle: axum_server::Handle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -105,7 +111,7 @@ impl Sandbox {
             state,
             ca_path,
             handle,
-            task,
+            task: Some(task),
         })
     }
 
@@ -175,6 +181,43 @@ impl Sandbox {
         self.state.lock().requests.clear();
     }
 
+    /// The tenants as the scenario set them up (for showing a `--sandbox` user where they are).
+    pub fn tenants(&self) -> Vec<TenantScenario> {
+        self.state
+            .lock()
+            .tenants
+            .iter()
+            .map(|t| t.scenario.clone())
+            .collect()
+    }
+
+    /// Runs `f` on one tenant's live state (to change a knob mid-test, or plant an object).
+    /// Panics if the tenant is not in the sandbox.
+    pub fn with_tenant<R>(&self, tenant: Uuid, f: impl FnOnce(&mut state::TenantState) -> R) -> R {
+        let mut inner = self.state.lock();
+        let t = inner
+            .tenant_mut(tenant)
+            .unwrap_or_else(|| panic!("tenant {tenant} is not in the sandbox scenario"));
+        f(t)
+    }
+
+    /// An access token for the tenant's signed-in technician, as a sign-in with `scope` would
+    /// give (`scope` e.g. `https://graph.microsoft.com/.default`) — a shortcut for tests and
+    /// benchmarks that are not about signing in. None for an unknown tenant or resource.
+    pub fn user_access_token(&self, tenant: Uuid, scope: &str) -> Option<String> {
+        let inner = self.state.lock();
+        inner.tenant(tenant)?;
+        let v = login::user_tokens(
+            &self.state,
+            &inner,
+            tenant,
+            catalog::GRAPH_CLI_CLIENT_ID,
+            scope,
+        )
+        .ok()?;
+        v["access_token"].as_str().map(str::to_string)
+    }
+
     /// Approves a pending device code sign-in by its user code; false if unknown.
     pub fn approve_device_code(&self, user_code: &str) -> bool {
         login::settle_device_code(&mut self.state.lock(), user_code, true)
@@ -186,9 +229,11 @@ impl Sandbox {
     }
 
     /// Stops serving (open connections get a second to finish).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(1)));
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
