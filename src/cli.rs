@@ -66,6 +66,10 @@ pub enum Command {
     Tenant(commands::tenant::TenantArgs),
     /// Every tenant, where it stands, what is still to do, when its secret expires.
     List(commands::list::ListArgs),
+    /// Unified audit logging: finish what Microsoft's propagation delayed.
+    Ual(commands::ual::UalArgs),
+    /// Check this machine: PowerShell, the Exchange module, the keyring, the endpoints.
+    Doctor(commands::doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page (roff) to stdout.

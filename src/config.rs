@@ -19,6 +19,11 @@ pub const ENV_PORTAL_TOKEN: &str = "HAL_PORTAL_TOKEN";
 pub const ENV_PWSH: &str = "HAL_ONBOARD_PWSH";
 pub const ENV_CA_CERT: &str = "HAL_ONBOARD_CA_CERT";
 pub const ENV_CLIENT_ID: &str = "HAL_ONBOARD_CLIENT_ID";
+/// Seconds one PowerShell session may take before it is ended (default 600).
+pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
+/// Exchange Online access tokens minted elsewhere (automation, tests); one per tenant,
+/// separated by whitespace or commas. Never logged.
+pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
 
 /// Overrides from the environment. Empty values count as unset.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +36,9 @@ pub struct EnvOverrides {
     pub pwsh: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
     pub client_id: Option<String>,
+    pub pwsh_timeout: Option<std::time::Duration>,
+    /// Never logged or printed.
+    pub exchange_token: Option<String>,
 }
 
 impl EnvOverrides {
@@ -61,6 +69,22 @@ impl EnvOverrides {
             pwsh: get(ENV_PWSH).map(PathBuf::from),
             ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
             client_id: get(ENV_CLIENT_ID),
+            pwsh_timeout: get(ENV_PWSH_TIMEOUT)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .map(std::time::Duration::from_secs)
+                        .ok_or_else(|| {
+                            user_error(format!(
+                                "{ENV_PWSH_TIMEOUT} is not a number of seconds: {v:?}"
+                            ))
+                            .hint(format!("Set {ENV_PWSH_TIMEOUT} to e.g. 600, or unset it."))
+                        })
+                })
+                .transpose()?,
+            exchange_token: get(ENV_EXCHANGE_TOKEN),
         })
     }
 

@@ -1,8 +1,10 @@
 //! One module per subcommand, each thin: parse → call the wizard or a client → report.
 
 pub mod completions;
+pub mod doctor;
 pub mod list;
 pub mod tenant;
+pub mod ual;
 
 use std::path::PathBuf;
 
@@ -52,6 +54,8 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
     let ctx = Ctx::new(ui, cli.global.clone())?;
     match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
+        Command::Ual(a) => ual::cmd_ual(&ctx, a),
+        Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
         Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }

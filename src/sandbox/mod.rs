@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod graph;
 pub mod login;
 pub mod odata;
+pub mod pwsh;
 pub mod scenario;
 pub mod state;
 mod tls;
@@ -242,16 +243,18 @@ pub fn router(state: Arc<State>) -> Router {
     let app: Router<Arc<State>> = Router::new()
         .nest("/login", login::router())
         .nest("/graph", graph::router());
-    // ---- Exchange simulator hook -------------------------------------------------------
-    // The Exchange simulator is mounted here. Either a `Router<Arc<State>>`:
-    //     let app = app.nest("/exchange", exchange::router());
-    // or a self-contained service (e.g. `exchange::router(sim: Arc<ExchangeSim>) -> Router`):
-    //     let sim = Arc::new(exchange::ExchangeSim::new(..));
-    //     for t in &state.lock().tenants { sim.add_tenant(t.scenario.id, t.scenario.exchange.clone()); }
-    //     let app = app.nest_service("/exchange", exchange::router(sim));
-    // Tokens: `state.check_bearer(auth_header, catalog::EXCHANGE_APP_ID)` or `state.signer`.
-    // Responses tagged with `tagged(resp, tenant)` get the request log's tenant and `latencyMs`
-    // (untagged ones are still logged, with no tenant).
+    // ---- Exchange simulator ------------------------------------------------------------
+    // Self-contained (its own state, the sandbox's signer); see src/sandbox/exchange.rs.
+    let sim = Arc::new(exchange::ExchangeSim::new(
+        state.signer.clone(),
+        state
+            .lock()
+            .tenants
+            .iter()
+            .map(|t| (t.scenario.id, t.scenario.exchange.clone()))
+            .collect::<Vec<_>>(),
+    ));
+    let app = app.nest_service("/exchange", exchange::router(sim));
     // ---- Portal simulator hook ---------------------------------------------------------
     //     let app = app.nest("/portal", portal::router());
     // ------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ pub struct AddArgs {
     #[arg(long)]
     pub skip_exchange: bool,
 
+    /// How Exchange Online PowerShell signs in for step 1: `token` (hal-onboard signs in and
+    /// hands PowerShell the token) or `device` (`Connect-ExchangeOnline -Device`).
+    #[arg(long, value_enum, default_value_t = crate::commands::ual::ExchangeAuthMode::Token, value_name = "MODE")]
+    pub exchange_auth: crate::commands::ual::ExchangeAuthMode,
+
     /// Answer yes: change the tenant as planned without asking, and accept a shorter secret
     /// lifetime when the tenant's policy requires one.
     #[arg(short, long)]
@@ -157,6 +162,18 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         spinner: Mutex::new(None),
     };
 
+    // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
+    let exchange = if args.skip_exchange {
+        None
+    } else {
+        Some(crate::commands::ual::exchange_factory(
+            ctx,
+            args.exchange_auth,
+            Some(secrets.clone()),
+            http.clone(),
+            None,
+        )?)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -171,8 +188,10 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
             store: &store,
             progress: &progress,
             meter: meter.clone(),
-            // The Exchange bridge's step plugs in here (src/wizard/steps/exchange.rs).
-            exchange: None,
+            exchange: exchange.map(|f| {
+                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                    as Box<dyn crate::wizard::steps::Step>
+            }),
         };
         let id = wizard.identify().await?;
         if let Some(c) = &user_cred {

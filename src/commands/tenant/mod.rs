@@ -1,7 +1,7 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
-mod file_secrets;
+pub(crate) mod file_secrets;
 
 use clap::{Args, Subcommand};
 

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod consent;
+pub mod exchange;
 pub mod secret;
 pub mod verify;
 

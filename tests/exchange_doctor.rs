@@ -1,0 +1,84 @@
+//! `hal-onboard doctor` with the stand-in PowerShell.
+
+mod exchange_support;
+
+use exchange_support::world;
+use hal_onboard::sandbox::exchange::ExchangeScenario;
+use serde_json::Value;
+use uuid::Uuid;
+
+async fn doctor(
+    pwsh: &std::path::Path,
+    home: &std::path::Path,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"))
+        .arg("--home")
+        .arg(home)
+        .args(["--json", "doctor"])
+        .args(extra)
+        .env("HAL_ONBOARD_PWSH", pwsh)
+        .env("HAL_ONBOARD_PWSH_TIMEOUT", "30")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    (out.status.code().unwrap(), v, stderr)
+}
+
+fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_doctor_reports_module_and_installs_it() {
+    let w = world(vec![(
+        Uuid::new_v4(),
+        ExchangeScenario {
+            module_missing: true,
+            ..Default::default()
+        },
+    )])
+    .await;
+    let home = w.dir.path().join("home");
+    let (code, v, _) = doctor(&w.pwsh, &home, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(v["ok"], false);
+    assert_eq!(check(&v, "powershell")["status"], "ok");
+    assert_eq!(check(&v, "exchange-module")["status"], "fail");
+    assert!(
+        check(&v, "exchange-module")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--install-module")
+    );
+
+    let (code, v, err) = doctor(&w.pwsh, &home, &["--install-module"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(check(&v, "exchange-module")["status"], "ok");
+    assert!(w.sim.module_installed());
+    assert!(["ok", "warn"].contains(&check(&v, "keyring")["status"].as_str().unwrap()));
+    assert_eq!(check(&v, "store")["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_doctor_without_powershell_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, v, _) = doctor(&dir.path().join("no-pwsh"), dir.path(), &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(check(&v, "powershell")["status"], "fail");
+    assert!(
+        check(&v, "powershell")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("HAL_ONBOARD_PWSH")
+    );
+}
