@@ -529,6 +529,7 @@ impl<'a> Wizard<'a> {
                 settings: &self.settings,
                 secret_present,
                 earlier_changed: false,
+                meter: self.meter.clone(),
             };
             let ex_state = if self.settings.skip_exchange {
                 PlanState::Skipped("--skip-exchange".into())
@@ -615,10 +616,6 @@ impl<'a> Wizard<'a> {
                     .record(StepStatus::Skipped, None);
                 self.persist(&record)?;
             }
-            self.progress.event(Event::StepSkipped {
-                step: StepId::Exchange,
-                why: "--skip-exchange".into(),
-            });
         } else if let Some(ex) = exchange.as_mut() {
             let mut cx = StepCx {
                 record: &mut record,
@@ -630,6 +627,7 @@ impl<'a> Wizard<'a> {
                 settings: &self.settings,
                 secret_present,
                 earlier_changed: false,
+                meter: self.meter.clone(),
             };
             if matches!(ex.assess(&cx), Assessment::ToDo(_)) {
                 self.run_one(ex.as_ref(), &mut cx).await?;
@@ -651,6 +649,7 @@ impl<'a> Wizard<'a> {
                 settings: &self.settings,
                 secret_present,
                 earlier_changed,
+                meter: self.meter.clone(),
             };
             match s.assess(&cx) {
                 Assessment::Done => {

@@ -298,13 +298,11 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
     };
     let hint = e.hint();
     // A sign-in failure reads better as itself.
-    let message = match &e {
-        WizardError::Graph { source, .. } if source.sign_in().is_some() => {
-            format!("the sign-in failed: {}", source.sign_in().expect("checked"))
-        }
-        _ => e.to_string(),
+    let sign_in = match &e {
+        WizardError::Graph { source, .. } => source.sign_in().map(|s| s.to_string()),
+        _ => None,
     };
-    let mut c = CommandError::new(status, message);
+    let mut c = CommandError::new(status, sign_in.clone().unwrap_or_else(|| e.to_string()));
     let resumable = !matches!(
         e,
         WizardError::WrongTenant { .. }
@@ -313,7 +311,9 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
             | WizardError::NeedsAnswer { .. }
             | WizardError::AppNameTaken { .. }
     );
-    if let Some(src) = std::error::Error::source(&e) {
+    if let Some(src) = std::error::Error::source(&e)
+        && sign_in.is_none()
+    {
         c = c.with_source(src.to_string());
     }
     if let Some(h) = hint {
