@@ -1,7 +1,9 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
+pub mod batch;
 mod file_secrets;
+pub mod summary;
 
 use clap::{Args, Subcommand};
 
