@@ -1,7 +1,9 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
+pub mod batch;
 pub(crate) mod file_secrets;
+pub mod summary;
 
 use clap::{Args, Subcommand};
 
