@@ -257,6 +257,16 @@ async fn connect(
     headers: HeaderMap,
     body: Option<Json<ConnectCall>>,
 ) -> Response {
+    // Tagged: the sandbox's request log names the tenant and applies its `latencyMs`.
+    super::tagged(connect_inner(&sim, tenant, &headers, body), tenant)
+}
+
+fn connect_inner(
+    sim: &ExchangeSim,
+    tenant: Uuid,
+    headers: &HeaderMap,
+    body: Option<Json<ConnectCall>>,
+) -> Response {
     let call = body.map(|b| b.0).unwrap_or_default();
     let Some(scenario) = sim.snapshot(tenant).map(|t| t.scenario) else {
         return unknown_tenant(tenant);
@@ -296,7 +306,7 @@ async fn connect(
             ..Default::default()
         });
         answer["accessToken"] = json!(token);
-    } else if let Err(r) = sim.check_token(tenant, &headers) {
+    } else if let Err(r) = sim.check_token(tenant, headers) {
         return r.into_response();
     }
     if let Some(t) = sim.tenants.lock().unwrap().get_mut(&tenant) {
@@ -311,10 +321,19 @@ async fn cmdlet(
     headers: HeaderMap,
     Json(call): Json<CmdletCall>,
 ) -> Response {
+    super::tagged(cmdlet_inner(&sim, tenant, &headers, call), tenant)
+}
+
+fn cmdlet_inner(
+    sim: &ExchangeSim,
+    tenant: Uuid,
+    headers: &HeaderMap,
+    call: CmdletCall,
+) -> Response {
     if sim.snapshot(tenant).is_none() {
         return unknown_tenant(tenant);
     }
-    let claims = match sim.check_token(tenant, &headers) {
+    let claims = match sim.check_token(tenant, headers) {
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
