@@ -64,6 +64,9 @@ async fn exchange_demo_scenario_waits_then_finishes_in_the_sandbox() {
             .is_done()
     );
     assert_eq!(rec.ual.state, UalState::Enabled);
+    let ex = sandbox.exchange().snapshot(id).unwrap();
+    assert!(ex.ual_enabled && !ex.dehydrated);
+    assert_eq!(ex.counters.set_ual_refused, 2);
     let log = sandbox.requests();
     assert!(
         log.iter()

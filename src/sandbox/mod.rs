@@ -65,6 +65,7 @@ pub(crate) fn tagged(mut r: Response, tenant: Uuid) -> Response {
 pub struct Sandbox {
     state: Arc<State>,
     portal: portal::PortalSim,
+    exchange: Arc<exchange::ExchangeSim>,
     ca_path: PathBuf,
     handle: axum_server::Handle,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -105,7 +106,16 @@ impl Sandbox {
         let state = Arc::new(State::new(&scenario, token::Signer::random(), base));
 
         let portal = portal::PortalSim::new(&scenario.portal);
-        let app = router(state.clone(), portal.clone());
+        let exchange = Arc::new(exchange::ExchangeSim::new(
+            state.signer.clone(),
+            state
+                .lock()
+                .tenants
+                .iter()
+                .map(|t| (t.scenario.id, t.scenario.exchange.clone()))
+                .collect::<Vec<_>>(),
+        ));
+        let app = router(state.clone(), portal.clone(), exchange.clone());
         let handle = axum_server::Handle::new();
         let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
         let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
@@ -114,6 +124,7 @@ impl Sandbox {
         Ok(Sandbox {
             state,
             portal,
+            exchange,
             ca_path,
             handle,
             task: Some(task),
@@ -158,6 +169,11 @@ impl Sandbox {
             ("HAL_PORTAL_URL".into(), self.portal_url().to_string()),
             ("HAL_PORTAL_TOKEN".into(), self.portal.token()),
         ]
+    }
+
+    /// The Exchange Online simulator: each tenant's organization state and call counters.
+    pub fn exchange(&self) -> &exchange::ExchangeSim {
+        &self.exchange
     }
 
     /// The MSP portal simulator: what it received, and knobs to make it fail.
@@ -249,22 +265,16 @@ impl Sandbox {
 }
 
 /// All routes on one port.
-pub fn router(state: Arc<State>, portal: portal::PortalSim) -> Router {
+pub fn router(
+    state: Arc<State>,
+    portal: portal::PortalSim,
+    exchange: Arc<exchange::ExchangeSim>,
+) -> Router {
     let app: Router<Arc<State>> = Router::new()
         .nest("/login", login::router())
         .nest("/graph", graph::router());
-    // ---- Exchange simulator ------------------------------------------------------------
-    // Self-contained (its own state, the sandbox's signer); see src/sandbox/exchange.rs.
-    let sim = Arc::new(exchange::ExchangeSim::new(
-        state.signer.clone(),
-        state
-            .lock()
-            .tenants
-            .iter()
-            .map(|t| (t.scenario.id, t.scenario.exchange.clone()))
-            .collect::<Vec<_>>(),
-    ));
-    let app = app.nest_service("/exchange", exchange::router(sim));
+    // The Exchange simulator: self-contained (its own state, the sandbox's signer).
+    let app = app.nest_service("/exchange", exchange::router(exchange));
     // ------------------------------------------------------------------------------------
     let app = app.nest("/portal", portal::router(portal));
     app.layer(middleware::from_fn_with_state(state.clone(), log_and_delay))
