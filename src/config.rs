@@ -26,7 +26,7 @@ pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
 pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
 
 /// Overrides from the environment. Empty values count as unset.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EnvOverrides {
     pub login_url: Option<Url>,
     pub graph_url: Option<Url>,
@@ -39,6 +39,39 @@ pub struct EnvOverrides {
     pub pwsh_timeout: Option<std::time::Duration>,
     /// Never logged or printed.
     pub exchange_token: Option<String>,
+}
+
+/// Shows which tokens are set, never their values.
+impl std::fmt::Debug for EnvOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("EnvOverrides")
+            .field("login_url", &self.login_url)
+            .field("graph_url", &self.graph_url)
+            .field("portal_url", &self.portal_url)
+            .field("portal_token", &set(&self.portal_token))
+            .field("pwsh", &self.pwsh)
+            .field("ca_cert", &self.ca_cert)
+            .field("client_id", &self.client_id)
+            .field("pwsh_timeout", &self.pwsh_timeout)
+            .field("exchange_token", &set(&self.exchange_token))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_never_shows_tokens() {
+        let e = super::EnvOverrides {
+            portal_token: Some("portal-secret-value".into()),
+            exchange_token: Some("eyJexchange.token.value".into()),
+            ..Default::default()
+        };
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("portal-secret-value") && !shown.contains("eyJexchange"));
+        assert!(shown.contains("[redacted]"));
+    }
 }
 
 impl EnvOverrides {
