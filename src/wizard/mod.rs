@@ -357,7 +357,7 @@ impl<'a> Wizard<'a> {
         if let Some(r) = &record
             && r.tenant_id != tid
         {
-            return Err(wrong(&r.display_name));
+            return Err(wrong("another tenant"));
         }
         let record = record.or_else(|| doc.get(tid).cloned());
         let app = record.as_ref().and_then(|r| r.app.clone());

@@ -205,6 +205,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         wizard.run(id).await
     });
     progress.clear();
+    observer.clear();
     let report = report.map_err(|e| wizard_error(e, &tenant))?;
     let stats = report.stats;
     ctx.ui.status(ctx.ui.dim(format!(
@@ -375,6 +376,14 @@ impl SignInObserver for UiSignIn {
             "Signed in{}",
             user.map(|u| format!(" as {u}")).unwrap_or_default()
         ));
+    }
+}
+
+impl UiSignIn {
+    fn clear(&self) {
+        if let Some(s) = self.spinner.lock().unwrap().take() {
+            s.finish();
+        }
     }
 }
 
