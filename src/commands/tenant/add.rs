@@ -192,6 +192,8 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
                 Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
                     as Box<dyn crate::wizard::steps::Step>
             }),
+            // The portal engineer's step plugs in here (src/wizard/steps/portal.rs).
+            portal: None,
         };
         let id = wizard.identify().await?;
         if let Some(c) = &user_cred {
