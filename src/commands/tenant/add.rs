@@ -370,6 +370,14 @@ impl SignInObserver for UiSignIn {
         opened
     }
 
+    fn waiting(&self, polls: u32, slowed_down: bool) {
+        if slowed_down && let Some(s) = self.spinner.lock().unwrap().as_ref() {
+            s.set_message(format!(
+                "Waiting for you to sign in (Microsoft asked us to check less often; {polls} checks so far)"
+            ));
+        }
+    }
+
     fn signed_in(&self, user: Option<&str>) {
         if let Some(s) = self.spinner.lock().unwrap().take() {
             s.finish();
