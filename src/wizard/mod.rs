@@ -494,7 +494,10 @@ impl<'a> Wizard<'a> {
                 record.domains.push(d.name.clone());
             }
         }
-        record.license = id.survey.skus.as_ref().map(|s| licence(s));
+        // An unreadable SKU list keeps what an earlier run learned.
+        if let Some(skus) = &id.survey.skus {
+            record.license = Some(licence(skus));
+        }
         self.progress.event(Event::Tenant {
             display_name: id.display_name.clone(),
             default_domain: id.default_domain.clone(),
