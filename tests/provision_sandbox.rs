@@ -650,3 +650,32 @@ async fn resume_after_failure_in_the_consent_step() {
 async fn resume_after_failure_in_the_verify_step() {
     fail_after_then_resume(24, ("POST", "/$batch", 2), "verify").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_named_by_guid_then_by_another_verified_domain() {
+    let env = Env::start(tenant(14)).await;
+    let guid = env.id.to_string();
+    let out = env
+        .run(&["tenant", "add", &guid, "--skip-exchange", "--yes", "--json"])
+        .await;
+    assert_ok(&out);
+    assert_onboarded(&env);
+    assert_eq!(record(&out)["primaryDomain"], "t14.onmicrosoft.com");
+    let out = env
+        .run(&[
+            "tenant",
+            "add",
+            "T14.example.com",
+            "--skip-exchange",
+            "--yes",
+            "--json",
+        ])
+        .await;
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("Nothing to change"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(record(&out)["tenantId"], guid);
+}

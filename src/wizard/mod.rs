@@ -326,6 +326,9 @@ pub struct Wizard<'a> {
     /// Step 1, from the Exchange bridge (`src/wizard/steps/exchange.rs`). `None` in a build
     /// without it: the plan shows it as later.
     pub exchange: Option<Box<dyn Step + 'a>>,
+    /// Step 6, sending the verified credentials to the MSP portal (`src/wizard/steps/portal.rs`
+    /// when it exists). Runs only once verification is done. `None`: the plan shows it as later.
+    pub portal: Option<Box<dyn Step + 'a>>,
 }
 
 impl<'a> Wizard<'a> {
@@ -357,7 +360,7 @@ impl<'a> Wizard<'a> {
         if let Some(r) = &record
             && r.tenant_id != tid
         {
-            return Err(wrong(&r.display_name));
+            return Err(wrong("another tenant"));
         }
         let record = record.or_else(|| doc.get(tid).cloned());
         let app = record.as_ref().and_then(|r| r.app.clone());
@@ -491,7 +494,10 @@ impl<'a> Wizard<'a> {
                 record.domains.push(d.name.clone());
             }
         }
-        record.license = id.survey.skus.as_ref().map(|s| licence(s));
+        // An unreadable SKU list keeps what an earlier run learned.
+        if let Some(skus) = &id.survey.skus {
+            record.license = Some(licence(skus));
+        }
         self.progress.event(Event::Tenant {
             display_name: id.display_name.clone(),
             default_domain: id.default_domain.clone(),
@@ -557,14 +563,24 @@ impl<'a> Wizard<'a> {
                     state: st,
                 });
             }
+            let portal_state = match &self.portal {
+                Some(p) if cx.earlier_changed => match p.assess(&cx) {
+                    // Whatever it found, new credentials will have to be sent.
+                    Assessment::Done => {
+                        PlanState::ToDo(vec!["send the new credentials to the MSP portal".into()])
+                    }
+                    a => to_state(a),
+                },
+                Some(p) => to_state(p.assess(&cx)),
+                None if cx.record.portal.state == crate::store::PortalState::Submitted => {
+                    PlanState::Done
+                }
+                None => PlanState::Later("the MSP portal step is not in this build".into()),
+            };
             items.push(PlanItem {
                 step: StepId::Portal,
                 title: StepId::Portal.title(),
-                state: if cx.record.portal.state == crate::store::PortalState::Submitted {
-                    PlanState::Done
-                } else {
-                    PlanState::Later("the MSP portal step comes later".into())
-                },
+                state: portal_state,
             });
         }
         let plan = Plan { items };
@@ -671,6 +687,30 @@ impl<'a> Wizard<'a> {
             self.persist(&record)?;
             r?;
             earlier_changed = true;
+        }
+
+        // Step 6: the portal, once the credentials are proven.
+        if let Some(portal) = self.portal.take()
+            && record.step(StepId::Verify).is_done()
+        {
+            let mut cx = StepCx {
+                record: &mut record,
+                survey: &mut survey,
+                dir: self.dir,
+                verifier: self.verifier,
+                secrets: &self.secrets,
+                progress: self.progress,
+                settings: &self.settings,
+                secret_present,
+                earlier_changed,
+                meter: self.meter.clone(),
+            };
+            let due = earlier_changed || matches!(portal.assess(&cx), Assessment::ToDo(_));
+            if due {
+                let r = self.run_one(portal.as_ref(), &mut cx).await;
+                self.persist(&record)?;
+                r?;
+            }
         }
         Ok(RunReport {
             record,

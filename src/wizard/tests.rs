@@ -426,6 +426,15 @@ impl Harness {
     }
 
     async fn run_as(&self, tenant: &str, p: &dyn Progress) -> Result<RunReport, WizardError> {
+        self.run_with(tenant, p, None).await
+    }
+
+    async fn run_with(
+        &self,
+        tenant: &str,
+        p: &dyn Progress,
+        portal: Option<Box<dyn Step>>,
+    ) -> Result<RunReport, WizardError> {
         let mut settings = Settings::new(
             tenant,
             Cloud::Global,
@@ -444,6 +453,7 @@ impl Harness {
             progress: p,
             meter: RequestMeter::new(),
             exchange: None,
+            portal,
         };
         let id = wiz.identify().await?;
         wiz.run(id).await
@@ -692,4 +702,56 @@ fn licence_and_roles() {
     );
     assert!(can_onboard(&[roles::GLOBAL_ADMIN.to_uppercase()]));
     assert!(!can_onboard(&[roles::APPLICATION_ADMIN.into()]));
+}
+
+/// A stand-in for the portal engineer's step: "sends" when the portal lacks the current secret.
+struct FakePortal(Arc<Mutex<u32>>);
+
+#[async_trait::async_trait]
+impl Step for FakePortal {
+    fn id(&self) -> StepId {
+        StepId::Portal
+    }
+    fn assess(&self, cx: &StepCx<'_>) -> Assessment {
+        let current = cx.record.secret.as_ref().map(|s| s.key_id.clone());
+        if current.is_some() && cx.record.portal.secret_key_id == current {
+            Assessment::Done
+        } else {
+            Assessment::ToDo(vec!["send the credentials to the MSP portal".into()])
+        }
+    }
+    async fn run(&self, cx: &mut StepCx<'_>) -> Result<StepOutcome, WizardError> {
+        *self.0.lock().unwrap() += 1;
+        assert!(cx.secret_present, "the secret is there for the portal");
+        cx.record.portal.secret_key_id = cx.record.secret.as_ref().map(|s| s.key_id.clone());
+        cx.record.portal.state = crate::store::PortalState::Submitted;
+        Ok(StepOutcome::Done("sent".into()))
+    }
+}
+
+#[tokio::test]
+async fn the_portal_slot_runs_after_verification_and_only_when_due() {
+    let h = Harness::new();
+    let sent = Arc::new(Mutex::new(0));
+    let p = Recorder::default();
+    h.run_with(
+        "contoso.onmicrosoft.com",
+        &p,
+        Some(Box::new(FakePortal(sent.clone()))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*sent.lock().unwrap(), 1);
+    assert!(h.record().steps.portal.is_done());
+    let p = Recorder::default();
+    let r = h
+        .run_with(
+            "contoso.onmicrosoft.com",
+            &p,
+            Some(Box::new(FakePortal(sent.clone()))),
+        )
+        .await
+        .unwrap();
+    assert!(!r.plan.changes());
+    assert_eq!(*sent.lock().unwrap(), 1, "not sent twice");
 }

@@ -192,6 +192,8 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
                 Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
                     as Box<dyn crate::wizard::steps::Step>
             }),
+            // The portal engineer's step plugs in here (src/wizard/steps/portal.rs).
+            portal: None,
         };
         let id = wizard.identify().await?;
         if let Some(c) = &user_cred {
@@ -205,6 +207,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         wizard.run(id).await
     });
     progress.clear();
+    observer.clear();
     let report = report.map_err(|e| wizard_error(e, &tenant))?;
     let stats = report.stats;
     ctx.ui.status(ctx.ui.dim(format!(
@@ -367,6 +370,14 @@ impl SignInObserver for UiSignIn {
         opened
     }
 
+    fn waiting(&self, polls: u32, slowed_down: bool) {
+        if slowed_down && let Some(s) = self.spinner.lock().unwrap().as_ref() {
+            s.set_message(format!(
+                "Waiting for you to sign in (Microsoft asked us to check less often; {polls} checks so far)"
+            ));
+        }
+    }
+
     fn signed_in(&self, user: Option<&str>) {
         if let Some(s) = self.spinner.lock().unwrap().take() {
             s.finish();
@@ -375,6 +386,14 @@ impl SignInObserver for UiSignIn {
             "Signed in{}",
             user.map(|u| format!(" as {u}")).unwrap_or_default()
         ));
+    }
+}
+
+impl UiSignIn {
+    fn clear(&self) {
+        if let Some(s) = self.spinner.lock().unwrap().take() {
+            s.finish();
+        }
     }
 }
 
