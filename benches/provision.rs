@@ -50,7 +50,6 @@ async fn run(sb: &Sandbox, dir: &std::path::Path, n: u128) -> (Output, Duration)
     }
     let started = Instant::now();
     let out = c
-        .env("HAL_ONBOARD_SECRET_FILE", dir.join("secrets.json"))
         .env("NO_COLOR", "1")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .arg("--home")

@@ -72,6 +72,25 @@ impl KeyringStore {
         s.get("probe").map(|_| s)
     }
 
+    /// The keyring, if it answers within `wait`: a Secret Service that never answers would
+    /// otherwise hang the command.
+    pub fn probe_within(wait: std::time::Duration) -> Result<Self, SecretError> {
+        let probe = std::thread::spawn(Self::probe);
+        let started = std::time::Instant::now();
+        while !probe.is_finished() && started.elapsed() < wait {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !probe.is_finished() {
+            return Err(SecretError::Unavailable(format!(
+                "it did not answer within {} s",
+                wait.as_secs()
+            )));
+        }
+        probe
+            .join()
+            .unwrap_or_else(|_| Err(SecretError::Failed("the keyring probe panicked".into())))
+    }
+
     fn entry(account: &str) -> Result<keyring::Entry, SecretError> {
         keyring::Entry::new(SERVICE, account).map_err(map_err)
     }

@@ -65,10 +65,6 @@ impl Env {
             c.env(k, v);
         }
         c.env("HAL_ONBOARD_RETRY_SCALE", "0.01")
-            .env(
-                "HAL_ONBOARD_SECRET_FILE",
-                self.dir.path().join("secrets.json"),
-            )
             .env("NO_COLOR", "1")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env_remove("HAL_ONBOARD_HOME")

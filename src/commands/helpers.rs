@@ -34,15 +34,17 @@ impl Ctx {
     /// The OS keyring, or (warned once) memory for this run only.
     pub fn secrets(&self) -> Arc<dyn SecretStore> {
         self.secrets_cell()
-            .get_or_init(|| match KeyringStore::probe() {
-                Ok(k) => Arc::new(k),
-                Err(e) => {
-                    self.ui.warning(format!(
-                        "{e}: secrets are kept in memory for this run only and never written to disk."
-                    ));
-                    Arc::new(MemoryStore::default())
-                }
-            })
+            .get_or_init(
+                || match KeyringStore::probe_within(std::time::Duration::from_secs(5)) {
+                    Ok(k) => Arc::new(k),
+                    Err(e) => {
+                        self.ui.warning(format!(
+                            "{e}: secrets and the sign-in are kept in memory for this run only, never written to disk."
+                        ));
+                        Arc::new(MemoryStore::default())
+                    }
+                },
+            )
             .clone()
     }
 

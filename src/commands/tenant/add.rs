@@ -4,7 +4,6 @@
 //! it is not the one asked for), show the plan, ask, run the steps, print the record.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use clap::Args;
 use url::Url;
@@ -18,7 +17,7 @@ use crate::microsoft::signin::{
     self, AuthMethod, DeviceCodePrompt, GRAPH_CLI_CLIENT_ID, SignInObserver, SignInOptions,
     UserCredential,
 };
-use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
+use crate::secrets::SecretStore;
 use crate::store::{StepId, TenantStore};
 use crate::ui::{Spinner, Ui};
 use crate::wizard::verify::AzureVerifier;
@@ -92,11 +91,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     let endpoints = ctx.env.endpoints(cloud);
     let http = build_client(ctx.env.ca_cert.as_deref())
         .map_err(|e| failed("cannot set up HTTPS").with_source(e))?;
-    let secrets: Arc<dyn SecretStore> =
-        match super::file_secrets::FileSecretStore::for_sandbox(&endpoints.login) {
-            Some(f) => Arc::new(f),
-            None => open_secret_store(&ctx.ui),
-        };
+    let secrets: Arc<dyn SecretStore> = ctx.secrets();
     let scale: f64 = std::env::var(ENV_RETRY_SCALE)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -253,24 +248,6 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         )));
     }
     Ok(())
-}
-
-/// The OS keyring if it answers, else memory for this run (said out loud).
-fn open_secret_store(ui: &Ui) -> Arc<dyn SecretStore> {
-    let probe = std::thread::spawn(KeyringStore::probe);
-    let started = std::time::Instant::now();
-    while !probe.is_finished() && started.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if probe.is_finished()
-        && let Ok(Ok(k)) = probe.join()
-    {
-        return Arc::new(k);
-    }
-    ui.warning(
-        "no OS keyring answered: secrets and the sign-in are kept in memory for this run only.",
-    );
-    Arc::new(MemoryStore::default())
 }
 
 fn store_error(e: crate::store::StoreError, msg: &str) -> CommandError {

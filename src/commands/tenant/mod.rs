@@ -2,7 +2,6 @@
 
 pub mod add;
 pub mod batch;
-pub(crate) mod file_secrets;
 pub mod summary;
 
 use clap::{Args, Subcommand};

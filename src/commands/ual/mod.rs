@@ -100,35 +100,14 @@ pub fn exchange_factory(
     }))
 }
 
-/// The secret store for a command without one: the sandbox's file store when asked for
-/// (`HAL_ONBOARD_SECRET_FILE` with a local sign-in authority), else the run's (`Ctx::secrets`).
+/// The run's secret store (the OS keyring, or memory for this run).
 pub fn secret_store(ctx: &Ctx) -> Arc<dyn SecretStore> {
-    let login = ctx.env.endpoints(ctx.cloud()).login;
-    match crate::commands::tenant::file_secrets::FileSecretStore::for_sandbox(&login) {
-        Some(f) => Arc::new(f),
-        None => ctx.secrets(),
-    }
+    ctx.secrets()
 }
 
-/// The OS keyring, if it answers within `wait` (a Secret Service that never answers would
-/// otherwise hang the command).
+/// The OS keyring, if it answers within `wait`.
 pub(crate) fn probe_keyring(wait: Duration) -> Result<KeyringStore, String> {
-    let probe = std::thread::spawn(KeyringStore::probe);
-    let started = std::time::Instant::now();
-    while !probe.is_finished() && started.elapsed() < wait {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if !probe.is_finished() {
-        return Err(format!(
-            "the OS keyring did not answer within {} s",
-            wait.as_secs()
-        ));
-    }
-    match probe.join() {
-        Ok(Ok(k)) => Ok(k),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("the keyring probe failed".into()),
-    }
+    KeyringStore::probe_within(wait).map_err(|e| e.to_string())
 }
 
 /// Module output, prefixed with the tenant, to the technician (stderr).
