@@ -274,6 +274,12 @@ impl DirectoryApi for FakeDir {
             .retain(|p| p.key_id.as_deref() != Some(key_id));
         Ok(())
     }
+    async fn delete_application(&self, object_id: &str) -> Result<(), GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.writes += 1;
+        w.apps.retain(|a| a.id != object_id);
+        Ok(())
+    }
     async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError> {
         Ok(self.w.lock().unwrap().max_days)
     }
