@@ -9,27 +9,17 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
+use super::session::{Session, SignInArgs};
 use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
-use crate::http::build_client;
-use crate::microsoft::graph::meter::RequestMeter;
-use crate::microsoft::graph::{GraphClient, RetryPolicy};
-use crate::microsoft::signin::{
-    self, AuthMethod, DeviceCodePrompt, GRAPH_CLI_CLIENT_ID, SignInObserver, SignInOptions,
-    UserCredential,
-};
+use crate::microsoft::signin::{self, AuthMethod, DeviceCodePrompt, SignInObserver};
 use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
 use crate::store::{StepId, TenantStore};
 use crate::ui::{Spinner, Ui};
-use crate::wizard::verify::AzureVerifier;
 use crate::wizard::{
     Answer, DEFAULT_APP_NAME, Event, PlanState, Progress, Question, Settings, Wizard, WizardError,
     licence_note,
 };
-
-/// Scales every retry wait (tests and the benchmark run the same logic faster). Undocumented
-/// on purpose: technicians never need it.
-const ENV_RETRY_SCALE: &str = "HAL_ONBOARD_RETRY_SCALE";
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
@@ -84,63 +74,32 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         .cloud
         .or(known.as_ref().map(|r| r.cloud))
         .unwrap_or_default();
-    let endpoints = ctx.env.endpoints(cloud);
-    let http = build_client(ctx.env.ca_cert.as_deref())
-        .map_err(|e| failed("cannot set up HTTPS").with_source(e))?;
     let secrets: Arc<dyn SecretStore> =
-        match super::file_secrets::FileSecretStore::for_sandbox(&endpoints.login) {
+        match super::file_secrets::FileSecretStore::for_sandbox(&ctx.env.endpoints(cloud).login) {
             Some(f) => Arc::new(f),
             None => open_secret_store(&ctx.ui),
         };
-    let scale: f64 = std::env::var(ENV_RETRY_SCALE)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|f: &f64| f.is_finite() && *f > 0.0)
-        .unwrap_or(1.0);
-
-    let observer = Arc::new(UiSignIn {
-        ui: ctx.ui.clone(),
-        spinner: Mutex::new(None),
-    });
-    let client_id = args
-        .client_id
-        .clone()
-        .or_else(|| ctx.env.client_id.clone())
-        .unwrap_or_else(|| GRAPH_CLI_CLIENT_ID.to_string());
-    let mut user_cred: Option<Arc<UserCredential>> = None;
-    let (credential, scopes): (
-        Arc<dyn azure_core::credentials::TokenCredential>,
-        Vec<String>,
-    ) = match args.auth {
-        AuthMethod::AzureCli => (
-            signin::azure_cli(&tenant).map_err(|e| sign_in_failed(&e))?,
-            vec![format!("{}/.default", endpoints.graph_resource)],
-        ),
-        method => {
-            let mut opts = SignInOptions::graph(
-                endpoints.login.clone(),
-                &tenant,
-                &client_id,
-                &endpoints.graph_resource,
-            );
-            opts.method = method;
-            opts.known_tenant = known.as_ref().map(|r| r.tenant_id);
-            let scopes = opts.scopes.clone();
-            let c = UserCredential::new(http.clone(), opts, secrets.clone(), observer.clone());
-            user_cred = Some(c.clone());
-            (c, scopes)
-        }
+    let observer = Arc::new(UiSignIn::new(&ctx.ui));
+    let how = SignInArgs {
+        auth: args.auth,
+        client_id: args.client_id.clone(),
     };
-    let meter = RequestMeter::new();
-    let graph = GraphClient::new(
-        http.clone(),
-        endpoints.clone(),
-        credential,
-        scopes,
-        RetryPolicy::default().scaled(scale),
-        meter.clone(),
-    );
-    let verifier = AzureVerifier::new(&http, endpoints.login.clone(), meter.clone());
+    let Session {
+        endpoints,
+        graph,
+        verifier,
+        meter,
+        user_cred,
+        scale,
+        ..
+    } = Session::open(
+        ctx,
+        &tenant,
+        known.as_ref(),
+        &how,
+        secrets.clone(),
+        observer,
+    )?;
     let mut settings = Settings::new(
         &tenant,
         cloud,
@@ -151,11 +110,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     settings.secret_months = args.secret_months;
     settings.skip_exchange = args.skip_exchange;
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
-    let progress = UiProgress {
-        ui: ctx.ui.clone(),
-        yes: args.yes,
-        spinner: Mutex::new(None),
-    };
+    let progress = UiProgress::new(&ctx.ui, args.yes);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -234,7 +189,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
 }
 
 /// The OS keyring if it answers, else memory for this run (said out loud).
-fn open_secret_store(ui: &Ui) -> Arc<dyn SecretStore> {
+pub(crate) fn open_secret_store(ui: &Ui) -> Arc<dyn SecretStore> {
     let probe = std::thread::spawn(KeyringStore::probe);
     let started = std::time::Instant::now();
     while !probe.is_finished() && started.elapsed() < Duration::from_secs(5) {
@@ -260,7 +215,7 @@ fn store_error(e: crate::store::StoreError, msg: &str) -> CommandError {
     c
 }
 
-fn sign_in_failed(e: &signin::SignInError) -> CommandError {
+pub(crate) fn sign_in_failed(e: &signin::SignInError) -> CommandError {
     let mut c = failed(format!("the sign-in failed: {e}"));
     if let Some(h) = e.hint() {
         c = c.hint(h);
@@ -269,7 +224,7 @@ fn sign_in_failed(e: &signin::SignInError) -> CommandError {
 }
 
 /// One sentence, its cause, the next action.
-fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
+pub(crate) fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
     let status = if e.is_waiting() {
         ExitStatus::Waiting
     } else if e.is_usage() {
@@ -314,9 +269,18 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
 }
 
 /// Shows the sign-in: the code and URL prominently on stderr, a spinner while waiting.
-struct UiSignIn {
+pub(crate) struct UiSignIn {
     ui: Ui,
     spinner: Mutex<Option<Spinner>>,
+}
+
+impl UiSignIn {
+    pub(crate) fn new(ui: &Ui) -> UiSignIn {
+        UiSignIn {
+            ui: ui.clone(),
+            spinner: Mutex::new(None),
+        }
+    }
 }
 
 impl SignInObserver for UiSignIn {
@@ -389,14 +353,22 @@ fn open_browser(url: &Url) -> bool {
 }
 
 /// The wizard's progress on the terminal.
-struct UiProgress {
+pub(crate) struct UiProgress {
     ui: Ui,
     yes: bool,
     spinner: Mutex<Option<Spinner>>,
 }
 
 impl UiProgress {
-    fn clear(&self) {
+    pub(crate) fn new(ui: &Ui, yes: bool) -> UiProgress {
+        UiProgress {
+            ui: ui.clone(),
+            yes,
+            spinner: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn clear(&self) {
         if let Some(s) = self.spinner.lock().unwrap().take() {
             s.finish();
         }

@@ -2,6 +2,7 @@
 
 pub mod add;
 mod file_secrets;
+pub mod session;
 
 use clap::{Args, Subcommand};
 
