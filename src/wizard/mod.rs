@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod permissions;
+pub mod rotate;
 pub mod steps;
 pub mod verify;
 
@@ -680,7 +681,11 @@ impl<'a> Wizard<'a> {
         })
     }
 
-    async fn run_one(&self, s: &(dyn Step + 'a), cx: &mut StepCx<'_>) -> Result<(), WizardError> {
+    pub(crate) async fn run_one(
+        &self,
+        s: &(dyn Step + 'a),
+        cx: &mut StepCx<'_>,
+    ) -> Result<(), WizardError> {
         let id = s.id();
         self.progress.event(Event::StepStarted(id));
         match s.run(cx).await {
@@ -708,7 +713,7 @@ impl<'a> Wizard<'a> {
     }
 
     /// One short transaction: the record replaces the stored one with the same tenant ID.
-    fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
+    pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
         self.store.update(|doc| doc.upsert(record.clone()))?;
         Ok(())
     }
