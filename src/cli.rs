@@ -74,6 +74,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Onboard a tenant (`tenant add`).
     Tenant(commands::tenant::TenantArgs),
+    /// A tenant's client secret: rotate it before it expires.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
     /// Every tenant, where it stands, what is still to do, when its secret expires.
     List(commands::list::ListArgs),
     /// The MSP portal: save its URL and token, check them, resend credentials.

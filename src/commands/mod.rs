@@ -4,6 +4,7 @@ pub mod completions;
 pub mod helpers;
 pub mod list;
 pub mod portal;
+pub mod secret;
 pub mod tenant;
 
 use std::path::PathBuf;
@@ -143,6 +144,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::List(a) => list::cmd_list(&ctx, a),
         Command::Portal(c) => portal::cmd_portal(&ctx, c),
         Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
+        Command::Secret(c) => secret::cmd_secret(&ctx, c),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }
