@@ -193,3 +193,40 @@ async fn no_input_without_yes_names_the_flag_and_changes_nothing() {
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
     assert_eq!(env.app_keys(), vec![old]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_to_another_tenant_rotates_nothing() {
+    let other = tenant(0x7070_0099);
+    let other_id = other.id;
+    let env = Env::start_with(tenant(0x7070_0005), vec![other]).await;
+    assert_ok(&env.add().await);
+    let old = recorded_key(&env);
+    // The technician now signs in as someone whose tokens are for another tenant.
+    env.sb.with_tenant(env.id, |t| {
+        t.scenario.signed_in_user.home_tenant = Some(other_id);
+    });
+    if env.keyring {
+        // Forget the kept sign-in so this run signs in afresh (as that other person).
+        use hal_onboard::secrets::SecretStore;
+        hal_onboard::secrets::KeyringStore::probe()
+            .unwrap()
+            .delete(&hal_onboard::secrets::account::graph_refresh_token(env.id))
+            .unwrap();
+    }
+    env.sb.clear_requests();
+    let out = env.rotate(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrong tenant"), "{}", stderr(&out));
+    assert_eq!(env.app_keys(), vec![old.clone()], "nothing changed");
+    assert_eq!(recorded_key(&env), old);
+    assert!(env.sb.portal().received(&env.id.to_string()).is_none());
+    let writes = env
+        .sb
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path.starts_with("/graph/") && r.method != "GET" && !r.path.ends_with("$batch")
+        })
+        .count();
+    assert_eq!(writes, 0, "no Graph write");
+}

@@ -13,6 +13,17 @@ async fn forgetting_locally_changes_nothing_in_the_tenant() {
     let before = env.sb.snapshot(env.id);
     env.sb.clear_requests();
     let d = env.domain();
+    let refresh = hal_onboard::secrets::account::graph_refresh_token(env.id);
+    let keyring = || {
+        use hal_onboard::secrets::SecretStore;
+        hal_onboard::secrets::KeyringStore::probe()
+            .unwrap()
+            .get(&refresh)
+            .unwrap()
+    };
+    if env.keyring {
+        assert!(keyring().is_some(), "tenant add kept the sign-in");
+    }
 
     let refused = env.run(&["tenant", "remove", &d]).await;
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
@@ -22,6 +33,9 @@ async fn forgetting_locally_changes_nothing_in_the_tenant() {
     let out = env.run(&["tenant", "remove", &d, "--yes"]).await;
     assert_ok(&out);
     assert!(env.record().is_null(), "the record is gone");
+    if env.keyring {
+        assert!(keyring().is_none(), "its keyring entries are gone");
+    }
     assert!(!env.state_file().contains(&env.id.to_string()));
     assert_eq!(env.sb.snapshot(env.id).applications, before.applications);
     assert!(

@@ -53,11 +53,18 @@ pub struct Env {
 
 impl Env {
     pub async fn start(t: TenantScenario) -> Env {
+        Env::start_with(t, vec![]).await
+    }
+
+    /// The tenant under test, and others in the same sandbox cloud.
+    pub async fn start_with(t: TenantScenario, others: Vec<TenantScenario>) -> Env {
         let id = t.id;
         let dir = tempfile::tempdir().unwrap();
+        let mut tenants = vec![t];
+        tenants.extend(others);
         let sb = Sandbox::start(
             Scenario {
-                tenants: vec![t],
+                tenants,
                 ..Scenario::default()
             },
             &dir.path().join("sandbox"),
