@@ -334,10 +334,23 @@ impl<'a> Wizard<'a> {
         // The portal has the new secret: the old ones can go.
         let mut removed = Vec::new();
         for s in others {
-            self.dir
-                .remove_password(&app.id, &s.key_id)
-                .await
-                .map_err(WizardError::graph(StepId::Secret))?;
+            if let Err(e) = self.dir.remove_password(&app.id, &s.key_id).await {
+                // Hal works with the new secret; the old one just lingers until removed.
+                return Err(WizardError::Step {
+                    step: StepId::Secret,
+                    message: format!(
+                        "the portal has the new client secret (hint {}…), but the old one (hint {}…) could not be removed from the app",
+                        new.hint, s.hint
+                    ),
+                    hint: Some(format!(
+                        "Remove the old secret in the Entra admin center (App registrations → {} → Certificates & secrets), or run `hal-onboard secret rotate {}` again later (a full rotation, which removes it too).",
+                        app.display_name.as_deref().unwrap_or("the app"),
+                        record.primary_domain
+                    )),
+                    waiting: false,
+                    source: Some(Box::new(e)),
+                });
+            }
             if let Some(a) = survey.app_by_id.as_mut() {
                 a.password_credentials
                     .retain(|p| p.key_id.as_deref() != Some(s.key_id.as_str()));
