@@ -72,7 +72,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Onboard a tenant (`tenant add`).
+    /// Onboard a tenant (`tenant add`), or stop managing one (`tenant remove`).
     Tenant(commands::tenant::TenantArgs),
     /// A tenant's client secret: rotate it before it expires.
     #[command(subcommand)]

@@ -287,6 +287,12 @@ fn rotate_error(e: WizardError, tenant: &str) -> CommandError {
     if let Some(src) = std::error::Error::source(&e) {
         c = c.with_source(src.to_string());
     }
+    if let WizardError::AppNameTaken { .. } | WizardError::AmbiguousApps { .. } = e {
+        // The recorded app is gone; the name now belongs to someone else's app (or several).
+        return c.hint(format!(
+            "Nothing was changed: hal-onboard's recorded app registration is no longer in the tenant. Run `hal-onboard tenant add {tenant}` to onboard it again (with --app-name if the name is taken)."
+        ));
+    }
     if let Some(h) = e.hint() {
         c = c.hint(h);
     }
