@@ -49,7 +49,10 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let secrets = ctx.secrets();
 
     let deleted = if args.delete_app {
-        delete_app(ctx, args, &rec, secrets.clone())?
+        match delete_app(ctx, args, &rec, secrets.clone())? {
+            Some(d) => d,
+            None => return Ok(()),
+        }
     } else {
         ui.status(format!(
             "Forget {} ({name}) on this machine: its record and its keyring entries (client secret, sign-ins).",
@@ -120,13 +123,14 @@ fn confirm(ctx: &Ctx, args: &RemoveArgs, prompt: &str) -> CommandResult<bool> {
     Ok(yes)
 }
 
-/// Signs in, checks the tenant and the app, asks, deletes. True when an app was deleted.
+/// Signs in, checks the tenant and the app, asks, deletes. True when an app was deleted, false
+/// when it was already gone, `None` when the technician said no.
 fn delete_app(
     ctx: &Ctx,
     args: &RemoveArgs,
     rec: &TenantRecord,
     secrets: Arc<dyn crate::secrets::SecretStore>,
-) -> CommandResult<bool> {
+) -> CommandResult<Option<bool>> {
     let ui = &ctx.ui;
     let name = rec.primary_domain.clone();
     let Some(recorded) = rec.app.clone() else {
@@ -214,9 +218,9 @@ fn delete_app(
             recorded.display_name, recorded.app_id
         ));
         if !confirm(ctx, args, &format!("Forget {name} on this machine?"))? {
-            return Err(CommandError::new(ExitStatus::Failed, "nothing was changed"));
+            return Ok(None);
         }
-        return Ok(false);
+        return Ok(Some(false));
     };
     let tagged = app.tags.iter().any(|t| t == APP_TAG);
     if !app.id.eq_ignore_ascii_case(&recorded.object_id) || !tagged {
@@ -242,7 +246,7 @@ fn delete_app(
         args,
         &format!("Delete the app registration from {name}?"),
     )? {
-        return Err(CommandError::new(ExitStatus::Failed, "nothing was changed"));
+        return Ok(None);
     }
     rt.block_on(session.graph.delete_application(&app.id))
         .map_err(|e| {
@@ -255,5 +259,5 @@ fn delete_app(
                 "Nothing was forgotten. Run `hal-onboard tenant remove {name} --delete-app` again."
             ))
         })?;
-    Ok(true)
+    Ok(Some(true))
 }
