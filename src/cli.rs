@@ -79,6 +79,10 @@ pub enum Command {
     Secret(commands::secret::SecretCommand),
     /// Every tenant, where it stands, what is still to do, when its secret expires.
     List(commands::list::ListArgs),
+    /// Unified audit logging: finish what Microsoft's propagation delayed.
+    Ual(commands::ual::UalArgs),
+    /// Check this machine: PowerShell, the Exchange module, the keyring, the endpoints.
+    Doctor(commands::doctor::DoctorArgs),
     /// The MSP portal: save its URL and token, check them, resend credentials.
     #[command(subcommand)]
     Portal(commands::portal::PortalCommand),

@@ -19,9 +19,14 @@ pub const ENV_PORTAL_TOKEN: &str = "HAL_PORTAL_TOKEN";
 pub const ENV_PWSH: &str = "HAL_ONBOARD_PWSH";
 pub const ENV_CA_CERT: &str = "HAL_ONBOARD_CA_CERT";
 pub const ENV_CLIENT_ID: &str = "HAL_ONBOARD_CLIENT_ID";
+/// Seconds one PowerShell session may take before it is ended (default 600).
+pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
+/// Exchange Online access tokens minted elsewhere (automation, tests); one per tenant,
+/// separated by whitespace or commas. Never logged.
+pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
 
 /// Overrides from the environment. Empty values count as unset.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EnvOverrides {
     pub login_url: Option<Url>,
     pub graph_url: Option<Url>,
@@ -31,6 +36,42 @@ pub struct EnvOverrides {
     pub pwsh: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
     pub client_id: Option<String>,
+    pub pwsh_timeout: Option<std::time::Duration>,
+    /// Never logged or printed.
+    pub exchange_token: Option<String>,
+}
+
+/// Shows which tokens are set, never their values.
+impl std::fmt::Debug for EnvOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("EnvOverrides")
+            .field("login_url", &self.login_url)
+            .field("graph_url", &self.graph_url)
+            .field("portal_url", &self.portal_url)
+            .field("portal_token", &set(&self.portal_token))
+            .field("pwsh", &self.pwsh)
+            .field("ca_cert", &self.ca_cert)
+            .field("client_id", &self.client_id)
+            .field("pwsh_timeout", &self.pwsh_timeout)
+            .field("exchange_token", &set(&self.exchange_token))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_never_shows_tokens() {
+        let e = super::EnvOverrides {
+            portal_token: Some("portal-secret-value".into()),
+            exchange_token: Some("eyJexchange.token.value".into()),
+            ..Default::default()
+        };
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("portal-secret-value") && !shown.contains("eyJexchange"));
+        assert!(shown.contains("[redacted]"));
+    }
 }
 
 impl EnvOverrides {
@@ -61,6 +102,22 @@ impl EnvOverrides {
             pwsh: get(ENV_PWSH).map(PathBuf::from),
             ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
             client_id: get(ENV_CLIENT_ID),
+            pwsh_timeout: get(ENV_PWSH_TIMEOUT)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .map(std::time::Duration::from_secs)
+                        .ok_or_else(|| {
+                            user_error(format!(
+                                "{ENV_PWSH_TIMEOUT} is not a number of seconds: {v:?}"
+                            ))
+                            .hint(format!("Set {ENV_PWSH_TIMEOUT} to e.g. 600, or unset it."))
+                        })
+                })
+                .transpose()?,
+            exchange_token: get(ENV_EXCHANGE_TOKEN),
         })
     }
 

@@ -221,7 +221,11 @@ async fn fresh_tenant_then_rerun_changes_nothing() {
     assert!(stderr(&out).contains("enter the code"), "{}", stderr(&out));
     let (requests, round_trips, _) = stats(&out);
     assert!(requests <= 12, "fresh: {requests} requests");
-    assert!(round_trips <= 6, "fresh: {round_trips} round trips");
+    assert!(
+        round_trips <= 6,
+        "fresh: {round_trips} round trips\n{}",
+        stderr(&out)
+    );
 
     let before = env.sb.snapshot(env.id);
     env.sb.clear_requests();

@@ -1,11 +1,13 @@
 //! One module per subcommand, each thin: parse → call the wizard or a client → report.
 
 pub mod completions;
+pub mod doctor;
 pub mod helpers;
 pub mod list;
 pub mod portal;
 pub mod secret;
 pub mod tenant;
+pub mod ual;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -127,10 +129,20 @@ impl Ctx {
 
 /// The stand-in PowerShell for a sandbox run (the Exchange simulator lands with the bridge).
 fn sandbox_pwsh(
-    _sandbox: &crate::sandbox::Sandbox,
-    _dir: &std::path::Path,
+    sandbox: &crate::sandbox::Sandbox,
+    dir: &std::path::Path,
 ) -> CommandResult<Option<PathBuf>> {
-    Ok(None)
+    let exe = std::env::current_exe().map_err(|e| {
+        failed("cannot find the hal-onboard binary for the sandbox's PowerShell").with_source(e)
+    })?;
+    crate::sandbox::pwsh::install_standin(
+        &dir.join("pwsh"),
+        &exe,
+        &sandbox.exchange_url(),
+        &sandbox.ca_path(),
+    )
+    .map(Some)
+    .map_err(|e| failed("cannot set up the sandbox's stand-in PowerShell").with_source(e))
 }
 
 pub fn run(cli: Cli, ui: Ui) -> CommandResult {
@@ -142,6 +154,8 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
     let ctx = Ctx::new(ui, cli.global.clone())?;
     match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
+        Command::Ual(a) => ual::cmd_ual(&ctx, a),
+        Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
         Command::Portal(c) => portal::cmd_portal(&ctx, c),
         Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Secret(c) => secret::cmd_secret(&ctx, c),

@@ -3,5 +3,6 @@
 //! Clients never print and never read flags: they take options, report through small observer
 //! traits, and return typed errors.
 
+pub mod exchange;
 pub mod graph;
 pub mod signin;

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod login;
 pub mod odata;
 pub mod portal;
+pub mod pwsh;
 pub mod scenario;
 pub mod state;
 mod tls;
@@ -64,6 +65,7 @@ pub(crate) fn tagged(mut r: Response, tenant: Uuid) -> Response {
 pub struct Sandbox {
     state: Arc<State>,
     portal: portal::PortalSim,
+    exchange: Arc<exchange::ExchangeSim>,
     ca_path: PathBuf,
     handle: axum_server::Handle,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -104,7 +106,16 @@ impl Sandbox {
         let state = Arc::new(State::new(&scenario, token::Signer::random(), base));
 
         let portal = portal::PortalSim::new(&scenario.portal);
-        let app = router(state.clone(), portal.clone());
+        let exchange = Arc::new(exchange::ExchangeSim::new(
+            state.signer.clone(),
+            state
+                .lock()
+                .tenants
+                .iter()
+                .map(|t| (t.scenario.id, t.scenario.exchange.clone()))
+                .collect::<Vec<_>>(),
+        ));
+        let app = router(state.clone(), portal.clone(), exchange.clone());
         let handle = axum_server::Handle::new();
         let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
         let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
@@ -113,6 +124,7 @@ impl Sandbox {
         Ok(Sandbox {
             state,
             portal,
+            exchange,
             ca_path,
             handle,
             task: Some(task),
@@ -157,6 +169,11 @@ impl Sandbox {
             ("HAL_PORTAL_URL".into(), self.portal_url().to_string()),
             ("HAL_PORTAL_TOKEN".into(), self.portal.token()),
         ]
+    }
+
+    /// The Exchange Online simulator: each tenant's organization state and call counters.
+    pub fn exchange(&self) -> &exchange::ExchangeSim {
+        &self.exchange
     }
 
     /// The MSP portal simulator: what it received, and knobs to make it fail.
@@ -248,20 +265,16 @@ impl Sandbox {
 }
 
 /// All routes on one port.
-pub fn router(state: Arc<State>, portal: portal::PortalSim) -> Router {
+pub fn router(
+    state: Arc<State>,
+    portal: portal::PortalSim,
+    exchange: Arc<exchange::ExchangeSim>,
+) -> Router {
     let app: Router<Arc<State>> = Router::new()
         .nest("/login", login::router())
         .nest("/graph", graph::router());
-    // ---- Exchange simulator hook -------------------------------------------------------
-    // The Exchange simulator is mounted here. Either a `Router<Arc<State>>`:
-    //     let app = app.nest("/exchange", exchange::router());
-    // or a self-contained service (e.g. `exchange::router(sim: Arc<ExchangeSim>) -> Router`):
-    //     let sim = Arc::new(exchange::ExchangeSim::new(..));
-    //     for t in &state.lock().tenants { sim.add_tenant(t.scenario.id, t.scenario.exchange.clone()); }
-    //     let app = app.nest_service("/exchange", exchange::router(sim));
-    // Tokens: `state.check_bearer(auth_header, catalog::EXCHANGE_APP_ID)` or `state.signer`.
-    // Responses tagged with `tagged(resp, tenant)` get the request log's tenant and `latencyMs`
-    // (untagged ones are still logged, with no tenant).
+    // The Exchange simulator: self-contained (its own state, the sandbox's signer).
+    let app = app.nest_service("/exchange", exchange::router(exchange));
     // ------------------------------------------------------------------------------------
     let app = app.nest("/portal", portal::router(portal));
     app.layer(middleware::from_fn_with_state(state.clone(), log_and_delay))

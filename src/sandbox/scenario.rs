@@ -165,6 +165,7 @@ impl Scenario {
             dehydrated: true,
             propagation_attempts: 2,
             ual_enabled: false,
+            ..ExchangeScenario::default()
         };
         Scenario {
             tenants: vec![t],

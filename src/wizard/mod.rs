@@ -530,6 +530,7 @@ impl<'a> Wizard<'a> {
                 settings: &self.settings,
                 secret_present,
                 earlier_changed: false,
+                meter: self.meter.clone(),
             };
             let ex_state = if self.settings.skip_exchange {
                 PlanState::Skipped("--skip-exchange".into())
@@ -616,10 +617,6 @@ impl<'a> Wizard<'a> {
                     .record(StepStatus::Skipped, None);
                 self.persist(&record)?;
             }
-            self.progress.event(Event::StepSkipped {
-                step: StepId::Exchange,
-                why: "--skip-exchange".into(),
-            });
         } else if let Some(ex) = exchange.as_mut() {
             let mut cx = StepCx {
                 record: &mut record,
@@ -631,6 +628,7 @@ impl<'a> Wizard<'a> {
                 settings: &self.settings,
                 secret_present,
                 earlier_changed: false,
+                meter: self.meter.clone(),
             };
             if matches!(ex.assess(&cx), Assessment::ToDo(_)) {
                 self.run_one(ex.as_ref(), &mut cx).await?;
@@ -652,6 +650,7 @@ impl<'a> Wizard<'a> {
                 settings: &self.settings,
                 secret_present,
                 earlier_changed,
+                meter: self.meter.clone(),
             };
             match s.assess(&cx) {
                 Assessment::Done => {

@@ -385,6 +385,7 @@ impl<'a> Wizard<'a> {
             settings: &self.settings,
             secret_present,
             earlier_changed: true,
+            meter: self.meter.clone(),
         }
     }
 }

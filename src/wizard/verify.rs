@@ -11,7 +11,7 @@ use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use url::Url;
 
 use crate::microsoft::graph::meter::{MeteredTransport, RequestMeter};
-use crate::microsoft::signin::{TokenClaims, aadsts_code};
+use crate::microsoft::signin::{TokenClaims, aadsts_code, first_sentence};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -90,12 +90,10 @@ impl CredentialVerifier for AzureVerifier {
                 .map_err(|e| VerifyError::Refused(format!("unreadable token: {e}"))),
             Err(e) => {
                 let text = chain(&e);
-                let first = text
-                    .lines()
-                    .find(|l| l.contains("AADSTS"))
-                    .unwrap_or_else(|| text.lines().next().unwrap_or_default())
-                    .trim()
-                    .to_string();
+                let first = match text.find("AADSTS") {
+                    Some(i) => first_sentence(&text[i..]),
+                    None => first_sentence(&text),
+                };
                 match aadsts_code(&text) {
                     Some(c) if NOT_YET.contains(&c) => Err(VerifyError::NotYet(first)),
                     _ => Err(VerifyError::Refused(first)),

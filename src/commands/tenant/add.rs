@@ -30,6 +30,11 @@ pub struct AddArgs {
     #[arg(long)]
     pub skip_exchange: bool,
 
+    /// How Exchange Online PowerShell signs in for step 1: `token` (hal-onboard signs in and
+    /// hands PowerShell the token) or `device` (`Connect-ExchangeOnline -Device`).
+    #[arg(long, value_enum, default_value_t = crate::commands::ual::ExchangeAuthMode::Token, value_name = "MODE")]
+    pub exchange_auth: crate::commands::ual::ExchangeAuthMode,
+
     /// Answer yes: change the tenant as planned without asking, and accept a shorter secret
     /// lifetime when the tenant's policy requires one.
     #[arg(short, long)]
@@ -85,6 +90,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         client_id: args.client_id.clone(),
     };
     let Session {
+        http,
         endpoints,
         graph,
         verifier,
@@ -112,6 +118,18 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
     let progress = UiProgress::new(&ctx.ui, args.yes);
 
+    // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
+    let exchange = if args.skip_exchange {
+        None
+    } else {
+        Some(crate::commands::ual::exchange_factory(
+            ctx,
+            args.exchange_auth,
+            Some(secrets.clone()),
+            http.clone(),
+            None,
+        )?)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -126,8 +144,10 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
             store: &store,
             progress: &progress,
             meter: meter.clone(),
-            // The Exchange bridge's step plugs in here (src/wizard/steps/exchange.rs).
-            exchange: None,
+            exchange: exchange.map(|f| {
+                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                    as Box<dyn crate::wizard::steps::Step>
+            }),
         };
         let id = wizard.identify().await?;
         if let Some(c) = &user_cred {
@@ -234,13 +254,11 @@ pub(crate) fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
     };
     let hint = e.hint();
     // A sign-in failure reads better as itself.
-    let message = match &e {
-        WizardError::Graph { source, .. } if source.sign_in().is_some() => {
-            format!("the sign-in failed: {}", source.sign_in().expect("checked"))
-        }
-        _ => e.to_string(),
+    let sign_in = match &e {
+        WizardError::Graph { source, .. } => source.sign_in().map(|s| s.to_string()),
+        _ => None,
     };
-    let mut c = CommandError::new(status, message);
+    let mut c = CommandError::new(status, sign_in.clone().unwrap_or_else(|| e.to_string()));
     let resumable = !matches!(
         e,
         WizardError::WrongTenant { .. }
@@ -249,7 +267,9 @@ pub(crate) fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
             | WizardError::NeedsAnswer { .. }
             | WizardError::AppNameTaken { .. }
     );
-    if let Some(src) = std::error::Error::source(&e) {
+    if let Some(src) = std::error::Error::source(&e)
+        && sign_in.is_none()
+    {
         c = c.with_source(src.to_string());
     }
     if let Some(h) = hint {

@@ -1,9 +1,11 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
-mod file_secrets;
+pub mod batch;
+pub(crate) mod file_secrets;
 pub mod remove;
 pub mod session;
+pub mod summary;
 
 use clap::{Args, Subcommand};
 

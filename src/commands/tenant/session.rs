@@ -46,6 +46,7 @@ pub struct SignInArgs {
 
 /// A Graph client signed in (on first use) to one tenant, and what goes with it.
 pub(crate) struct Session {
+    pub http: reqwest::Client,
     pub endpoints: Endpoints,
     pub graph: GraphClient,
     pub verifier: AzureVerifier,
@@ -115,6 +116,7 @@ impl Session {
         );
         let verifier = AzureVerifier::new(&http, endpoints.login.clone(), meter.clone());
         Ok(Session {
+            http,
             endpoints,
             graph,
             verifier,

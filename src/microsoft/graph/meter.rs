@@ -19,6 +19,8 @@ pub struct RequestMeter {
     throttle_retries: AtomicU32,
     other_retries: AtomicU32,
     writes: AtomicU32,
+    /// Open [`RequestMeter::concurrently`] groups.
+    groups: AtomicU32,
 }
 
 /// Why a request is a repeat.
@@ -51,6 +53,15 @@ pub struct RequestStats {
 /// Ends an in-flight request when dropped.
 pub struct InFlight(Arc<RequestMeter>);
 
+/// See [`RequestMeter::concurrently`].
+pub struct Group(Arc<RequestMeter>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.0.groups.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -68,7 +79,7 @@ impl RequestMeter {
         match attempt {
             Attempt::First => {
                 self.requests.fetch_add(1, Ordering::SeqCst);
-                if before == 0 {
+                if before == 0 && self.groups.load(Ordering::SeqCst) == 0 {
                     self.round_trips.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -83,6 +94,15 @@ impl RequestMeter {
             }
         }
         InFlight(self.clone())
+    }
+
+    /// Declares that the requests made until the guard drops are sent together (one round
+    /// trip), so a fast answer to one of them cannot make the next look sequential.
+    pub fn concurrently(self: &Arc<Self>) -> Group {
+        if self.groups.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.round_trips.fetch_add(1, Ordering::SeqCst);
+        }
+        Group(self.clone())
     }
 
     pub fn wrote(&self, n: u32) {

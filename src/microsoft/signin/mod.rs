@@ -111,7 +111,7 @@ pub enum SignInError {
     Expired,
     #[error("the code entered did not match the one shown")]
     BadVerificationCode,
-    #[error("Microsoft refused the sign-in: {}", .description.lines().next().unwrap_or(.error))]
+    #[error("Microsoft refused the sign-in: {}", first_sentence(.description))]
     Refused {
         /// The OAuth error (`invalid_grant`, ...).
         error: String,
@@ -267,6 +267,17 @@ impl OAuthError {
                 }
             }
         }
+    }
+}
+
+/// The first sentence of an Entra error description, without its trace and correlation IDs:
+/// "AADSTS90002: Tenant 'x' not found. Check to make sure…" → "AADSTS90002: Tenant 'x' not found."
+pub fn first_sentence(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let line = line.split(" Trace ID:").next().unwrap_or(line).trim();
+    match line.find(". ") {
+        Some(i) => line[..=i].to_string(),
+        None => line.to_string(),
     }
 }
 
@@ -575,8 +586,11 @@ mod tests {
         assert!(r.hint().unwrap().contains("--auth browser"));
         assert_eq!(
             r.to_string(),
-            "Microsoft refused the sign-in: AADSTS53003: Access has been blocked by Conditional Access policies.\r"
-                .trim_end()
+            "Microsoft refused the sign-in: AADSTS53003: Access has been blocked by Conditional Access policies."
+        );
+        assert_eq!(
+            first_sentence("AADSTS90002: Tenant 'x' not found. Check to make sure. Trace ID: 1"),
+            "AADSTS90002: Tenant 'x' not found."
         );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod consent;
+pub mod exchange;
 pub mod portal;
 pub mod secret;
 pub mod verify;
@@ -35,6 +36,8 @@ pub struct StepCx<'a> {
     pub secret_present: bool,
     /// An earlier step of this run changes (or changed) the tenant.
     pub earlier_changed: bool,
+    /// Counts requests; steps that send several at once say so (`meter.concurrently()`).
+    pub meter: Arc<crate::microsoft::graph::meter::RequestMeter>,
 }
 
 impl StepCx<'_> {

@@ -106,6 +106,97 @@ pub async fn run(
     }
 }
 
+/// Step 6 as the engine runs it.
+pub struct PortalStep {
+    api: std::sync::Arc<dyn PortalApi>,
+    /// Where the credentials go, for the plan.
+    url: String,
+}
+
+impl PortalStep {
+    pub fn new(api: std::sync::Arc<dyn PortalApi>, url: &url::Url) -> PortalStep {
+        PortalStep {
+            api,
+            url: url.to_string(),
+        }
+    }
+}
+
+/// The portal holds this tenant's current secret.
+pub fn is_current(rec: &TenantRecord) -> bool {
+    rec.portal.state == PortalState::Submitted
+        && rec.secret.as_ref().map(|s| &s.key_id) == rec.portal.secret_key_id.as_ref()
+}
+
+#[async_trait::async_trait]
+impl super::Step for PortalStep {
+    fn id(&self) -> StepId {
+        StepId::Portal
+    }
+
+    fn assess(&self, cx: &super::StepCx<'_>) -> super::Assessment {
+        if is_current(cx.record) {
+            super::Assessment::Done
+        } else {
+            super::Assessment::ToDo(vec![format!(
+                "send the tenant ID, client ID, secret and its expiry to the MSP portal at {} (nothing changes in the tenant)",
+                self.url
+            )])
+        }
+    }
+
+    async fn run(
+        &self,
+        cx: &mut super::StepCx<'_>,
+    ) -> Result<super::StepOutcome, crate::wizard::WizardError> {
+        let tenant = cx.record.primary_domain.clone();
+        let secrets = cx.secrets.clone();
+        match run(cx.record, secrets.as_ref(), self.api.as_ref(), None).await {
+            Ok(out) => {
+                let mut summary = match out.outcome {
+                    SubmitOutcome::Created => "the portal registered the tenant".to_string(),
+                    SubmitOutcome::Updated => {
+                        "the portal already knew the tenant and took the new credentials"
+                            .to_string()
+                    }
+                };
+                if out.secret_forgotten {
+                    summary.push_str("; the secret was removed from this machine");
+                }
+                Ok(super::StepOutcome::Done(summary))
+            }
+            Err(e) => Err(step_error(e, &tenant)),
+        }
+    }
+}
+
+/// A portal failure as the engine reports it: the message, and the command that resends.
+pub fn step_error(e: PortalStepError, tenant: &str) -> crate::wizard::WizardError {
+    let hint = match &e {
+        PortalStepError::Portal(PortalError::Unauthorized { .. }) => format!(
+            "Run `hal-onboard portal login` with a valid API token, then `hal-onboard portal submit {tenant}`."
+        ),
+        PortalStepError::Portal(p) if p.is_transient() => format!(
+            "The secret is kept on this machine. Run `hal-onboard portal submit {tenant}` once the portal is back."
+        ),
+        PortalStepError::Portal(_) => {
+            format!("Fix what the portal says, then run `hal-onboard portal submit {tenant}`.")
+        }
+        PortalStepError::SecretGone => format!(
+            "Run `hal-onboard tenant add {tenant}` again: it makes a new secret and sends it."
+        ),
+        PortalStepError::NotReady(_) => format!("Run `hal-onboard tenant add {tenant}` again."),
+        PortalStepError::Keyring(_) => "Unlock the OS keyring, then run the command again.".into(),
+    };
+    crate::wizard::WizardError::Step {
+        step: StepId::Portal,
+        message: format!("sending {tenant} to the MSP portal failed: {e}"),
+        hint: Some(hint),
+        waiting: false,
+        source: Some(Box::new(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,11 +81,13 @@ impl Step for VerifyStep {
                     dir.app_role_assignments(&sp_id).await.map(Some)
                 }
             };
+            let together = (attempt == 1).then(|| cx.meter.concurrently());
             let (g, m, rb) = futures::join!(
                 cx.verifier.app_token(&tid, &app_id, &secret, &graph_scope),
                 cx.verifier.app_token(&tid, &app_id, &secret, &manage_scope),
                 readback,
             );
+            drop(together);
             let not_listed: Vec<&str> = match rb.map_err(WizardError::graph(StepId::Verify))? {
                 Some(list) => {
                     let missing: Vec<&str> = missing_grants(&perms, &list)

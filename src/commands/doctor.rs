@@ -1,0 +1,237 @@
+//! `hal-onboard doctor`: is this machine ready to onboard tenants?
+//!
+//! Checks PowerShell, the ExchangeOnlineManagement module (3.x), the OS keyring, the MSP
+//! portal's URL, the endpoints this run would use, and the tenant store. Each check is ok, warn
+//! or fail with a hint; a failed required check makes the exit code 1.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::commands::Ctx;
+use crate::error::{CommandResult, failed};
+use crate::microsoft::exchange::{ExchangeError, Pwsh, bridge};
+use crate::store::TenantStore;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// If ExchangeOnlineManagement is missing, install it for the current user without asking
+    /// (`Install-Module ExchangeOnlineManagement -Scope CurrentUser`).
+    #[arg(long)]
+    pub install_module: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    /// A failed required check fails the command.
+    pub required: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn new(name: &'static str, required: bool, status: Status, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status,
+            required,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+    fn hint(mut self, h: impl Into<String>) -> Check {
+        self.hint = Some(h.into());
+        self
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DoctorReport<'a> {
+    ok: bool,
+    checks: &'a [Check],
+}
+
+/// Time allowed for PowerShell to start and list its modules.
+const MODULE_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
+    let ui = &ctx.ui;
+    let mut checks = Vec::new();
+    let rt = ctx.runtime()?;
+
+    // PowerShell and the module.
+    match bridge::locate(ctx.env.pwsh.as_deref()) {
+        Err(e) => checks
+            .push(Check::new("powershell", true, Status::Fail, e.to_string()).hint(e.hint(""))),
+        Ok(exe) => {
+            checks.push(Check::new(
+                "powershell",
+                true,
+                Status::Ok,
+                exe.display().to_string(),
+            ));
+            let pwsh = Pwsh::new(exe, ctx.env.pwsh_timeout.unwrap_or(MODULE_CHECK_TIMEOUT));
+            let spinner = ui.spinner("Asking PowerShell for ExchangeOnlineManagement");
+            let status = rt.block_on(pwsh.module_status());
+            drop(spinner);
+            match status {
+                Ok(s) if s.module_version.is_some() => checks.push(Check::new(
+                    "exchange-module",
+                    true,
+                    Status::Ok,
+                    format!(
+                        "ExchangeOnlineManagement {} on PowerShell {}",
+                        s.module_version.unwrap_or_default(),
+                        s.ps_version.unwrap_or_else(|| "?".into())
+                    ),
+                )),
+                Ok(s) => {
+                    let what = match &s.too_old {
+                        Some(v) => format!("ExchangeOnlineManagement {v} is too old (3.1 or later is needed: it added Connect-ExchangeOnline -AccessToken)"),
+                        None => "ExchangeOnlineManagement is not installed".to_string(),
+                    };
+                    ui.warning(format!(
+                        "{what}. hal-onboard runs its cmdlets (Enable-OrganizationCustomization, Set-AdminAuditLogConfig) to turn on audit logging."
+                    ));
+                    let install = args.install_module
+                        || (ui.interactive()
+                            && ui.confirm(
+                                "Install it for the current user now (Install-Module ExchangeOnlineManagement -Scope CurrentUser)?",
+                                true,
+                                "--install-module",
+                            )?);
+                    if install {
+                        let printer = ui.clone();
+                        let sink = move |l: &str| printer.status(l);
+                        let r = rt.block_on(async {
+                            pwsh.install_module(&sink).await?;
+                            pwsh.module_status().await
+                        });
+                        match r {
+                            Ok(s) if s.module_version.is_some() => checks.push(Check::new(
+                                "exchange-module",
+                                true,
+                                Status::Ok,
+                                format!(
+                                    "ExchangeOnlineManagement {} installed just now",
+                                    s.module_version.unwrap_or_default()
+                                ),
+                            )),
+                            Ok(_) => checks.push(module_fail(
+                                "Install-Module finished but the module is still not found".into(),
+                            )),
+                            Err(e) => checks.push(module_fail(e.to_string())),
+                        }
+                    } else {
+                        checks.push(module_fail(what));
+                    }
+                }
+                Err(e) => checks.push(module_fail(e.to_string()).hint(match &e {
+                    ExchangeError::Timeout { .. } => "PowerShell took too long to start; set HAL_ONBOARD_PWSH_TIMEOUT (seconds) higher and run `hal-onboard doctor` again.".to_string(),
+                    other => other.hint(""),
+                })),
+            }
+        }
+    }
+
+    // The keyring.
+    checks.push(match crate::commands::ual::probe_keyring(Duration::from_secs(5)) {
+        Ok(_) => Check::new("keyring", false, Status::Ok, "the OS keyring answers"),
+        Err(e) => Check::new("keyring", false, Status::Warn, e).hint(
+            "Secrets will live in memory for one run only, so `hal-onboard ual retry` will ask you to sign in again. On Linux, start a Secret Service (e.g. gnome-keyring).",
+        ),
+    });
+
+    // The portal.
+    checks.push(match &ctx.env.portal_url {
+        Some(u) => Check::new("portal", false, Status::Ok, u.to_string()),
+        None => Check::new("portal", false, Status::Warn, "HAL_PORTAL_URL is not set")
+            .hint("Set HAL_PORTAL_URL to your MSP portal's address to send credentials there."),
+    });
+
+    // Endpoints and the HTTPS client.
+    let ep = ctx.env.endpoints(ctx.cloud());
+    checks.push(Check::new(
+        "endpoints",
+        false,
+        Status::Ok,
+        format!(
+            "cloud {}: sign-in {}, Graph {}, Exchange {} ({})",
+            ep.cloud,
+            ep.login,
+            ep.graph,
+            ep.exchange_resource,
+            ep.cloud.exchange_environment()
+        ),
+    ));
+    if let Some(ca) = &ctx.env.ca_cert {
+        checks.push(match crate::http::build_client(Some(ca)) {
+            Ok(_) => Check::new("ca-cert", true, Status::Ok, ca.display().to_string()),
+            Err(e) => Check::new("ca-cert", true, Status::Fail, e.to_string())
+                .hint("Point HAL_ONBOARD_CA_CERT at a PEM file, or unset it."),
+        });
+    }
+
+    // The store.
+    checks.push(match TenantStore::open(&ctx.home).and_then(|s| s.load()) {
+        Ok(doc) => Check::new(
+            "store",
+            true,
+            Status::Ok,
+            format!("{} ({} tenants)", ctx.home.display(), doc.tenants.len()),
+        ),
+        Err(e) => {
+            let hint = e
+                .hint()
+                .unwrap_or_else(|| "Pass --home DIR to use another directory.".into());
+            Check::new("store", true, Status::Fail, e.to_string()).hint(hint)
+        }
+    });
+
+    let ok = !checks
+        .iter()
+        .any(|c| c.required && c.status == Status::Fail);
+    if ui.json() {
+        ui.write_json(&DoctorReport {
+            ok,
+            checks: &checks,
+        })?;
+    } else {
+        for c in &checks {
+            let mark = match c.status {
+                Status::Ok => ui.green("ok  "),
+                Status::Warn => ui.yellow("warn"),
+                Status::Fail => ui.red("fail"),
+            };
+            ui.out(format!("{mark} {:<16} {}", c.name, c.detail));
+            if let Some(h) = &c.hint {
+                ui.out(format!("     {:<16} {}", "", ui.dim(h)));
+            }
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(failed("this machine is not ready to onboard tenants")
+            .hint("Fix the checks marked fail above, then run `hal-onboard doctor` again."))
+    }
+}
+
+fn module_fail(detail: String) -> Check {
+    Check::new("exchange-module", true, Status::Fail, detail).hint(
+        "Run `hal-onboard doctor --install-module`, or in PowerShell: `Install-Module ExchangeOnlineManagement -Scope CurrentUser`.",
+    )
+}

@@ -1,0 +1,240 @@
+//! How an Exchange session signs in.
+//!
+//! By default hal-onboard gets the Exchange Online token itself, with the same sign-in
+//! machinery as for Graph (a device-code credential, then the refresh token kept in the keyring
+//! under [`crate::secrets::account::exchange_refresh_token`]), and hands it to
+//! `Connect-ExchangeOnline -AccessToken` through the child's environment. `--exchange-auth
+//! device` instead lets the module sign in on its own with `-Device`, its prompt passed through.
+//!
+//! Sign-in itself is not built here: commands get credentials from a [`SignInFactory`], which
+//! the sign-in module implements; tests and automation use [`EnvTokens`].
+
+use std::sync::Arc;
+
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use base64::Engine;
+use time::OffsetDateTime;
+
+use super::ExchangeError;
+use crate::store::TenantRecord;
+
+/// How `Connect-ExchangeOnline` signs in for one tenant.
+#[derive(Clone)]
+pub enum ExchangeAuth {
+    /// We get the token (scope `{exchange_resource}/.default`) and pass it to the module.
+    Token(ExchangeSignIn),
+    /// `Connect-ExchangeOnline -Device`: the module's own device-code prompt.
+    Device,
+}
+
+impl std::fmt::Debug for ExchangeAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeAuth::Token(s) => write!(f, "Token(upn={:?})", s.upn),
+            ExchangeAuth::Device => f.write_str("Device"),
+        }
+    }
+}
+
+/// A credential for one tenant and the account it signs in as.
+#[derive(Clone)]
+pub struct ExchangeSignIn {
+    pub credential: Arc<dyn TokenCredential>,
+    /// The technician's account (`-UserPrincipalName`), when known.
+    pub upn: Option<String>,
+}
+
+impl ExchangeSignIn {
+    /// An Exchange Online access token for `cloud`.
+    pub async fn token(&self, cloud: crate::cloud::Cloud) -> Result<String, ExchangeError> {
+        let scope = super::exchange_scope(cloud);
+        let t = self
+            .credential
+            .get_token(&[scope.as_str()], None::<TokenRequestOptions<'_>>)
+            .await
+            .map_err(ExchangeError::Token)?;
+        Ok(t.token.secret().to_string())
+    }
+}
+
+/// Makes the credential for a tenant. The sign-in module implements it (device code first,
+/// then the keyring's refresh token `tenant:{id}:exchange-refresh-token`); tests inject theirs.
+#[async_trait::async_trait]
+pub trait SignInFactory: Send + Sync {
+    async fn exchange_sign_in(
+        &self,
+        tenant: &TenantRecord,
+    ) -> Result<ExchangeSignIn, ExchangeError>;
+}
+
+/// An access token obtained elsewhere, used as is until it expires.
+pub struct StaticTokenCredential {
+    token: String,
+    expires_on: OffsetDateTime,
+}
+
+impl std::fmt::Debug for StaticTokenCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticTokenCredential(..)")
+    }
+}
+
+impl StaticTokenCredential {
+    pub fn new(token: String) -> StaticTokenCredential {
+        let expires_on = jwt_claims(&token)
+            .and_then(|c| c.get("exp").and_then(|v| v.as_i64()))
+            .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
+            .unwrap_or_else(|| OffsetDateTime::now_utc() + time::Duration::hours(1));
+        StaticTokenCredential { token, expires_on }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for StaticTokenCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Ok(AccessToken::new(self.token.clone(), self.expires_on))
+    }
+}
+
+/// A JWT's claims, read without verifying (as Microsoft's clients do: only the resource checks).
+pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Tokens given in `HAL_ONBOARD_EXCHANGE_TOKEN` (automation and tests): one or more Exchange
+/// Online access tokens separated by whitespace or commas; each tenant gets the one whose
+/// `tid` claim is its tenant ID.
+pub struct EnvTokens {
+    tokens: Vec<String>,
+}
+
+impl EnvTokens {
+    pub fn new(value: &str) -> EnvTokens {
+        EnvTokens {
+            tokens: value
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SignInFactory for EnvTokens {
+    async fn exchange_sign_in(
+        &self,
+        tenant: &TenantRecord,
+    ) -> Result<ExchangeSignIn, ExchangeError> {
+        let want = tenant.tenant_id.to_string();
+        for t in &self.tokens {
+            let Some(claims) = jwt_claims(t) else {
+                continue;
+            };
+            if claims.get("tid").and_then(|v| v.as_str()) == Some(want.as_str()) {
+                let upn = claims
+                    .get("upn")
+                    .or_else(|| claims.get("unique_name"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                return Ok(ExchangeSignIn {
+                    credential: Arc::new(StaticTokenCredential::new(t.clone())),
+                    upn,
+                });
+            }
+        }
+        Err(ExchangeError::NotSignedIn {
+            message: format!(
+                "HAL_ONBOARD_EXCHANGE_TOKEN holds no token for tenant {}",
+                tenant.tenant_id
+            ),
+        })
+    }
+}
+
+/// The technician's own sign-in (`microsoft::signin::UserCredential`) for Exchange Online
+/// PowerShell's client: the refresh token kept in the secret store under
+/// `tenant:{id}:exchange-refresh-token` first, else the sign-in method (device code by
+/// default), shown through `observer`. Interactive sign-ins happen one at a time.
+pub struct UserSignIn {
+    pub http: reqwest::Client,
+    /// The sign-in authority (`Endpoints::login`).
+    pub authority: url::Url,
+    pub secrets: Arc<dyn crate::secrets::SecretStore>,
+    pub observer: Arc<dyn crate::microsoft::signin::SignInObserver>,
+    pub method: crate::microsoft::signin::AuthMethod,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl UserSignIn {
+    pub fn new(
+        http: reqwest::Client,
+        authority: url::Url,
+        secrets: Arc<dyn crate::secrets::SecretStore>,
+        observer: Arc<dyn crate::microsoft::signin::SignInObserver>,
+        method: crate::microsoft::signin::AuthMethod,
+    ) -> UserSignIn {
+        UserSignIn {
+            http,
+            authority,
+            secrets,
+            observer,
+            method,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SignInFactory for UserSignIn {
+    async fn exchange_sign_in(
+        &self,
+        tenant: &TenantRecord,
+    ) -> Result<ExchangeSignIn, ExchangeError> {
+        use crate::microsoft::signin::{SignInOptions, UserCredential};
+        let mut opts = SignInOptions::exchange(
+            self.authority.clone(),
+            &tenant.tenant_id.to_string(),
+            tenant.cloud.exchange_resource(),
+        );
+        opts.method = self.method;
+        opts.known_tenant = Some(tenant.tenant_id);
+        let cred = UserCredential::new(
+            self.http.clone(),
+            opts,
+            self.secrets.clone(),
+            self.observer.clone(),
+        );
+        let not_signed_in = |e: crate::microsoft::signin::SignInError| ExchangeError::NotSignedIn {
+            message: e.to_string(),
+        };
+        // Sign in now, one tenant at a time, so two prompts never interleave; the session
+        // gets the cached token.
+        let token = {
+            let _turn = self.one_at_a_time.lock().await;
+            let t = cred.token(&[]).await.map_err(not_signed_in)?;
+            cred.keep_signed_in(tenant.tenant_id)
+                .await
+                .map_err(not_signed_in)?;
+            t
+        };
+        let upn = jwt_claims(token.token.secret()).and_then(|c| {
+            c.get("upn")
+                .or_else(|| c.get("preferred_username"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+        Ok(ExchangeSignIn {
+            credential: cred,
+            upn,
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! `hal-onboard tenant add` with step 1 (Exchange) against the full sandbox: the real binary,
+//! the sandbox's sign-in for both Graph and Exchange, the stand-in PowerShell; then
+//! `hal-onboard ual retry` finishing it with the kept Exchange sign-in (no new prompt).
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use hal_onboard::sandbox::exchange::ExchangeScenario;
+use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_onboard::store::{StepStatus, TenantStore, UalState};
+use uuid::Uuid;
+
+struct Env {
+    sb: Sandbox,
+    dir: tempfile::TempDir,
+    pwsh: PathBuf,
+}
+
+impl Env {
+    async fn start(t: TenantScenario) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::start(
+            Scenario {
+                tenants: vec![t],
+                ..Scenario::default()
+            },
+            &dir.path().join("sandbox"),
+        )
+        .await
+        .unwrap();
+        let pwsh = hal_onboard::sandbox::pwsh::install_standin(
+            &dir.path().join("bin"),
+            std::path::Path::new(env!("CARGO_BIN_EXE_hal-onboard")),
+            &sb.exchange_url(),
+            &sb.ca_path(),
+        )
+        .unwrap();
+        Env { sb, dir, pwsh }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        for (k, v) in self.sb.env() {
+            c.env(k, v);
+        }
+        c.env("HAL_ONBOARD_RETRY_SCALE", "0.01")
+            .env(
+                "HAL_ONBOARD_SECRET_FILE",
+                self.dir.path().join("secrets.json"),
+            )
+            .env("HAL_ONBOARD_PWSH", &self.pwsh)
+            .env("HAL_ONBOARD_PWSH_TIMEOUT", "60")
+            .env("NO_COLOR", "1")
+            .env_remove("HAL_ONBOARD_EXCHANGE_TOKEN")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("HAL_ONBOARD_HOME")
+            .arg("--home")
+            .arg(self.dir.path().join("home"))
+            .arg("--no-input")
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        tokio::time::timeout(std::time::Duration::from_secs(120), c.output())
+            .await
+            .expect("hal-onboard finished within 2 minutes")
+            .unwrap()
+    }
+}
+
+fn tenant(n: u128, exchange: ExchangeScenario) -> TenantScenario {
+    let mut t = TenantScenario {
+        id: Uuid::from_u128(n),
+        display_name: format!("Tenant {n}"),
+        domains: vec![format!("t{n}.onmicrosoft.com")],
+        licenses: vec!["SPE_E5".into()],
+        device_code_approve_after_polls: 0,
+        device_code_interval: 0,
+        exchange,
+        ..TenantScenario::default()
+    };
+    t.signed_in_user.upn = format!("admin@t{n}.onmicrosoft.com");
+    t.signed_in_user.roles = vec!["Global Administrator".into()];
+    t
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_tenant_add_waits_on_propagation_then_ual_retry_finishes_without_a_prompt() {
+    let env = Env::start(tenant(
+        41,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let id = Uuid::from_u128(41);
+    let out = env
+        .run(&["tenant", "add", "t41.onmicrosoft.com", "--yes"])
+        .await;
+    let stderr = err(&out);
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        eprintln!("--- tenant add\n{stderr}");
+    }
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "tenant add: {stderr}"
+    );
+    assert!(stderr.contains("ual retry t41.onmicrosoft.com"), "{stderr}");
+    let doc = TenantStore::open(&env.dir.path().join("home"))
+        .unwrap()
+        .load()
+        .unwrap();
+    let rec = doc.get(id).expect("the tenant is stored");
+    assert_eq!(rec.ual.state, UalState::WaitingPropagation);
+    assert_eq!(rec.steps.exchange.status, StepStatus::Waiting);
+    assert!(rec.ual.hydrated_at.is_some());
+    assert!(rec.steps.app.is_done(), "the Graph steps went on: {stderr}");
+    let secrets = std::fs::read_to_string(env.dir.path().join("secrets.json")).unwrap();
+    assert!(
+        secrets.contains(&format!("tenant:{id}:exchange-refresh-token")),
+        "the Exchange sign-in is kept"
+    );
+
+    env.sb.clear_requests();
+    let out = env.run(&["ual", "retry"]).await;
+    let stderr = err(&out);
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        eprintln!("--- ual retry\n{stderr}");
+    }
+    assert_eq!(out.status.code(), Some(0), "ual retry: {stderr}");
+    assert!(
+        !env.sb
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("devicecode")),
+        "no new device code: the kept refresh token was used"
+    );
+    let doc = TenantStore::open(&env.dir.path().join("home"))
+        .unwrap()
+        .load()
+        .unwrap();
+    let rec = doc.get(id).unwrap();
+    assert_eq!(rec.ual.state, UalState::Enabled);
+    assert_eq!(rec.steps.exchange.status, StepStatus::Done);
+}
