@@ -72,8 +72,11 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Onboard a tenant (`tenant add`).
+    /// Onboard a tenant (`tenant add`), or stop managing one (`tenant remove`).
     Tenant(commands::tenant::TenantArgs),
+    /// A tenant's client secret: rotate it before it expires.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
     /// Every tenant, where it stands, what is still to do, when its secret expires.
     List(commands::list::ListArgs),
     /// Unified audit logging: finish what Microsoft's propagation delayed.

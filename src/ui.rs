@@ -214,6 +214,18 @@ impl Ui {
             .map_err(prompt_error)
     }
 
+    /// Asks for a line that may be left empty (only asked when a person is there).
+    pub fn input_optional(&self, prompt: &str) -> CommandResult<String> {
+        if !self.interactive {
+            return Ok(String::new());
+        }
+        dialoguer::Input::<String>::with_theme(&dialoguer::theme::ColorfulTheme::default())
+            .with_prompt(prompt)
+            .allow_empty(true)
+            .interact_text()
+            .map_err(prompt_error)
+    }
+
     /// Asks for a secret without echo.
     pub fn password(&self, prompt: &str, flag: &str) -> CommandResult<String> {
         if !self.interactive {

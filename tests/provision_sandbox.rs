@@ -60,9 +60,24 @@ impl Env {
 
     /// Runs `hal-onboard` with the environment a technician would set for the sandbox.
     pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, true).await
+    }
+
+    /// As a technician who has not configured a portal.
+    pub async fn run_without_portal(&self, args: &[&str]) -> Output {
+        self.run_with(args, false).await
+    }
+
+    async fn run_with(&self, args: &[&str], portal: bool) -> Output {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
         for (k, v) in self.sb.env() {
-            c.env(k, v);
+            if portal || !k.starts_with("HAL_PORTAL_") {
+                c.env(k, v);
+            }
+        }
+        if !portal {
+            c.env_remove("HAL_PORTAL_URL")
+                .env_remove("HAL_PORTAL_TOKEN");
         }
         c.env("HAL_ONBOARD_RETRY_SCALE", "0.01")
             .env("NO_COLOR", "1")
@@ -70,7 +85,7 @@ impl Env {
             .env_remove("HAL_ONBOARD_HOME")
             .arg("--home")
             .arg(self.home())
-            .arg("--no-input")
+            .args(["--no-input", "-v"])
             .args(args)
             .stdin(std::process::Stdio::null());
         tokio::time::timeout(std::time::Duration::from_secs(120), c.output())
@@ -91,12 +106,6 @@ impl Env {
         ];
         a.extend_from_slice(extra);
         self.run(&a).await
-    }
-
-    pub fn secrets(&self) -> Value {
-        std::fs::read(self.dir.path().join("secrets.json"))
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap_or(Value::Null)
     }
 
     /// Graph requests (not sign-in) logged since the last clear.
@@ -206,10 +215,14 @@ async fn fresh_tenant_then_rerun_changes_nothing() {
     assert_eq!(rec["steps"]["exchange"]["status"], "skipped");
     assert_eq!(rec["grantedPermissions"].as_array().unwrap().len(), 15);
     assert_eq!(rec["license"], "P2");
-    // The secret went to the secret store, never to stdout/stderr or the state file.
-    let secrets = env.secrets();
-    let key = format!("tenant:{}:client-secret", env.id);
-    let secret = secrets[&key].as_str().expect("secret kept").to_string();
+    // The secret went to the portal, never to stdout/stderr or the state file.
+    let secret = env
+        .sb
+        .portal()
+        .received(&env.id.to_string())
+        .expect("the portal received the tenant")
+        .submission
+        .client_secret;
     let state = std::fs::read_to_string(env.home().join("tenants.json")).unwrap();
     assert!(!state.contains(&secret));
     assert!(!stderr(&out).contains(&secret));
@@ -242,9 +255,11 @@ async fn fresh_tenant_then_rerun_changes_nothing() {
         stderr(&again)
     );
     assert_eq!(record(&again)["secret"], rec["secret"]);
-    // The refresh token was kept: the re-run did not ask for a device code.
+    assert_eq!(record(&again)["portal"]["state"], "submitted");
+    // These runs have no OS keyring (the refresh token lived in memory): the re-run signs in
+    // again. Keeping it across runs is tested where a keyring answers (signin, exchange tests).
     assert!(
-        !stderr(&again).contains("enter the code"),
+        stderr(&again).contains("enter the code"),
         "{}",
         stderr(&again)
     );
@@ -274,7 +289,7 @@ async fn wrong_tenant_signed_in_stops_before_any_write() {
             !s.contains(&env.id.to_string())
         }
     );
-    assert!(env.secrets().as_object().is_none_or(|m| m.is_empty()));
+    assert!(env.sb.portal().received(&env.id.to_string()).is_none());
     // Named by GUID: stopped before Graph is even asked.
     env.sb.clear_requests();
     let out = env
@@ -492,35 +507,70 @@ async fn verification_failure_then_resume_at_verify_without_writes() {
             .unwrap()
             .contains("attempts")
     );
-    // Microsoft catches up; the re-run only verifies.
+    // Microsoft catches up. Without a keyring (these runs) the first secret died with the
+    // process, so the re-run replaces it (and removes the unusable one) and then verifies;
+    // the app, its permissions and its grants are left as they are.
     {
         let st = env.sb.state();
         let mut inner = st.lock();
         let t = inner.tenant_mut(env.id).unwrap();
+        t.scenario.new_credential_delay_requests = 0;
         for s in t.secrets.values_mut() {
             s.failures_left = 0;
         }
     }
     env.sb.clear_requests();
     let before = env.sb.snapshot(env.id);
+    let first_key = rec["secret"]["keyId"].as_str().unwrap().to_string();
     let out = env.add(&[]).await;
     assert_ok(&out);
-    assert_eq!(record(&out)["steps"]["verify"]["status"], "done");
-    assert_eq!(before.applications, env.sb.snapshot(env.id).applications);
-    assert!(
-        env.graph_requests()
-            .iter()
-            .all(|r| r.method == "GET" || r.path.ends_with("$batch"))
+    let again = record(&out);
+    assert_eq!(again["steps"]["verify"]["status"], "done");
+    assert_ne!(again["secret"]["keyId"], first_key.as_str(), "a new secret");
+    let after = env.sb.snapshot(env.id);
+    let (b, a) = (
+        before.application_named(APP).unwrap(),
+        after.application_named(APP).unwrap(),
+    );
+    assert_eq!(b.required_resource_access, a.required_resource_access);
+    assert_eq!(before.app_role_assignments, after.app_role_assignments);
+    let keys: Vec<String> = a
+        .password_credentials
+        .iter()
+        .map(|p| p.key_id.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![again["secret"]["keyId"].as_str().unwrap().to_string()]
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_secret_is_replaced_and_the_old_one_removed() {
     let env = Env::start(tenant(11)).await;
-    let first = record(&env.add(&[]).await);
-    // The keyring lost it (another machine, a wiped profile) and the portal never got it.
-    std::fs::remove_file(env.dir.path().join("secrets.json")).unwrap();
-    let out = env.add(&[]).await;
+    // No portal: the secret stays only with this machine, and these runs have no keyring, so
+    // it is gone when the first run ends (as on another machine, or a wiped profile).
+    let first = record(
+        &env.run_without_portal(&[
+            "tenant",
+            "add",
+            &env.domain(),
+            "--skip-exchange",
+            "--yes",
+            "--json",
+        ])
+        .await,
+    );
+    let out = env
+        .run_without_portal(&[
+            "tenant",
+            "add",
+            &env.domain(),
+            "--skip-exchange",
+            "--yes",
+            "--json",
+        ])
+        .await;
     assert_ok(&out);
     assert!(
         stderr(&out).contains("no longer in this machine's keyring"),

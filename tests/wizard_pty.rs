@@ -73,6 +73,10 @@ fn wizard_asks_before_changing_and_no_means_nothing_changes() {
     s.expect("App registration").unwrap();
     s.expect("as planned?").unwrap();
     s.send("n").unwrap();
+    s.expect("nothing was changed").unwrap();
+    // The guide's "repeat for every tenant": the wizard offers the next one.
+    s.expect("Onboard another tenant?").unwrap();
+    s.send("n").unwrap();
     s.expect(expectrl::Eof).unwrap();
     assert_eq!(apps_named(&sb, id), 0, "declining changes nothing");
     assert!(
@@ -113,6 +117,9 @@ fn ctrl_c_mid_step_then_rerun_resumes_without_duplicates() {
         s.send("y").unwrap();
     }
     s.expect("is onboarded").unwrap();
+    s.expect("Directory (tenant) ID").unwrap();
+    s.expect("Onboard another tenant?").unwrap();
+    s.send("n").unwrap();
     s.expect(expectrl::Eof).unwrap();
 
     assert_eq!(apps_named(&sb, id), 1, "never a second app");

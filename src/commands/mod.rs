@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod helpers;
 pub mod list;
 pub mod portal;
+pub mod secret;
 pub mod tenant;
 pub mod ual;
 
@@ -157,6 +158,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
         Command::Portal(c) => portal::cmd_portal(&ctx, c),
         Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
+        Command::Secret(c) => secret::cmd_secret(&ctx, c),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

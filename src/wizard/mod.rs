@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod permissions;
+pub mod rotate;
 pub mod steps;
 pub mod verify;
 
@@ -563,9 +564,13 @@ impl<'a> Wizard<'a> {
                     state: st,
                 });
             }
+            // A new secret will have to be sent; new permissions alone change nothing the
+            // portal holds.
+            let new_secret = items
+                .iter()
+                .any(|i| i.step == StepId::Secret && matches!(i.state, PlanState::ToDo(_)));
             let portal_state = match &self.portal {
-                Some(p) if cx.earlier_changed => match p.assess(&cx) {
-                    // Whatever it found, new credentials will have to be sent.
+                Some(p) if new_secret => match p.assess(&cx) {
                     Assessment::Done => {
                         PlanState::ToDo(vec!["send the new credentials to the MSP portal".into()])
                     }
@@ -575,7 +580,9 @@ impl<'a> Wizard<'a> {
                 None if cx.record.portal.state == crate::store::PortalState::Submitted => {
                     PlanState::Done
                 }
-                None => PlanState::Later("the MSP portal step is not in this build".into()),
+                None => PlanState::Later(
+                    "no MSP portal is configured: run `hal-onboard portal login`, then `hal-onboard portal submit` for this tenant".into(),
+                ),
             };
             items.push(PlanItem {
                 step: StepId::Portal,
@@ -705,7 +712,7 @@ impl<'a> Wizard<'a> {
                 earlier_changed,
                 meter: self.meter.clone(),
             };
-            let due = earlier_changed || matches!(portal.assess(&cx), Assessment::ToDo(_));
+            let due = matches!(portal.assess(&cx), Assessment::ToDo(_));
             if due {
                 let r = self.run_one(portal.as_ref(), &mut cx).await;
                 self.persist(&record)?;
@@ -719,7 +726,11 @@ impl<'a> Wizard<'a> {
         })
     }
 
-    async fn run_one(&self, s: &(dyn Step + 'a), cx: &mut StepCx<'_>) -> Result<(), WizardError> {
+    pub(crate) async fn run_one(
+        &self,
+        s: &(dyn Step + 'a),
+        cx: &mut StepCx<'_>,
+    ) -> Result<(), WizardError> {
         let id = s.id();
         self.progress.event(Event::StepStarted(id));
         match s.run(cx).await {
@@ -747,7 +758,7 @@ impl<'a> Wizard<'a> {
     }
 
     /// One short transaction: the record replaces the stored one with the same tenant ID.
-    fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
+    pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
         self.store.update(|doc| doc.upsert(record.clone()))?;
         Ok(())
     }

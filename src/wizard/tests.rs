@@ -268,10 +268,17 @@ impl DirectoryApi for FakeDir {
     }
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
         let mut w = self.w.lock().unwrap();
+        w.check("remove_password")?;
         w.writes += 1;
         let app = w.apps.iter_mut().find(|a| a.id == object_id).unwrap();
         app.password_credentials
             .retain(|p| p.key_id.as_deref() != Some(key_id));
+        Ok(())
+    }
+    async fn delete_application(&self, object_id: &str) -> Result<(), GraphError> {
+        let mut w = self.w.lock().unwrap();
+        w.writes += 1;
+        w.apps.retain(|a| a.id != object_id);
         Ok(())
     }
     async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError> {
@@ -754,4 +761,152 @@ async fn the_portal_slot_runs_after_verification_and_only_when_due() {
         .unwrap();
     assert!(!r.plan.changes());
     assert_eq!(*sent.lock().unwrap(), 1, "not sent twice");
+}
+
+// ---- Secret rotation (wizard::rotate) ----------------------------------------------------
+
+/// A portal that answers from a script and keeps what it was sent.
+#[derive(Default)]
+struct FakePortalApi {
+    down: std::sync::atomic::AtomicBool,
+    got: Mutex<Vec<crate::portal::Submission>>,
+}
+
+#[async_trait::async_trait]
+impl crate::portal::PortalApi for FakePortalApi {
+    async fn check(&self) -> Result<(), crate::portal::PortalError> {
+        Ok(())
+    }
+    async fn submit(
+        &self,
+        s: &crate::portal::Submission,
+    ) -> Result<crate::portal::SubmitOutcome, crate::portal::PortalError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::portal::PortalError::Unavailable {
+                status: 503,
+                attempts: 4,
+            });
+        }
+        self.got.lock().unwrap().push(s.clone());
+        Ok(crate::portal::SubmitOutcome::Created)
+    }
+}
+
+impl Harness {
+    async fn rotate(
+        &self,
+        portal: Option<&dyn crate::portal::PortalApi>,
+    ) -> Result<rotate::Rotation, WizardError> {
+        let mut settings = Settings::new(
+            "contoso.onmicrosoft.com",
+            Cloud::Global,
+            "https://graph.microsoft.com",
+            "https://manage.office.com",
+        );
+        settings.verify_attempts = 3;
+        settings.verify_wait = Duration::from_millis(1);
+        let p = Recorder::default();
+        let wiz = Wizard {
+            settings,
+            dir: &self.dir,
+            verifier: &self.verifier,
+            secrets: self.secrets.clone(),
+            store: &self.store,
+            progress: &p,
+            meter: RequestMeter::new(),
+            exchange: None,
+            portal: None,
+        };
+        let id = wiz.identify().await?;
+        let (record, app) = Wizard::onboarded(&id)?;
+        let present = wiz.secret_present(record.tenant_id).await?;
+        let plan = rotate::plan(&record, &app, present, 24, portal.is_some());
+        wiz.rotate(id, &plan, portal).await
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.w.lock().unwrap().apps[0]
+            .password_credentials
+            .iter()
+            .filter_map(|p| p.key_id.clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn rotation_sends_then_removes_and_resumes_after_a_portal_failure() {
+    let h = Harness::new();
+    h.run().await.unwrap();
+    let portal = FakePortalApi::default();
+    let r = h.rotate(Some(&portal)).await.unwrap();
+    assert!(matches!(r.portal, rotate::PortalResult::Accepted(_)));
+    assert_eq!(h.keys(), vec![r.new.key_id.clone()]);
+    let in_use = r.new.key_id.clone();
+
+    // The portal is down: the old secret stays, the new one is recorded and held.
+    portal.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = h.rotate(Some(&portal)).await.unwrap();
+    assert!(matches!(r.portal, rotate::PortalResult::Failed(_)));
+    let pending = r.new.key_id.clone();
+    assert_eq!(h.keys(), vec![in_use.clone(), pending.clone()]);
+    assert_eq!(r.kept.len(), 1);
+    assert_eq!(
+        h.record().portal.secret_key_id.as_deref(),
+        Some(in_use.as_str())
+    );
+
+    // Back: the same secret is sent (no third), then the old one goes.
+    portal
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let writes = h.w.lock().unwrap().writes;
+    let r = h.rotate(Some(&portal)).await.unwrap();
+    assert!(r.resumed);
+    assert_eq!(r.new.key_id, pending);
+    assert_eq!(h.keys(), vec![pending.clone()]);
+    assert_eq!(h.w.lock().unwrap().writes, writes + 1, "only the removal");
+    let got = portal.got.lock().unwrap();
+    assert_eq!(got.last().unwrap().secret_key_id, pending);
+    assert_eq!(
+        got.last().unwrap().client_secret,
+        format!("secret-for-{pending}")
+    );
+}
+
+#[tokio::test]
+async fn rotation_without_the_portal_keeps_the_old_secret() {
+    let h = Harness::new();
+    h.run().await.unwrap();
+    let portal = FakePortalApi::default();
+    let first = h.rotate(Some(&portal)).await.unwrap().new.key_id;
+    let r = h.rotate(None).await.unwrap();
+    assert!(matches!(r.portal, rotate::PortalResult::NotSent));
+    assert_eq!(h.keys(), vec![first.clone(), r.new.key_id.clone()]);
+    assert_eq!(
+        h.record().portal.secret_key_id.as_deref(),
+        Some(first.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_failed_removal_after_the_portal_accepted_says_so() {
+    let h = Harness::new();
+    h.run().await.unwrap();
+    let portal = FakePortalApi::default();
+    h.rotate(Some(&portal)).await.unwrap();
+    h.w.lock().unwrap().fail.insert("remove_password", 1);
+    let e = h.rotate(Some(&portal)).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the portal has the new client secret"),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("secret rotate"), "{e:?}");
+    let rec = h.record();
+    assert_eq!(
+        rec.portal.secret_key_id.as_deref(),
+        Some(rec.secret.as_ref().unwrap().key_id.as_str()),
+        "the record says the portal has the new one"
+    );
+    assert_eq!(h.keys().len(), 2);
 }

@@ -8,32 +8,48 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use url::Url;
 
+use super::session::{Session, SignInArgs};
+use super::summary::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
 use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
-use crate::http::build_client;
-use crate::microsoft::graph::meter::RequestMeter;
-use crate::microsoft::graph::{GraphClient, RetryPolicy};
-use crate::microsoft::signin::{
-    self, AuthMethod, DeviceCodePrompt, GRAPH_CLI_CLIENT_ID, SignInObserver, SignInOptions,
-    UserCredential,
-};
+use crate::microsoft::signin::{self, AuthMethod, DeviceCodePrompt, SignInObserver};
 use crate::secrets::SecretStore;
-use crate::store::{StepId, TenantStore};
+use crate::store::{StepId, TenantRecord, TenantStore};
 use crate::ui::{Spinner, Ui};
-use crate::wizard::verify::AzureVerifier;
+use crate::wizard::steps::portal::PortalStep;
 use crate::wizard::{
     Answer, DEFAULT_APP_NAME, Event, PlanState, Progress, Question, Settings, Wizard, WizardError,
     licence_note,
 };
 
-/// Scales every retry wait (tests and the benchmark run the same logic faster). Undocumented
-/// on purpose: technicians never need it.
-const ENV_RETRY_SCALE: &str = "HAL_ONBOARD_RETRY_SCALE";
-
 #[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  hal-onboard tenant add contoso.onmicrosoft.com
+  hal-onboard tenant add 5f1c2d3e-0000-4000-8000-000000000001 --no-input --yes
+  hal-onboard tenant add --from tenants.csv     (CSV rows: tenant, display name)
+  hal-onboard tenant add --sandbox              (the built-in sandbox: nothing real is touched)
+
+Exit status: 0 onboarded; 1 failed; 2 bad usage; 3 waiting on Microsoft (UAL propagation).")]
 pub struct AddArgs {
     /// The customer's tenant: a verified domain (contoso.onmicrosoft.com) or the tenant GUID.
-    pub tenant: String,
+    /// Asked for when not given.
+    #[arg(conflicts_with = "from")]
+    pub tenant: Option<String>,
+
+    /// Your name for this customer, shown by `list` [default: the tenant's own display name].
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub name: Option<String>,
+
+    /// Onboard every tenant in a CSV file (rows: tenant, display name), one after the other,
+    /// with a summary at the end. A bad row is reported and skipped.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<std::path::PathBuf>,
+
+    /// Print the client secret's value in the final table (it is otherwise masked; it is kept
+    /// in the OS keyring until the portal has it).
+    #[arg(long)]
+    pub show_secret: bool,
 
     /// Leave out step 1 (Exchange unified audit logging), e.g. when done by hand.
     #[arg(long)]
@@ -69,13 +85,100 @@ pub struct AddArgs {
 }
 
 pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
-    let tenant = args.tenant.trim().to_string();
-    if tenant.is_empty() || tenant.contains('/') || tenant.contains(' ') {
-        return Err(
-            user_error(format!("{:?} is not a tenant name", args.tenant)).hint(
-                "Pass a verified domain such as contoso.onmicrosoft.com, or the tenant GUID.",
-            ),
-        );
+    if let Some(file) = &args.from {
+        return super::batch::run(ctx, args, file);
+    }
+    let ui = &ctx.ui;
+    let mut asked = args.tenant.is_none();
+    let mut tenant = match &args.tenant {
+        Some(t) => t.clone(),
+        None => ask_tenant(ctx)?,
+    };
+    let mut name = match (&args.name, asked) {
+        (Some(n), _) => Some(n.clone()),
+        (None, true) => ask_name(ui)?,
+        (None, false) => None,
+    };
+    let mut worst: Option<CommandError> = None;
+    loop {
+        match onboard(ctx, args, &tenant, name.as_deref()) {
+            Ok(_) => {}
+            Err(e) => {
+                if !ui.interactive() || ui.json() {
+                    return Err(e);
+                }
+                ui.error(&e);
+                worst = Some(match worst.take() {
+                    Some(w) if w.status == ExitStatus::Failed => w,
+                    _ => e,
+                });
+            }
+        }
+        // The guide's last line: "Then move to the next tenant and repeat from Step 1."
+        if !ui.interactive() || ui.json() {
+            break;
+        }
+        ui.status("");
+        if !ui.confirm("Onboard another tenant?", false, "--from FILE")? {
+            break;
+        }
+        tenant = ask_tenant(ctx)?;
+        name = ask_name(ui)?;
+        asked = true;
+    }
+    let _ = asked;
+    match worst {
+        // Errors were shown as they happened; the exit status keeps the worst.
+        Some(e) => Err(
+            CommandError::new(e.status, "not every tenant was onboarded")
+                .hint("Run `hal-onboard list` to see where each tenant stands."),
+        ),
+        None => Ok(()),
+    }
+}
+
+fn ask_tenant(ctx: &Ctx) -> CommandResult<String> {
+    if let Some(sb) = ctx.sandbox()
+        && !ctx.ui.interactive()
+    {
+        // A sandbox run with nothing to ask: its first tenant.
+        return Ok(sb.tenants()[0].default_domain().to_string());
+    }
+    let hint = ctx
+        .sandbox()
+        .map(|sb| format!(" (sandbox: {})", sb.tenants()[0].default_domain()))
+        .unwrap_or_default();
+    loop {
+        let t = ctx.ui.input(
+            &format!("Customer tenant: a verified domain or the tenant ID{hint}"),
+            "the tenant (e.g. `hal-onboard tenant add contoso.onmicrosoft.com`)",
+        )?;
+        let t = t.trim().to_string();
+        if super::batch::is_tenant_name(&t) {
+            return Ok(t);
+        }
+        ctx.ui.warning(format!(
+            "{t:?} is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID)."
+        ));
+    }
+}
+
+fn ask_name(ui: &Ui) -> CommandResult<Option<String>> {
+    let n = ui.input_optional("Your name for this customer (Enter: the tenant's own name)")?;
+    Ok(Some(n.trim().to_string()).filter(|n| !n.is_empty()))
+}
+
+/// One tenant, start to finish: the record as it ends, or why it stopped.
+pub(crate) fn onboard(
+    ctx: &Ctx,
+    args: &AddArgs,
+    tenant: &str,
+    name: Option<&str>,
+) -> CommandResult<TenantRecord> {
+    let tenant = tenant.trim().to_string();
+    if !super::batch::is_tenant_name(&tenant) {
+        return Err(user_error(format!("{tenant:?} is not a tenant name"))
+            .hint("Pass a verified domain such as contoso.onmicrosoft.com, or the tenant GUID."));
     }
     let store =
         TenantStore::open(&ctx.home).map_err(|e| store_error(e, "cannot open the tenant store"))?;
@@ -88,59 +191,29 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         .cloud
         .or(known.as_ref().map(|r| r.cloud))
         .unwrap_or_default();
-    let endpoints = ctx.env.endpoints(cloud);
-    let http = build_client(ctx.env.ca_cert.as_deref())
-        .map_err(|e| failed("cannot set up HTTPS").with_source(e))?;
     let secrets: Arc<dyn SecretStore> = ctx.secrets();
-    let scale: f64 = std::env::var(ENV_RETRY_SCALE)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|f: &f64| f.is_finite() && *f > 0.0)
-        .unwrap_or(1.0);
-
-    let observer = Arc::new(UiSignIn {
-        ui: ctx.ui.clone(),
-        spinner: Mutex::new(None),
-    });
-    let client_id = args
-        .client_id
-        .clone()
-        .or_else(|| ctx.env.client_id.clone())
-        .unwrap_or_else(|| GRAPH_CLI_CLIENT_ID.to_string());
-    let mut user_cred: Option<Arc<UserCredential>> = None;
-    let (credential, scopes): (
-        Arc<dyn azure_core::credentials::TokenCredential>,
-        Vec<String>,
-    ) = match args.auth {
-        AuthMethod::AzureCli => (
-            signin::azure_cli(&tenant).map_err(|e| sign_in_failed(&e))?,
-            vec![format!("{}/.default", endpoints.graph_resource)],
-        ),
-        method => {
-            let mut opts = SignInOptions::graph(
-                endpoints.login.clone(),
-                &tenant,
-                &client_id,
-                &endpoints.graph_resource,
-            );
-            opts.method = method;
-            opts.known_tenant = known.as_ref().map(|r| r.tenant_id);
-            let scopes = opts.scopes.clone();
-            let c = UserCredential::new(http.clone(), opts, secrets.clone(), observer.clone());
-            user_cred = Some(c.clone());
-            (c, scopes)
-        }
+    let observer = Arc::new(UiSignIn::new(&ctx.ui));
+    let how = SignInArgs {
+        auth: args.auth,
+        client_id: args.client_id.clone(),
     };
-    let meter = RequestMeter::new();
-    let graph = GraphClient::new(
-        http.clone(),
-        endpoints.clone(),
-        credential,
-        scopes,
-        RetryPolicy::default().scaled(scale),
-        meter.clone(),
-    );
-    let verifier = AzureVerifier::new(&http, endpoints.login.clone(), meter.clone());
+    let Session {
+        http,
+        endpoints,
+        graph,
+        verifier,
+        meter,
+        user_cred,
+        scale,
+        ..
+    } = Session::open(
+        ctx,
+        &tenant,
+        known.as_ref(),
+        &how,
+        secrets.clone(),
+        observer,
+    )?;
     let mut settings = Settings::new(
         &tenant,
         cloud,
@@ -151,11 +224,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     settings.secret_months = args.secret_months;
     settings.skip_exchange = args.skip_exchange;
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
-    let progress = UiProgress {
-        ui: ctx.ui.clone(),
-        yes: args.yes,
-        spinner: Mutex::new(None),
-    };
+    let progress = UiProgress::new(&ctx.ui, args.yes);
 
     // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
     let exchange = if args.skip_exchange {
@@ -169,11 +238,13 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
             None,
         )?)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| failed("cannot start the async runtime").with_source(e))?;
+    // Step 6, when a portal is configured (else the plan says how to configure one).
+    let portal: Option<Box<dyn crate::wizard::steps::Step>> =
+        match (ctx.portal_url()?.0, ctx.portal(secrets.as_ref())) {
+            (Some(url), Ok(api)) => Some(Box::new(PortalStep::new(Arc::new(api), &url))),
+            _ => None,
+        };
+    let rt = ctx.runtime()?;
     let report = rt.block_on(async {
         let wizard = Wizard {
             settings,
@@ -187,8 +258,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
                 Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
                     as Box<dyn crate::wizard::steps::Step>
             }),
-            // The portal engineer's step plugs in here (src/wizard/steps/portal.rs).
-            portal: None,
+            portal,
         };
         let id = wizard.identify().await?;
         if let Some(c) = &user_cred {
@@ -202,19 +272,46 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         wizard.run(id).await
     });
     progress.clear();
-    observer.clear();
-    let report = report.map_err(|e| wizard_error(e, &tenant))?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            // The portal refused or was down: the credentials are verified and must not be
+            // lost, so show where they stand before the error.
+            if matches!(
+                e,
+                WizardError::Step {
+                    step: StepId::Portal,
+                    ..
+                }
+            ) && let Ok(doc) = store.load()
+                && let Ok(rec) = doc.find(&tenant)
+            {
+                show_credentials(ctx, args, rec, secrets.as_ref());
+            }
+            return Err(wizard_error(e, &tenant));
+        }
+    };
     let stats = report.stats;
-    ctx.ui.status(ctx.ui.dim(format!(
-        "Graph and sign-in requests after sign-in: {} in {} round trips ({} writes; retries: {} replication, {} throttling, {} other)",
-        stats.requests,
-        stats.round_trips,
-        stats.writes,
-        stats.replication_retries,
-        stats.throttle_retries,
-        stats.other_retries
-    )));
-    let rec = &report.record;
+    if ctx.ui.verbose() > 0 {
+        ctx.ui.status(ctx.ui.dim(format!(
+            "Graph and sign-in requests after sign-in: {} in {} round trips ({} writes; retries: {} replication, {} throttling, {} other)",
+            stats.requests,
+            stats.round_trips,
+            stats.writes,
+            stats.replication_retries,
+            stats.throttle_retries,
+            stats.other_retries
+        )));
+    }
+    let mut rec = report.record;
+    if let Some(n) = name
+        && rec.display_name != n
+    {
+        rec.display_name = n.to_string();
+        store
+            .update(|doc| doc.upsert(rec.clone()))
+            .map_err(|e| store_error(e, "cannot record the display name"))?;
+    }
     if rec.step(StepId::Verify).is_done() {
         ctx.ui.success(format!(
             "{} ({}) is onboarded: app {} (appId {}), credentials verified{}.",
@@ -230,24 +327,61 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
                 .map(|s| format!(", secret expires {}", s.expires_at.date()))
                 .unwrap_or_default()
         ));
-        if rec.portal.secret_key_id.is_none() && !secrets.is_persistent() {
-            ctx.ui.warning(
-                "there is no OS keyring here: the client secret lived in memory and is gone when this command ends; the next run will replace it.",
-            );
-        }
+        show_credentials(ctx, args, &rec, secrets.as_ref());
     }
     if ctx.ui.json() {
-        ctx.ui.write_json(rec)?;
+        ctx.ui.write_json(&rec)?;
     }
     if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
-        return Err(crate::error::waiting(
-            "Exchange audit logging is waiting on Microsoft (the organization's customization is still propagating)",
-        )
+        return Err(crate::error::waiting(format!(
+            "{} is onboarded except unified audit logging, which waits on Microsoft (the organization's customization is still propagating)",
+            rec.primary_domain
+        ))
         .hint(format!(
-            "Run `hal-onboard tenant add {tenant}` again in 30 minutes; it picks up at the Exchange step."
+            "Run `hal-onboard ual retry {}` in 15–30 minutes, or `hal-onboard ual retry --watch` to keep trying.",
+            rec.primary_domain
         )));
     }
-    Ok(())
+    Ok(rec)
+}
+
+/// The guide's "Record these credentials" table and what is still to do. Without a keyring
+/// and without the portal having it, the secret is shown once here: it exists nowhere else.
+fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn SecretStore) {
+    let ui = &ctx.ui;
+    let value = secrets
+        .get(&crate::secrets::account::client_secret(rec.tenant_id))
+        .ok()
+        .flatten();
+    let with_portal = crate::wizard::steps::portal::is_current(rec);
+    let reveal_once = value.is_some() && !with_portal && !secrets.is_persistent();
+    let view = match &value {
+        _ if with_portal => SecretView::NotHere,
+        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
+        Some(_) => SecretView::Masked {
+            kept: "(in the OS keyring until the portal has it; --show-secret shows it)",
+        },
+        None => SecretView::NotHere,
+    };
+    let table = credentials_table(ui, rec, view);
+    // With --json, stdout is the record; the table (and a secret shown once) goes to stderr.
+    if ui.json() {
+        if reveal_once || args.show_secret {
+            ui.status(table);
+        }
+    } else {
+        ui.out(table);
+    }
+    if reveal_once {
+        ui.warning(MANUAL_ENTRY);
+    }
+    let pending = pending_lines(rec);
+    if !pending.is_empty() {
+        ui.status("Still to do:");
+        for l in pending {
+            ui.status(format!("  • {l}"));
+        }
+    }
 }
 
 fn store_error(e: crate::store::StoreError, msg: &str) -> CommandError {
@@ -259,7 +393,7 @@ fn store_error(e: crate::store::StoreError, msg: &str) -> CommandError {
     c
 }
 
-fn sign_in_failed(e: &signin::SignInError) -> CommandError {
+pub(crate) fn sign_in_failed(e: &signin::SignInError) -> CommandError {
     let mut c = failed(format!("the sign-in failed: {e}"));
     if let Some(h) = e.hint() {
         c = c.hint(h);
@@ -268,7 +402,7 @@ fn sign_in_failed(e: &signin::SignInError) -> CommandError {
 }
 
 /// One sentence, its cause, the next action.
-fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
+pub(crate) fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
     let status = if e.is_waiting() {
         ExitStatus::Waiting
     } else if e.is_usage() {
@@ -302,7 +436,10 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
     if resumable
         && !matches!(
             e,
-            WizardError::Graph { .. } | WizardError::NotVerified { .. } | WizardError::SecretLost
+            WizardError::Graph { .. }
+                | WizardError::NotVerified { .. }
+                | WizardError::SecretLost
+                | WizardError::Step { hint: Some(_), .. }
         )
     {
         c = c.hint(format!(
@@ -313,9 +450,18 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
 }
 
 /// Shows the sign-in: the code and URL prominently on stderr, a spinner while waiting.
-struct UiSignIn {
+pub(crate) struct UiSignIn {
     ui: Ui,
     spinner: Mutex<Option<Spinner>>,
+}
+
+impl UiSignIn {
+    pub(crate) fn new(ui: &Ui) -> UiSignIn {
+        UiSignIn {
+            ui: ui.clone(),
+            spinner: Mutex::new(None),
+        }
+    }
 }
 
 impl SignInObserver for UiSignIn {
@@ -347,14 +493,6 @@ impl SignInObserver for UiSignIn {
         opened
     }
 
-    fn waiting(&self, polls: u32, slowed_down: bool) {
-        if slowed_down && let Some(s) = self.spinner.lock().unwrap().as_ref() {
-            s.set_message(format!(
-                "Waiting for you to sign in (Microsoft asked us to check less often; {polls} checks so far)"
-            ));
-        }
-    }
-
     fn signed_in(&self, user: Option<&str>) {
         if let Some(s) = self.spinner.lock().unwrap().take() {
             s.finish();
@@ -363,14 +501,6 @@ impl SignInObserver for UiSignIn {
             "Signed in{}",
             user.map(|u| format!(" as {u}")).unwrap_or_default()
         ));
-    }
-}
-
-impl UiSignIn {
-    fn clear(&self) {
-        if let Some(s) = self.spinner.lock().unwrap().take() {
-            s.finish();
-        }
     }
 }
 
@@ -404,14 +534,22 @@ fn open_browser(url: &Url) -> bool {
 }
 
 /// The wizard's progress on the terminal.
-struct UiProgress {
+pub(crate) struct UiProgress {
     ui: Ui,
     yes: bool,
     spinner: Mutex<Option<Spinner>>,
 }
 
 impl UiProgress {
-    fn clear(&self) {
+    pub(crate) fn new(ui: &Ui, yes: bool) -> UiProgress {
+        UiProgress {
+            ui: ui.clone(),
+            yes,
+            spinner: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn clear(&self) {
         if let Some(s) = self.spinner.lock().unwrap().take() {
             s.finish();
         }

@@ -2,6 +2,8 @@
 
 pub mod add;
 pub mod batch;
+pub mod remove;
+pub mod session;
 pub mod summary;
 
 use clap::{Args, Subcommand};
@@ -20,10 +22,14 @@ pub enum TenantCommand {
     /// Onboard a tenant: audit logging, the app registration, its secret and admin consent,
     /// then verify the credentials. Safe to run again: it resumes where it stopped.
     Add(add::AddArgs),
+    /// Stop managing a tenant: forget it on this machine (record and keyring entries), and
+    /// with --delete-app also delete its app registration. Asks first.
+    Remove(remove::RemoveArgs),
 }
 
 pub fn cmd_tenant(ctx: &Ctx, args: &TenantArgs) -> CommandResult {
     match &args.command {
         TenantCommand::Add(a) => add::cmd_tenant_add(ctx, a),
+        TenantCommand::Remove(a) => remove::cmd_tenant_remove(ctx, a),
     }
 }

@@ -96,6 +96,9 @@ pub trait DirectoryApi: Send + Sync {
         end: OffsetDateTime,
     ) -> Result<NewSecret, GraphError>;
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError>;
+    /// Deletes an application (its service principal and grants go with it). Already gone is
+    /// not an error.
+    async fn delete_application(&self, object_id: &str) -> Result<(), GraphError>;
     /// The longest client secret lifetime the tenant's default app management policy allows,
     /// in days, when it can be read and sets one.
     async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError>;
@@ -396,6 +399,20 @@ impl DirectoryApi for GraphClient {
             {
                 Ok(())
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_application(&self, object_id: &str) -> Result<(), GraphError> {
+        let r = self
+            .send(&GraphRequest::new(
+                reqwest::Method::DELETE,
+                format!("applications/{object_id}"),
+            ))
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
             Err(e) => Err(e),
         }
     }

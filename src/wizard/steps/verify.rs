@@ -43,9 +43,16 @@ impl Step for VerifyStep {
         let tenant = cx.record.tenant_id;
         let secret = cx
             .secret_op(move |s| s.get(&account::client_secret(tenant)))
-            .await?
-            .ok_or(WizardError::SecretLost)?;
-        let secret = Secret::new(secret);
+            .await?;
+        let secret = match secret {
+            Some(s) => Secret::new(s),
+            // The portal holds this very secret (it was verified before it was sent, and this
+            // machine rightly forgot it): after a repair, confirm the grants alone.
+            None if crate::wizard::steps::portal::is_current(cx.record) => {
+                return grants_only(cx).await;
+            }
+            None => return Err(WizardError::SecretLost),
+        };
         let app_id = cx
             .record
             .app
@@ -160,4 +167,45 @@ impl Step for VerifyStep {
             }
         }
     }
+}
+
+/// Verification without the secret: every grant read back from Graph, retried through
+/// replication like the full check.
+async fn grants_only(cx: &mut StepCx<'_>) -> Result<StepOutcome, WizardError> {
+    let sp_id = cx
+        .record
+        .app
+        .as_ref()
+        .and_then(|a| a.service_principal_id.clone())
+        .expect("the app step made the service principal");
+    let perms = permissions::resolve(cx.survey.graph_sp.as_ref(), cx.survey.o365_sp.as_ref())?;
+    let of = cx.settings.verify_attempts.max(1);
+    for attempt in 1..=of {
+        let list = cx
+            .dir
+            .app_role_assignments(&sp_id)
+            .await
+            .map_err(WizardError::graph(StepId::Verify))?;
+        let missing: Vec<String> = missing_grants(&perms, &list)
+            .into_iter()
+            .map(|p| p.value.to_string())
+            .collect();
+        if missing.is_empty() {
+            cx.survey.assignments = Some(list);
+            return Ok(StepOutcome::Done(
+                "all 15 grants confirmed; the client secret is with the MSP portal (it was verified before it was sent)".into(),
+            ));
+        }
+        if attempt == of {
+            return Err(WizardError::ConsentIncomplete { missing });
+        }
+        cx.progress.event(Event::Waiting {
+            what: format!("Graph to list the grant of {}", missing.join(", ")),
+            attempt,
+            of,
+            next_in: cx.settings.verify_wait,
+        });
+        tokio::time::sleep(cx.settings.verify_wait).await;
+    }
+    unreachable!("the loop returns on its last attempt")
 }
