@@ -356,7 +356,7 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     let with_portal = crate::wizard::steps::portal::is_current(rec);
     let reveal_once = value.is_some() && !with_portal && !secrets.is_persistent();
     let view = match &value {
-        _ if with_portal => SecretView::NotHere,
+        _ if with_portal => SecretView::WithPortal,
         Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
         Some(_) => SecretView::Masked {
             kept: "(in the OS keyring until the portal has it; --show-secret shows it)",

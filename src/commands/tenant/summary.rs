@@ -12,7 +12,9 @@ pub enum SecretView<'a> {
     Masked { kept: &'static str },
     /// The value itself (`--show-secret`, or no keyring and the portal did not take it).
     Shown(&'a str),
-    /// This run does not have it (an earlier run made it, and it went to the portal).
+    /// The portal has it, and this machine rightly forgot it.
+    WithPortal,
+    /// This run does not have it.
     NotHere,
 }
 
@@ -25,6 +27,11 @@ pub fn credentials_table(ui: &Ui, rec: &TenantRecord, secret: SecretView<'_>) ->
     let secret_cell = match secret {
         SecretView::Shown(v) => ui.bold(v),
         SecretView::Masked { kept } => format!("{hint}{}  {}", "•".repeat(12), ui.dim(kept)),
+        SecretView::WithPortal => format!(
+            "{hint}{}  {}",
+            "•".repeat(12),
+            ui.dim("(sent to the MSP portal; not kept on this machine)")
+        ),
         SecretView::NotHere => format!(
             "{hint}{}  {}",
             "•".repeat(12),
