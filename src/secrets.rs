@@ -130,9 +130,16 @@ impl SecretStore for KeyringStore {
 }
 
 /// Secrets held for this process only: the fallback without a keyring, and the tests' store.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     values: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.values.lock().map(|v| v.len()).unwrap_or(0);
+        write!(f, "MemoryStore({n} entries)")
+    }
 }
 
 impl SecretStore for MemoryStore {

@@ -96,6 +96,11 @@ impl Ctx {
             user_error("no MSP portal is configured")
                 .hint("Run `hal-onboard portal login`, or set HAL_PORTAL_URL and HAL_PORTAL_TOKEN.")
         })?;
+        if url.scheme() != "https" {
+            return Err(user_error(format!("the portal URL must use https: {url}")).hint(
+                "The API token and client secrets travel to the portal: fix HAL_PORTAL_URL or run `hal-onboard portal login` with its https:// address.",
+            ));
+        }
         let (token, _) = self.portal_token(secrets);
         let token = token.ok_or_else(|| {
             user_error("no portal API token is available")

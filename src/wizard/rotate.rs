@@ -318,7 +318,11 @@ impl<'a> Wizard<'a> {
         let sent = portal_step::run(&mut record, self.secrets.as_ref(), portal, None).await;
         self.persist(&record)?;
         let outcome = match sent {
-            Ok(o) => o,
+            Ok(mut o) => {
+                o.secret_forgotten =
+                    portal_step::forget_secret(self.secrets.as_ref(), record.tenant_id);
+                o
+            }
             Err(e) => {
                 return Ok(Rotation {
                     record,

@@ -61,10 +61,14 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
     for mut rec in targets {
         let name = rec.primary_domain.clone();
         let spinner = ui.spinner(format!("Sending {name} to the portal"));
-        let res = rt.block_on(portal::run(&mut rec, secrets.as_ref(), &api, None));
+        let mut res = rt.block_on(portal::run(&mut rec, secrets.as_ref(), &api, None));
         spinner.finish();
-        // The record changed either way (submitted, or the failure noted): persist it.
+        // The record changed either way (submitted, or the failure noted): persist it, and
+        // only then forget a secret the portal has.
         store.upsert(&rec).map_err(store_error)?;
+        if let Ok(out) = &mut res {
+            out.secret_forgotten = portal::forget_secret(secrets.as_ref(), rec.tenant_id);
+        }
         match res {
             Ok(out) => {
                 ui.success(format!(

@@ -76,12 +76,25 @@ pub struct AddArgs {
     pub client_id: Option<String>,
 
     /// The app registration's name.
-    #[arg(long, default_value = DEFAULT_APP_NAME, value_name = "NAME")]
+    #[arg(long, default_value = DEFAULT_APP_NAME, value_name = "NAME", value_parser = app_name)]
     pub app_name: String,
 
     /// Client secret lifetime in months (the portal's maximum is 24).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=24), value_name = "MONTHS")]
     pub secret_months: u8,
+}
+
+/// App names travel inside OData `$filter` strings: letters, digits, spaces and `-_.()` only.
+fn app_name(s: &str) -> Result<String, String> {
+    let ok = !s.trim().is_empty()
+        && s.len() <= 120
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || " -_.()".contains(c));
+    if ok {
+        Ok(s.trim().to_string())
+    } else {
+        Err("use 1–120 letters, digits, spaces and - _ . ( )".into())
+    }
 }
 
 pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
@@ -236,6 +249,7 @@ pub(crate) fn onboard(
             Some(secrets.clone()),
             http.clone(),
             None,
+            args.auth,
         )?)
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
@@ -291,6 +305,11 @@ pub(crate) fn onboard(
             return Err(wizard_error(e, &tenant));
         }
     };
+    // The engine saved the record that says the portal has the secret: now it can go.
+    if crate::wizard::steps::portal::is_current(&report.record) {
+        let _ =
+            crate::wizard::steps::portal::forget_secret(secrets.as_ref(), report.record.tenant_id);
+    }
     let stats = report.stats;
     if ctx.ui.verbose() > 0 {
         ctx.ui.status(ctx.ui.dim(format!(

@@ -63,6 +63,7 @@ pub fn exchange_factory(
     secrets: Option<Arc<dyn SecretStore>>,
     http: reqwest::Client,
     pwsh_timeout: Option<Duration>,
+    method: AuthMethod,
 ) -> CommandResult<Arc<PwshOpsFactory>> {
     let exe = bridge::locate(ctx.env.pwsh.as_deref()).map_err(|e| {
         let hint = e.hint("");
@@ -80,10 +81,17 @@ pub fn exchange_factory(
             Some(t) => Arc::new(EnvTokens::new(t)),
             None => Arc::new(UserSignIn::new(
                 http,
-                ctx.env.endpoints(ctx.cloud()).login,
+                ctx.env
+                    .login_url
+                    .as_ref()
+                    .map(|_| ctx.env.endpoints(ctx.cloud()).login),
                 secrets.unwrap_or_else(|| secret_store(ctx)),
                 Arc::new(UiSignIn { ui: ctx.ui.clone() }),
-                AuthMethod::DeviceCode,
+                // The Azure CLI holds no Exchange Online PowerShell sign-in: a device code then.
+                match method {
+                    AuthMethod::AzureCli => AuthMethod::DeviceCode,
+                    m => m,
+                },
             )),
         }),
     };

@@ -201,6 +201,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         None,
         http,
         args.pwsh_timeout.map(Duration::from_secs),
+        crate::microsoft::signin::AuthMethod::DeviceCode,
     )?;
     let deps = Arc::new(Deps {
         store,

@@ -166,8 +166,9 @@ impl SignInFactory for EnvTokens {
 /// default), shown through `observer`. Interactive sign-ins happen one at a time.
 pub struct UserSignIn {
     pub http: reqwest::Client,
-    /// The sign-in authority (`Endpoints::login`).
-    pub authority: url::Url,
+    /// The sign-in authority when overridden (`HAL_ONBOARD_LOGIN_URL`); else each tenant's
+    /// own cloud's, so a GCC High tenant signs in at login.microsoftonline.us.
+    pub authority: Option<url::Url>,
     pub secrets: Arc<dyn crate::secrets::SecretStore>,
     pub observer: Arc<dyn crate::microsoft::signin::SignInObserver>,
     pub method: crate::microsoft::signin::AuthMethod,
@@ -177,7 +178,7 @@ pub struct UserSignIn {
 impl UserSignIn {
     pub fn new(
         http: reqwest::Client,
-        authority: url::Url,
+        authority: Option<url::Url>,
         secrets: Arc<dyn crate::secrets::SecretStore>,
         observer: Arc<dyn crate::microsoft::signin::SignInObserver>,
         method: crate::microsoft::signin::AuthMethod,
@@ -200,8 +201,12 @@ impl SignInFactory for UserSignIn {
         tenant: &TenantRecord,
     ) -> Result<ExchangeSignIn, ExchangeError> {
         use crate::microsoft::signin::{SignInOptions, UserCredential};
+        let authority = self
+            .authority
+            .clone()
+            .unwrap_or_else(|| crate::cloud::Endpoints::new(tenant.cloud, None, None).login);
         let mut opts = SignInOptions::exchange(
-            self.authority.clone(),
+            authority,
             &tenant.tenant_id.to_string(),
             tenant.cloud.exchange_resource(),
         );

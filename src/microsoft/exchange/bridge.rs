@@ -172,6 +172,10 @@ impl Pwsh {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // The child gets only its own secrets: never the portal token, nor other tenants'
+        // Exchange tokens from our environment.
+        cmd.env_remove(crate::config::ENV_PORTAL_TOKEN)
+            .env_remove(crate::config::ENV_EXCHANGE_TOKEN);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -240,12 +244,13 @@ impl Pwsh {
             Ok(Ok(b)) => b,
             _ => Vec::new(),
         };
-        let err_text = String::from_utf8_lossy(&err_bytes);
+        // Scrub the whole text before cutting it, so no cut leaves a fragment of a token.
+        let err_text = scrub(&String::from_utf8_lossy(&err_bytes), secrets);
         let tail_start = err_text.len().saturating_sub(8192);
         let tail_start = (tail_start..err_text.len())
             .find(|&i| err_text.is_char_boundary(i))
             .unwrap_or(err_text.len());
-        let stderr_text = scrub(err_text[tail_start..].trim(), secrets);
+        let stderr_text = err_text[tail_start..].trim().to_string();
         match end {
             End::Exited(status) => {
                 result.stderr = stderr_text;

@@ -134,9 +134,14 @@ fn connect_block(connect: Connect) -> String {
             },
             env::ENVIRONMENT
         ),
+        // `-Device` signs in whoever the person picks: check the organization connected to is
+        // the tenant asked for before anything runs in it.
         Connect::Device => format!(
-            "Connect-ExchangeOnline -Device -ExchangeEnvironmentName $env:{} -ShowBanner:$false -ErrorAction Stop",
-            env::ENVIRONMENT
+            "Connect-ExchangeOnline -Device -ExchangeEnvironmentName $env:{env} -ShowBanner:$false -ErrorAction Stop
+    $halConnection = Get-ConnectionInformation -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($halConnection -and ([string]$halConnection.TenantID) -ne $env:{tid}) {{ throw ('signed in to the wrong tenant: ' + [string]$halConnection.TenantID + ', not ' + $env:{tid} + '; nothing was changed') }}",
+            env = env::ENVIRONMENT,
+            tid = env::TENANT_ID
         ),
     };
     format!(

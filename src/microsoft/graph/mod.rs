@@ -120,12 +120,21 @@ impl GraphRequest {
     }
 }
 
-/// A successful answer.
-#[derive(Debug, Clone)]
+/// A successful answer. Its Debug leaves out the body (addPassword's holds a secret).
+#[derive(Clone)]
 pub struct GraphResponse {
     pub status: u16,
     pub body: Value,
     pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for GraphResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphResponse")
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GraphResponse {
@@ -394,7 +403,10 @@ impl GraphClient {
                     request_id,
                 });
             }
-            if is_throttled(status) && throttled + 1 < self.retry.throttle_attempts {
+            // A 503/504 on a POST may have been applied: only 429 (refused before any work) is
+            // retried blindly for a POST; the caller's idempotent re-check handles the rest.
+            let may_retry = status == 429 || req.method != Method::POST;
+            if may_retry && is_throttled(status) && throttled + 1 < self.retry.throttle_attempts {
                 throttled += 1;
                 let d = self.retry.wait(throttled, ra);
                 // Microsoft's Retry-After is obeyed (bounded by the attempt count); only our

@@ -30,6 +30,12 @@ pub struct PortalOutcome {
     pub secret_forgotten: bool,
 }
 
+/// Deletes the client secret from the secret store. Call it after the record that says the
+/// portal has it was saved. False when the store could not delete it.
+pub fn forget_secret(secrets: &dyn SecretStore, tenant: uuid::Uuid) -> bool {
+    secrets.delete(&account::client_secret(tenant)).is_ok()
+}
+
 /// Builds the submission from the record and the secret value.
 pub fn submission(rec: &TenantRecord, secret: &str) -> Result<Submission, PortalStepError> {
     let app = rec
@@ -91,10 +97,11 @@ pub async fn run(
             rec.portal.submitted_at = Some(OffsetDateTime::now_utc());
             rec.portal.secret_key_id = Some(sub.secret_key_id.clone());
             rec.step_mut(StepId::Portal).record(StepStatus::Done, None);
-            let secret_forgotten = secrets.delete(&acct).is_ok();
+            // The secret is forgotten only once this record is saved (`forget_secret`): a crash
+            // in between must not leave a "not sent" record and no secret.
             Ok(PortalOutcome {
                 outcome,
-                secret_forgotten,
+                secret_forgotten: false,
             })
         }
         Err(e) => {
@@ -160,9 +167,8 @@ impl super::Step for PortalStep {
                             .to_string()
                     }
                 };
-                if out.secret_forgotten {
-                    summary.push_str("; the secret was removed from this machine");
-                }
+                let _ = out;
+                summary.push_str("; this machine forgets the secret once this is recorded");
                 Ok(super::StepOutcome::Done(summary))
             }
             Err(e) => Err(step_error(e, &tenant)),
@@ -257,7 +263,9 @@ mod tests {
         };
         let out = run(&mut rec, &secrets, &portal, None).await.unwrap();
         assert_eq!(out.outcome, SubmitOutcome::Created);
-        assert!(out.secret_forgotten);
+        assert!(!out.secret_forgotten, "kept until the record is saved");
+        assert!(secrets.get(&acct).unwrap().is_some());
+        assert!(forget_secret(&secrets, rec.tenant_id));
         assert_eq!(secrets.get(&acct).unwrap(), None);
         assert_eq!(rec.portal.state, PortalState::Submitted);
         assert!(rec.step(StepId::Portal).is_done());
