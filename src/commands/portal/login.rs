@@ -47,6 +47,7 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
             ),
         );
     }
+    let from_env = !args.token_stdin && ctx.env.portal_token.is_some();
     let token = if args.token_stdin {
         let mut s = String::new();
         std::io::stdin()
@@ -71,11 +72,11 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     checked.map_err(|e| portal_error(e, None))?;
 
     let secrets = ctx.secrets();
-    if !secrets.is_persistent() && ctx.env.portal_token.is_none() {
+    if !secrets.is_persistent() && !from_env {
         return Err(failed("there is no OS keyring to keep the portal token in")
             .hint("Set HAL_PORTAL_TOKEN in the environment of the runs that need it (for example from your password manager)."));
     }
-    if ctx.env.portal_token.is_none() {
+    if !from_env {
         secrets.set(account::PORTAL_TOKEN, &token).map_err(|e| {
             failed("cannot save the portal token in the OS keyring")
                 .with_source(e)
@@ -90,7 +91,7 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     if ui.json() {
         ui.write_json(&serde_json::json!({
             "portalUrl": url,
-            "token": if ctx.env.portal_token.is_some() { "environment" } else { "keyring" },
+            "token": if from_env { "environment" } else { "keyring" },
             "checked": true,
         }))?;
     } else {

@@ -17,8 +17,8 @@ use crate::secrets::SecretStore;
 use crate::store::TenantRecord;
 use crate::wizard::verify::AzureVerifier;
 
-/// Scales every retry wait (tests and the benchmark run the same logic faster). Undocumented
-/// on purpose: technicians never need it.
+/// Scales every retry wait (tests and the benchmark run the same logic faster). For tests and
+/// benchmarks (README lists it as such): technicians never need it.
 pub(crate) const ENV_RETRY_SCALE: &str = "HAL_ONBOARD_RETRY_SCALE";
 
 /// The retry scale from the environment (1.0 unless set to a positive number).

@@ -181,10 +181,21 @@ impl Step for SecretStep {
         }
         cx.secret_present = true;
 
-        // Secrets of ours that nobody can use any more: the replaced one, and any left by an
-        // interrupted run. Never the one the portal holds.
+        // Record the new secret at once, before removing any old one: if a removal fails or the
+        // run stops, the saved record still names the secret whose value is kept.
         let portal_key = cx.record.portal.secret_key_id.clone();
         let old_key = cx.record.secret.as_ref().map(|s| s.key_id.clone());
+        cx.record.secret = Some(SecretRecord {
+            key_id: new.key_id.clone(),
+            hint: new.hint.clone(),
+            created_at: new.start,
+            expires_at: new.end,
+        });
+        // A new secret has to be proven again.
+        *cx.record.step_mut(StepId::Verify) = Default::default();
+
+        // Secrets of ours that nobody can use any more: the replaced one, and any left by an
+        // interrupted run. Never the one the portal holds.
         let mut removed = 0;
         let mut keep = Vec::new();
         for p in &app.password_credentials {
@@ -213,14 +224,6 @@ impl Step for SecretStep {
         if let Some(a) = cx.survey.app_by_id.as_mut() {
             a.password_credentials = keep;
         }
-        cx.record.secret = Some(SecretRecord {
-            key_id: new.key_id.clone(),
-            hint: new.hint.clone(),
-            created_at: new.start,
-            expires_at: new.end,
-        });
-        // A new secret has to be proven again.
-        *cx.record.step_mut(StepId::Verify) = Default::default();
         let mut summary = format!(
             "added client secret {SECRET_DESCRIPTION:?} (hint {}…, expires {}), kept in {}",
             new.hint,
