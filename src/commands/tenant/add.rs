@@ -259,6 +259,7 @@ pub(crate) fn onboard(
             _ => None,
         };
     let rt = ctx.runtime()?;
+    ctx.exit_on_ctrl_c(&rt);
     let report = rt.block_on(async {
         let wizard = Wizard {
             settings,
