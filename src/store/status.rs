@@ -274,9 +274,11 @@ fn next_action(
     // 5. Only the portal is missing.
     match st(StepId::Portal) {
         StepStatus::Done | StepStatus::Skipped => None,
+        // A rotation the portal did not finish: `secret rotate` resumes it (sends the new
+        // secret, then removes the old one), where `portal submit` would leave the old one.
         _ if portal_stale => Some((
-            Action::PortalSubmit,
-            "the portal holds an older secret".into(),
+            Action::SecretRotate,
+            "a secret rotation is unfinished: the portal holds an older secret".into(),
         )),
         StepStatus::Failed => {
             let why = rec
@@ -553,8 +555,11 @@ mod tests {
         assert!(s.portal_stale);
         assert_eq!(s.pending, vec![StepId::Portal]);
         let n = s.next.unwrap();
-        assert_eq!(n.action, Action::PortalSubmit);
-        assert_eq!(n.reason, "the portal holds an older secret");
+        assert_eq!(n.action, Action::SecretRotate);
+        assert_eq!(
+            n.reason,
+            "a secret rotation is unfinished: the portal holds an older secret"
+        );
     }
 
     #[test]
