@@ -130,6 +130,9 @@ pub enum Question {
     },
     /// The tenant's policy refuses the secret lifetime asked for; use `max_days` instead?
     ShorterSecret { asked_months: u8, max_days: u32 },
+    /// The policy refuses the lifetime and its limit cannot be read (reading the policy needs
+    /// Policy.Read.All, which hal-onboard does not ask for): try shorter ones, longest first?
+    ShorterSecretUnknown { asked_months: u8, steps: Vec<u8> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

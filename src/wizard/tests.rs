@@ -27,6 +27,8 @@ struct World {
     writes: u32,
     surveys: u32,
     max_days: Option<u32>,
+    /// The policy cannot be read (no Policy.Read.All): its limit stays unknown.
+    policy_hidden: bool,
     o365_missing: bool,
     n: u32,
 }
@@ -282,7 +284,8 @@ impl DirectoryApi for FakeDir {
         Ok(())
     }
     async fn max_secret_lifetime_days(&self) -> Result<Option<u32>, GraphError> {
-        Ok(self.w.lock().unwrap().max_days)
+        let w = self.w.lock().unwrap();
+        Ok(if w.policy_hidden { None } else { w.max_days })
     }
     async fn grant_app_roles(
         &self,
@@ -586,6 +589,53 @@ async fn not_an_admin_and_declined_change_nothing() {
         "{e}"
     );
     assert_eq!(h.w.lock().unwrap().writes, 0);
+}
+
+#[tokio::test]
+async fn secret_policy_with_an_unreadable_limit_steps_down_when_agreed() {
+    let h = Harness::new();
+    {
+        let mut w = h.w.lock().unwrap();
+        w.max_days = Some(200);
+        w.policy_hidden = true;
+    }
+    let p = Recorder::default();
+    *p.answer.lock().unwrap() = Some(Answer::Yes);
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(p.asked.lock().unwrap().iter().any(|q| matches!(
+        q,
+        Question::ShorterSecretUnknown { asked_months: 24, steps } if steps == &vec![12, 6, 3, 1]
+    )));
+    // 12 months is refused too; 6 months is the longest accepted.
+    let days = (h.record().secret.unwrap().expires_at - OffsetDateTime::now_utc()).whole_days();
+    assert!((180..=184).contains(&days), "{days}");
+
+    // Said no: nothing is made, and the error names --secret-months.
+    let h = Harness::new();
+    {
+        let mut w = h.w.lock().unwrap();
+        w.max_days = Some(200);
+        w.policy_hidden = true;
+    }
+    struct NoToShorter;
+    impl Progress for NoToShorter {
+        fn event(&self, _e: Event) {}
+        fn ask(&self, q: &Question) -> Answer {
+            match q {
+                Question::Proceed { .. } => Answer::Yes,
+                _ => Answer::No,
+            }
+        }
+    }
+    let e = h
+        .run_as("contoso.onmicrosoft.com", &NoToShorter)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, WizardError::SecretPolicy { max_days: None, .. }),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("--secret-months"));
 }
 
 #[tokio::test]

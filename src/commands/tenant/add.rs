@@ -683,6 +683,17 @@ impl Progress for UiProgress {
             } => format!(
                 "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
             ),
+            Question::ShorterSecretUnknown {
+                asked_months,
+                steps,
+            } => format!(
+                "This tenant's app management policy refuses a {asked_months}-month secret and its limit cannot be read; try {} months, longest first, until one is accepted?",
+                steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         let sp = self.spinner.lock().unwrap();
         let ask = || self.ui.confirm(&prompt, false, "--yes");

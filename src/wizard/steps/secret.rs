@@ -129,9 +129,30 @@ impl Step for SecretStep {
         let asked = cx.settings.secret_months;
         let mut end = add_months(now, asked);
         let mut shortened = None;
+        // Lifetimes still to try when the policy's limit is unknown (longest first).
+        let mut stepping: Option<Vec<u8>> = None;
+        let mut last_months = asked;
         let new: NewSecret = loop {
             match cx.dir.add_password(&app.id, SECRET_DESCRIPTION, end).await {
                 Ok(s) => break s,
+                Err(e) if is_lifetime_policy(&e) && stepping.is_some() => {
+                    match stepping
+                        .as_mut()
+                        .and_then(|s| (!s.is_empty()).then(|| s.remove(0)))
+                    {
+                        Some(m) => {
+                            end = add_months(now, m);
+                            last_months = m;
+                        }
+                        None => {
+                            return Err(WizardError::SecretPolicy {
+                                asked_months: asked,
+                                max_days: None,
+                                source: e,
+                            });
+                        }
+                    }
+                }
                 Err(e) if is_lifetime_policy(&e) && shortened.is_none() => {
                     let mut max = max_days_in(e.message().unwrap_or_default());
                     if max.is_none() {
@@ -140,11 +161,28 @@ impl Step for SecretStep {
                         max = cx.dir.max_secret_lifetime_days().await.ok().flatten();
                     }
                     let Some(max_days) = max else {
-                        return Err(WizardError::SecretPolicy {
-                            asked_months: asked,
-                            max_days: None,
-                            source: e,
-                        });
+                        let mut steps: Vec<u8> =
+                            [12u8, 6, 3, 1].into_iter().filter(|m| *m < asked).collect();
+                        let answer = if steps.is_empty() {
+                            Answer::No
+                        } else {
+                            cx.progress.ask(&Question::ShorterSecretUnknown {
+                                asked_months: asked,
+                                steps: steps.clone(),
+                            })
+                        };
+                        if answer != Answer::Yes {
+                            return Err(WizardError::SecretPolicy {
+                                asked_months: asked,
+                                max_days: None,
+                                source: e,
+                            });
+                        }
+                        let m = steps.remove(0);
+                        end = add_months(now, m);
+                        last_months = m;
+                        stepping = Some(steps);
+                        continue;
                     };
                     match cx.progress.ask(&Question::ShorterSecret {
                         asked_months: asked,
@@ -237,6 +275,10 @@ impl Step for SecretStep {
         if let Some(d) = shortened {
             summary.push_str(&format!(
                 "; {d} days, the longest the tenant's policy allows"
+            ));
+        } else if last_months != asked {
+            summary.push_str(&format!(
+                "; {last_months} months, the longest the tenant's policy accepted"
             ));
         }
         if removed > 0 {
