@@ -121,3 +121,11 @@ impl From<crate::store::StoreError> for CommandError {
         }
     }
 }
+
+/// A tenant name that picks no tenant, or several: bad input (exit 2), with the way out.
+impl From<crate::store::LookupError> for CommandError {
+    fn from(e: crate::store::LookupError) -> Self {
+        let hint = e.hint();
+        user_error(e.to_string()).hint(hint)
+    }
+}

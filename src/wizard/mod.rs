@@ -513,15 +513,7 @@ impl<'a> Wizard<'a> {
         });
 
         let mut survey = id.survey.clone();
-        let secret_present = {
-            let s = self.secrets.clone();
-            let acct = crate::secrets::account::client_secret(id.tenant_id);
-            tokio::task::spawn_blocking(move || s.get(&acct))
-                .await
-                .map_err(|e| WizardError::SecretStore(SecretError::Failed(e.to_string())))?
-                .map_err(WizardError::SecretStore)?
-                .is_some()
-        };
+        let secret_present = self.secret_present(id.tenant_id).await?;
         let mut exchange = self.exchange.take();
         let graph_steps = Self::graph_steps();
 
@@ -529,18 +521,7 @@ impl<'a> Wizard<'a> {
         let mut items = Vec::new();
         let mut todo: Vec<bool> = Vec::new();
         {
-            let cx = StepCx {
-                record: &mut record,
-                survey: &mut survey,
-                dir: self.dir,
-                verifier: self.verifier,
-                secrets: &self.secrets,
-                progress: self.progress,
-                settings: &self.settings,
-                secret_present,
-                earlier_changed: false,
-                meter: self.meter.clone(),
-            };
+            let mut cx = self.cx(&mut record, &mut survey, secret_present, false);
             let ex_state = if self.settings.skip_exchange {
                 PlanState::Skipped("--skip-exchange".into())
             } else if let Some(ex) = &exchange {
@@ -555,7 +536,6 @@ impl<'a> Wizard<'a> {
                 title: StepId::Exchange.title(),
                 state: ex_state,
             });
-            let mut cx = cx;
             for s in &graph_steps {
                 let st = to_state(s.assess(&cx));
                 let is_todo = matches!(st, PlanState::ToDo(_));
@@ -643,18 +623,7 @@ impl<'a> Wizard<'a> {
                 self.persist(&record)?;
             }
         } else if let Some(ex) = exchange.as_mut() {
-            let mut cx = StepCx {
-                record: &mut record,
-                survey: &mut survey,
-                dir: self.dir,
-                verifier: self.verifier,
-                secrets: &self.secrets,
-                progress: self.progress,
-                settings: &self.settings,
-                secret_present,
-                earlier_changed: false,
-                meter: self.meter.clone(),
-            };
+            let mut cx = self.cx(&mut record, &mut survey, secret_present, false);
             if matches!(ex.assess(&cx), Assessment::ToDo(_)) {
                 self.run_one(ex.as_ref(), &mut cx).await?;
                 self.persist(&record)?;
@@ -665,18 +634,7 @@ impl<'a> Wizard<'a> {
         let mut earlier_changed = false;
         let mut secret_present = secret_present;
         for s in &graph_steps {
-            let mut cx = StepCx {
-                record: &mut record,
-                survey: &mut survey,
-                dir: self.dir,
-                verifier: self.verifier,
-                secrets: &self.secrets,
-                progress: self.progress,
-                settings: &self.settings,
-                secret_present,
-                earlier_changed,
-                meter: self.meter.clone(),
-            };
+            let mut cx = self.cx(&mut record, &mut survey, secret_present, earlier_changed);
             match s.assess(&cx) {
                 Assessment::Done => {
                     // Re-checked and still there; record it done if an older run did not.
@@ -703,18 +661,7 @@ impl<'a> Wizard<'a> {
         if let Some(portal) = self.portal.take()
             && record.step(StepId::Verify).is_done()
         {
-            let mut cx = StepCx {
-                record: &mut record,
-                survey: &mut survey,
-                dir: self.dir,
-                verifier: self.verifier,
-                secrets: &self.secrets,
-                progress: self.progress,
-                settings: &self.settings,
-                secret_present,
-                earlier_changed,
-                meter: self.meter.clone(),
-            };
+            let mut cx = self.cx(&mut record, &mut survey, secret_present, earlier_changed);
             let due = matches!(portal.assess(&cx), Assessment::ToDo(_));
             if due {
                 let r = self.run_one(portal.as_ref(), &mut cx).await;
@@ -727,6 +674,40 @@ impl<'a> Wizard<'a> {
             plan,
             stats: self.meter.stats(),
         })
+    }
+
+    /// What a step is given: this run's clients and settings, with the record and survey.
+    pub(crate) fn cx<'b>(
+        &'b self,
+        record: &'b mut TenantRecord,
+        survey: &'b mut Survey,
+        secret_present: bool,
+        earlier_changed: bool,
+    ) -> StepCx<'b> {
+        StepCx {
+            record,
+            survey,
+            dir: self.dir,
+            verifier: self.verifier,
+            secrets: &self.secrets,
+            progress: self.progress,
+            settings: &self.settings,
+            secret_present,
+            earlier_changed,
+            meter: self.meter.clone(),
+        }
+    }
+
+    /// The client secret's value is in the secret store (read off the async workers: the
+    /// keyring blocks).
+    pub async fn secret_present(&self, tenant: Uuid) -> Result<bool, WizardError> {
+        let s = self.secrets.clone();
+        let acct = crate::secrets::account::client_secret(tenant);
+        tokio::task::spawn_blocking(move || s.get(&acct))
+            .await
+            .map_err(|e| WizardError::SecretStore(SecretError::Failed(e.to_string())))?
+            .map(|v| v.is_some())
+            .map_err(WizardError::SecretStore)
     }
 
     pub(crate) async fn run_one(

@@ -19,7 +19,7 @@
 use time::OffsetDateTime;
 
 use super::steps::portal::{self as portal_step, PortalOutcome, PortalStepError};
-use super::steps::{StepCx, secret::SecretStep, verify::VerifyStep};
+use super::steps::{secret::SecretStep, verify::VerifyStep};
 use super::{Identified, SECRET_DESCRIPTION, Wizard, WizardError};
 use crate::microsoft::graph::model::{Application, PasswordCredential};
 use crate::portal::PortalApi;
@@ -241,18 +241,6 @@ impl<'a> Wizard<'a> {
     }
 
     /// Whether this machine holds the recorded secret's value.
-    pub async fn secret_present(&self, tenant: uuid::Uuid) -> Result<bool, WizardError> {
-        let s = self.secrets.clone();
-        let acct = crate::secrets::account::client_secret(tenant);
-        tokio::task::spawn_blocking(move || s.get(&acct))
-            .await
-            .map_err(|e| {
-                WizardError::SecretStore(crate::secrets::SecretError::Failed(e.to_string()))
-            })?
-            .map(|v| v.is_some())
-            .map_err(WizardError::SecretStore)
-    }
-
     /// Runs an approved plan. Every change is recorded as it happens; a portal failure is
     /// not an error here (it is in the result), so the caller can say what was kept.
     pub async fn rotate(
@@ -270,7 +258,7 @@ impl<'a> Wizard<'a> {
         // The new secret: made now, or the one an interrupted rotation made.
         let mut verify_done = false;
         if plan.resume.is_none() {
-            let mut cx = self.cx(&mut record, &mut survey, secret_present);
+            let mut cx = self.cx(&mut record, &mut survey, secret_present, true);
             let r = self.run_one(&SecretStep, &mut cx).await;
             secret_present = cx.secret_present;
             self.persist(&record)?;
@@ -280,7 +268,7 @@ impl<'a> Wizard<'a> {
         }
 
         if !verify_done {
-            let mut cx = self.cx(&mut record, &mut survey, secret_present);
+            let mut cx = self.cx(&mut record, &mut survey, secret_present, true);
             let r = self.run_one(&VerifyStep, &mut cx).await;
             self.persist(&record)?;
             r?;
@@ -371,26 +359,6 @@ impl<'a> Wizard<'a> {
             removed,
             kept: Vec::new(),
         })
-    }
-
-    fn cx<'b>(
-        &'b self,
-        record: &'b mut TenantRecord,
-        survey: &'b mut crate::microsoft::graph::directory::Survey,
-        secret_present: bool,
-    ) -> StepCx<'b> {
-        StepCx {
-            record,
-            survey,
-            dir: self.dir,
-            verifier: self.verifier,
-            secrets: &self.secrets,
-            progress: self.progress,
-            settings: &self.settings,
-            secret_present,
-            earlier_changed: true,
-            meter: self.meter.clone(),
-        }
     }
 }
 

@@ -39,11 +39,7 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
     } else {
         args.tenants
             .iter()
-            .map(|k| {
-                doc.find(k).cloned().map_err(|e| {
-                    user_error(e.to_string()).hint("Run `hal-onboard list` to see the tenants.")
-                })
-            })
+            .map(|k| doc.find(k).cloned().map_err(CommandError::from))
             .collect::<Result<_, _>>()?
     };
     if targets.is_empty() {

@@ -14,7 +14,7 @@ use crate::commands::Ctx;
 use crate::commands::helpers::store_error;
 use crate::commands::tenant::add::{UiProgress, UiSignIn};
 use crate::commands::tenant::session::{Session, SignInArgs};
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::wizard::rotate::{self, PortalResult, Rotation, SecretRef};
 use crate::wizard::steps::portal::PortalStepError;
@@ -47,10 +47,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
     let doc = store.load().map_err(store_error)?;
-    let known = doc
-        .find(&args.tenant)
-        .map_err(|e| user_error(e.to_string()).hint(e.hint()))?
-        .clone();
+    let known = doc.find(&args.tenant)?.clone();
     let name = known.primary_domain.clone();
     let secrets = ctx.secrets();
     let portal = if args.no_portal {

@@ -11,10 +11,11 @@ use url::Url;
 use super::session::{Session, SignInArgs};
 use super::summary::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
 use crate::commands::Ctx;
+use crate::commands::helpers::store_error;
 use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
 use crate::microsoft::signin::{self, AuthMethod, DeviceCodePrompt, SignInObserver};
 use crate::secrets::SecretStore;
-use crate::store::{StepId, TenantRecord, TenantStore};
+use crate::store::{StepId, TenantRecord};
 use crate::ui::{Spinner, Ui};
 use crate::wizard::steps::portal::PortalStep;
 use crate::wizard::{
@@ -193,8 +194,7 @@ pub(crate) fn onboard(
         return Err(user_error(format!("{tenant:?} is not a tenant name"))
             .hint("Pass a verified domain such as contoso.onmicrosoft.com, or the tenant GUID."));
     }
-    let store =
-        TenantStore::open(&ctx.home).map_err(|e| store_error(e, "cannot open the tenant store"))?;
+    let store = ctx.store()?;
     let known = store
         .load()
         .ok()
@@ -330,7 +330,7 @@ pub(crate) fn onboard(
         rec.display_name = n.to_string();
         store
             .update(|doc| doc.upsert(rec.clone()))
-            .map_err(|e| store_error(e, "cannot record the display name"))?;
+            .map_err(store_error)?;
     }
     if rec.step(StepId::Verify).is_done() {
         ctx.ui.success(format!(
@@ -402,15 +402,6 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
             ui.status(format!("  • {l}"));
         }
     }
-}
-
-fn store_error(e: crate::store::StoreError, msg: &str) -> CommandError {
-    let hint = e.hint();
-    let mut c = failed(msg).with_source(e);
-    if let Some(h) = hint {
-        c = c.hint(h);
-    }
-    c
 }
 
 pub(crate) fn sign_in_failed(e: &signin::SignInError) -> CommandError {

@@ -41,10 +41,7 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
     let doc = store.load().map_err(store_error)?;
-    let rec = doc
-        .find(&args.tenant)
-        .map_err(|e| user_error(e.to_string()).hint(e.hint()))?
-        .clone();
+    let rec = doc.find(&args.tenant)?.clone();
     let name = rec.primary_domain.clone();
     let secrets = ctx.secrets();
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{ExchangeAuthMode, exchange_factory};
 use crate::commands::Ctx;
 use crate::commands::helpers::store_error;
-use crate::error::{CommandResult, failed, user_error, waiting};
+use crate::error::{CommandResult, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::store::{TenantRecord, TenantStore, UalState};
 use crate::ui::Ui;
@@ -169,11 +169,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         );
     } else {
         for key in &args.tenants {
-            let t = doc.find(key).map_err(|e| {
-                user_error(format!("cannot pick the tenant {key:?}"))
-                    .with_source(e)
-                    .hint("Run `hal-onboard list` to see the tenants and their domains.")
-            })?;
+            let t = doc.find(key)?;
             if !ids.contains(&t.tenant_id) {
                 ids.push(t.tenant_id);
             }
