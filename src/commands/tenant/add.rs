@@ -143,6 +143,11 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     let _ = asked;
     match worst {
         // Errors were shown as they happened; the exit status keeps the worst.
+        Some(e) if e.status == ExitStatus::Waiting => Err(CommandError::new(
+            e.status,
+            "unified audit logging still waits on Microsoft for a tenant",
+        )
+        .hint("Run `hal-onboard ual retry --watch` to finish it; `hal-onboard list` shows where each tenant stands.")),
         Some(e) => Err(
             CommandError::new(e.status, "not every tenant was onboarded")
                 .hint("Run `hal-onboard list` to see where each tenant stands."),
