@@ -7,7 +7,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use uuid::Uuid;
 
 const RUNS: u128 = 5;

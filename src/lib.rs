@@ -12,7 +12,6 @@ pub mod error;
 pub mod http;
 pub mod microsoft;
 pub mod portal;
-pub mod sandbox;
 pub mod secrets;
 pub mod store;
 pub mod ui;

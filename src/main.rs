@@ -8,12 +8,14 @@ use hal_onboard::ui::Ui;
 
 fn main() {
     // The sandbox links this binary as `pwsh`: then it is the stand-in PowerShell.
+    #[cfg(feature = "sandbox")]
     let stem = std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_lowercase()));
+    #[cfg(feature = "sandbox")]
     if matches!(stem.as_deref(), Some("pwsh" | "powershell")) {
-        std::process::exit(hal_onboard::sandbox::pwsh::main());
+        std::process::exit(hal_sandbox::pwsh::main());
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

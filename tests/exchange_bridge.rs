@@ -13,9 +13,9 @@ use hal_onboard::microsoft::exchange::auth::StaticTokenCredential;
 use hal_onboard::microsoft::exchange::{
     ErrorClass, ExchangeAuth, ExchangeSignIn, ExchangeTarget, Pwsh, PwshExchange, Quiet,
 };
-use hal_onboard::sandbox::exchange::ExchangeScenario;
 use hal_onboard::store::{StepStatus, TenantRecord, UalState};
 use hal_onboard::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress};
+use hal_sandbox::exchange::ExchangeScenario;
 use uuid::Uuid;
 
 fn record(id: Uuid) -> TenantRecord {

@@ -3,7 +3,7 @@
 mod exchange_support;
 
 use exchange_support::world;
-use hal_onboard::sandbox::exchange::ExchangeScenario;
+use hal_sandbox::exchange::ExchangeScenario;
 use serde_json::Value;
 use uuid::Uuid;
 

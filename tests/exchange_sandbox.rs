@@ -11,9 +11,9 @@ use hal_onboard::microsoft::exchange::auth::StaticTokenCredential;
 use hal_onboard::microsoft::exchange::{
     ExchangeAuth, ExchangeSignIn, ExchangeTarget, Pwsh, PwshExchange, Quiet,
 };
-use hal_onboard::sandbox::{Sandbox, Scenario};
 use hal_onboard::store::{TenantRecord, UalState};
 use hal_onboard::wizard::steps::exchange::{self as step, NoProgress};
+use hal_sandbox::{Sandbox, Scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_demo_scenario_waits_then_finishes_in_the_sandbox() {
@@ -21,7 +21,7 @@ async fn exchange_demo_scenario_waits_then_finishes_in_the_sandbox() {
     let scenario = Scenario::demo();
     let id = scenario.tenants[0].id;
     let sandbox = Sandbox::start(scenario, dir.path()).await.unwrap();
-    let pwsh = hal_onboard::sandbox::pwsh::install_standin(
+    let pwsh = hal_sandbox::pwsh::install_standin(
         &dir.path().join("bin"),
         std::path::Path::new(env!("CARGO_BIN_EXE_hal-onboard")),
         &sandbox.exchange_url(),

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use hal_onboard::sandbox::exchange::ExchangeScenario;
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
 use hal_onboard::store::{StepStatus, TenantStore, UalState};
+use hal_sandbox::exchange::ExchangeScenario;
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use uuid::Uuid;
 
 struct Env {
@@ -28,7 +28,7 @@ impl Env {
         )
         .await
         .unwrap();
-        let pwsh = hal_onboard::sandbox::pwsh::install_standin(
+        let pwsh = hal_sandbox::pwsh::install_standin(
             &dir.path().join("bin"),
             std::path::Path::new(env!("CARGO_BIN_EXE_hal-onboard")),
             &sb.exchange_url(),

@@ -9,8 +9,8 @@ use hal_onboard::cloud::{Cloud, Endpoints};
 use hal_onboard::microsoft::graph::directory::{DirectoryApi, SurveyQuery};
 use hal_onboard::microsoft::graph::meter::RequestMeter;
 use hal_onboard::microsoft::graph::{GraphClient, GraphRequest, RetryPolicy};
-use hal_onboard::sandbox::token::{Claims, now_unix};
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::token::{Claims, now_unix};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use serde_json::json;
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use hal_onboard::sandbox::{Sandbox, Scenario};
+use hal_sandbox::{Sandbox, Scenario};
 
 struct Run {
     code: i32,

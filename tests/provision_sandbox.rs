@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use hal_onboard::sandbox::{RequestLogEntry, Sandbox, Scenario, TenantScenario};
+use hal_sandbox::{RequestLogEntry, Sandbox, Scenario, TenantScenario};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -452,7 +452,7 @@ async fn an_app_of_that_name_not_ours_is_reported_not_adopted() {
         let st = env.sb.state();
         let mut inner = st.lock();
         let t = inner.tenant_mut(env.id).unwrap();
-        let mut other = hal_onboard::sandbox::state::Application {
+        let mut other = hal_sandbox::state::Application {
             id: Uuid::from_u128(0xabc),
             app_id: Uuid::from_u128(0xdef),
             display_name: APP.into(),

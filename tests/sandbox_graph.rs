@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use hal_onboard::sandbox::token::{Claims, now_unix};
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::token::{Claims, now_unix};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -191,7 +191,7 @@ async fn graph_rejects_missing_forged_expired_and_wrong_audience_tokens() {
     assert_eq!(v["error"]["message"], "Access token is empty.");
     assert!(h.get("request-id").is_some() && h.get("www-authenticate").is_some());
 
-    let forged = hal_onboard::sandbox::token::Signer::random().sign(&Claims {
+    let forged = hal_sandbox::token::Signer::random().sign(&Claims {
         aud: "https://graph.microsoft.com".into(),
         tid: Uuid::from_u128(1).to_string(),
         scp: Some("User.Read".into()),

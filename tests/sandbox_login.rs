@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use hal_onboard::sandbox::token::{Claims, now_unix};
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::token::{Claims, now_unix};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -339,7 +339,7 @@ async fn refresh_token_works_for_other_resources_in_the_tenant() {
     assert_aad_error(&v, "invalid_grant", 70000);
     // An expired refresh token signed by the sandbox is AADSTS700082.
     let expired = sb.signer().sign(&Claims {
-        aud: hal_onboard::sandbox::login::REFRESH_AUDIENCE.into(),
+        aud: hal_sandbox::login::REFRESH_AUDIENCE.into(),
         tid: tid.clone(),
         appid: CLIENT_ID.into(),
         exp: now_unix() - 10,

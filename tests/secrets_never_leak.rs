@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use uuid::Uuid;
 
 fn scenario(id: Uuid) -> Scenario {

@@ -9,8 +9,8 @@ use hal_onboard::microsoft::signin::{
     AuthMethod, DeviceCodePrompt, GRAPH_CLI_CLIENT_ID, SignInError, SignInObserver, SignInOptions,
     TokenClaims, UserCredential,
 };
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
 use hal_onboard::secrets::{MemoryStore, SecretStore, account};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use url::Url;
 use uuid::Uuid;
 

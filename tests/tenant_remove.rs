@@ -81,23 +81,22 @@ async fn a_foreign_app_of_the_same_name_is_not_deleted() {
     // Ours was deleted by hand and someone made another app of that name.
     env.sb.with_tenant(env.id, |t| {
         t.applications.clear();
-        t.applications
-            .push(hal_onboard::sandbox::state::Application {
-                id: Uuid::from_u128(0xabc),
-                app_id: Uuid::from_u128(0xdef),
-                display_name: APP.into(),
-                description: None,
-                sign_in_audience: "AzureADMyOrg".into(),
-                tags: vec![],
-                notes: Some("someone else's".into()),
-                publisher_domain: "example.com".into(),
-                created_date_time: "2024-01-01T00:00:00Z".into(),
-                deleted_date_time: None,
-                required_resource_access: vec![],
-                password_credentials: vec![],
-                key_credentials: vec![],
-                extra: Default::default(),
-            });
+        t.applications.push(hal_sandbox::state::Application {
+            id: Uuid::from_u128(0xabc),
+            app_id: Uuid::from_u128(0xdef),
+            display_name: APP.into(),
+            description: None,
+            sign_in_audience: "AzureADMyOrg".into(),
+            tags: vec![],
+            notes: Some("someone else's".into()),
+            publisher_domain: "example.com".into(),
+            created_date_time: "2024-01-01T00:00:00Z".into(),
+            deleted_date_time: None,
+            required_resource_access: vec![],
+            password_credentials: vec![],
+            key_credentials: vec![],
+            extra: Default::default(),
+        });
     });
     let d = env.domain();
     let out = env

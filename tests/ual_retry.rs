@@ -13,9 +13,9 @@ use hal_onboard::microsoft::exchange::auth::StaticTokenCredential;
 use hal_onboard::microsoft::exchange::{
     ExchangeAuth, ExchangeSignIn, ExchangeTarget, Pwsh, PwshExchange, Quiet,
 };
-use hal_onboard::sandbox::exchange::ExchangeScenario;
 use hal_onboard::store::{StepStatus, TenantRecord, TenantStore, UalState};
 use hal_onboard::wizard::steps::exchange::{self as step, NoProgress};
+use hal_sandbox::exchange::ExchangeScenario;
 use serde_json::Value;
 use uuid::Uuid;
 

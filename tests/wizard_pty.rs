@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use expectrl::{ControlCode, Expect, Session};
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use uuid::Uuid;
 
 const APP: &str = "hal-siem-log-collector";

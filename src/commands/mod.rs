@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::cloud::Cloud;
 use crate::config::{EnvOverrides, default_home};
-use crate::error::{CommandResult, failed, user_error};
+use crate::error::{CommandResult, user_error};
 use crate::secrets::SecretStore;
 use crate::ui::Ui;
 
@@ -27,12 +27,14 @@ pub struct Ctx {
     pub home: PathBuf,
     secrets: OnceLock<Arc<dyn SecretStore>>,
     /// Kept alive for the whole command when `--sandbox` runs one.
+    #[cfg(feature = "sandbox")]
     sandbox: Option<SandboxRun>,
 }
 
 /// A sandbox cloud serving on its own runtime, with its throwaway directory.
+#[cfg(feature = "sandbox")]
 pub struct SandboxRun {
-    pub sandbox: crate::sandbox::Sandbox,
+    pub sandbox: hal_sandbox::Sandbox,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
@@ -56,15 +58,25 @@ impl Ctx {
             env,
             home,
             secrets: OnceLock::new(),
+            #[cfg(feature = "sandbox")]
             sandbox: None,
         })
+    }
+
+    /// A binary built without the simulated cloud says so instead of pretending.
+    #[cfg(not(feature = "sandbox"))]
+    fn new_sandbox(_ui: Ui, _global: GlobalArgs) -> CommandResult<Ctx> {
+        Err(user_error("this hal-onboard was built without the sandbox")
+            .hint("Build it with the default features (`cargo build`) to use --sandbox."))
     }
 
     /// Starts the sandbox cloud and points this run at it through the same overrides a user
     /// would export, with a throwaway home (never the technician's real one, even if
     /// HAL_ONBOARD_HOME is set) and secrets in memory (never the real keyring).
+    #[cfg(feature = "sandbox")]
     fn new_sandbox(ui: Ui, global: GlobalArgs) -> CommandResult<Ctx> {
-        use crate::sandbox::{Sandbox, Scenario};
+        use crate::error::failed;
+        use hal_sandbox::{Sandbox, Scenario};
         let scenario = match &global.sandbox_scenario {
             Some(p) => Scenario::from_file(p).map_err(|e| {
                 user_error(format!("cannot use the sandbox scenario {}", p.display()))
@@ -118,8 +130,18 @@ impl Ctx {
     }
 
     /// The running sandbox, when this is a `--sandbox` run.
-    pub fn sandbox(&self) -> Option<&crate::sandbox::Sandbox> {
+    #[cfg(feature = "sandbox")]
+    pub fn sandbox(&self) -> Option<&hal_sandbox::Sandbox> {
         self.sandbox.as_ref().map(|s| &s.sandbox)
+    }
+
+    /// The tenant a `--sandbox` run suggests (its first), whether or not the sandbox is built in.
+    pub fn sandbox_tenant(&self) -> Option<String> {
+        #[cfg(feature = "sandbox")]
+        if let Some(sb) = self.sandbox() {
+            return sb.tenants().first().map(|t| t.default_domain().to_string());
+        }
+        None
     }
 
     pub fn cloud(&self) -> Cloud {
@@ -128,21 +150,25 @@ impl Ctx {
 }
 
 /// The stand-in PowerShell for a sandbox run (the Exchange simulator lands with the bridge).
+#[cfg(feature = "sandbox")]
 fn sandbox_pwsh(
-    sandbox: &crate::sandbox::Sandbox,
+    sandbox: &hal_sandbox::Sandbox,
     dir: &std::path::Path,
 ) -> CommandResult<Option<PathBuf>> {
     let exe = std::env::current_exe().map_err(|e| {
-        failed("cannot find the hal-onboard binary for the sandbox's PowerShell").with_source(e)
+        crate::error::failed("cannot find the hal-onboard binary for the sandbox's PowerShell")
+            .with_source(e)
     })?;
-    crate::sandbox::pwsh::install_standin(
+    hal_sandbox::pwsh::install_standin(
         &dir.join("pwsh"),
         &exe,
         &sandbox.exchange_url(),
         &sandbox.ca_path(),
     )
     .map(Some)
-    .map_err(|e| failed("cannot set up the sandbox's stand-in PowerShell").with_source(e))
+    .map_err(|e| {
+        crate::error::failed("cannot set up the sandbox's stand-in PowerShell").with_source(e)
+    })
 }
 
 pub fn run(cli: Cli, ui: Ui) -> CommandResult {

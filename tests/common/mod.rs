@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use hal_onboard::sandbox::{Sandbox, Scenario, TenantScenario};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use serde_json::Value;
 use uuid::Uuid;
 

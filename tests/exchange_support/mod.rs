@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hal_onboard::microsoft::exchange::ROLE_GLOBAL_ADMIN;
-use hal_onboard::sandbox::exchange::{
-    ExchangeScenario, ExchangeSim, Standalone, router, serve_standalone,
-};
-use hal_onboard::sandbox::token::{Claims, Signer};
+use hal_sandbox::exchange::{ExchangeScenario, ExchangeSim, Standalone, router, serve_standalone};
+use hal_sandbox::token::{Claims, Signer};
 use uuid::Uuid;
 
 pub struct World {
@@ -27,7 +25,7 @@ pub async fn world(tenants: Vec<(Uuid, ExchangeScenario)>) -> World {
     let server = serve_standalone(router(sim.clone()), &dir.path().join("tls"))
         .await
         .unwrap();
-    let pwsh = hal_onboard::sandbox::pwsh::install_standin(
+    let pwsh = hal_sandbox::pwsh::install_standin(
         &dir.path().join("bin"),
         std::path::Path::new(env!("CARGO_BIN_EXE_hal-onboard")),
         &server.url,

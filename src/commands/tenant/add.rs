@@ -157,15 +157,15 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
 }
 
 fn ask_tenant(ctx: &Ctx) -> CommandResult<String> {
-    if let Some(sb) = ctx.sandbox()
+    let suggested = ctx.sandbox_tenant();
+    if let Some(t) = &suggested
         && !ctx.ui.interactive()
     {
         // A sandbox run with nothing to ask: its first tenant.
-        return Ok(sb.tenants()[0].default_domain().to_string());
+        return Ok(t.clone());
     }
-    let hint = ctx
-        .sandbox()
-        .map(|sb| format!(" (sandbox: {})", sb.tenants()[0].default_domain()))
+    let hint = suggested
+        .map(|t| format!(" (sandbox: {t})"))
         .unwrap_or_default();
     loop {
         let t = ctx.ui.input(

@@ -88,8 +88,8 @@ mod tests {
 
     #[test]
     fn decodes_sandbox_tokens_without_the_key() {
-        let signer = crate::sandbox::token::Signer::random();
-        let t = signer.sign(&crate::sandbox::token::Claims {
+        let signer = hal_sandbox::token::Signer::random();
+        let t = signer.sign(&hal_sandbox::token::Claims {
             aud: "https://graph.microsoft.com".into(),
             tid: "6b1c1f0e-8c1d-4d8e-9a3f-2f2b8e1d0c11".into(),
             upn: Some("admin@contoso.onmicrosoft.com".into()),

@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde_json::json;
 
-use crate::portal::Submission;
-use crate::sandbox::PortalScenario;
+use crate::PortalScenario;
+use crate::contract::Submission;
 
 /// The token the sandbox portal accepts when the scenario names none.
 pub const DEFAULT_TOKEN: &str = "sandbox-portal-token";

@@ -44,7 +44,7 @@ pub fn make() -> Result<Pki, String> {
     ];
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(e)?;
 
-    crate::http::install_crypto_provider();
+    crate::contract::install_crypto_provider();
     let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
     let mut server = rustls::ServerConfig::builder()

@@ -31,8 +31,10 @@ use url::Url;
 use uuid::Uuid;
 
 use super::token::{Claims, Signer};
-use crate::cloud::Cloud;
-use crate::microsoft::exchange::{ROLE_EXCHANGE_ADMIN, ROLE_GLOBAL_ADMIN};
+
+use crate::contract::microsoft::{
+    EXCHANGE_RESOURCE, EXO_CLIENT_ID, ROLE_EXCHANGE_ADMIN, ROLE_GLOBAL_ADMIN,
+};
 
 /// Per-tenant Exchange knobs in a scenario file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +115,7 @@ impl ExchangeSim {
     ) -> Self {
         let sim = ExchangeSim {
             signer,
-            audience: Cloud::Global.exchange_resource().to_string(),
+            audience: EXCHANGE_RESOURCE.to_string(),
             tenants: Mutex::new(HashMap::new()),
             module_installed: AtomicBool::new(true),
         };
@@ -123,9 +125,9 @@ impl ExchangeSim {
         sim
     }
 
-    /// Tokens must be for `cloud`'s Exchange resource.
-    pub fn for_cloud(mut self, cloud: Cloud) -> Self {
-        self.audience = cloud.exchange_resource().to_string();
+    /// Tokens must be for `resource` (another cloud's Exchange Online).
+    pub fn for_audience(mut self, resource: &str) -> Self {
+        self.audience = resource.to_string();
         self
     }
 
@@ -296,7 +298,7 @@ fn connect_inner(
             iss: format!("https://sts.windows.net/{tenant}/"),
             tid: tenant.to_string(),
             oid: Uuid::new_v4().to_string(),
-            appid: crate::microsoft::exchange::EXO_CLIENT_ID.into(),
+            appid: EXO_CLIENT_ID.into(),
             upn: Some("admin@sandbox.onmicrosoft.com".into()),
             scp: Some("Exchange.Manage".into()),
             wids,
@@ -437,7 +439,7 @@ pub async fn serve_standalone(router: axum::Router, dir: &Path) -> std::io::Resu
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
         KeyUsagePurpose, SanType,
     };
-    crate::http::install_crypto_provider();
+    crate::contract::install_crypto_provider();
     let io = |e: rcgen::Error| std::io::Error::other(e.to_string());
     let ca_key = KeyPair::generate().map_err(io)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(io)?;

@@ -26,7 +26,7 @@ impl Default for Scenario {
     }
 }
 
-/// The MSP portal simulator (src/sandbox/portal.rs).
+/// The MSP portal simulator (crates/hal-sandbox/src/portal.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct PortalScenario {
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("../../docs/sandbox.md");
+        let doc = include_str!("../../../docs/sandbox.md");
         let start = doc
             .find("```json\n{\n  \"tenants\"")
             .expect("example in docs");

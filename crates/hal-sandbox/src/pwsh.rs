@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::microsoft::exchange::protocol::{Report, ReportError, kind, op};
-use crate::microsoft::exchange::scripts::env as script_env;
+use crate::contract::bridge::{Report, ReportError, kind, op};
 
 /// The stand-in's settings, next to the link.
 pub const CONFIG_FILE: &str = "sandbox-pwsh.json";
@@ -115,7 +114,7 @@ pub fn main() -> i32 {
         }
     };
     rt.block_on(async move {
-        let client = match crate::http::build_client(Some(&cfg.ca_cert)) {
+        let client = match crate::contract::client_trusting(&cfg.ca_cert) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("sandbox pwsh: {e}");
@@ -126,7 +125,7 @@ pub fn main() -> i32 {
             cfg,
             client,
             vars: HashMap::new(),
-            tenant: std::env::var(script_env::TENANT_ID).ok(),
+            tenant: std::env::var(crate::contract::bridge::ENV_TENANT_ID).ok(),
             token: None,
             last_if: None,
         };
@@ -539,7 +538,7 @@ impl Interp {
             let Some(token) = p.get("accesstoken").and_then(|v| v.as_str()) else {
                 return fail("Cannot bind argument to parameter 'AccessToken' because it is an empty string.".into());
             };
-            self.tenant = crate::microsoft::exchange::auth::jwt_claims(token)
+            self.tenant = crate::contract::jwt_claims(token)
                 .and_then(|c| c.get("tid").and_then(|v| v.as_str()).map(str::to_string))
                 .or(self.tenant.take());
             self.token = Some(token.to_string());
@@ -640,14 +639,28 @@ impl Interp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::microsoft::exchange::scripts::{Connect, Plan, session};
+
+    /// The shape docs/powershell-bridge.md gives a session script.
+    const SCRIPT: &str = r#"
+& {
+    $ErrorActionPreference = 'Stop'
+    function Send-HalResult {
+        param([string]$Op, [bool]$Ok, $Data, $ErrorRecord, [string]$Kind)
+        Write-Output ('##hal-result ' + (@{ op = $Op; ok = $Ok } | ConvertTo-Json -Compress))
+    }
+    try {
+        Connect-ExchangeOnline -AccessToken $env:HAL_EXO_ACCESS_TOKEN -Organization $env:HAL_EXO_ORGANIZATION -ShowBanner:$false
+        Send-HalResult -Op connect -Ok $true
+    } catch {
+        Send-HalResult -Op connect -Ok $false -ErrorRecord $_ -Kind connect
+        return
+    }
+}
+"#;
 
     #[test]
     fn parses_the_bridge_scripts_into_blocks() {
-        let nodes = parse(&session(
-            Connect::AccessToken { with_upn: true },
-            Plan::Onboard,
-        ));
+        let nodes = parse(SCRIPT);
         assert_eq!(nodes.len(), 1, "one & {{ }} block");
         let Node::Block { header, body } = &nodes[0] else {
             panic!("block")

@@ -9,6 +9,7 @@
 //! `/exchange/`, `/portal/`.
 
 pub mod catalog;
+pub mod contract;
 pub mod exchange;
 pub mod graph;
 pub mod login;
@@ -90,7 +91,7 @@ impl Sandbox {
     /// Makes a CA (written to `dir/ca.pem`), binds 127.0.0.1 on a free port and serves.
     pub async fn start(scenario: Scenario, dir: &Path) -> Result<Sandbox, SandboxError> {
         scenario.validate()?;
-        crate::http::install_crypto_provider();
+        crate::contract::install_crypto_provider();
         let pki = tls::make().map_err(SandboxError::Tls)?;
         let ca_path = dir.join("ca.pem");
         std::fs::create_dir_all(dir)
