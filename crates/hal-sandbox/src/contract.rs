@@ -144,7 +144,8 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// An HTTPS client that trusts the sandbox's CA (the stand-in PowerShell's).
+/// An HTTPS client that trusts the sandbox's CA and never follows a redirect, so each answer
+/// (a sign-in page's 302 included) is seen as the server gave it.
 pub fn client_trusting(ca_pem: &std::path::Path) -> Result<reqwest::Client, String> {
     install_crypto_provider();
     let pem = std::fs::read(ca_pem).map_err(|e| format!("{}: {e}", ca_pem.display()))?;
@@ -152,6 +153,7 @@ pub fn client_trusting(ca_pem: &std::path::Path) -> Result<reqwest::Client, Stri
     reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(cert)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())
 }

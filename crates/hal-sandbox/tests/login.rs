@@ -37,7 +37,7 @@ async fn start(tenants: Vec<TenantScenario>) -> (Sandbox, Client, tempfile::Temp
     )
     .await
     .unwrap();
-    let client = hal_onboard::http::build_client(Some(&sb.ca_path())).unwrap();
+    let client = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
     (sb, client, dir)
 }
 
@@ -114,7 +114,7 @@ async fn tls_is_trusted_only_with_the_sandbox_ca() {
     assert_eq!(page.scheme(), "https");
     assert_eq!(page.host_str(), Some("127.0.0.1"));
 
-    let untrusting = hal_onboard::http::build_client(None).unwrap();
+    let untrusting = { hal_sandbox::contract::install_crypto_provider(); reqwest::Client::builder().use_rustls_tls().build().unwrap() };
     let err = untrusting.get(page).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
 
@@ -123,7 +123,7 @@ async fn tls_is_trusted_only_with_the_sandbox_ca() {
         .await
         .unwrap();
     let other_url = other.login_url().join("devicelogin").unwrap();
-    let other_client = hal_onboard::http::build_client(Some(&other.ca_path())).unwrap();
+    let other_client = hal_sandbox::contract::client_trusting(&other.ca_path()).unwrap();
     assert!(
         other_client
             .get(other_url.clone())
@@ -558,7 +558,7 @@ async fn authorization_code_with_pkce() {
     use sha2::Digest;
     let t = tenant(8);
     let (sb, _c, _d) = start(vec![t]).await;
-    let c = hal_onboard::http::build_client(Some(&sb.ca_path())).unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
     let verifier = "M25iVXpKU3puUjFaYWg3T1NDTDQtcW1ROUY5YXlwalNoc0hhakxifmZHag";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(verifier.as_bytes()));

@@ -49,7 +49,7 @@ async fn start(t: TenantScenario) -> Env {
     )
     .await
     .unwrap();
-    let c = hal_onboard::http::build_client(Some(&sb.ca_path())).unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
     let url = |e: &str| {
         sb.login_url()
             .join(&format!("{tid}/oauth2/v2.0/{e}"))
