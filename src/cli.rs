@@ -86,6 +86,9 @@ pub enum Command {
     /// The MSP portal: save its URL and token, check them, resend credentials.
     #[command(subcommand)]
     Portal(commands::portal::PortalCommand),
+    /// The simulated Microsoft cloud on its own, for other clients (`sandbox serve`).
+    #[command(subcommand)]
+    Sandbox(commands::sandbox::SandboxCommand),
     /// Print a shell completion script.
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page (roff) to stdout.

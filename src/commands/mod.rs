@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod helpers;
 pub mod list;
 pub mod portal;
+pub mod sandbox;
 pub mod secret;
 pub mod tenant;
 pub mod ual;
@@ -185,6 +186,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::Portal(c) => portal::cmd_portal(&ctx, c),
         Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Secret(c) => secret::cmd_secret(&ctx, c),
+        Command::Sandbox(c) => sandbox::cmd_sandbox(&ctx, c),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

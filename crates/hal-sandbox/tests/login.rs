@@ -114,7 +114,10 @@ async fn tls_is_trusted_only_with_the_sandbox_ca() {
     assert_eq!(page.scheme(), "https");
     assert_eq!(page.host_str(), Some("127.0.0.1"));
 
-    let untrusting = { hal_sandbox::contract::install_crypto_provider(); reqwest::Client::builder().use_rustls_tls().build().unwrap() };
+    let untrusting = {
+        hal_sandbox::contract::install_crypto_provider();
+        reqwest::Client::builder().use_rustls_tls().build().unwrap()
+    };
     let err = untrusting.get(page).send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
 

@@ -1,0 +1,108 @@
+//! `hal-onboard sandbox serve`: the simulated cloud alone, for any client to be pointed at.
+
+use clap::{Args, Subcommand};
+
+use super::Ctx;
+use crate::error::CommandResult;
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Serve the simulated Microsoft cloud and MSP portal on 127.0.0.1 until Ctrl-C.
+    ///
+    /// Prints one JSON line: the sign-in authority host, the Microsoft Graph root, the portal
+    /// URL and token, the Exchange simulator, and the path of the CA certificate to trust. Files
+    /// (the CA) go under --home when given, else a folder removed on exit.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {}
+
+pub fn cmd_sandbox(ctx: &Ctx, cmd: &SandboxCommand) -> CommandResult {
+    match cmd {
+        SandboxCommand::Serve(a) => serve(ctx, a),
+    }
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn serve(_ctx: &Ctx, _args: &ServeArgs) -> CommandResult {
+    Err(
+        crate::error::user_error("this hal-onboard was built without the sandbox")
+            .hint("Build it with the default features (`cargo build`) to use `sandbox serve`."),
+    )
+}
+
+#[cfg(feature = "sandbox")]
+fn serve(ctx: &Ctx, _args: &ServeArgs) -> CommandResult {
+    use crate::error::failed;
+    use hal_sandbox::{Sandbox, Scenario};
+
+    let scenario = match &ctx.global.sandbox_scenario {
+        Some(p) => Scenario::from_file(p).map_err(|e| {
+            crate::error::user_error(format!("cannot use the sandbox scenario {}", p.display()))
+                .with_source(e)
+                .hint("See docs/sandbox.md for the scenario format.")
+        })?,
+        None => Scenario::demo(),
+    };
+    // Without --home the files live as long as the server.
+    let temp;
+    let dir = match &ctx.global.home {
+        Some(h) => h.join("sandbox"),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("hal-onboard-sandbox-")
+                .tempdir()
+                .map_err(|e| failed("cannot make a directory for the sandbox").with_source(e))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| failed("cannot start the sandbox runtime").with_source(e))?;
+    rt.block_on(async {
+        let sb = Sandbox::start(scenario, &dir)
+            .await
+            .map_err(|e| failed("cannot start the sandbox cloud").with_source(e))?;
+        let tenants: Vec<_> = sb
+            .tenants()
+            .iter()
+            .map(|t| serde_json::json!({"id": t.id, "domain": t.default_domain()}))
+            .collect();
+        let line = serde_json::json!({
+            "authority": sb.login_url(),
+            "graph": sb.graph_url(),
+            "exchange": sb.exchange_url(),
+            "portal": sb.portal_url(),
+            "portalToken": sb.portal().token(),
+            "caCert": sb.ca_path(),
+            "tenants": tenants,
+            "env": sb.env().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        ctx.ui.out(line.to_string());
+        ctx.ui
+            .status("sandbox: serving on 127.0.0.1 until Ctrl-C; nothing real is touched.");
+        stopped().await;
+        sb.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM: either way the server stops and its temporary folder is removed.
+#[cfg(feature = "sandbox")]
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
