@@ -1,6 +1,6 @@
 //! `hal-onboard list` and `list --json`, end to end through the binary.
 
-mod store_support;
+use crate::support::store as store_support;
 
 use std::path::Path;
 

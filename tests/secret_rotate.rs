@@ -2,7 +2,7 @@
 //! The new secret must reach the portal and work before the old one leaves the app; a portal
 //! failure keeps the old one, and running the command again finishes the rotation.
 
-mod common;
+use crate::support::common;
 
 use common::{Env, assert_not_leaked, assert_ok, stderr, stdout, tenant};
 use serde_json::Value;

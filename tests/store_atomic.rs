@@ -1,7 +1,7 @@
 //! The store under crashes and contention, with real processes: this test binary re-executes
 //! itself (`helper_*` tests, inert unless `STORE_TEST_ROLE` is set) as the writers we kill.
 
-mod store_support;
+use crate::support::store as store_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,7 +17,12 @@ const HOME: &str = "STORE_TEST_HOME";
 /// Starts this test binary as a helper process running `helper` with `role` in `home`.
 fn spawn_helper(helper: &str, role: &str, home: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([helper, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &format!("store_atomic::{helper}"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, role)
         .env(HOME, home)
         .stdout(Stdio::null())

@@ -1,6 +1,6 @@
 //! A home that cannot be one: clear error naming it, exit 2, nothing created.
 
-mod store_support;
+use crate::support::store as store_support;
 
 use std::path::Path;
 

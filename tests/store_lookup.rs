@@ -1,6 +1,6 @@
 //! Finding a tenant the way a technician names it: GUID, any domain, or display name.
 
-mod store_support;
+use crate::support::store as store_support;
 
 use hal_onboard::store::{LookupError, StoreDoc};
 use store_support::{blank, doc, tenant_id};

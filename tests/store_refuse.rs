@@ -1,6 +1,6 @@
 //! Files the store must never overwrite: unparseable ones and ones from a newer hal-onboard.
 
-mod store_support;
+use crate::support::store as store_support;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! `hal-onboard tenant remove` end to end: forgetting locally changes nothing in the tenant;
 //! `--delete-app` deletes only an app that is provably ours.
 
-mod common;
+use crate::support::common;
 
 use common::{APP, Env, assert_ok, stderr, tenant};
 use uuid::Uuid;

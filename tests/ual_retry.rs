@@ -1,7 +1,7 @@
 //! `hal-onboard ual retry`, the real binary against the sandbox's Exchange Online through the
 //! stand-in PowerShell; tokens come from HAL_ONBOARD_EXCHANGE_TOKEN.
 
-mod exchange_support;
+use crate::support::exchange as exchange_support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ impl Run {
 }
 
 async fn hal(w: &World, home: &Path, tokens: &[String], args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"))
+    let out = crate::support::hal_onboard()
         .arg("--home")
         .arg(home)
         .args(args)
@@ -312,7 +312,7 @@ async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
     let store = TenantStore::open(&home).unwrap();
     store.upsert(&waiting_record(id, "golf")).unwrap();
     let before = std::fs::read(store.path()).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"))
+    let child = crate::support::hal_onboard()
         .arg("--home")
         .arg(&home)
         .args(["ual", "retry"])

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hal_onboard::cloud::Cloud;
 use hal_onboard::store::{
@@ -73,7 +73,7 @@ pub fn write_doc(home: &Path, d: &StoreDoc) {
 
 /// Runs `hal-onboard <args> --home <home>` with a clean environment.
 pub fn hal(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hal-onboard"))
+    super::hal_onboard_std()
         .args(args)
         .arg("--home")
         .arg(home)

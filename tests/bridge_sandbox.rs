@@ -1,7 +1,7 @@
 //! The Exchange simulator mounted in the full sandbox (`/exchange/` beside sign-in and Graph),
 //! driven through the stand-in PowerShell with the sandbox's own TLS and signer.
 
-mod exchange_support;
+use crate::support::exchange as exchange_support;
 
 use std::sync::Arc;
 use std::time::Duration;

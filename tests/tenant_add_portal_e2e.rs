@@ -2,7 +2,7 @@
 //! credentials that work; portal down then up; the portal rejecting the token; a batch file
 //! with a bad line.
 
-mod common;
+use crate::support::common;
 
 use common::{Env, assert_ok, stderr, stdout, tenant};
 
@@ -118,7 +118,7 @@ async fn without_a_keyring_a_secret_the_portal_did_not_take_is_shown_once() {
 async fn portal_rejecting_the_token_says_portal_login() {
     let env = Env::start(tenant(0x5e50_0004)).await;
     // The technician's token is stale: the portal now wants another one.
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+    let mut c = crate::support::hal_onboard();
     for (k, v) in env.sb.env() {
         c.env(k, v);
     }

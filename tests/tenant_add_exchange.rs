@@ -39,7 +39,7 @@ impl Env {
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        let mut c = crate::support::hal_onboard();
         for (k, v) in self.sb.env() {
             c.env(k, v);
         }

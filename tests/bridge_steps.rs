@@ -1,7 +1,7 @@
 //! The bridge, the step and the sandbox's Exchange Online, end to end through the stand-in
 //! PowerShell (a real child process speaking docs/powershell-bridge.md).
 
-mod exchange_support;
+use crate::support::exchange as exchange_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -67,7 +67,7 @@ async fn nothing_secret_in_files_output_or_verbose_logs() {
     let home = dir.path().join("home");
 
     let run = |args: Vec<&'static str>| {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        let mut c = crate::support::hal_onboard();
         for (k, v) in sb.env() {
             c.env(k, v);
         }

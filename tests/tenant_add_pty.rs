@@ -4,7 +4,6 @@
 #![cfg(unix)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use expectrl::{ControlCode, Expect, Session};
@@ -33,7 +32,7 @@ fn scenario(id: Uuid, latency_ms: u64) -> Scenario {
 }
 
 fn wizard(sb: &Sandbox, home: &Path, extra: &[&str]) -> expectrl::session::OsSession {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+    let mut c = crate::support::hal_onboard_std();
     for (k, v) in sb.env() {
         c.env(k, v);
     }

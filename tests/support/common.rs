@@ -90,7 +90,7 @@ impl Env {
 
     /// Runs `hal-onboard` with the environment a technician would set for the sandbox.
     pub async fn run(&self, args: &[&str]) -> Output {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        let mut c = super::hal_onboard();
         c.env_remove("HAL_PORTAL_URL")
             .env_remove("HAL_PORTAL_TOKEN")
             .env_remove("HAL_ONBOARD_HOME");

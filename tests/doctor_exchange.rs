@@ -1,6 +1,6 @@
 //! `hal-onboard doctor` with the stand-in PowerShell.
 
-mod exchange_support;
+use crate::support::exchange as exchange_support;
 
 use exchange_support::world;
 use hal_sandbox::exchange::ExchangeScenario;
@@ -12,7 +12,7 @@ async fn doctor(
     home: &std::path::Path,
     extra: &[&str],
 ) -> (i32, Value, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"))
+    let out = crate::support::hal_onboard()
         .arg("--home")
         .arg(home)
         .args(["--json", "doctor"])
@@ -99,7 +99,7 @@ async fn doctor_at_a_terminal(key: &'static str, expect_after: &'static str) -> 
     let home = w.dir.path().join("home");
     let pwsh = w.pwsh.clone();
     tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        let mut cmd = crate::support::hal_onboard_std();
         cmd.arg("--home")
             .arg(&home)
             .arg("doctor")

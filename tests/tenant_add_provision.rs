@@ -69,7 +69,7 @@ impl Env {
     }
 
     async fn run_with(&self, args: &[&str], portal: bool) -> Output {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+        let mut c = crate::support::hal_onboard();
         for (k, v) in self.sb.env() {
             if portal || !k.starts_with("HAL_PORTAL_") {
                 c.env(k, v);

@@ -13,7 +13,7 @@ struct Run {
 }
 
 async fn hal(sb: &Sandbox, home: &Path, env: &[(&str, &str)], stdin: &str, args: &[&str]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hal-onboard"));
+    let mut cmd = crate::support::hal_onboard();
     cmd.arg("--home").arg(home).arg("--no-input").args(args);
     for (k, v) in sb.env() {
         cmd.env(k, v);

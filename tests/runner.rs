@@ -1,0 +1,27 @@
+//! The one integration-test binary: one module per command and aspect (`<command>_<aspect>`),
+//! one way to start the tool (`support::hal_onboard`), from a cleared environment.
+
+mod support;
+
+mod bridge_sandbox;
+mod bridge_scripts_parse;
+mod bridge_steps;
+mod doctor_exchange;
+mod graph_client;
+mod keyring_secret_service;
+mod list_output;
+mod portal_commands;
+mod secret_rotate;
+mod signin_device_code;
+mod signin_sandbox;
+mod store_atomic;
+mod store_home;
+mod store_lookup;
+mod store_refuse;
+mod tenant_add_exchange;
+mod tenant_add_portal_e2e;
+mod tenant_add_provision;
+mod tenant_add_pty;
+mod tenant_add_secrets_never_leak;
+mod tenant_remove;
+mod ual_retry;
