@@ -10,6 +10,7 @@
 //! The file is compact JSON with one tenant per line: small enough that `list` reads a
 //! thousand tenants in a few milliseconds, and still editable by hand in an emergency.
 
+pub mod lock;
 pub mod model;
 pub mod status;
 
