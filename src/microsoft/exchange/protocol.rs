@@ -32,6 +32,20 @@ pub mod op {
     pub const GET_UAL: &str = "getUal";
     /// The script reached its end.
     pub const DONE: &str = "done";
+
+    /// Every operation hal-onboard knows, in the order a session reports them (the contract
+    /// test holds docs/powershell-bridge.md and the scripts to this list).
+    pub const ALL: [&str; 9] = [
+        HOST,
+        MODULE,
+        INSTALL,
+        CONNECT,
+        ORG_CONFIG,
+        ENABLE_CUSTOMIZATION,
+        SET_UAL,
+        GET_UAL,
+        DONE,
+    ];
 }
 
 /// Error kinds a script sets (where it failed); [`classify`] refines them.
@@ -39,6 +53,9 @@ pub mod kind {
     pub const MODULE_MISSING: &str = "moduleMissing";
     pub const CONNECT: &str = "connect";
     pub const CMDLET: &str = "cmdlet";
+
+    /// Every kind a script sets.
+    pub const ALL: [&str; 3] = [MODULE_MISSING, CONNECT, CMDLET];
 }
 
 /// One result line.
