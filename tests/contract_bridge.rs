@@ -7,7 +7,7 @@
 //! document's own lines (its examples, its module-missing line) are fed to the product through
 //! a fake PowerShell, so the product's reading of the protocol is held to the document too.
 
-mod contract_support;
+use crate::support::contract as contract_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -3,7 +3,7 @@
 //! variables in this process (which is only sound while no other thread runs), then starts the
 //! product's PowerShell and reads the child's environment.
 
-mod contract_support;
+use crate::support::contract as contract_support;
 
 #[cfg(unix)]
 #[test]

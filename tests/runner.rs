@@ -6,6 +6,8 @@ mod support;
 mod bridge_sandbox;
 mod bridge_scripts_parse;
 mod bridge_steps;
+mod contract_bridge;
+mod contract_portal;
 mod doctor_exchange;
 mod graph_client;
 mod keyring_secret_service;

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod common;
+pub mod contract;
 pub mod exchange;
 pub mod store;
 

@@ -360,8 +360,8 @@ fn cmdlet_inner(
         cmdlet_error(
             DEHYDRATED_MESSAGE,
             "NotSpecified",
-            "CmdletInvalidOperationInDehydratedContextException",
-            "[Server=SANDBOX] [FailureCategory=Cmdlet-CmdletInvalidOperationInDehydratedContextException]",
+            "InvalidOperationInDehydratedContextException",
+            "[Server=SANDBOX] [FailureCategory=Cmdlet-InvalidOperationInDehydratedContextException]",
         )
     };
     let name = call.cmdlet.as_str();

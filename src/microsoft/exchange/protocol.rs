@@ -177,7 +177,7 @@ pub enum ErrorClass {
 /// `Enable-OrganizationCustomization` ("The command you tried to run isn't currently allowed in
 /// your organization. To run this command, you first need to run the command:
 /// Enable-OrganizationCustomization.") and its exception is
-/// `CmdletInvalidOperationInDehydratedContextException`; cmdlets a role does not grant are not
+/// `InvalidOperationInDehydratedContextException`; cmdlets a role does not grant are not
 /// loaded at all in module 3.x, so a missing role shows as "The term 'Set-AdminAuditLogConfig'
 /// is not recognized".
 pub fn classify(e: &ReportError) -> ErrorClass {
@@ -251,7 +251,7 @@ mod tests {
         let dehydrated = "The command you tried to run isn't currently allowed in your organization. To run this command, you first need to run the command: Enable-OrganizationCustomization.";
         assert_eq!(classify(&err("cmdlet", dehydrated)), ErrorClass::Dehydrated);
         let mut e = err("cmdlet", "Exception of type ... was thrown");
-        e.reason = "CmdletInvalidOperationInDehydratedContextException".into();
+        e.reason = "InvalidOperationInDehydratedContextException".into();
         assert_eq!(classify(&e), ErrorClass::Dehydrated);
         assert_eq!(
             classify(&err(

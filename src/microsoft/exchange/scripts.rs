@@ -139,7 +139,7 @@ fn connect_block(connect: Connect) -> String {
         Connect::Device => format!(
             "Connect-ExchangeOnline -Device -ExchangeEnvironmentName $env:{env} -ShowBanner:$false -ErrorAction Stop
     $halConnection = Get-ConnectionInformation -ErrorAction SilentlyContinue | Select-Object -First 1
-    if ($halConnection -and ([string]$halConnection.TenantID) -ne $env:{tid}) {{ throw ('signed in to the wrong tenant: ' + [string]$halConnection.TenantID + ', not ' + $env:{tid} + '; nothing was changed') }}",
+    if ($halConnection -and ([string]$halConnection.TenantID) -ne $env:{tid}) {{ Disconnect-ExchangeOnline -Confirm:$false -ErrorAction SilentlyContinue; throw ('signed in to the wrong tenant: ' + [string]$halConnection.TenantID + ', not ' + $env:{tid} + '; nothing was changed') }}",
             env = env::ENVIRONMENT,
             tid = env::TENANT_ID
         ),
