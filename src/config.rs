@@ -60,6 +60,28 @@ impl std::fmt::Debug for EnvOverrides {
 }
 
 #[cfg(test)]
+mod https_tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_override_must_be_https() {
+        for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_PORTAL_URL] {
+            let e =
+                EnvOverrides::from_lookup(|q| (q == k).then(|| "http://127.0.0.1:8080/".into()))
+                    .unwrap_err();
+            assert_eq!(e.status, crate::error::ExitStatus::Usage, "{k}");
+            assert!(
+                e.message.contains("must be an https:// URL"),
+                "{k}: {}",
+                e.message
+            );
+            EnvOverrides::from_lookup(|q| (q == k).then(|| "https://127.0.0.1:8080/".into()))
+                .unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
 mod debug_tests {
     #[test]
     fn debug_never_shows_tokens() {
@@ -84,13 +106,25 @@ impl EnvOverrides {
         let url = |k: &str| -> Result<Option<Url>, CommandError> {
             get(k)
                 .map(|v| {
-                    Url::parse(v.trim()).map_err(|e| {
+                    let u = Url::parse(v.trim()).map_err(|e| {
                         user_error(format!("{k} is not a URL: {v:?}"))
                             .with_source(e)
                             .hint(format!(
                                 "Set {k} to a full URL such as https://host:port, or unset it."
                             ))
-                    })
+                    })?;
+                    // A Global Administrator's token and new client secrets travel to these
+                    // hosts: never in clear text, whatever the endpoint.
+                    if u.scheme() != "https" {
+                        return Err(user_error(format!(
+                            "{k} must be an https:// URL, not {}://",
+                            u.scheme()
+                        ))
+                        .hint(format!(
+                            "Set {k} to the https:// address, or unset it; tokens and secrets are never sent in clear text."
+                        )));
+                    }
+                    Ok(u)
                 })
                 .transpose()
         };

@@ -95,12 +95,16 @@ pub trait PortalApi: Send + Sync {
     async fn submit(&self, s: &Submission) -> Result<SubmitOutcome, PortalError>;
 }
 
-/// Retries: how many tries in all and the first back-off (doubled each time, with jitter).
+/// Retries: how many tries in all and the first back-off (doubled each time, with jitter),
+/// each try's time limit, and the time every try and wait together may take: a portal that
+/// hangs costs about a minute, not the HTTPS client's 90 s four times over.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub attempts: u32,
     pub first_delay: Duration,
     pub max_delay: Duration,
+    pub per_try: Duration,
+    pub budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -109,6 +113,8 @@ impl Default for RetryPolicy {
             attempts: 4,
             first_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(8),
+            per_try: Duration::from_secs(20),
+            budget: Duration::from_secs(60),
         }
     }
 }
@@ -160,24 +166,34 @@ impl HttpPortal {
     ) -> Result<(u16, String), PortalError> {
         let mut delay = self.retry.first_delay;
         let mut attempt = 0;
+        let deadline = tokio::time::Instant::now() + self.retry.budget;
         loop {
             attempt += 1;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let res = build()
+                .timeout(self.retry.per_try.min(left).max(Duration::from_millis(1)))
                 .bearer_auth(&self.token)
                 .header("Accept", "application/json")
                 .send()
                 .await;
-            let last = attempt >= self.retry.attempts;
+            // The next wait must fit in what is left of the budget, or this try is the last.
+            let last = attempt >= self.retry.attempts
+                || deadline.saturating_duration_since(tokio::time::Instant::now()) <= delay;
             match res {
                 Ok(rsp) => {
                     let status = rsp.status().as_u16();
-                    let retry_after = rsp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body = rsp.text().await.unwrap_or_default();
+                    let retry_after = crate::http::retry_after(
+                        rsp.headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    let body = match crate::http::read_body(rsp, crate::http::MAX_BODY).await {
+                        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                        Err(e @ crate::http::BodyError::TooLarge) => {
+                            return Err(PortalError::Protocol(e.to_string()));
+                        }
+                        Err(crate::http::BodyError::Read(_)) => String::new(),
+                    };
                     tracing::debug!(%status, url = %url, attempt, "portal answered");
                     if status == 429 || status >= 500 {
                         if last {
@@ -338,5 +354,46 @@ mod tests {
         );
         assert_eq!(portal_message(r#"{"message":"nope"}"#, None), "nope");
         assert_eq!(portal_message("", None), "no message");
+    }
+}
+
+#[cfg(test)]
+mod hang_tests {
+    use super::*;
+
+    /// Once four tries of the HTTPS client's 90 s each: six minutes on a portal that accepts
+    /// the connection and never answers.
+    #[tokio::test]
+    async fn a_hung_portal_costs_the_budget_not_every_try_in_full() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let portal = HttpPortal::new(
+            reqwest::Client::new(),
+            Url::parse(&format!("http://{addr}/")).unwrap(),
+            "t".into(),
+        )
+        .with_retry(RetryPolicy {
+            attempts: 4,
+            first_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            per_try: Duration::from_millis(400),
+            budget: Duration::from_millis(1000),
+        });
+        let url = portal.url("api/v1/m365/tenants");
+        let started = std::time::Instant::now();
+        let e = portal
+            .send(|| portal.http.get(url.clone()), &url)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(e, PortalError::Unreachable { .. }), "{e}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert!(took >= Duration::from_millis(400), "{took:?}");
     }
 }

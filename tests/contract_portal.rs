@@ -287,6 +287,7 @@ async fn portal() -> (Far, HttpPortal) {
         attempts: ATTEMPTS,
         first_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(2),
+        ..RetryPolicy::default()
     });
     (far, api)
 }

@@ -268,10 +268,27 @@ pub fn is_replication_error(status: u16, body: &Value) -> bool {
                 || msg.contains("does not exist or one of its queried reference-property")))
 }
 
-fn retry_after(v: Option<&str>) -> Option<Duration> {
-    v.and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+use crate::http::retry_after;
+
+/// A Graph answer's body, refused past [`crate::http::MAX_BODY`].
+async fn read_body(
+    rsp: reqwest::Response,
+    method: &Method,
+    path: &str,
+) -> Result<Vec<u8>, GraphError> {
+    crate::http::read_body(rsp, crate::http::MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            crate::http::BodyError::Read(source) => GraphError::Transport {
+                method: method.clone(),
+                path: path.to_string(),
+                source,
+            },
+            e @ crate::http::BodyError::TooLarge => GraphError::Decode {
+                what: format!("{method} {path}"),
+                detail: e.to_string(),
+            },
+        })
 }
 
 /// The Graph client. Cheap to clone.
@@ -381,11 +398,7 @@ impl GraphClient {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok()),
             );
-            let bytes = rsp.bytes().await.map_err(|e| GraphError::Transport {
-                method: req.method.clone(),
-                path: req.path.clone(),
-                source: e,
-            })?;
+            let bytes = read_body(rsp, &req.method, &req.path).await?;
             drop(guard);
             let body: Value = if bytes.is_empty() {
                 Value::Null
@@ -633,7 +646,8 @@ impl GraphClient {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body: Value = rsp.json().await.unwrap_or(Value::Null);
+        let bytes = read_body(rsp, &Method::POST, "$batch").await?;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             Ok(GraphResponse {
                 status,

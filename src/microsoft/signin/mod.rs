@@ -306,7 +306,12 @@ pub(crate) async fn post_form<T: for<'de> Deserialize<'de>>(
         .await
         .map_err(unreachable)?;
     let status = rsp.status();
-    let bytes = rsp.bytes().await.map_err(unreachable)?;
+    let bytes = crate::http::read_body(rsp, crate::http::MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            crate::http::BodyError::Read(source) => unreachable(source),
+            e @ crate::http::BodyError::TooLarge => SignInError::Protocol(e.to_string()),
+        })?;
     if status.is_success() {
         return serde_json::from_slice::<T>(&bytes)
             .map(Ok)
