@@ -12,6 +12,7 @@ mod doctor_exchange;
 mod graph_client;
 mod keyring_secret_service;
 mod list_output;
+mod parsers_hostile_input;
 mod portal_commands;
 mod secret_rotate;
 mod signin_device_code;
