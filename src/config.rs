@@ -214,7 +214,7 @@ impl HomeConfig {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(home).map_err(werr)?;
+        crate::store::create_private_dir(home).map_err(werr)?;
         let mut tmp = tempfile::NamedTempFile::new_in(home).map_err(werr)?;
         let mut json = serde_json::to_vec_pretty(self).expect("config serializes");
         json.push(b'\n');

@@ -109,7 +109,8 @@ impl From<crate::store::StoreError> for CommandError {
     /// A bad home is bad input (2); anything else about the store is a failure (1).
     fn from(e: crate::store::StoreError) -> Self {
         let status = match e {
-            crate::store::StoreError::Home { .. } => ExitStatus::Usage,
+            crate::store::StoreError::Home { .. }
+            | crate::store::StoreError::HomeNotPrivate { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failed,
         };
         let hints = e.hint().into_iter().collect();

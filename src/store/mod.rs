@@ -58,6 +58,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path} can be written by other users (mode {mode:o}): anyone who can write there can plant tenant records or lock files"
+    )]
+    HomeNotPrivate { path: PathBuf, mode: u32 },
     #[error("cannot lock {path}")]
     Lock {
         path: PathBuf,
@@ -80,6 +84,10 @@ impl StoreError {
             StoreError::Home { .. } => Some(
                 "Pass --home DIR (or set HAL_ONBOARD_HOME) to a directory you can write.".into(),
             ),
+            StoreError::HomeNotPrivate { path, .. } => Some(format!(
+                "Run `chmod 700 {}` (after checking nothing in it was changed by someone else), then run the command again.",
+                path.display()
+            )),
             _ => None,
         }
     }
@@ -111,7 +119,8 @@ impl TenantStore {
                 "it is a file, not a directory",
             )));
         }
-        fs::create_dir_all(home).map_err(err)?;
+        create_private_dir(home).map_err(err)?;
+        check_private(home)?;
         let store = TenantStore {
             dir: home.to_path_buf(),
         };
@@ -137,7 +146,7 @@ impl TenantStore {
             source,
         };
         match fs::metadata(home) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => check_private(home)?,
             Ok(_) => {
                 return Err(err(std::io::Error::new(
                     std::io::ErrorKind::NotADirectory,
@@ -263,6 +272,39 @@ impl Transaction<'_> {
     pub fn commit(self) -> Result<(), StoreError> {
         self.store.write_atomic(&self.doc)
     }
+}
+
+/// Creates the home (and any missing parent) readable by its owner only.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Refuses a home that other users can write: they could plant records, or lock files that
+/// point elsewhere.
+fn check_private(home: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = fs::metadata(home) {
+            let mode = m.mode() & 0o7777;
+            // Sticky, world-writable folders like /tmp itself are still no home.
+            if mode & 0o022 != 0 {
+                return Err(StoreError::HomeNotPrivate {
+                    path: home.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+    }
+    let _ = home;
+    Ok(())
 }
 
 /// The document as written: compact JSON with one tenant per line. Half the bytes of
@@ -518,5 +560,33 @@ mod tests {
 
         let empty = String::from_utf8(to_json(&StoreDoc::default())).unwrap();
         assert_eq!(empty, "{\"schemaVersion\":1,\"tenants\":[]}\n");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod home_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_home_is_private_and_a_shared_one_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let home = base.path().join("a/b/home");
+        TenantStore::open(&home).unwrap();
+        let mode = fs::metadata(&home).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = TenantStore::open(&home).unwrap_err();
+        assert!(
+            matches!(e, StoreError::HomeNotPrivate { mode: 0o777, .. }),
+            "{e}"
+        );
+        assert!(e.hint().unwrap().contains("chmod 700"));
+        assert!(TenantStore::for_reading(&home).is_err());
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(TenantStore::open(&home).is_err());
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o750)).unwrap();
+        TenantStore::open(&home).unwrap();
     }
 }
