@@ -17,6 +17,7 @@ fn main() {
     if matches!(stem.as_deref(), Some("pwsh" | "powershell")) {
         std::process::exit(hal_sandbox::pwsh::main());
     }
+    hal_onboard::secrets::forbid_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -181,3 +181,42 @@ mod tests {
         assert!(!s.is_persistent());
     }
 }
+
+/// No core dump of this process: it holds client secrets, refresh tokens and the portal token
+/// in memory, and a crash must not write them to disk. On Linux the process also becomes
+/// non-dumpable, so other processes of the same user cannot read its memory through ptrace.
+pub fn forbid_core_dumps() {
+    #[cfg(unix)]
+    {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: setrlimit with a valid, initialised struct; failure only leaves dumps on.
+        unsafe {
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers.
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod dump_tests {
+    #[test]
+    fn core_dumps_are_off_after_the_call() {
+        super::forbid_core_dumps();
+        let mut r = libc::rlimit {
+            rlim_cur: 1,
+            rlim_max: 1,
+        };
+        // SAFETY: getrlimit writes into our struct.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut r) }, 0);
+        assert_eq!((r.rlim_cur, r.rlim_max), (0, 0));
+        // SAFETY: no pointers.
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }, 0);
+    }
+}
