@@ -25,6 +25,30 @@ pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
 /// separated by whitespace or commas. Never logged.
 pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
 
+/// Scales every retry wait (tests and the benchmark run the same logic faster). For tests and
+/// benchmarks (README lists it as such): technicians never need it.
+pub const ENV_RETRY_SCALE: &str = "HAL_ONBOARD_RETRY_SCALE";
+
+/// The retry scale from the environment (1.0 unless set to a positive number).
+pub fn retry_scale() -> f64 {
+    std::env::var(ENV_RETRY_SCALE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|f: &f64| f.is_finite() && *f > 0.0)
+        .unwrap_or(1.0)
+}
+
+/// Where a setting came from (the portal's URL and token, for `portal status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    Environment,
+    Config,
+    Keyring,
+    Memory,
+    Missing,
+}
+
 /// Overrides from the environment. Empty values count as unset.
 #[derive(Clone, Default)]
 pub struct EnvOverrides {

@@ -129,3 +129,36 @@ impl From<crate::store::LookupError> for CommandError {
         user_error(e.to_string()).hint(hint)
     }
 }
+
+/// A portal error in the technician's words, with the next action.
+pub fn portal_error(e: crate::portal::PortalError, tenant: Option<&str>) -> CommandError {
+    use crate::portal::PortalError;
+    let resend = match tenant {
+        Some(t) => format!("Run `hal-onboard portal submit {t}` once the portal is back."),
+        None => "Try again once the portal is back.".into(),
+    };
+    match &e {
+        PortalError::Unauthorized { .. } => failed(e.to_string()).hint(
+            "Run `hal-onboard portal login` with a valid API token (or fix HAL_PORTAL_TOKEN).",
+        ),
+        PortalError::Unavailable { .. } | PortalError::Unreachable { .. } => {
+            let msg = e.to_string();
+            failed(msg).with_source(e).hint(resend)
+        }
+        PortalError::Rejected { .. } | PortalError::Protocol(_) => {
+            let msg = e.to_string();
+            failed(msg).with_source(e).hint(
+                "Fix what the portal says, then run `hal-onboard portal submit` for the tenant.",
+            )
+        }
+    }
+}
+
+/// A sign-in that failed, with what to do about it.
+pub fn sign_in_failed(e: &crate::microsoft::signin::SignInError) -> CommandError {
+    let mut c = failed(format!("the sign-in failed: {e}"));
+    if let Some(h) = e.hint() {
+        c = c.hint(h);
+    }
+    c
+}

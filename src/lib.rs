@@ -14,6 +14,8 @@ pub mod microsoft;
 pub mod portal;
 pub mod sandbox;
 pub mod secrets;
+pub mod session;
 pub mod store;
+pub mod tenant;
 pub mod ui;
 pub mod wizard;

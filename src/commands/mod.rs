@@ -1,8 +1,10 @@
 //! One module per subcommand, each thin: parse → call the wizard or a client → report.
+//!
+//! No command module imports another: what two commands share lives in the library
+//! (`session`, `wizard`, `ui`, `error`), and what every command gets from its run is [`Ctx`].
 
 pub mod completions;
 pub mod doctor;
-pub mod helpers;
 pub mod list;
 pub mod portal;
 pub mod secret;
@@ -14,9 +16,11 @@ use std::sync::{Arc, OnceLock};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::cloud::Cloud;
-use crate::config::{EnvOverrides, default_home};
+use crate::config::{EnvOverrides, HomeConfig, Source, default_home};
 use crate::error::{CommandResult, failed, user_error};
-use crate::secrets::SecretStore;
+use crate::portal::HttpPortal;
+use crate::secrets::{KeyringStore, MemoryStore, SecretStore, account};
+use crate::store::TenantStore;
 use crate::ui::Ui;
 
 /// What every command gets: the terminal, the resolved home, the environment's overrides.
@@ -113,10 +117,6 @@ impl Ctx {
         })
     }
 
-    pub(crate) fn secrets_cell(&self) -> &OnceLock<Arc<dyn SecretStore>> {
-        &self.secrets
-    }
-
     /// The running sandbox, when this is a `--sandbox` run.
     pub fn sandbox(&self) -> Option<&crate::sandbox::Sandbox> {
         self.sandbox.as_ref().map(|s| &s.sandbox)
@@ -124,6 +124,121 @@ impl Ctx {
 
     pub fn cloud(&self) -> Cloud {
         self.global.cloud.unwrap_or_default()
+    }
+}
+
+/// What several commands need from the run: the HTTPS client, the secret store, the tenant
+/// store, the portal. Each is made on first use so `list` stays instant.
+impl Ctx {
+    pub fn http(&self) -> CommandResult<reqwest::Client> {
+        crate::http::build_client(self.env.ca_cert.as_deref()).map_err(|e| {
+            user_error("cannot set up HTTPS").with_source(e).hint(
+                "Check HAL_ONBOARD_CA_CERT: it must name a readable PEM file of CA certificates.",
+            )
+        })
+    }
+
+    /// The OS keyring, or (warned once) memory for this run only.
+    pub fn secrets(&self) -> Arc<dyn SecretStore> {
+        self.secrets
+            .get_or_init(
+                || match KeyringStore::probe_within(std::time::Duration::from_secs(5)) {
+                    Ok(k) => Arc::new(k),
+                    Err(e) => {
+                        self.ui.warning(format!(
+                            "{e}: secrets and the sign-in are kept in memory for this run only, never written to disk."
+                        ));
+                        Arc::new(MemoryStore::default())
+                    }
+                },
+            )
+            .clone()
+    }
+
+    pub fn store(&self) -> CommandResult<TenantStore> {
+        Ok(TenantStore::open(&self.home)?)
+    }
+
+    pub fn home_config(&self) -> CommandResult<HomeConfig> {
+        HomeConfig::load(&self.home).map_err(|e| {
+            failed(e.to_string())
+                .with_source(e)
+                .hint("Fix or delete the file, then run `hal-onboard portal login` again.")
+        })
+    }
+
+    /// The portal URL and where it came from.
+    pub fn portal_url(&self) -> CommandResult<(Option<url::Url>, Source)> {
+        if let Some(u) = &self.env.portal_url {
+            return Ok((Some(u.clone()), Source::Environment));
+        }
+        match self.home_config()?.portal_url {
+            Some(u) => Ok((Some(u), Source::Config)),
+            None => Ok((None, Source::Missing)),
+        }
+    }
+
+    /// The portal token and where it came from (never printed).
+    pub fn portal_token(&self, secrets: &dyn SecretStore) -> (Option<String>, Source) {
+        if let Some(t) = &self.env.portal_token {
+            return (Some(t.clone()), Source::Environment);
+        }
+        match secrets.get(account::PORTAL_TOKEN) {
+            Ok(Some(t)) => (
+                Some(t),
+                if secrets.is_persistent() {
+                    Source::Keyring
+                } else {
+                    Source::Memory
+                },
+            ),
+            _ => (None, Source::Missing),
+        }
+    }
+
+    /// A ready portal client, or an error that says how to configure one.
+    pub fn portal(&self, secrets: &dyn SecretStore) -> CommandResult<HttpPortal> {
+        let (url, _) = self.portal_url()?;
+        let url = url.ok_or_else(|| {
+            user_error("no MSP portal is configured")
+                .hint("Run `hal-onboard portal login`, or set HAL_PORTAL_URL and HAL_PORTAL_TOKEN.")
+        })?;
+        if url.scheme() != "https" {
+            return Err(user_error(format!("the portal URL must use https: {url}")).hint(
+                "The API token and client secrets travel to the portal: fix HAL_PORTAL_URL or run `hal-onboard portal login` with its https:// address.",
+            ));
+        }
+        let (token, _) = self.portal_token(secrets);
+        let token = token.ok_or_else(|| {
+            user_error("no portal API token is available")
+                .hint("Run `hal-onboard portal login`, or set HAL_PORTAL_TOKEN.")
+        })?;
+        Ok(HttpPortal::new(self.http()?, url, token))
+    }
+
+    /// Ctrl-C ends the command (exit 130) at any point. Every result is saved as it happens
+    /// (atomic store writes), so stopping is always safe; the short grace lets the PowerShell
+    /// bridge end its child first. Needed because once the bridge has listened for Ctrl-C the
+    /// default action no longer applies to the rest of the run.
+    pub fn exit_on_ctrl_c(&self, rt: &tokio::runtime::Runtime) {
+        let ui = self.ui.clone();
+        rt.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                ui.status("");
+                ui.warning("interrupted: everything done so far is saved; run the same command again to resume.");
+                std::process::exit(130);
+            }
+        });
+    }
+
+    /// A runtime for the async clients; commands that need none never pay for one.
+    pub fn runtime(&self) -> CommandResult<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| failed("cannot start the async runtime").with_source(e))
     }
 }
 

@@ -6,8 +6,7 @@ use clap::Args;
 use url::Url;
 
 use crate::commands::Ctx;
-use crate::commands::helpers::portal_error;
-use crate::error::{CommandResult, failed, user_error};
+use crate::error::{CommandResult, failed, portal_error, user_error};
 use crate::portal::{HttpPortal, PortalApi};
 use crate::secrets::account;
 

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use crate::commands::Ctx;
-use crate::commands::helpers::{Source, portal_error};
-use crate::error::{CommandResult, failed};
+use crate::config::Source;
+use crate::error::{CommandResult, failed, portal_error};
 use crate::portal::PortalApi;
 
 /// Show the portal URL and token in use (the token itself is never shown) and check them with

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
+use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
-use crate::commands::tenant::add::{UiProgress, UiSignIn};
-use crate::commands::tenant::session::{Session, SignInArgs};
-use crate::error::{CommandError, CommandResult, ExitStatus, failed};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, sign_in_failed};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
+use crate::session::Session;
+use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::rotate::{self, PortalResult, Rotation, SecretRef};
 use crate::wizard::steps::portal::PortalStepError;
 use crate::wizard::{Answer, Event, Progress, Question, Settings, Wizard, WizardError};
@@ -46,7 +46,7 @@ pub struct RotateArgs {
 pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
-    let doc = store.load().map_err(store_error)?;
+    let doc = store.load()?;
     let known = doc.find(&args.tenant)?.clone();
     let name = known.primary_domain.clone();
     let secrets = ctx.secrets();
@@ -62,15 +62,16 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
 
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
     let tenant = known.tenant_id.to_string();
-    let observer = Arc::new(UiSignIn::new(ui));
     let session = Session::open(
-        ctx,
+        &ctx.env,
+        ctx.http()?,
         &tenant,
         Some(&known),
-        &args.sign_in,
+        &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
-        observer,
-    )?;
+        Arc::new(UiSignIn::new(ui)),
+    )
+    .map_err(|e| sign_in_failed(&e))?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
         &tenant,

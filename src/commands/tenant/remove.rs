@@ -9,14 +9,14 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
-use super::add::{UiProgress, UiSignIn, sign_in_failed};
-use super::session::{Session, SignInArgs};
+use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, sign_in_failed, user_error};
 use crate::microsoft::graph::directory::DirectoryApi;
 use crate::secrets::account;
+use crate::session::Session;
 use crate::store::TenantRecord;
+use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::{APP_TAG, DEFAULT_APP_NAME, Settings, Wizard, WizardError};
 
 #[derive(Debug, Args)]
@@ -40,7 +40,7 @@ pub struct RemoveArgs {
 pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
-    let doc = store.load().map_err(store_error)?;
+    let doc = store.load()?;
     let rec = doc.find(&args.tenant)?.clone();
     let name = rec.primary_domain.clone();
     let secrets = ctx.secrets();
@@ -72,9 +72,7 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     };
 
     // Forget: the record, then its keyring entries.
-    store
-        .update(|d| d.remove(rec.tenant_id))
-        .map_err(store_error)?;
+    store.update(|d| d.remove(rec.tenant_id))?;
     for acct in [
         account::client_secret(rec.tenant_id),
         account::graph_refresh_token(rec.tenant_id),
@@ -138,15 +136,16 @@ fn delete_app(
         );
     };
     let tenant = rec.tenant_id.to_string();
-    let observer = Arc::new(UiSignIn::new(ui));
     let session = Session::open(
-        ctx,
+        &ctx.env,
+        ctx.http()?,
         &tenant,
         Some(rec),
-        &args.sign_in,
+        &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
-        observer,
-    )?;
+        Arc::new(UiSignIn::new(ui)),
+    )
+    .map_err(|e| sign_in_failed(&e))?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
         &tenant,

@@ -15,13 +15,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ExchangeAuthMode, exchange_factory};
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
 use crate::error::{CommandResult, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
+use crate::microsoft::signin::AuthMethod;
+use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
 use crate::store::{TenantRecord, TenantStore, UalState};
-use crate::ui::Ui;
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn};
 use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress};
 
 #[derive(Debug, Args)]
@@ -157,8 +157,8 @@ pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
 
 async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let ui = &ctx.ui;
-    let store = TenantStore::open(&ctx.home).map_err(store_error)?;
-    let doc = store.load().map_err(store_error)?;
+    let store = TenantStore::open(&ctx.home)?;
+    let doc = store.load()?;
     let mut ids: Vec<Uuid> = Vec::new();
     if args.tenants.is_empty() {
         ids.extend(
@@ -191,14 +191,24 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     }
 
     let http = ctx.http()?;
-    let factory = exchange_factory(
-        ctx,
-        args.exchange_auth,
-        None,
-        http,
-        args.pwsh_timeout.map(Duration::from_secs),
-        crate::microsoft::signin::AuthMethod::DeviceCode,
-    )?;
+    let how = ExchangeSignIn {
+        mode: args.exchange_auth,
+        method: AuthMethod::DeviceCode,
+        cloud: ctx.global.cloud,
+        pwsh_timeout: args.pwsh_timeout.map(Duration::from_secs),
+    };
+    let display = ExchangeDisplay {
+        sign_in: Arc::new(UiExchangeSignIn::new(ui)),
+        output: TenantOutput::per_tenant(ui),
+    };
+    let factory =
+        exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display).map_err(|e| {
+            let hint = e.hint("");
+            failed("cannot run Exchange Online PowerShell")
+                .with_source(e)
+                .hint(hint)
+                .hint("Or leave out step 1 with --skip-exchange and turn on audit logging by hand.")
+        })?;
     let deps = Arc::new(Deps {
         store,
         ops: factory,

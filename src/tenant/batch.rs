@@ -1,6 +1,9 @@
-//! `tenant add --from FILE`: the tenants to onboard, one per CSV row (tenant, display name).
+//! The tenants to onboard from a file (`tenant add --from FILE`), one per CSV row: tenant,
+//! display name.
 
 use std::path::Path;
+
+use super::is_tenant_name;
 
 /// One row of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,110 +99,6 @@ pub fn parse(text: &str) -> (Vec<BatchRow>, Vec<BadRow>) {
     (rows, bad)
 }
 
-/// A verified domain (`contoso.onmicrosoft.com`) or a GUID.
-pub fn is_tenant_name(s: &str) -> bool {
-    if uuid::Uuid::parse_str(s).is_ok() {
-        return true;
-    }
-    let labels: Vec<&str> = s.split('.').collect();
-    labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
-/// `tenant add --from FILE`: each tenant in turn, each sign-in prompted as it comes, a
-/// summary at the end. Exit status: 1 if any row failed or was unusable, else 3 if any tenant
-/// waits on Microsoft, else 0.
-pub fn run(
-    ctx: &crate::commands::Ctx,
-    args: &super::add::AddArgs,
-    file: &Path,
-) -> crate::error::CommandResult {
-    use crate::error::{CommandError, ExitStatus, user_error};
-    let ui = &ctx.ui;
-    let (rows, bad) = read(file).map_err(|e| {
-        user_error(format!("cannot read {}", file.display()))
-            .with_source(e)
-            .hint("Give a CSV file with one tenant per row: tenant, display name.")
-    })?;
-    for b in &bad {
-        ui.warning(format!("{}:{}: skipped: {}", file.display(), b.line, b.why));
-    }
-    if rows.is_empty() {
-        return Err(
-            user_error(format!("{} lists no tenant to onboard", file.display()))
-                .hint("Each row: a verified domain or tenant ID, then optionally a display name."),
-        );
-    }
-    let mut results: Vec<(String, Result<crate::store::TenantRecord, CommandError>)> = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        ui.status("");
-        ui.status(ui.bold(format!(
-            "── Tenant {} of {}: {}",
-            i + 1,
-            rows.len(),
-            row.tenant
-        )));
-        let r = super::add::onboard(ctx, args, &row.tenant, row.display_name.as_deref());
-        if let Err(e) = &r {
-            ui.error(e);
-        }
-        results.push((row.tenant.clone(), r));
-    }
-
-    let mut failed = bad.len();
-    let mut waiting = 0;
-    let mut out = Vec::new();
-    ui.status("");
-    ui.status(ui.bold("Summary"));
-    for (tenant, r) in &results {
-        let (result, detail) = match r {
-            Ok(_) => ("onboarded", String::new()),
-            Err(e) if e.status == ExitStatus::Waiting => {
-                waiting += 1;
-                ("waiting", e.message.clone())
-            }
-            Err(e) => {
-                failed += 1;
-                ("failed", e.message.clone())
-            }
-        };
-        ui.status(format!("  {tenant:<40} {result:<10} {}", ui.dim(&detail)));
-        out.push(serde_json::json!({"tenant": tenant, "result": result, "message": detail}));
-    }
-    for b in &bad {
-        ui.status(format!(
-            "  {:<40} {:<10} {}",
-            format!("line {}", b.line),
-            "skipped",
-            ui.dim(&b.why)
-        ));
-        out.push(serde_json::json!({"line": b.line, "result": "skipped", "message": b.why}));
-    }
-    if ui.json() {
-        ui.write_json(&out)?;
-    }
-    if failed > 0 {
-        Err(crate::error::failed(format!(
-            "{failed} of {} rows did not finish",
-            results.len() + bad.len()
-        ))
-        .hint("Fix what each error says, then run the same command again: finished tenants are skipped quickly."))
-    } else if waiting > 0 {
-        Err(crate::error::waiting(format!(
-            "{waiting} tenants wait on Microsoft for unified audit logging"
-        ))
-        .hint("Run `hal-onboard ual retry --watch` to finish them."))
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,15 +134,5 @@ mod tests {
         assert!(bad[0].why.contains("neither a domain"));
         assert!(bad[1].why.contains("3 columns"));
         assert!(bad[2].why.contains("twice"));
-    }
-
-    #[test]
-    fn tenant_names() {
-        assert!(is_tenant_name("contoso.onmicrosoft.com"));
-        assert!(is_tenant_name("a-b.example.co.uk"));
-        assert!(!is_tenant_name("contoso"));
-        assert!(!is_tenant_name("-bad.com"));
-        assert!(!is_tenant_name("a..com"));
-        assert!(!is_tenant_name("https://contoso.com"));
     }
 }

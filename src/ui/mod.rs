@@ -3,6 +3,17 @@
 //! Commands talk to the technician through one `Ui`: it knows whether a person is at the
 //! terminal (prompts, spinners), whether `--json` owns stdout, and whether to color. Human
 //! messages go to stderr, so stdout carries only what a script asked for (a table or JSON).
+//!
+//! The terminal adapters the library's observers need live here too: the sign-in prompts
+//! ([`signin`]), the wizard's progress and PowerShell's output ([`progress`]), and the
+//! credentials table at the end of an onboarding ([`credentials`]).
+
+pub mod credentials;
+pub mod progress;
+pub mod signin;
+
+pub use progress::{TenantOutput, UiProgress};
+pub use signin::{UiExchangeSignIn, UiSignIn};
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
