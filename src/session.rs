@@ -25,6 +25,7 @@ use crate::microsoft::signin::{
 };
 use crate::secrets::SecretStore;
 use crate::store::TenantRecord;
+use crate::tenant::TenantName;
 use crate::wizard::verify::AzureVerifier;
 
 /// How the technician signs in (`--auth`, `--client-id`, `--cloud`).
@@ -57,7 +58,7 @@ impl Session {
     pub fn open(
         env: &EnvOverrides,
         http: reqwest::Client,
-        tenant: &str,
+        tenant: &TenantName,
         known: Option<&TenantRecord>,
         how: &SignIn,
         secrets: Arc<dyn SecretStore>,
@@ -71,6 +72,7 @@ impl Session {
             .clone()
             .or_else(|| env.client_id.clone())
             .unwrap_or_else(|| GRAPH_CLI_CLIENT_ID.to_string());
+        let tenant = tenant.as_str();
         let mut user_cred: Option<Arc<UserCredential>> = None;
         let (credential, scopes): (
             Arc<dyn azure_core::credentials::TokenCredential>,

@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use super::is_tenant_name;
+use super::TenantName;
 
 /// One row of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRow {
     /// 1-based line number, for messages.
     pub line: usize,
-    pub tenant: String,
+    pub tenant: TenantName,
     pub display_name: Option<String>,
 }
 
@@ -76,14 +76,17 @@ pub fn parse(text: &str) -> (Vec<BatchRow>, Vec<BadRow>) {
             });
             continue;
         }
-        if !is_tenant_name(&tenant) {
-            bad.push(BadRow {
-                line,
-                why: format!("{tenant:?} is neither a domain nor a tenant GUID"),
-            });
-            continue;
-        }
-        if !seen.insert(tenant.to_lowercase()) {
+        let tenant: TenantName = match tenant.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                bad.push(BadRow {
+                    line,
+                    why: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if !seen.insert(tenant.as_str().to_lowercase()) {
             bad.push(BadRow {
                 line,
                 why: format!("{tenant} is listed twice"),
@@ -119,12 +122,12 @@ mod tests {
             vec![
                 BatchRow {
                     line: 3,
-                    tenant: "contoso.onmicrosoft.com".into(),
+                    tenant: "contoso.onmicrosoft.com".parse().unwrap(),
                     display_name: Some("Contoso, Ltd".into()),
                 },
                 BatchRow {
                     line: 6,
-                    tenant: "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+                    tenant: "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b".parse().unwrap(),
                     display_name: None,
                 },
             ]

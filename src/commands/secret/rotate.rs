@@ -15,6 +15,7 @@ use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, ExitStatus, failed, sign_in_failed};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::session::Session;
+use crate::tenant::TenantName;
 use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::rotate::{self, PortalResult, Rotation, SecretRef};
 use crate::wizard::steps::portal::PortalStepError;
@@ -61,7 +62,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     };
 
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
-    let tenant = known.tenant_id.to_string();
+    let tenant = TenantName::from(known.tenant_id);
     let session = Session::open(
         &ctx.env,
         ctx.http()?,
@@ -74,7 +75,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     .map_err(|e| sign_in_failed(&e))?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
-        &tenant,
+        tenant.clone(),
         endpoints.cloud,
         &endpoints.graph_resource,
         &endpoints.manage_resource,

@@ -16,7 +16,7 @@ use crate::error::{
 use crate::secrets::SecretStore;
 use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session};
 use crate::store::{StepId, TenantRecord};
-use crate::tenant::{batch, is_tenant_name};
+use crate::tenant::{TenantName, TenantNameError, batch};
 use crate::ui::credentials::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
 use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn};
 use crate::wizard::steps::portal::PortalStep;
@@ -35,7 +35,7 @@ pub struct AddArgs {
     /// The customer's tenant: a verified domain (contoso.onmicrosoft.com) or the tenant GUID.
     /// Asked for when not given.
     #[arg(conflicts_with = "from")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantName>,
 
     /// Your name for this customer, shown by `list` [default: the tenant's own display name].
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
@@ -95,12 +95,11 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         return add_from_file(ctx, args, file);
     }
     let ui = &ctx.ui;
-    let mut asked = args.tenant.is_none();
     let mut tenant = match &args.tenant {
         Some(t) => t.clone(),
         None => ask_tenant(ctx)?,
     };
-    let mut name = match (&args.name, asked) {
+    let mut name = match (&args.name, args.tenant.is_none()) {
         (Some(n), _) => Some(n.clone()),
         (None, true) => ask_name(ui)?,
         (None, false) => None,
@@ -130,9 +129,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         }
         tenant = ask_tenant(ctx)?;
         name = ask_name(ui)?;
-        asked = true;
     }
-    let _ = asked;
     match worst {
         // Errors were shown as they happened; the exit status keeps the worst.
         Some(e) if e.status == ExitStatus::Waiting => Err(CommandError::new(
@@ -148,12 +145,17 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     }
 }
 
-fn ask_tenant(ctx: &Ctx) -> CommandResult<String> {
+fn ask_tenant(ctx: &Ctx) -> CommandResult<TenantName> {
     if let Some(sb) = ctx.sandbox()
         && !ctx.ui.interactive()
     {
         // A sandbox run with nothing to ask: its first tenant.
-        return Ok(sb.tenants()[0].default_domain().to_string());
+        let domain = sb.tenants()[0].default_domain().to_string();
+        return domain.parse().map_err(|e: TenantNameError| {
+            user_error(e.to_string()).hint(
+                "Give the sandbox scenario's first tenant a verified domain (docs/sandbox.md).",
+            )
+        });
     }
     let hint = ctx
         .sandbox()
@@ -164,13 +166,10 @@ fn ask_tenant(ctx: &Ctx) -> CommandResult<String> {
             &format!("Customer tenant: a verified domain or the tenant ID{hint}"),
             "the tenant (e.g. `hal-onboard tenant add contoso.onmicrosoft.com`)",
         )?;
-        let t = t.trim().to_string();
-        if is_tenant_name(&t) {
-            return Ok(t);
+        match t.parse() {
+            Ok(t) => return Ok(t),
+            Err(e) => ctx.ui.warning(format!("{e}.")),
         }
-        ctx.ui.warning(format!(
-            "{t:?} is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID)."
-        ));
     }
 }
 
@@ -183,19 +182,14 @@ fn ask_name(ui: &Ui) -> CommandResult<Option<String>> {
 fn onboard(
     ctx: &Ctx,
     args: &AddArgs,
-    tenant: &str,
+    tenant: &TenantName,
     name: Option<&str>,
 ) -> CommandResult<TenantRecord> {
-    let tenant = tenant.trim().to_string();
-    if !is_tenant_name(&tenant) {
-        return Err(user_error(format!("{tenant:?} is not a tenant name"))
-            .hint("Pass a verified domain such as contoso.onmicrosoft.com, or the tenant GUID."));
-    }
     let store = ctx.store()?;
     let known = store
         .load()
         .ok()
-        .and_then(|d| d.find(&tenant).ok().cloned());
+        .and_then(|d| d.find(tenant.as_str()).ok().cloned());
     let secrets: Arc<dyn SecretStore> = ctx.secrets();
     let Session {
         http,
@@ -208,7 +202,7 @@ fn onboard(
     } = Session::open(
         &ctx.env,
         ctx.http()?,
-        &tenant,
+        tenant,
         known.as_ref(),
         &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
@@ -216,7 +210,7 @@ fn onboard(
     )
     .map_err(|e| sign_in_failed(&e))?;
     let mut settings = Settings::new(
-        &tenant,
+        tenant.clone(),
         endpoints.cloud,
         &endpoints.graph_resource,
         &endpoints.manage_resource,
@@ -299,11 +293,11 @@ fn onboard(
                     ..
                 }
             ) && let Ok(doc) = store.load()
-                && let Ok(rec) = doc.find(&tenant)
+                && let Ok(rec) = doc.find(tenant.as_str())
             {
                 show_credentials(ctx, args, rec, secrets.as_ref());
             }
-            return Err(wizard_error(e, &tenant));
+            return Err(wizard_error(e, tenant.as_str()));
         }
     };
     // The engine saved the record that says the portal has the secret: now it can go.
@@ -482,7 +476,7 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
         if let Err(e) = &r {
             ui.error(e);
         }
-        results.push((row.tenant.clone(), r));
+        results.push((row.tenant.to_string(), r));
     }
 
     let mut failures = bad.len();

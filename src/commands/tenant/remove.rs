@@ -16,6 +16,7 @@ use crate::microsoft::graph::directory::DirectoryApi;
 use crate::secrets::account;
 use crate::session::Session;
 use crate::store::TenantRecord;
+use crate::tenant::TenantName;
 use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::{APP_TAG, DEFAULT_APP_NAME, Settings, Wizard, WizardError};
 
@@ -135,7 +136,7 @@ fn delete_app(
             )),
         );
     };
-    let tenant = rec.tenant_id.to_string();
+    let tenant = TenantName::from(rec.tenant_id);
     let session = Session::open(
         &ctx.env,
         ctx.http()?,
@@ -148,7 +149,7 @@ fn delete_app(
     .map_err(|e| sign_in_failed(&e))?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
-        &tenant,
+        tenant.clone(),
         endpoints.cloud,
         &endpoints.graph_resource,
         &endpoints.manage_resource,
