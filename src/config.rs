@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use url::Url;
 
 use crate::cloud::{Cloud, Endpoints};
-use crate::error::{CommandError, user_error};
 
 pub const ENV_HOME: &str = "HAL_ONBOARD_HOME";
 pub const ENV_LOGIN_URL: &str = "HAL_ONBOARD_LOGIN_URL";
@@ -98,22 +97,46 @@ mod debug_tests {
     }
 }
 
+/// An environment variable that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{var} is not a URL: {value:?}")]
+    NotAUrl {
+        var: &'static str,
+        value: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("{var} is not a number of seconds: {value:?}")]
+    NotSeconds { var: &'static str, value: String },
+}
+
+impl EnvError {
+    /// How to fix it.
+    pub fn hint(&self) -> String {
+        match self {
+            EnvError::NotAUrl { var, .. } => {
+                format!("Set {var} to a full URL such as https://host:port, or unset it.")
+            }
+            EnvError::NotSeconds { var, .. } => format!("Set {var} to e.g. 600, or unset it."),
+        }
+    }
+}
+
 impl EnvOverrides {
-    pub fn from_env() -> Result<Self, CommandError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CommandError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let url = |k: &str| -> Result<Option<Url>, CommandError> {
-            get(k)
-                .map(|v| {
-                    Url::parse(v.trim()).map_err(|e| {
-                        user_error(format!("{k} is not a URL: {v:?}"))
-                            .with_source(e)
-                            .hint(format!(
-                                "Set {k} to a full URL such as https://host:port, or unset it."
-                            ))
+        let url = |var: &'static str| -> Result<Option<Url>, EnvError> {
+            get(var)
+                .map(|value| {
+                    Url::parse(value.trim()).map_err(|source| EnvError::NotAUrl {
+                        var,
+                        value,
+                        source,
                     })
                 })
                 .transpose()
@@ -133,11 +156,9 @@ impl EnvOverrides {
                         .ok()
                         .filter(|s| *s > 0)
                         .map(std::time::Duration::from_secs)
-                        .ok_or_else(|| {
-                            user_error(format!(
-                                "{ENV_PWSH_TIMEOUT} is not a number of seconds: {v:?}"
-                            ))
-                            .hint(format!("Set {ENV_PWSH_TIMEOUT} to e.g. 600, or unset it."))
+                        .ok_or(EnvError::NotSeconds {
+                            var: ENV_PWSH_TIMEOUT,
+                            value: v,
                         })
                 })
                 .transpose()?,

@@ -131,11 +131,7 @@ impl Ctx {
 /// store, the portal. Each is made on first use so `list` stays instant.
 impl Ctx {
     pub fn http(&self) -> CommandResult<reqwest::Client> {
-        crate::http::build_client(self.env.ca_cert.as_deref()).map_err(|e| {
-            user_error("cannot set up HTTPS").with_source(e).hint(
-                "Check HAL_ONBOARD_CA_CERT: it must name a readable PEM file of CA certificates.",
-            )
-        })
+        Ok(crate::http::build_client(self.env.ca_cert.as_deref())?)
     }
 
     /// The OS keyring, or (warned once) memory for this run only.
@@ -160,11 +156,7 @@ impl Ctx {
     }
 
     pub fn home_config(&self) -> CommandResult<HomeConfig> {
-        HomeConfig::load(&self.home).map_err(|e| {
-            failed(e.to_string())
-                .with_source(e)
-                .hint("Fix or delete the file, then run `hal-onboard portal login` again.")
-        })
+        Ok(HomeConfig::load(&self.home)?)
     }
 
     /// The portal URL and where it came from.

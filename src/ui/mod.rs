@@ -174,8 +174,14 @@ impl Ui {
 
     pub fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> CommandResult {
         let mut o = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut o, value)
-            .map_err(|e| crate::error::failed("cannot write JSON to stdout").with_source(e))?;
+        serde_json::to_writer_pretty(&mut o, value).map_err(|e| {
+            if e.is_io() {
+                crate::error::failed("cannot write JSON to stdout").with_source(e)
+            } else {
+                // Our own output types always serialize.
+                crate::error::internal(format!("cannot serialize the output: {e}"))
+            }
+        })?;
         let _ = o.write_all(b"\n");
         Ok(())
     }

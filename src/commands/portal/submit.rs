@@ -101,7 +101,8 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
     }
 }
 
-pub fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
+/// Why one tenant was not sent, with what to run next for it.
+fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
     match e {
         PortalStepError::Portal(p) => portal_error(p, Some(tenant)),
         PortalStepError::SecretGone => failed(format!(
@@ -115,8 +116,8 @@ pub fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
                 "Run `hal-onboard tenant add {tenant}` to finish it first."
             ))
         }
-        PortalStepError::Keyring(_) => failed(format!("cannot read the secret for {tenant}"))
-            .with_source(e)
-            .hint("Unlock the OS keyring and try again."),
+        PortalStepError::Keyring(k) => {
+            CommandError::from(k).context(format!("cannot read the secret for {tenant}"))
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, sign_in_failed};
+use crate::error::{CommandError, CommandResult, failed};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::session::Session;
 use crate::tenant::TenantName;
@@ -71,8 +71,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
-    )
-    .map_err(|e| sign_in_failed(&e))?;
+    )?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
         tenant.clone(),
@@ -270,40 +269,23 @@ fn portal_failed(e: &PortalStepError, r: &Rotation, persistent: bool) -> Command
     }
 }
 
-/// One sentence, its cause, the next action.
+/// The wizard's error (mapped in `error`), in a rotation's words.
 fn rotate_error(e: WizardError, tenant: &str) -> CommandError {
-    let status = if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failed
-    };
-    let message = match &e {
-        WizardError::Graph { source, .. } if source.sign_in().is_some() => {
-            format!("the sign-in failed: {}", source.sign_in().expect("checked"))
-        }
-        WizardError::Declined => "nothing was changed: the secret was not rotated".into(),
-        _ => e.to_string(),
-    };
-    let mut c = CommandError::new(status, message);
-    if let Some(src) = std::error::Error::source(&e) {
-        c = c.with_source(src.to_string());
-    }
-    if let WizardError::AppNameTaken { .. } | WizardError::AmbiguousApps { .. } = e {
+    match e {
+        WizardError::Declined => failed("nothing was changed: the secret was not rotated"),
         // The recorded app is gone; the name now belongs to someone else's app (or several).
-        return c.hint(format!(
-            "Nothing was changed: hal-onboard's recorded app registration is no longer in the tenant. Run `hal-onboard tenant add {tenant}` to onboard it again (with --app-name if the name is taken)."
-        ));
+        WizardError::AppNameTaken { .. } | WizardError::AmbiguousApps { .. } => {
+            let mut c = CommandError::from(e);
+            c.hints = vec![format!(
+                "Nothing was changed: hal-onboard's recorded app registration is no longer in the tenant. Run `hal-onboard tenant add {tenant}` to onboard it again (with --app-name if the name is taken)."
+            )];
+            c
+        }
+        WizardError::NotVerified { .. } | WizardError::ConsentIncomplete { .. } => {
+            CommandError::from(e).hint(format!(
+                "`hal-onboard secret rotate {tenant}` picks up the new secret where it stopped; the old one is still on the app."
+            ))
+        }
+        e => CommandError::from(e),
     }
-    if let Some(h) = e.hint() {
-        c = c.hint(h);
-    }
-    if matches!(
-        e,
-        WizardError::NotVerified { .. } | WizardError::ConsentIncomplete { .. }
-    ) {
-        c = c.hint(format!(
-            "`hal-onboard secret rotate {tenant}` picks up the new secret where it stopped; the old one is still on the app."
-        ));
-    }
-    c
 }

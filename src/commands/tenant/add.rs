@@ -10,9 +10,7 @@ use clap::Args;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{
-    CommandError, CommandResult, ExitStatus, failed, sign_in_failed, user_error, waiting,
-};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error, waiting};
 use crate::secrets::SecretStore;
 use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session};
 use crate::store::{StepId, TenantRecord};
@@ -207,8 +205,7 @@ fn onboard(
         &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
         Arc::new(UiSignIn::new(&ctx.ui)),
-    )
-    .map_err(|e| sign_in_failed(&e))?;
+    )?;
     let mut settings = Settings::new(
         tenant.clone(),
         endpoints.cloud,
@@ -236,14 +233,18 @@ fn onboard(
             output: TenantOutput::per_tenant(&ctx.ui),
         };
         Some(
-            crate::session::exchange_factory(&ctx.env, &how, http.clone(), || secrets.clone(), display)
-                .map_err(|e| {
-                    let hint = e.hint("");
-                    failed("cannot run Exchange Online PowerShell")
-                        .with_source(e)
-                        .hint(hint)
-                        .hint("Or leave out step 1 with --skip-exchange and turn on audit logging by hand.")
-                })?,
+            crate::session::exchange_factory(
+                &ctx.env,
+                &how,
+                http.clone(),
+                || secrets.clone(),
+                display,
+            )
+            .map_err(|e| {
+                CommandError::from(e).hint(
+                    "Or leave out step 1 with --skip-exchange and turn on audit logging by hand.",
+                )
+            })?,
         )
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
@@ -396,52 +397,29 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     }
 }
 
-/// One sentence, its cause, the next action.
+/// The wizard's error (mapped in `error`), and how to resume this tenant when running the
+/// same command again is the way on.
 fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
-    let status = if e.is_waiting() {
-        ExitStatus::Waiting
-    } else if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failed
-    };
-    let hint = e.hint();
-    // A sign-in failure reads better as itself.
-    let sign_in = match &e {
-        WizardError::Graph { source, .. } => source.sign_in().map(|s| s.to_string()),
-        _ => None,
-    };
-    let mut c = CommandError::new(status, sign_in.clone().unwrap_or_else(|| e.to_string()));
-    let resumable = !matches!(
+    let resume = !matches!(
         e,
         WizardError::WrongTenant { .. }
             | WizardError::NotAdmin { .. }
             | WizardError::Declined
             | WizardError::NeedsAnswer { .. }
             | WizardError::AppNameTaken { .. }
+            | WizardError::Graph { .. }
+            | WizardError::NotVerified { .. }
+            | WizardError::SecretLost
+            | WizardError::Step { hint: Some(_), .. }
     );
-    if let Some(src) = std::error::Error::source(&e)
-        && sign_in.is_none()
-    {
-        c = c.with_source(src.to_string());
-    }
-    if let Some(h) = hint {
-        c = c.hint(h);
-    }
-    if resumable
-        && !matches!(
-            e,
-            WizardError::Graph { .. }
-                | WizardError::NotVerified { .. }
-                | WizardError::SecretLost
-                | WizardError::Step { hint: Some(_), .. }
-        )
-    {
-        c = c.hint(format!(
+    let c = CommandError::from(e);
+    if resume {
+        c.hint(format!(
             "Run `hal-onboard tenant add {tenant}` again to resume."
-        ));
+        ))
+    } else {
+        c
     }
-    c
 }
 
 /// `tenant add --from FILE`: each tenant in turn, each sign-in prompted as it comes, a

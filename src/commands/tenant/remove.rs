@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, sign_in_failed, user_error};
+use crate::error::{CommandError, CommandResult, ExitStatus, user_error};
 use crate::microsoft::graph::directory::DirectoryApi;
 use crate::secrets::account;
 use crate::session::Session;
@@ -145,8 +145,7 @@ fn delete_app(
         &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
-    )
-    .map_err(|e| sign_in_failed(&e))?;
+    )?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
         tenant.clone(),
@@ -190,20 +189,7 @@ fn delete_app(
                 rec.display_name
             )));
         }
-        Err(WizardError::Graph { source, .. }) if source.sign_in().is_some() => {
-            return Err(sign_in_failed(source.sign_in().expect("checked")));
-        }
-        Err(e) => {
-            let hint = e.hint();
-            let mut c = failed(e.to_string());
-            if let Some(s) = std::error::Error::source(&e) {
-                c = c.with_source(s.to_string());
-            }
-            if let Some(h) = hint {
-                c = c.hint(h);
-            }
-            return Err(c);
-        }
+        Err(e) => return Err(e.into()),
     };
     ui.status(format!(
         "Tenant: {} — {} (tenant ID {})",
@@ -249,14 +235,11 @@ fn delete_app(
     }
     rt.block_on(session.graph.delete_application(&app.id))
         .map_err(|e| {
-            let hint = e.hint();
-            let mut c = failed(format!("cannot delete the app registration: {e}"));
-            if let Some(h) = hint {
-                c = c.hint(h);
-            }
-            c.hint(format!(
-                "Nothing was forgotten. Run `hal-onboard tenant remove {name} --delete-app` again."
-            ))
+            CommandError::from(e)
+                .context("cannot delete the app registration")
+                .hint(format!(
+                    "Nothing was forgotten. Run `hal-onboard tenant remove {name} --delete-app` again."
+                ))
         })?;
     Ok(Some(true))
 }

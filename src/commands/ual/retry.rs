@@ -201,14 +201,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         sign_in: Arc::new(UiExchangeSignIn::new(ui)),
         output: TenantOutput::per_tenant(ui),
     };
-    let factory =
-        exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display).map_err(|e| {
-            let hint = e.hint("");
-            failed("cannot run Exchange Online PowerShell")
-                .with_source(e)
-                .hint(hint)
-                .hint("Or leave out step 1 with --skip-exchange and turn on audit logging by hand.")
-        })?;
+    let factory = exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display)?;
     let deps = Arc::new(Deps {
         store,
         ops: factory,
