@@ -4,7 +4,7 @@ use clap::Parser;
 
 use hal_onboard::cli::Cli;
 use hal_onboard::error::{CommandError, ExitStatus};
-use hal_onboard::ui::Ui;
+use hal_onboard::ui::{Ui, interrupt};
 
 fn main() {
     // The sandbox links this binary as `pwsh`: then it is the stand-in PowerShell.
@@ -29,12 +29,15 @@ fn main() {
     let g = &cli.global;
     let ui = Ui::new(g.color, g.json, g.no_input, g.verbose);
     init_tracing(g.verbose);
+    interrupt::watch(&ui);
     // A panic is a bug: it ends as an internal error that says how to report it.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         hal_onboard::commands::run(cli, ui.clone())
     }))
     .unwrap_or_else(|panic| Err(CommandError::internal(panic_message(panic.as_ref()))));
-    let code = match result {
+    // Exactly one of this and the Ctrl-C watcher prints how the run ended, and exits.
+    let _exiting = interrupt::exiting();
+    let code = match interrupt::attribute(result) {
         Ok(()) => 0,
         Err(e) => {
             ui.error(&e);

@@ -134,12 +134,14 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
                             Ok(_) => checks.push(module_fail(
                                 "Install-Module finished but the module is still not found".into(),
                             )),
+                            Err(ExchangeError::Interrupted) => return Err(ExchangeError::Interrupted.into()),
                             Err(e) => checks.push(module_fail(e.to_string())),
                         }
                     } else {
                         checks.push(module_fail(what));
                     }
                 }
+                Err(ExchangeError::Interrupted) => return Err(ExchangeError::Interrupted.into()),
                 Err(e) => checks.push(module_fail(e.to_string()).hint(match &e {
                     ExchangeError::Timeout { .. } => "PowerShell took too long to start; set HAL_ONBOARD_PWSH_TIMEOUT (seconds) higher and run `hal-onboard doctor` again.".to_string(),
                     other => other.hint(""),

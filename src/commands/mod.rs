@@ -208,22 +208,6 @@ impl Ctx {
         Ok(HttpPortal::new(self.http()?, url, token))
     }
 
-    /// Ctrl-C ends the command (exit 130) at any point. Every result is saved as it happens
-    /// (atomic store writes), so stopping is always safe; the short grace lets the PowerShell
-    /// bridge end its child first. Needed because once the bridge has listened for Ctrl-C the
-    /// default action no longer applies to the rest of the run.
-    pub fn exit_on_ctrl_c(&self, rt: &tokio::runtime::Runtime) {
-        let ui = self.ui.clone();
-        rt.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                ui.status("");
-                ui.warning("interrupted: everything done so far is saved; run the same command again to resume.");
-                std::process::exit(130);
-            }
-        });
-    }
-
     /// A runtime for the async clients; commands that need none never pay for one.
     pub fn runtime(&self) -> CommandResult<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()

@@ -9,6 +9,7 @@
 //! credentials table at the end of an onboarding ([`credentials`]).
 
 pub mod credentials;
+pub mod interrupt;
 pub mod progress;
 pub mod signin;
 
@@ -214,7 +215,7 @@ impl Ui {
             .with_prompt(prompt)
             .default(default)
             .interact()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
     }
 
     /// Asks for a line of text. Without a person at the terminal this is an error naming `flag`.
@@ -228,7 +229,7 @@ impl Ui {
         dialoguer::Input::<String>::with_theme(&dialoguer::theme::ColorfulTheme::default())
             .with_prompt(prompt)
             .interact_text()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
     }
 
     /// Asks for a line that may be left empty (only asked when a person is there).
@@ -240,7 +241,7 @@ impl Ui {
             .with_prompt(prompt)
             .allow_empty(true)
             .interact_text()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
     }
 
     /// Asks for a secret without echo.
@@ -254,7 +255,18 @@ impl Ui {
         dialoguer::Password::with_theme(&dialoguer::theme::ColorfulTheme::default())
             .with_prompt(prompt)
             .interact()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
+    }
+
+    /// Ctrl-C at a prompt arrives as a key, not a signal: it is the interruption all the same.
+    fn prompt_error(&self, e: dialoguer::Error) -> CommandError {
+        let dialoguer::Error::IO(io) = &e;
+        if io.kind() == std::io::ErrorKind::Interrupted {
+            interrupt::note();
+            self.status(""); // off the prompt's line
+            return CommandError::interrupted();
+        }
+        crate::error::failed("the prompt was interrupted").with_source(e)
     }
 
     /// A spinner on stderr while something runs; a plain line when stderr is not a terminal.
@@ -274,10 +286,6 @@ impl Ui {
             Spinner { bar: None }
         }
     }
-}
-
-fn prompt_error(e: dialoguer::Error) -> CommandError {
-    crate::error::failed("the prompt was interrupted").with_source(e)
 }
 
 /// A running step's spinner. Finish it with `done`/`fail`, or drop it to clear it.

@@ -87,7 +87,6 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let progress = UiProgress::new(ui, args.yes);
 
     let rt = ctx.runtime()?;
-    ctx.exit_on_ctrl_c(&rt);
     let result = rt.block_on(async {
         let wizard = Wizard {
             settings,

@@ -16,7 +16,7 @@ use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session}
 use crate::store::{StepId, TenantRecord};
 use crate::tenant::{TenantName, TenantNameError, batch};
 use crate::ui::credentials::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
-use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn};
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn, interrupt};
 use crate::wizard::steps::portal::PortalStep;
 use crate::wizard::{DEFAULT_APP_NAME, Event, Progress, Settings, Wizard, WizardError};
 
@@ -107,7 +107,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         match onboard(ctx, args, &tenant, name.as_deref()) {
             Ok(_) => {}
             Err(e) => {
-                if !ui.interactive() || ui.json() {
+                if !ui.interactive() || ui.json() || interrupt::requested() {
                     return Err(e);
                 }
                 ui.error(&e);
@@ -254,7 +254,6 @@ fn onboard(
             _ => None,
         };
     let rt = ctx.runtime()?;
-    ctx.exit_on_ctrl_c(&rt);
     let report = rt.block_on(async {
         let wizard = Wizard {
             settings,

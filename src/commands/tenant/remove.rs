@@ -160,7 +160,6 @@ fn delete_app(
     };
     let progress = UiProgress::new(ui, args.yes);
     let rt = ctx.runtime()?;
-    ctx.exit_on_ctrl_c(&rt);
     let wizard = Wizard {
         settings,
         dir: &session.graph,

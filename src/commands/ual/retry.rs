@@ -16,12 +16,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::commands::Ctx;
-use crate::error::{CommandResult, failed, waiting};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::microsoft::signin::AuthMethod;
 use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
 use crate::store::{TenantRecord, TenantStore, UalState};
-use crate::ui::{TenantOutput, Ui, UiExchangeSignIn};
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, interrupt};
 use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress};
 
 #[derive(Debug, Args)]
@@ -157,6 +157,8 @@ pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
 
 async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let ui = &ctx.ui;
+    // Ctrl-C: every PowerShell child is ended, and the report says what each tenant did.
+    let _reporting = interrupt::Reporting::start();
     let store = TenantStore::open(&ctx.home)?;
     let doc = store.load()?;
     let mut ids: Vec<Uuid> = Vec::new();
@@ -246,6 +248,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
             interrupted |= o.result == "interrupted";
             latest.insert(o.tenant_id, o.clone());
         }
+        interrupted |= interrupt::requested();
         pending = outcomes
             .iter()
             .filter(|o| o.result == "waiting")
@@ -281,10 +284,11 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         ui.write_json(&report)?;
     }
     if interrupted {
-        return Err(
-            failed("interrupted: every tenant is either updated or untouched")
-                .hint("Run `hal-onboard ual retry` again to continue."),
-        );
+        return Err(CommandError::new(
+            ExitStatus::Interrupted,
+            "interrupted: every tenant is either updated or untouched",
+        )
+        .hint("Run `hal-onboard ual retry` again to continue."));
     }
     if report.errors > 0 {
         return Err(failed(format!(
@@ -328,6 +332,9 @@ async fn wait_round(ui: &Ui, interval: Duration, waiting: usize) -> bool {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
+        if interrupt::requested() {
+            return false;
+        }
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             return true;
