@@ -1,8 +1,9 @@
 //! hal-onboard: the library behind the `hal-onboard` command.
 //!
-//! Arrows point one way: `commands` → `wizard` → clients (`microsoft`, `portal`, `secrets`,
-//! `store`). A client never prints; a step never reads a flag; only `ui` touches the terminal.
-//! See docs/architecture.md.
+//! Arrows point one way: `commands` → `wizard` (and `session`, which signs in) → clients
+//! (`microsoft`, `portal`, `secrets`, `store`). A client never prints; a step never reads a
+//! flag; only `ui` touches the terminal; no command imports another; every error reaches the
+//! technician through `error`'s one map. See docs/architecture.md.
 
 pub mod cli;
 pub mod cloud;
