@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cloud::Cloud;
 use crate::commands;
+use crate::microsoft::signin::AuthMethod;
+use crate::session::SignIn;
 use crate::ui::ColorChoice;
 
 /// Onboard Microsoft 365 tenants to Hal: unified audit logging, one Entra ID app registration
@@ -68,6 +70,32 @@ pub struct GlobalArgs {
         hide_short_help = true
     )]
     pub sandbox_scenario: Option<PathBuf>,
+}
+
+/// The flags that choose how to sign in, shared by every command that signs in
+/// (`tenant add`, `tenant remove --delete-app`, `secret rotate`).
+#[derive(Debug, Clone, Args)]
+pub struct SignInArgs {
+    /// How to sign in: device code (default, works over SSH), a browser on this machine (for
+    /// Conditional Access that blocks device codes), or the Azure CLI's `az login`.
+    #[arg(long, value_enum, default_value_t = AuthMethod::DeviceCode, value_name = "METHOD")]
+    pub auth: AuthMethod,
+
+    /// The public client to sign in with [default: Microsoft Graph Command Line Tools,
+    /// or HAL_ONBOARD_CLIENT_ID].
+    #[arg(long, value_name = "GUID")]
+    pub client_id: Option<String>,
+}
+
+impl SignInArgs {
+    /// The sign-in these flags ask for, in `cloud` (`--cloud`) when given.
+    pub fn sign_in(&self, cloud: Option<Cloud>) -> SignIn {
+        SignIn {
+            method: self.auth,
+            client_id: self.client_id.clone(),
+            cloud,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

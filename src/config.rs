@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use url::Url;
 
 use crate::cloud::{Cloud, Endpoints};
-use crate::error::{CommandError, user_error};
 
 pub const ENV_HOME: &str = "HAL_ONBOARD_HOME";
 pub const ENV_LOGIN_URL: &str = "HAL_ONBOARD_LOGIN_URL";
@@ -24,6 +23,30 @@ pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
 /// Exchange Online access tokens minted elsewhere (automation, tests); one per tenant,
 /// separated by whitespace or commas. Never logged.
 pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
+
+/// Scales every retry wait (tests and the benchmark run the same logic faster). For tests and
+/// benchmarks (README lists it as such): technicians never need it.
+pub const ENV_RETRY_SCALE: &str = "HAL_ONBOARD_RETRY_SCALE";
+
+/// The retry scale from the environment (1.0 unless set to a positive number).
+pub fn retry_scale() -> f64 {
+    std::env::var(ENV_RETRY_SCALE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|f: &f64| f.is_finite() && *f > 0.0)
+        .unwrap_or(1.0)
+}
+
+/// Where a setting came from (the portal's URL and token, for `portal status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    Environment,
+    Config,
+    Keyring,
+    Memory,
+    Missing,
+}
 
 /// Overrides from the environment. Empty values count as unset.
 #[derive(Clone, Default)]
@@ -66,9 +89,10 @@ mod https_tests {
     #[test]
     fn every_endpoint_override_must_be_https() {
         for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_PORTAL_URL] {
-            let e =
+            let e: crate::error::CommandError =
                 EnvOverrides::from_lookup(|q| (q == k).then(|| "http://127.0.0.1:8080/".into()))
-                    .unwrap_err();
+                    .unwrap_err()
+                    .into();
             assert_eq!(e.status, crate::error::ExitStatus::Usage, "{k}");
             assert!(
                 e.message.contains("must be an https:// URL"),
@@ -96,33 +120,59 @@ mod debug_tests {
     }
 }
 
+/// An environment variable that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{var} is not a URL: {value:?}")]
+    NotAUrl {
+        var: &'static str,
+        value: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("{var} must be an https:// URL, not {scheme}://")]
+    NotHttps { var: &'static str, scheme: String },
+    #[error("{var} is not a number of seconds: {value:?}")]
+    NotSeconds { var: &'static str, value: String },
+}
+
+impl EnvError {
+    /// How to fix it.
+    pub fn hint(&self) -> String {
+        match self {
+            EnvError::NotAUrl { var, .. } => {
+                format!("Set {var} to a full URL such as https://host:port, or unset it.")
+            }
+            EnvError::NotHttps { var, .. } => format!(
+                "Set {var} to the https:// address, or unset it; tokens and secrets are never sent in clear text."
+            ),
+            EnvError::NotSeconds { var, .. } => format!("Set {var} to e.g. 600, or unset it."),
+        }
+    }
+}
+
 impl EnvOverrides {
-    pub fn from_env() -> Result<Self, CommandError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, CommandError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let url = |k: &str| -> Result<Option<Url>, CommandError> {
-            get(k)
-                .map(|v| {
-                    let u = Url::parse(v.trim()).map_err(|e| {
-                        user_error(format!("{k} is not a URL: {v:?}"))
-                            .with_source(e)
-                            .hint(format!(
-                                "Set {k} to a full URL such as https://host:port, or unset it."
-                            ))
+        let url = |var: &'static str| -> Result<Option<Url>, EnvError> {
+            get(var)
+                .map(|value| {
+                    let u = Url::parse(value.trim()).map_err(|source| EnvError::NotAUrl {
+                        var,
+                        value: value.clone(),
+                        source,
                     })?;
                     // A Global Administrator's token and new client secrets travel to these
                     // hosts: never in clear text, whatever the endpoint.
                     if u.scheme() != "https" {
-                        return Err(user_error(format!(
-                            "{k} must be an https:// URL, not {}://",
-                            u.scheme()
-                        ))
-                        .hint(format!(
-                            "Set {k} to the https:// address, or unset it; tokens and secrets are never sent in clear text."
-                        )));
+                        return Err(EnvError::NotHttps {
+                            var,
+                            scheme: u.scheme().to_string(),
+                        });
                     }
                     Ok(u)
                 })
@@ -143,11 +193,9 @@ impl EnvOverrides {
                         .ok()
                         .filter(|s| *s > 0)
                         .map(std::time::Duration::from_secs)
-                        .ok_or_else(|| {
-                            user_error(format!(
-                                "{ENV_PWSH_TIMEOUT} is not a number of seconds: {v:?}"
-                            ))
-                            .hint(format!("Set {ENV_PWSH_TIMEOUT} to e.g. 600, or unset it."))
+                        .ok_or(EnvError::NotSeconds {
+                            var: ENV_PWSH_TIMEOUT,
+                            value: v,
                         })
                 })
                 .transpose()?,

@@ -1,8 +1,13 @@
-//! The one error type commands return, and its mapping to exit codes.
+//! The one error type commands return, and the one map from every other error to it.
 //!
-//! Every boundary (store, Graph, sign-in, bridge, portal, keyring) has its own `thiserror` type;
-//! a command turns those into a `CommandError` that carries one sentence for the technician,
-//! the cause, and the next thing to do. `main` prints it and exits with its code.
+//! Every layer keeps its own `thiserror` type (store, lookup, configuration, HTTPS, sign-in,
+//! Graph, keyring, Exchange bridge, portal, the wizard). The `From` impls at the end of this
+//! file, and only they, turn each into a `CommandError`: one sentence for the technician, the
+//! cause, the next thing to do, and the exit status, so `?` in a command reports any of them
+//! the same way everywhere. A command adds only what it alone knows: its own sentence on top
+//! ([`CommandError::context`]) or a hint naming its own next command. `main` prints the error
+//! and exits with its status; Ctrl-C is one of those statuses (130), and so is a bug
+//! ([`ExitStatus::Internal`], which says how to report it).
 
 use std::fmt;
 
@@ -10,18 +15,28 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// Done.
-    Ok = 0,
+    Ok,
     /// Failed.
-    Failed = 1,
+    Failed,
     /// Bad usage or bad input.
-    Usage = 2,
+    Usage,
     /// Waiting on Microsoft (for example UAL propagation): try again later.
-    Waiting = 3,
+    Waiting,
+    /// Ctrl-C: everything done so far is saved; the same command resumes.
+    Interrupted,
+    /// A bug in hal-onboard (exit 1, like any failure, but the message says how to report it).
+    Internal,
 }
 
 impl ExitStatus {
     pub fn code(self) -> i32 {
-        self as i32
+        match self {
+            ExitStatus::Ok => 0,
+            ExitStatus::Failed | ExitStatus::Internal => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Waiting => 3,
+            ExitStatus::Interrupted => 130,
+        }
     }
 }
 
@@ -54,6 +69,32 @@ impl CommandError {
     pub fn hint(mut self, h: impl Into<String>) -> Self {
         self.hints.push(h.into());
         self
+    }
+
+    /// Puts the command's own sentence on top: what the error said becomes its cause, and its
+    /// status and hints stay.
+    pub fn context(mut self, message: impl Into<String>) -> Self {
+        let said = std::mem::replace(&mut self.message, message.into());
+        if self.source.is_none() {
+            self.source = Some(said.into());
+        }
+        self
+    }
+
+    /// Ctrl-C ended the command (exit 130).
+    pub fn interrupted() -> Self {
+        CommandError::new(
+            ExitStatus::Interrupted,
+            "interrupted: everything done so far is saved",
+        )
+        .hint("Run the same command again to resume.")
+    }
+
+    /// A bug: something hal-onboard assumed did not hold. Says how to report it.
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        CommandError::new(ExitStatus::Internal, format!("internal error: {what}")).hint(
+            "This is a bug in hal-onboard: please report it, with the output of the same command run with -v.",
+        )
     }
 
     /// The causes, outermost first, de-duplicated (many errors repeat their source in Display).
@@ -103,14 +144,31 @@ pub fn waiting(message: impl Into<String>) -> CommandError {
     CommandError::new(ExitStatus::Waiting, message)
 }
 
+/// A bug: exit 1, with how to report it.
+pub fn internal(what: impl std::fmt::Display) -> CommandError {
+    CommandError::internal(what)
+}
+
 pub type CommandResult<T = ()> = Result<T, CommandError>;
 
-impl From<crate::store::StoreError> for CommandError {
+// ---------------------------------------------------------------------------------------------
+// The map: every layer's error to the command error, with its message, hints and exit status.
+
+use crate::config::{ConfigError, EnvError};
+use crate::http::HttpSetupError;
+use crate::microsoft::exchange::ExchangeError;
+use crate::microsoft::graph::GraphError;
+use crate::microsoft::signin::SignInError;
+use crate::portal::PortalError;
+use crate::secrets::SecretError;
+use crate::store::{LookupError, StoreError};
+use crate::wizard::WizardError;
+
+impl From<StoreError> for CommandError {
     /// A bad home is bad input (2); anything else about the store is a failure (1).
-    fn from(e: crate::store::StoreError) -> Self {
+    fn from(e: StoreError) -> Self {
         let status = match e {
-            crate::store::StoreError::Home { .. }
-            | crate::store::StoreError::HomeNotPrivate { .. } => ExitStatus::Usage,
+            StoreError::Home { .. } | StoreError::HomeNotPrivate { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failed,
         };
         let hints = e.hint().into_iter().collect();
@@ -124,9 +182,212 @@ impl From<crate::store::StoreError> for CommandError {
 }
 
 /// A tenant name that picks no tenant, or several: bad input (exit 2), with the way out.
-impl From<crate::store::LookupError> for CommandError {
-    fn from(e: crate::store::LookupError) -> Self {
+impl From<LookupError> for CommandError {
+    fn from(e: LookupError) -> Self {
         let hint = e.hint();
         user_error(e.to_string()).hint(hint)
+    }
+}
+
+/// An environment variable that cannot be used: bad input (exit 2), naming the variable.
+impl From<EnvError> for CommandError {
+    fn from(e: EnvError) -> Self {
+        let hint = e.hint();
+        user_error(e.to_string()).with_source(e).hint(hint)
+    }
+}
+
+/// config.json cannot be read or written.
+impl From<ConfigError> for CommandError {
+    fn from(e: ConfigError) -> Self {
+        let c = failed(e.to_string());
+        match e {
+            ConfigError::Read { .. } | ConfigError::Corrupt { .. } => c
+                .with_source(e)
+                .hint("Fix or delete the file, then run `hal-onboard portal login` again."),
+            ConfigError::Write { .. } => c.with_source(e),
+        }
+    }
+}
+
+/// The HTTPS client cannot be made: the extra CA file is the usual cause (exit 2).
+impl From<HttpSetupError> for CommandError {
+    fn from(e: HttpSetupError) -> Self {
+        user_error("cannot set up HTTPS")
+            .with_source(e)
+            .hint("Check HAL_ONBOARD_CA_CERT: it must name a readable PEM file of CA certificates.")
+    }
+}
+
+/// The technician's sign-in failed, with what to do about it.
+impl From<SignInError> for CommandError {
+    fn from(e: SignInError) -> Self {
+        let c = failed(format!("the sign-in failed: {e}"));
+        match e.hint() {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
+/// A Graph request failed (a token failure reads as the sign-in failure it is).
+impl From<GraphError> for CommandError {
+    fn from(e: GraphError) -> Self {
+        let hint = e.hint();
+        let c = match e.sign_in() {
+            Some(s) => failed(format!("the sign-in failed: {s}")),
+            None => failed(e.to_string()),
+        };
+        match hint {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
+/// The OS keyring failed.
+impl From<SecretError> for CommandError {
+    fn from(e: SecretError) -> Self {
+        failed(e.to_string())
+            .with_source(e)
+            .hint("Unlock the OS keyring, or run on a machine that has one.")
+    }
+}
+
+/// The PowerShell bridge: PowerShell missing or not starting, or Ctrl-C while it ran. What
+/// happened to one tenant is reported by the command that knows the tenant
+/// (`ExchangeError::hint(domain)`).
+impl From<ExchangeError> for CommandError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Interrupted => CommandError::interrupted(),
+            ExchangeError::PwshNotFound { .. } | ExchangeError::Spawn { .. } => {
+                let hint = e.hint("");
+                failed("cannot run Exchange Online PowerShell")
+                    .with_source(e)
+                    .hint(hint)
+            }
+            ExchangeError::ModuleMissing { .. } | ExchangeError::InstallFailed { .. } => {
+                let hint = e.hint("");
+                failed(e.to_string()).hint(hint)
+            }
+            _ => {
+                let msg = e.to_string();
+                failed(msg).with_source(e)
+            }
+        }
+    }
+}
+
+impl From<PortalError> for CommandError {
+    fn from(e: PortalError) -> Self {
+        portal_error(e, None)
+    }
+}
+
+/// A portal error in the technician's words, with the next action; `tenant` names the
+/// tenant to resend once the portal is back.
+pub fn portal_error(e: PortalError, tenant: Option<&str>) -> CommandError {
+    let resend = match tenant {
+        Some(t) => format!("Run `hal-onboard portal submit {t}` once the portal is back."),
+        None => "Try again once the portal is back.".into(),
+    };
+    match &e {
+        PortalError::Unauthorized { .. } => failed(e.to_string()).hint(
+            "Run `hal-onboard portal login` with a valid API token (or fix HAL_PORTAL_TOKEN).",
+        ),
+        PortalError::Unavailable { .. } | PortalError::Unreachable { .. } => {
+            let msg = e.to_string();
+            failed(msg).with_source(e).hint(resend)
+        }
+        PortalError::Rejected { .. } | PortalError::Protocol(_) => {
+            let msg = e.to_string();
+            failed(msg).with_source(e).hint(
+                "Fix what the portal says, then run `hal-onboard portal submit` for the tenant.",
+            )
+        }
+    }
+}
+
+/// The wizard stopped: waiting on Microsoft (3), a question no one could answer or a name
+/// taken (2), anything else (1). A sign-in failure reads as itself. The command adds how to
+/// resume (`tenant add` and `secret rotate` resume differently).
+impl From<WizardError> for CommandError {
+    fn from(e: WizardError) -> Self {
+        let status = if e.is_waiting() {
+            ExitStatus::Waiting
+        } else if e.is_usage() {
+            ExitStatus::Usage
+        } else {
+            ExitStatus::Failed
+        };
+        let hint = e.hint();
+        let sign_in = match &e {
+            WizardError::Graph { source, .. } => source.sign_in().map(|s| s.to_string()),
+            _ => None,
+        };
+        let mut c = match sign_in {
+            Some(s) => CommandError::new(status, format!("the sign-in failed: {s}")),
+            None => {
+                let c = CommandError::new(status, e.to_string());
+                // The cause as text: a boundary error's Debug may carry more than it shows.
+                match std::error::Error::source(&e) {
+                    Some(src) => c.with_source(src.to_string()),
+                    None => c,
+                }
+            }
+        };
+        if let Some(h) = hint {
+            c = c.hint(h);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let codes: Vec<i32> = [
+            ExitStatus::Ok,
+            ExitStatus::Failed,
+            ExitStatus::Usage,
+            ExitStatus::Waiting,
+            ExitStatus::Interrupted,
+            ExitStatus::Internal,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, vec![0, 1, 2, 3, 130, 1]);
+    }
+
+    #[test]
+    fn context_puts_the_command_first_and_keeps_the_rest() {
+        let e = CommandError::from(SecretError::Failed("locked".into()))
+            .context("cannot save the portal token in the OS keyring");
+        assert_eq!(e.message, "cannot save the portal token in the OS keyring");
+        assert_eq!(e.status, ExitStatus::Failed);
+        assert_eq!(
+            e.causes(),
+            vec!["the OS keyring refused the operation (locked)"]
+        );
+        assert_eq!(e.hints.len(), 1);
+    }
+
+    #[test]
+    fn an_internal_error_says_how_to_report_it() {
+        let e = CommandError::internal("the plan lost a step");
+        assert_eq!(e.status.code(), 1);
+        assert_eq!(e.message, "internal error: the plan lost a step");
+        assert!(e.hints[0].contains("report"), "{:?}", e.hints);
+    }
+
+    #[test]
+    fn interrupted_bridge_is_exit_130() {
+        let e = CommandError::from(ExchangeError::Interrupted);
+        assert_eq!(e.status.code(), 130);
     }
 }

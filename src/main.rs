@@ -1,10 +1,10 @@
-//! The thin binary: parse, run, map the error to an exit code.
+//! The thin binary: parse, run, map the error to an exit code (the map is `error.rs`).
 
 use clap::Parser;
 
 use hal_onboard::cli::Cli;
-use hal_onboard::error::ExitStatus;
-use hal_onboard::ui::Ui;
+use hal_onboard::error::{CommandError, ExitStatus};
+use hal_onboard::ui::{Ui, interrupt};
 
 fn main() {
     // The sandbox links this binary as `pwsh`: then it is the stand-in PowerShell.
@@ -32,7 +32,15 @@ fn main() {
     let g = &cli.global;
     let ui = Ui::new(g.color, g.json, g.no_input, g.verbose);
     init_tracing(g.verbose);
-    let code = match hal_onboard::commands::run(cli, ui.clone()) {
+    interrupt::watch(&ui);
+    // A panic is a bug: it ends as an internal error that says how to report it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        hal_onboard::commands::run(cli, ui.clone())
+    }))
+    .unwrap_or_else(|panic| Err(CommandError::internal(panic_message(panic.as_ref()))));
+    // Exactly one of this and the Ctrl-C watcher prints how the run ended, and exits.
+    let _exiting = interrupt::exiting();
+    let code = match interrupt::attribute(result) {
         Ok(()) => 0,
         Err(e) => {
             ui.error(&e);
@@ -40,6 +48,14 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic".into(),
+    }
 }
 
 /// `-v` shows our own progress, `-vv` the HTTP layer too. Tracing never sees a secret:

@@ -10,6 +10,7 @@ mod contract_bridge;
 mod contract_portal;
 mod doctor_exchange;
 mod graph_client;
+mod interrupt_every_command;
 mod keyring_secret_service;
 mod list_output;
 mod parsers_hostile_input;

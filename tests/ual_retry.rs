@@ -295,7 +295,7 @@ async fn ual_retry_hung_powershell_times_out() {
     assert_eq!(run.json()["tenants"][0]["error"]["code"], "timeout");
 }
 
-/// Ctrl-C during a hung PowerShell: the child is ended, nothing half-written, exit 1 at once.
+/// Ctrl-C during a hung PowerShell: the child is ended, nothing half-written, exit 130 at once.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
@@ -345,7 +345,7 @@ async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(130),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

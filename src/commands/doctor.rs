@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::commands::Ctx;
 use crate::error::{CommandResult, failed};
 use crate::microsoft::exchange::{ExchangeError, Pwsh, bridge};
+use crate::secrets::KeyringStore;
 use crate::store::TenantStore;
 
 #[derive(Debug, Args)]
@@ -133,12 +134,14 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
                             Ok(_) => checks.push(module_fail(
                                 "Install-Module finished but the module is still not found".into(),
                             )),
+                            Err(ExchangeError::Interrupted) => return Err(ExchangeError::Interrupted.into()),
                             Err(e) => checks.push(module_fail(e.to_string())),
                         }
                     } else {
                         checks.push(module_fail(what));
                     }
                 }
+                Err(ExchangeError::Interrupted) => return Err(ExchangeError::Interrupted.into()),
                 Err(e) => checks.push(module_fail(e.to_string()).hint(match &e {
                     ExchangeError::Timeout { .. } => "PowerShell took too long to start; set HAL_ONBOARD_PWSH_TIMEOUT (seconds) higher and run `hal-onboard doctor` again.".to_string(),
                     other => other.hint(""),
@@ -148,9 +151,9 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
     }
 
     // The keyring.
-    checks.push(match crate::commands::ual::probe_keyring(Duration::from_secs(5)) {
+    checks.push(match KeyringStore::probe_within(Duration::from_secs(5)) {
         Ok(_) => Check::new("keyring", false, Status::Ok, "the OS keyring answers"),
-        Err(e) => Check::new("keyring", false, Status::Warn, e).hint(
+        Err(e) => Check::new("keyring", false, Status::Warn, e.to_string()).hint(
             "Secrets will live in memory for one run only, so `hal-onboard ual retry` will ask you to sign in again. On Linux, start a Secret Service (e.g. gnome-keyring).",
         ),
     });

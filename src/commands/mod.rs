@@ -1,8 +1,10 @@
 //! One module per subcommand, each thin: parse → call the wizard or a client → report.
+//!
+//! No command module imports another: what two commands share lives in the library
+//! (`session`, `wizard`, `ui`, `error`), and what every command gets from its run is [`Ctx`].
 
 pub mod completions;
 pub mod doctor;
-pub mod helpers;
 pub mod list;
 pub mod portal;
 pub mod sandbox;
@@ -15,9 +17,11 @@ use std::sync::{Arc, OnceLock};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::cloud::Cloud;
-use crate::config::{EnvOverrides, default_home};
-use crate::error::{CommandResult, user_error};
-use crate::secrets::SecretStore;
+use crate::config::{EnvOverrides, HomeConfig, Source, default_home};
+use crate::error::{CommandResult, failed, user_error};
+use crate::portal::HttpPortal;
+use crate::secrets::{KeyringStore, MemoryStore, SecretStore, account};
+use crate::store::TenantStore;
 use crate::ui::Ui;
 
 /// What every command gets: the terminal, the resolved home, the environment's overrides.
@@ -126,10 +130,6 @@ impl Ctx {
         })
     }
 
-    pub(crate) fn secrets_cell(&self) -> &OnceLock<Arc<dyn SecretStore>> {
-        &self.secrets
-    }
-
     /// The running sandbox, when this is a `--sandbox` run.
     #[cfg(feature = "sandbox")]
     pub fn sandbox(&self) -> Option<&hal_sandbox::Sandbox> {
@@ -147,6 +147,97 @@ impl Ctx {
 
     pub fn cloud(&self) -> Cloud {
         self.global.cloud.unwrap_or_default()
+    }
+}
+
+/// What several commands need from the run: the HTTPS client, the secret store, the tenant
+/// store, the portal. Each is made on first use so `list` stays instant.
+impl Ctx {
+    pub fn http(&self) -> CommandResult<reqwest::Client> {
+        Ok(crate::http::build_client(self.env.ca_cert.as_deref())?)
+    }
+
+    /// The OS keyring, or (warned once) memory for this run only.
+    pub fn secrets(&self) -> Arc<dyn SecretStore> {
+        self.secrets
+            .get_or_init(
+                || match KeyringStore::probe_within(std::time::Duration::from_secs(5)) {
+                    Ok(k) => Arc::new(k),
+                    Err(e) => {
+                        self.ui.warning(format!(
+                            "{e}: secrets and the sign-in are kept in memory for this run only, never written to disk."
+                        ));
+                        Arc::new(MemoryStore::default())
+                    }
+                },
+            )
+            .clone()
+    }
+
+    pub fn store(&self) -> CommandResult<TenantStore> {
+        Ok(TenantStore::open(&self.home)?)
+    }
+
+    pub fn home_config(&self) -> CommandResult<HomeConfig> {
+        Ok(HomeConfig::load(&self.home)?)
+    }
+
+    /// The portal URL and where it came from.
+    pub fn portal_url(&self) -> CommandResult<(Option<url::Url>, Source)> {
+        if let Some(u) = &self.env.portal_url {
+            return Ok((Some(u.clone()), Source::Environment));
+        }
+        match self.home_config()?.portal_url {
+            Some(u) => Ok((Some(u), Source::Config)),
+            None => Ok((None, Source::Missing)),
+        }
+    }
+
+    /// The portal token and where it came from (never printed).
+    pub fn portal_token(&self, secrets: &dyn SecretStore) -> (Option<String>, Source) {
+        if let Some(t) = &self.env.portal_token {
+            return (Some(t.clone()), Source::Environment);
+        }
+        match secrets.get(account::PORTAL_TOKEN) {
+            Ok(Some(t)) => (
+                Some(t),
+                if secrets.is_persistent() {
+                    Source::Keyring
+                } else {
+                    Source::Memory
+                },
+            ),
+            _ => (None, Source::Missing),
+        }
+    }
+
+    /// A ready portal client, or an error that says how to configure one.
+    pub fn portal(&self, secrets: &dyn SecretStore) -> CommandResult<HttpPortal> {
+        let (url, _) = self.portal_url()?;
+        let url = url.ok_or_else(|| {
+            user_error("no MSP portal is configured")
+                .hint("Run `hal-onboard portal login`, or set HAL_PORTAL_URL and HAL_PORTAL_TOKEN.")
+        })?;
+        if url.scheme() != "https" {
+            return Err(user_error(format!("the portal URL must use https: {url}")).hint(
+                "The API token and client secrets travel to the portal: fix HAL_PORTAL_URL or run `hal-onboard portal login` with its https:// address.",
+            ));
+        }
+        let (token, _) = self.portal_token(secrets);
+        let token = token.ok_or_else(|| {
+            user_error("no portal API token is available")
+                .hint("Run `hal-onboard portal login`, or set HAL_PORTAL_TOKEN.")
+        })?;
+        Ok(HttpPortal::new(self.http()?, url, token))
+    }
+
+    /// A runtime for the async clients; commands that need none never pay for one.
+    pub fn runtime(&self) -> CommandResult<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| failed("cannot start the async runtime").with_source(e))
     }
 }
 

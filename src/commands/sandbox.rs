@@ -85,6 +85,8 @@ fn serve(ctx: &Ctx, _args: &ServeArgs) -> CommandResult {
         ctx.ui
             .status("sandbox: serving on 127.0.0.1 until Ctrl-C; nothing real is touched.");
         stopped().await;
+        // Ctrl-C waits for the shutdown, so the temporary folder is removed.
+        let _cleanup = crate::ui::interrupt::Reporting::start();
         sb.shutdown().await;
         Ok(())
     })

@@ -32,6 +32,7 @@ use crate::microsoft::graph::meter::{RequestMeter, RequestStats};
 use crate::microsoft::signin::TokenClaims;
 use crate::secrets::{SecretError, SecretStore};
 use crate::store::{EntraLicense, StepId, StepStatus, StoreError, TenantRecord, TenantStore};
+use crate::tenant::TenantName;
 use permissions::ResolveError;
 pub use steps::{Assessment, Step, StepCx, StepOutcome};
 use verify::CredentialVerifier;
@@ -54,7 +55,7 @@ pub mod roles {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The tenant as the technician named it (domain or GUID).
-    pub tenant: String,
+    pub tenant: TenantName,
     pub cloud: Cloud,
     pub app_name: String,
     /// Client secret lifetime, 1..=24 months.
@@ -69,9 +70,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(tenant: &str, cloud: Cloud, graph_resource: &str, manage_resource: &str) -> Self {
+    pub fn new(
+        tenant: TenantName,
+        cloud: Cloud,
+        graph_resource: &str,
+        manage_resource: &str,
+    ) -> Self {
         Settings {
-            tenant: tenant.trim().to_string(),
+            tenant,
             cloud,
             app_name: DEFAULT_APP_NAME.into(),
             secret_months: 24,
@@ -349,18 +355,18 @@ impl<'a> Wizard<'a> {
         })?;
         let asked = self.settings.tenant.clone();
         let wrong = |name: &str| WizardError::WrongTenant {
-            asked: asked.clone(),
+            asked: asked.to_string(),
             signed_in: tid.to_string(),
             signed_in_name: name.to_string(),
         };
         // A GUID is checked before anything is read.
-        if let Ok(g) = Uuid::parse_str(&asked)
+        if let Some(g) = asked.id()
             && g != tid
         {
             return Err(wrong("another tenant"));
         }
         let doc = self.store.load()?;
-        let record = doc.find(&asked).ok().cloned();
+        let record = doc.find(asked.as_str()).ok().cloned();
         if let Some(r) = &record
             && r.tenant_id != tid
         {
@@ -381,13 +387,13 @@ impl<'a> Wizard<'a> {
         if !org.id.eq_ignore_ascii_case(&tid.to_string()) {
             return Err(wrong(&display_name));
         }
-        if Uuid::parse_str(&asked).is_err() && !org.has_domain(&asked) {
+        if asked.id().is_none() && !org.has_domain(asked.as_str()) {
             return Err(wrong(&display_name));
         }
         let default_domain = org
             .default_domain()
             .map(str::to_string)
-            .unwrap_or_else(|| asked.clone());
+            .unwrap_or_else(|| asked.to_string());
         // The recorded app seems gone. If it was made minutes ago it may only be replicating:
         // look again, patiently, before planning to make another one.
         if let (Some(a), None) = (&app, &survey.app_by_id) {

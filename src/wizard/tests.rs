@@ -446,7 +446,7 @@ impl Harness {
         portal: Option<Box<dyn Step>>,
     ) -> Result<RunReport, WizardError> {
         let mut settings = Settings::new(
-            tenant,
+            tenant.parse().expect("a tenant name"),
             Cloud::Global,
             "https://graph.microsoft.com",
             "https://manage.office.com",
@@ -848,7 +848,7 @@ impl Harness {
         portal: Option<&dyn crate::portal::PortalApi>,
     ) -> Result<rotate::Rotation, WizardError> {
         let mut settings = Settings::new(
-            "contoso.onmicrosoft.com",
+            "contoso.onmicrosoft.com".parse().unwrap(),
             Cloud::Global,
             "https://graph.microsoft.com",
             "https://manage.office.com",

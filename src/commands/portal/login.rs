@@ -6,8 +6,7 @@ use clap::Args;
 use url::Url;
 
 use crate::commands::Ctx;
-use crate::commands::helpers::portal_error;
-use crate::error::{CommandResult, failed, user_error};
+use crate::error::{CommandError, CommandResult, failed, user_error};
 use crate::portal::{HttpPortal, PortalApi};
 use crate::secrets::account;
 
@@ -69,7 +68,7 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     let spinner = ui.spinner(format!("Checking {url}"));
     let checked = rt.block_on(portal.check());
     spinner.finish();
-    checked.map_err(|e| portal_error(e, None))?;
+    checked?;
 
     let secrets = ctx.secrets();
     if !secrets.is_persistent() && !from_env {
@@ -78,15 +77,14 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     }
     if !from_env {
         secrets.set(account::PORTAL_TOKEN, &token).map_err(|e| {
-            failed("cannot save the portal token in the OS keyring")
-                .with_source(e)
-                .hint("Unlock the keyring, or set HAL_PORTAL_TOKEN instead.")
+            CommandError::from(e)
+                .context("cannot save the portal token in the OS keyring")
+                .hint("Or set HAL_PORTAL_TOKEN instead.")
         })?;
     }
     let mut cfg = ctx.home_config()?;
     cfg.portal_url = Some(url.clone());
-    cfg.save(&ctx.home)
-        .map_err(|e| failed(e.to_string()).with_source(e))?;
+    cfg.save(&ctx.home)?;
 
     if ui.json() {
         ui.write_json(&serde_json::json!({

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::commands::Ctx;
-use crate::commands::helpers::{Source, portal_error};
+use crate::config::Source;
 use crate::error::{CommandResult, failed};
 use crate::portal::PortalApi;
 
@@ -57,7 +57,7 @@ pub fn cmd_portal_status(ctx: &Ctx, args: &StatusArgs) -> CommandResult {
     }
     match check {
         Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(portal_error(e, None)),
+        Some(Err(e)) => Err(e.into()),
         None if args.offline => Ok(()),
         None => Err(failed("the portal is not fully configured")
             .hint("Run `hal-onboard portal login`, or set HAL_PORTAL_URL and HAL_PORTAL_TOKEN.")),

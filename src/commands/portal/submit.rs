@@ -3,8 +3,7 @@
 use clap::Args;
 
 use crate::commands::Ctx;
-use crate::commands::helpers::{portal_error, store_error};
-use crate::error::{CommandError, CommandResult, failed, user_error};
+use crate::error::{CommandError, CommandResult, failed, portal_error, user_error};
 use crate::store::{PortalState, StepId, TenantRecord};
 use crate::wizard::steps::portal::{self, PortalStepError};
 
@@ -24,7 +23,7 @@ pub struct SubmitArgs {
 pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
-    let doc = store.load().map_err(store_error)?;
+    let doc = store.load()?;
     let targets: Vec<TenantRecord> = if args.all {
         doc.tenants
             .iter()
@@ -61,7 +60,7 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
         spinner.finish();
         // The record changed either way (submitted, or the failure noted): persist it, and
         // only then forget a secret the portal has.
-        store.upsert(&rec).map_err(store_error)?;
+        store.upsert(&rec)?;
         if let Ok(out) = &mut res {
             out.secret_forgotten = portal::forget_secret(secrets.as_ref(), rec.tenant_id);
         }
@@ -102,7 +101,8 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
     }
 }
 
-pub fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
+/// Why one tenant was not sent, with what to run next for it.
+fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
     match e {
         PortalStepError::Portal(p) => portal_error(p, Some(tenant)),
         PortalStepError::SecretGone => failed(format!(
@@ -116,8 +116,8 @@ pub fn step_error(e: PortalStepError, tenant: &str) -> CommandError {
                 "Run `hal-onboard tenant add {tenant}` to finish it first."
             ))
         }
-        PortalStepError::Keyring(_) => failed(format!("cannot read the secret for {tenant}"))
-            .with_source(e)
-            .hint("Unlock the OS keyring and try again."),
+        PortalStepError::Keyring(k) => {
+            CommandError::from(k).context(format!("cannot read the secret for {tenant}"))
+        }
     }
 }

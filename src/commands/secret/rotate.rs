@@ -10,12 +10,13 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
+use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
-use crate::commands::tenant::add::{UiProgress, UiSignIn};
-use crate::commands::tenant::session::{Session, SignInArgs};
-use crate::error::{CommandError, CommandResult, ExitStatus, failed};
+use crate::error::{CommandError, CommandResult, failed};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
+use crate::session::Session;
+use crate::tenant::TenantName;
+use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::rotate::{self, PortalResult, Rotation, SecretRef};
 use crate::wizard::steps::portal::PortalStepError;
 use crate::wizard::{Answer, Event, Progress, Question, Settings, Wizard, WizardError};
@@ -46,7 +47,7 @@ pub struct RotateArgs {
 pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
-    let doc = store.load().map_err(store_error)?;
+    let doc = store.load()?;
     let known = doc.find(&args.tenant)?.clone();
     let name = known.primary_domain.clone();
     let secrets = ctx.secrets();
@@ -61,19 +62,19 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     };
 
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
-    let tenant = known.tenant_id.to_string();
-    let observer = Arc::new(UiSignIn::new(ui));
+    let tenant = TenantName::from(known.tenant_id);
     let session = Session::open(
-        ctx,
+        &ctx.env,
+        ctx.http()?,
         &tenant,
         Some(&known),
-        &args.sign_in,
+        &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
-        observer,
+        Arc::new(UiSignIn::new(ui)),
     )?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
-        &tenant,
+        tenant.clone(),
         endpoints.cloud,
         &endpoints.graph_resource,
         &endpoints.manage_resource,
@@ -86,7 +87,6 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let progress = UiProgress::new(ui, args.yes);
 
     let rt = ctx.runtime()?;
-    ctx.exit_on_ctrl_c(&rt);
     let result = rt.block_on(async {
         let wizard = Wizard {
             settings,
@@ -268,40 +268,23 @@ fn portal_failed(e: &PortalStepError, r: &Rotation, persistent: bool) -> Command
     }
 }
 
-/// One sentence, its cause, the next action.
+/// The wizard's error (mapped in `error`), in a rotation's words.
 fn rotate_error(e: WizardError, tenant: &str) -> CommandError {
-    let status = if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failed
-    };
-    let message = match &e {
-        WizardError::Graph { source, .. } if source.sign_in().is_some() => {
-            format!("the sign-in failed: {}", source.sign_in().expect("checked"))
-        }
-        WizardError::Declined => "nothing was changed: the secret was not rotated".into(),
-        _ => e.to_string(),
-    };
-    let mut c = CommandError::new(status, message);
-    if let Some(src) = std::error::Error::source(&e) {
-        c = c.with_source(src.to_string());
-    }
-    if let WizardError::AppNameTaken { .. } | WizardError::AmbiguousApps { .. } = e {
+    match e {
+        WizardError::Declined => failed("nothing was changed: the secret was not rotated"),
         // The recorded app is gone; the name now belongs to someone else's app (or several).
-        return c.hint(format!(
-            "Nothing was changed: hal-onboard's recorded app registration is no longer in the tenant. Run `hal-onboard tenant add {tenant}` to onboard it again (with --app-name if the name is taken)."
-        ));
+        WizardError::AppNameTaken { .. } | WizardError::AmbiguousApps { .. } => {
+            let mut c = CommandError::from(e);
+            c.hints = vec![format!(
+                "Nothing was changed: hal-onboard's recorded app registration is no longer in the tenant. Run `hal-onboard tenant add {tenant}` to onboard it again (with --app-name if the name is taken)."
+            )];
+            c
+        }
+        WizardError::NotVerified { .. } | WizardError::ConsentIncomplete { .. } => {
+            CommandError::from(e).hint(format!(
+                "`hal-onboard secret rotate {tenant}` picks up the new secret where it stopped; the old one is still on the app."
+            ))
+        }
+        e => CommandError::from(e),
     }
-    if let Some(h) = e.hint() {
-        c = c.hint(h);
-    }
-    if matches!(
-        e,
-        WizardError::NotVerified { .. } | WizardError::ConsentIncomplete { .. }
-    ) {
-        c = c.hint(format!(
-            "`hal-onboard secret rotate {tenant}` picks up the new secret where it stopped; the old one is still on the app."
-        ));
-    }
-    c
 }

@@ -3,25 +3,22 @@
 //! Reads as the story of the command: open the store, sign in, identify the tenant (and stop if
 //! it is not the one asked for), show the plan, ask, run the steps, print the record.
 
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use clap::Args;
-use url::Url;
 
-use super::session::{Session, SignInArgs};
-use super::summary::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
+use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
-use crate::microsoft::signin::{self, AuthMethod, DeviceCodePrompt, SignInObserver};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error, waiting};
 use crate::secrets::SecretStore;
+use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session};
 use crate::store::{StepId, TenantRecord};
-use crate::ui::{Spinner, Ui};
+use crate::tenant::{TenantName, TenantNameError, batch};
+use crate::ui::credentials::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn, interrupt};
 use crate::wizard::steps::portal::PortalStep;
-use crate::wizard::{
-    Answer, DEFAULT_APP_NAME, Event, PlanState, Progress, Question, Settings, Wizard, WizardError,
-    licence_note,
-};
+use crate::wizard::{DEFAULT_APP_NAME, Event, Progress, Settings, Wizard, WizardError};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -36,7 +33,7 @@ pub struct AddArgs {
     /// The customer's tenant: a verified domain (contoso.onmicrosoft.com) or the tenant GUID.
     /// Asked for when not given.
     #[arg(conflicts_with = "from")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantName>,
 
     /// Your name for this customer, shown by `list` [default: the tenant's own display name].
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
@@ -58,23 +55,16 @@ pub struct AddArgs {
 
     /// How Exchange Online PowerShell signs in for step 1: `token` (hal-onboard signs in and
     /// hands PowerShell the token) or `device` (`Connect-ExchangeOnline -Device`).
-    #[arg(long, value_enum, default_value_t = crate::commands::ual::ExchangeAuthMode::Token, value_name = "MODE")]
-    pub exchange_auth: crate::commands::ual::ExchangeAuthMode,
+    #[arg(long, value_enum, default_value_t = ExchangeAuthMode::Token, value_name = "MODE")]
+    pub exchange_auth: ExchangeAuthMode,
 
     /// Answer yes: change the tenant as planned without asking, and accept a shorter secret
     /// lifetime when the tenant's policy requires one.
     #[arg(short, long)]
     pub yes: bool,
 
-    /// How to sign in: device code (default, works over SSH), a browser on this machine (for
-    /// Conditional Access that blocks device codes), or the Azure CLI's `az login`.
-    #[arg(long, value_enum, default_value_t = AuthMethod::DeviceCode, value_name = "METHOD")]
-    pub auth: AuthMethod,
-
-    /// The public client to sign in with [default: Microsoft Graph Command Line Tools,
-    /// or HAL_ONBOARD_CLIENT_ID].
-    #[arg(long, value_name = "GUID")]
-    pub client_id: Option<String>,
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
 
     /// The app registration's name.
     #[arg(long, default_value = DEFAULT_APP_NAME, value_name = "NAME", value_parser = app_name)]
@@ -100,15 +90,14 @@ fn app_name(s: &str) -> Result<String, String> {
 
 pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     if let Some(file) = &args.from {
-        return super::batch::run(ctx, args, file);
+        return add_from_file(ctx, args, file);
     }
     let ui = &ctx.ui;
-    let mut asked = args.tenant.is_none();
     let mut tenant = match &args.tenant {
         Some(t) => t.clone(),
         None => ask_tenant(ctx)?,
     };
-    let mut name = match (&args.name, asked) {
+    let mut name = match (&args.name, args.tenant.is_none()) {
         (Some(n), _) => Some(n.clone()),
         (None, true) => ask_name(ui)?,
         (None, false) => None,
@@ -118,7 +107,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         match onboard(ctx, args, &tenant, name.as_deref()) {
             Ok(_) => {}
             Err(e) => {
-                if !ui.interactive() || ui.json() {
+                if !ui.interactive() || ui.json() || interrupt::requested() {
                     return Err(e);
                 }
                 ui.error(&e);
@@ -138,9 +127,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         }
         tenant = ask_tenant(ctx)?;
         name = ask_name(ui)?;
-        asked = true;
     }
-    let _ = asked;
     match worst {
         // Errors were shown as they happened; the exit status keeps the worst.
         Some(e) if e.status == ExitStatus::Waiting => Err(CommandError::new(
@@ -156,13 +143,17 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     }
 }
 
-fn ask_tenant(ctx: &Ctx) -> CommandResult<String> {
+fn ask_tenant(ctx: &Ctx) -> CommandResult<TenantName> {
     let suggested = ctx.sandbox_tenant();
     if let Some(t) = &suggested
         && !ctx.ui.interactive()
     {
         // A sandbox run with nothing to ask: its first tenant.
-        return Ok(t.clone());
+        return t.parse().map_err(|e: TenantNameError| {
+            user_error(e.to_string()).hint(
+                "Give the sandbox scenario's first tenant a verified domain (docs/sandbox.md).",
+            )
+        });
     }
     let hint = suggested
         .map(|t| format!(" (sandbox: {t})"))
@@ -172,13 +163,10 @@ fn ask_tenant(ctx: &Ctx) -> CommandResult<String> {
             &format!("Customer tenant: a verified domain or the tenant ID{hint}"),
             "the tenant (e.g. `hal-onboard tenant add contoso.onmicrosoft.com`)",
         )?;
-        let t = t.trim().to_string();
-        if super::batch::is_tenant_name(&t) {
-            return Ok(t);
+        match t.parse() {
+            Ok(t) => return Ok(t),
+            Err(e) => ctx.ui.warning(format!("{e}.")),
         }
-        ctx.ui.warning(format!(
-            "{t:?} is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID)."
-        ));
     }
 }
 
@@ -188,33 +176,18 @@ fn ask_name(ui: &Ui) -> CommandResult<Option<String>> {
 }
 
 /// One tenant, start to finish: the record as it ends, or why it stopped.
-pub(crate) fn onboard(
+fn onboard(
     ctx: &Ctx,
     args: &AddArgs,
-    tenant: &str,
+    tenant: &TenantName,
     name: Option<&str>,
 ) -> CommandResult<TenantRecord> {
-    let tenant = tenant.trim().to_string();
-    if !super::batch::is_tenant_name(&tenant) {
-        return Err(user_error(format!("{tenant:?} is not a tenant name"))
-            .hint("Pass a verified domain such as contoso.onmicrosoft.com, or the tenant GUID."));
-    }
     let store = ctx.store()?;
     let known = store
         .load()
         .ok()
-        .and_then(|d| d.find(&tenant).ok().cloned());
-    let cloud = ctx
-        .global
-        .cloud
-        .or(known.as_ref().map(|r| r.cloud))
-        .unwrap_or_default();
+        .and_then(|d| d.find(tenant.as_str()).ok().cloned());
     let secrets: Arc<dyn SecretStore> = ctx.secrets();
-    let observer = Arc::new(UiSignIn::new(&ctx.ui));
-    let how = SignInArgs {
-        auth: args.auth,
-        client_id: args.client_id.clone(),
-    };
     let Session {
         http,
         endpoints,
@@ -223,18 +196,18 @@ pub(crate) fn onboard(
         meter,
         user_cred,
         scale,
-        ..
     } = Session::open(
-        ctx,
-        &tenant,
+        &ctx.env,
+        ctx.http()?,
+        tenant,
         known.as_ref(),
-        &how,
+        &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
-        observer,
+        Arc::new(UiSignIn::new(&ctx.ui)),
     )?;
     let mut settings = Settings::new(
-        &tenant,
-        cloud,
+        tenant.clone(),
+        endpoints.cloud,
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
@@ -248,14 +221,30 @@ pub(crate) fn onboard(
     let exchange = if args.skip_exchange {
         None
     } else {
-        Some(crate::commands::ual::exchange_factory(
-            ctx,
-            args.exchange_auth,
-            Some(secrets.clone()),
-            http.clone(),
-            None,
-            args.auth,
-        )?)
+        let how = ExchangeSignIn {
+            mode: args.exchange_auth,
+            method: args.sign_in.auth,
+            cloud: ctx.global.cloud,
+            pwsh_timeout: None,
+        };
+        let display = ExchangeDisplay {
+            sign_in: Arc::new(UiExchangeSignIn::new(&ctx.ui)),
+            output: TenantOutput::per_tenant(&ctx.ui),
+        };
+        Some(
+            crate::session::exchange_factory(
+                &ctx.env,
+                &how,
+                http.clone(),
+                || secrets.clone(),
+                display,
+            )
+            .map_err(|e| {
+                CommandError::from(e).hint(
+                    "Or leave out step 1 with --skip-exchange and turn on audit logging by hand.",
+                )
+            })?,
+        )
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
     let portal: Option<Box<dyn crate::wizard::steps::Step>> =
@@ -264,7 +253,6 @@ pub(crate) fn onboard(
             _ => None,
         };
     let rt = ctx.runtime()?;
-    ctx.exit_on_ctrl_c(&rt);
     let report = rt.block_on(async {
         let wizard = Wizard {
             settings,
@@ -304,11 +292,11 @@ pub(crate) fn onboard(
                     ..
                 }
             ) && let Ok(doc) = store.load()
-                && let Ok(rec) = doc.find(&tenant)
+                && let Ok(rec) = doc.find(tenant.as_str())
             {
                 show_credentials(ctx, args, rec, secrets.as_ref());
             }
-            return Err(wizard_error(e, &tenant));
+            return Err(wizard_error(e, tenant.as_str()));
         }
     };
     // The engine saved the record that says the portal has the secret: now it can go.
@@ -333,9 +321,7 @@ pub(crate) fn onboard(
         && rec.display_name != n
     {
         rec.display_name = n.to_string();
-        store
-            .update(|doc| doc.upsert(rec.clone()))
-            .map_err(store_error)?;
+        store.update(|doc| doc.upsert(rec.clone()))?;
     }
     if rec.step(StepId::Verify).is_done() {
         ctx.ui.success(format!(
@@ -358,7 +344,7 @@ pub(crate) fn onboard(
         ctx.ui.write_json(&rec)?;
     }
     if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
-        return Err(crate::error::waiting(format!(
+        return Err(waiting(format!(
             "{} is onboarded except unified audit logging, which waits on Microsoft (the organization's customization is still propagating)",
             rec.primary_domain
         ))
@@ -409,298 +395,110 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     }
 }
 
-pub(crate) fn sign_in_failed(e: &signin::SignInError) -> CommandError {
-    let mut c = failed(format!("the sign-in failed: {e}"));
-    if let Some(h) = e.hint() {
-        c = c.hint(h);
-    }
-    c
-}
-
-/// One sentence, its cause, the next action.
-pub(crate) fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
-    let status = if e.is_waiting() {
-        ExitStatus::Waiting
-    } else if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failed
-    };
-    let hint = e.hint();
-    // A sign-in failure reads better as itself.
-    let sign_in = match &e {
-        WizardError::Graph { source, .. } => source.sign_in().map(|s| s.to_string()),
-        _ => None,
-    };
-    let mut c = CommandError::new(status, sign_in.clone().unwrap_or_else(|| e.to_string()));
-    let resumable = !matches!(
+/// The wizard's error (mapped in `error`), and how to resume this tenant when running the
+/// same command again is the way on.
+fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
+    let resume = !matches!(
         e,
         WizardError::WrongTenant { .. }
             | WizardError::NotAdmin { .. }
             | WizardError::Declined
             | WizardError::NeedsAnswer { .. }
             | WizardError::AppNameTaken { .. }
+            | WizardError::Graph { .. }
+            | WizardError::NotVerified { .. }
+            | WizardError::SecretLost
+            | WizardError::Step { hint: Some(_), .. }
     );
-    if let Some(src) = std::error::Error::source(&e)
-        && sign_in.is_none()
-    {
-        c = c.with_source(src.to_string());
-    }
-    if let Some(h) = hint {
-        c = c.hint(h);
-    }
-    if resumable
-        && !matches!(
-            e,
-            WizardError::Graph { .. }
-                | WizardError::NotVerified { .. }
-                | WizardError::SecretLost
-                | WizardError::Step { hint: Some(_), .. }
-        )
-    {
-        c = c.hint(format!(
+    let c = CommandError::from(e);
+    if resume {
+        c.hint(format!(
             "Run `hal-onboard tenant add {tenant}` again to resume."
-        ));
-    }
-    c
-}
-
-/// Shows the sign-in: the code and URL prominently on stderr, a spinner while waiting.
-pub(crate) struct UiSignIn {
-    ui: Ui,
-    spinner: Mutex<Option<Spinner>>,
-}
-
-impl UiSignIn {
-    pub(crate) fn new(ui: &Ui) -> UiSignIn {
-        UiSignIn {
-            ui: ui.clone(),
-            spinner: Mutex::new(None),
-        }
-    }
-}
-
-impl SignInObserver for UiSignIn {
-    fn device_code(&self, p: &DeviceCodePrompt) {
-        let ui = &self.ui;
-        ui.status("");
-        ui.status(format!(
-            "To sign in to the customer's tenant, open {} and enter the code {}",
-            ui.bold(&p.verification_uri),
-            ui.bold(ui.yellow(&p.user_code))
-        ));
-        ui.status(ui.dim(format!(
-            "Sign in as a Global Administrator of that tenant. The code expires at {} UTC.",
-            p.expires_at.time().truncate_to_second()
-        )));
-        ui.status("");
-        *self.spinner.lock().unwrap() = Some(ui.spinner("Waiting for you to sign in"));
-    }
-
-    fn browser_url(&self, url: &Url) -> bool {
-        let ui = &self.ui;
-        ui.status("To sign in, open this address in a browser on this machine:");
-        ui.status(format!("  {}", ui.bold(url.as_str())));
-        let opened = browser_available() && open_browser(url);
-        if opened {
-            ui.status(ui.dim("(a browser was opened for you)"));
-        }
-        *self.spinner.lock().unwrap() = Some(ui.spinner("Waiting for the browser sign-in"));
-        opened
-    }
-
-    fn signed_in(&self, user: Option<&str>) {
-        if let Some(s) = self.spinner.lock().unwrap().take() {
-            s.finish();
-        }
-        self.ui.success(format!(
-            "Signed in{}",
-            user.map(|u| format!(" as {u}")).unwrap_or_default()
-        ));
-    }
-}
-
-/// A browser is obviously there: a desktop session that is not over SSH.
-fn browser_available() -> bool {
-    if std::env::var_os("SSH_CONNECTION").is_some() || std::env::var_os("SSH_TTY").is_some() {
-        return false;
-    }
-    if cfg!(target_os = "macos") || cfg!(windows) {
-        return true;
-    }
-    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
-}
-
-fn open_browser(url: &Url) -> bool {
-    let (cmd, pre): (&str, &[&str]) = if cfg!(target_os = "macos") {
-        ("open", &[])
-    } else if cfg!(windows) {
-        ("rundll32", &["url.dll,FileProtocolHandler"])
+        ))
     } else {
-        ("xdg-open", &[])
-    };
-    std::process::Command::new(cmd)
-        .args(pre)
-        .arg(url.as_str())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
-}
-
-/// The wizard's progress on the terminal.
-pub(crate) struct UiProgress {
-    ui: Ui,
-    yes: bool,
-    spinner: Mutex<Option<Spinner>>,
-}
-
-impl UiProgress {
-    pub(crate) fn new(ui: &Ui, yes: bool) -> UiProgress {
-        UiProgress {
-            ui: ui.clone(),
-            yes,
-            spinner: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn clear(&self) {
-        if let Some(s) = self.spinner.lock().unwrap().take() {
-            s.finish();
-        }
+        c
     }
 }
 
-impl Progress for UiProgress {
-    fn event(&self, e: Event) {
-        let ui = &self.ui;
-        match e {
-            Event::Tenant {
-                display_name,
-                default_domain,
-                tenant_id,
-                user,
-            } => {
-                ui.status(format!(
-                    "Tenant: {} — {} (tenant ID {tenant_id}){}",
-                    ui.bold(&display_name),
-                    default_domain,
-                    user.map(|u| format!(", signed in as {u}"))
-                        .unwrap_or_default()
-                ));
-            }
-            Event::Licence { licence } => match licence {
-                Some(l) => match licence_note(l) {
-                    Some(note) => ui.warning(note),
-                    None => ui.status(format!("Licence: Entra ID {}", l.as_str())),
-                },
-                None => ui.warning(
-                    "cannot read the tenant's licences (subscribedSkus); Entra ID P1/P2 unknown.",
-                ),
-            },
-            Event::Plan(plan) => {
-                ui.status("Plan:");
-                for (n, item) in plan.items.iter().enumerate() {
-                    let head = format!("  {}. {}", n + 1, item.title);
-                    match &item.state {
-                        PlanState::Done => ui.status(format!("{head} — {}", ui.green("done"))),
-                        PlanState::Skipped(why) => {
-                            ui.status(format!("{head} — {}", ui.dim(format!("skipped ({why})"))))
-                        }
-                        PlanState::Later(why) => {
-                            ui.status(format!("{head} — {}", ui.dim(format!("later: {why}"))))
-                        }
-                        PlanState::ToDo(changes) => {
-                            ui.status(format!("{head} — {}", ui.yellow("to do")));
-                            for c in changes {
-                                ui.status(format!("       • {c}"));
-                            }
-                        }
-                    }
-                }
-                if !plan.changes() {
-                    ui.status("Nothing to change in this tenant.");
-                }
-            }
-            Event::StepStarted(step) => {
-                self.clear();
-                *self.spinner.lock().unwrap() = Some(ui.spinner(step.title()));
-            }
-            Event::StepDone { step, summary } => {
-                self.clear();
-                ui.success(format!("{}: {summary}", step.title()));
-            }
-            Event::StepSkipped { step, why } => {
-                ui.status(format!("- {}: skipped ({why})", step.title()));
-            }
-            Event::Warning(w) => {
-                let sp = self.spinner.lock().unwrap();
-                match sp.as_ref() {
-                    Some(s) => s.suspend(|| ui.warning(&w)),
-                    None => ui.warning(&w),
-                }
-            }
-            Event::Info(i) => ui.status(i),
-            Event::Waiting {
-                what,
-                attempt,
-                of,
-                next_in,
-            } => {
-                let line = format!(
-                    "Waiting for {what}: attempt {attempt}/{of}, next try in {} s",
-                    next_in.as_secs_f64().ceil() as u64
-                );
-                let sp = self.spinner.lock().unwrap();
-                match sp.as_ref() {
-                    Some(s) if ui.live() => s.set_message(line),
-                    _ => ui.status(line),
-                }
-            }
+/// `tenant add --from FILE`: each tenant in turn, each sign-in prompted as it comes, a
+/// summary at the end. Exit status: 1 if any row failed or was unusable, else 3 if any tenant
+/// waits on Microsoft, else 0.
+fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
+    let ui = &ctx.ui;
+    let (rows, bad) = batch::read(file).map_err(|e| {
+        user_error(format!("cannot read {}", file.display()))
+            .with_source(e)
+            .hint("Give a CSV file with one tenant per row: tenant, display name.")
+    })?;
+    for b in &bad {
+        ui.warning(format!("{}:{}: skipped: {}", file.display(), b.line, b.why));
+    }
+    if rows.is_empty() {
+        return Err(
+            user_error(format!("{} lists no tenant to onboard", file.display()))
+                .hint("Each row: a verified domain or tenant ID, then optionally a display name."),
+        );
+    }
+    let mut results: Vec<(String, CommandResult<TenantRecord>)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        ui.status("");
+        ui.status(ui.bold(format!(
+            "── Tenant {} of {}: {}",
+            i + 1,
+            rows.len(),
+            row.tenant
+        )));
+        let r = onboard(ctx, args, &row.tenant, row.display_name.as_deref());
+        if let Err(e) = &r {
+            ui.error(e);
         }
+        results.push((row.tenant.to_string(), r));
     }
 
-    fn ask(&self, q: &Question) -> Answer {
-        if self.yes {
-            return Answer::Yes;
-        }
-        if !self.ui.interactive() {
-            return Answer::CannotAsk;
-        }
-        let prompt = match q {
-            Question::Proceed {
-                display_name,
-                default_domain,
-            } => format!("Change {display_name} ({default_domain}) as planned?"),
-            Question::ShorterSecret {
-                asked_months,
-                max_days,
-            } => format!(
-                "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
-            ),
-            Question::ShorterSecretUnknown {
-                asked_months,
-                steps,
-            } => format!(
-                "This tenant's app management policy refuses a {asked_months}-month secret and its limit cannot be read; try {} months, longest first, until one is accepted?",
-                steps
-                    .iter()
-                    .map(u8::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+    let mut failures = bad.len();
+    let mut waits = 0;
+    let mut out = Vec::new();
+    ui.status("");
+    ui.status(ui.bold("Summary"));
+    for (tenant, r) in &results {
+        let (result, detail) = match r {
+            Ok(_) => ("onboarded", String::new()),
+            Err(e) if e.status == ExitStatus::Waiting => {
+                waits += 1;
+                ("waiting", e.message.clone())
+            }
+            Err(e) => {
+                failures += 1;
+                ("failed", e.message.clone())
+            }
         };
-        let sp = self.spinner.lock().unwrap();
-        let ask = || self.ui.confirm(&prompt, false, "--yes");
-        let r = match sp.as_ref() {
-            Some(s) => s.suspend(ask),
-            None => ask(),
-        };
-        match r {
-            Ok(true) => Answer::Yes,
-            Ok(false) => Answer::No,
-            Err(_) => Answer::CannotAsk,
-        }
+        ui.status(format!("  {tenant:<40} {result:<10} {}", ui.dim(&detail)));
+        out.push(serde_json::json!({"tenant": tenant, "result": result, "message": detail}));
+    }
+    for b in &bad {
+        ui.status(format!(
+            "  {:<40} {:<10} {}",
+            format!("line {}", b.line),
+            "skipped",
+            ui.dim(&b.why)
+        ));
+        out.push(serde_json::json!({"line": b.line, "result": "skipped", "message": b.why}));
+    }
+    if ui.json() {
+        ui.write_json(&out)?;
+    }
+    if failures > 0 {
+        Err(failed(format!(
+            "{failures} of {} rows did not finish",
+            results.len() + bad.len()
+        ))
+        .hint("Fix what each error says, then run the same command again: finished tenants are skipped quickly."))
+    } else if waits > 0 {
+        Err(waiting(format!(
+            "{waits} tenants wait on Microsoft for unified audit logging"
+        ))
+        .hint("Run `hal-onboard ual retry --watch` to finish them."))
+    } else {
+        Ok(())
     }
 }

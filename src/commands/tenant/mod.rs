@@ -1,10 +1,7 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
-pub mod batch;
 pub mod remove;
-pub mod session;
-pub mod summary;
 
 use clap::{Args, Subcommand};
 

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
-use super::add::{UiProgress, UiSignIn, sign_in_failed};
-use super::session::{Session, SignInArgs};
+use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
+use crate::error::{CommandError, CommandResult, ExitStatus, user_error};
 use crate::microsoft::graph::directory::DirectoryApi;
 use crate::secrets::account;
+use crate::session::Session;
 use crate::store::TenantRecord;
+use crate::tenant::TenantName;
+use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::{APP_TAG, DEFAULT_APP_NAME, Settings, Wizard, WizardError};
 
 #[derive(Debug, Args)]
@@ -40,7 +41,7 @@ pub struct RemoveArgs {
 pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let ui = &ctx.ui;
     let store = ctx.store()?;
-    let doc = store.load().map_err(store_error)?;
+    let doc = store.load()?;
     let rec = doc.find(&args.tenant)?.clone();
     let name = rec.primary_domain.clone();
     let secrets = ctx.secrets();
@@ -72,9 +73,7 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     };
 
     // Forget: the record, then its keyring entries.
-    store
-        .update(|d| d.remove(rec.tenant_id))
-        .map_err(store_error)?;
+    store.update(|d| d.remove(rec.tenant_id))?;
     for acct in [
         account::client_secret(rec.tenant_id),
         account::graph_refresh_token(rec.tenant_id),
@@ -137,19 +136,19 @@ fn delete_app(
             )),
         );
     };
-    let tenant = rec.tenant_id.to_string();
-    let observer = Arc::new(UiSignIn::new(ui));
+    let tenant = TenantName::from(rec.tenant_id);
     let session = Session::open(
-        ctx,
+        &ctx.env,
+        ctx.http()?,
         &tenant,
         Some(rec),
-        &args.sign_in,
+        &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
-        observer,
+        Arc::new(UiSignIn::new(ui)),
     )?;
     let endpoints = &session.endpoints;
     let mut settings = Settings::new(
-        &tenant,
+        tenant.clone(),
         endpoints.cloud,
         &endpoints.graph_resource,
         &endpoints.manage_resource,
@@ -161,7 +160,6 @@ fn delete_app(
     };
     let progress = UiProgress::new(ui, args.yes);
     let rt = ctx.runtime()?;
-    ctx.exit_on_ctrl_c(&rt);
     let wizard = Wizard {
         settings,
         dir: &session.graph,
@@ -190,20 +188,7 @@ fn delete_app(
                 rec.display_name
             )));
         }
-        Err(WizardError::Graph { source, .. }) if source.sign_in().is_some() => {
-            return Err(sign_in_failed(source.sign_in().expect("checked")));
-        }
-        Err(e) => {
-            let hint = e.hint();
-            let mut c = failed(e.to_string());
-            if let Some(s) = std::error::Error::source(&e) {
-                c = c.with_source(s.to_string());
-            }
-            if let Some(h) = hint {
-                c = c.hint(h);
-            }
-            return Err(c);
-        }
+        Err(e) => return Err(e.into()),
     };
     ui.status(format!(
         "Tenant: {} — {} (tenant ID {})",
@@ -249,14 +234,11 @@ fn delete_app(
     }
     rt.block_on(session.graph.delete_application(&app.id))
         .map_err(|e| {
-            let hint = e.hint();
-            let mut c = failed(format!("cannot delete the app registration: {e}"));
-            if let Some(h) = hint {
-                c = c.hint(h);
-            }
-            c.hint(format!(
-                "Nothing was forgotten. Run `hal-onboard tenant remove {name} --delete-app` again."
-            ))
+            CommandError::from(e)
+                .context("cannot delete the app registration")
+                .hint(format!(
+                    "Nothing was forgotten. Run `hal-onboard tenant remove {name} --delete-app` again."
+                ))
         })?;
     Ok(Some(true))
 }

@@ -15,13 +15,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ExchangeAuthMode, exchange_factory};
 use crate::commands::Ctx;
-use crate::commands::helpers::store_error;
-use crate::error::{CommandResult, failed, waiting};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
+use crate::microsoft::signin::AuthMethod;
+use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
 use crate::store::{TenantRecord, TenantStore, UalState};
-use crate::ui::Ui;
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, interrupt};
 use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress};
 
 #[derive(Debug, Args)]
@@ -157,8 +157,10 @@ pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
 
 async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let ui = &ctx.ui;
-    let store = TenantStore::open(&ctx.home).map_err(store_error)?;
-    let doc = store.load().map_err(store_error)?;
+    // Ctrl-C: every PowerShell child is ended, and the report says what each tenant did.
+    let _reporting = interrupt::Reporting::start();
+    let store = TenantStore::open(&ctx.home)?;
+    let doc = store.load()?;
     let mut ids: Vec<Uuid> = Vec::new();
     if args.tenants.is_empty() {
         ids.extend(
@@ -191,14 +193,17 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     }
 
     let http = ctx.http()?;
-    let factory = exchange_factory(
-        ctx,
-        args.exchange_auth,
-        None,
-        http,
-        args.pwsh_timeout.map(Duration::from_secs),
-        crate::microsoft::signin::AuthMethod::DeviceCode,
-    )?;
+    let how = ExchangeSignIn {
+        mode: args.exchange_auth,
+        method: AuthMethod::DeviceCode,
+        cloud: ctx.global.cloud,
+        pwsh_timeout: args.pwsh_timeout.map(Duration::from_secs),
+    };
+    let display = ExchangeDisplay {
+        sign_in: Arc::new(UiExchangeSignIn::new(ui)),
+        output: TenantOutput::per_tenant(ui),
+    };
+    let factory = exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display)?;
     let deps = Arc::new(Deps {
         store,
         ops: factory,
@@ -243,6 +248,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
             interrupted |= o.result == "interrupted";
             latest.insert(o.tenant_id, o.clone());
         }
+        interrupted |= interrupt::requested();
         pending = outcomes
             .iter()
             .filter(|o| o.result == "waiting")
@@ -278,10 +284,11 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         ui.write_json(&report)?;
     }
     if interrupted {
-        return Err(
-            failed("interrupted: every tenant is either updated or untouched")
-                .hint("Run `hal-onboard ual retry` again to continue."),
-        );
+        return Err(CommandError::new(
+            ExitStatus::Interrupted,
+            "interrupted: every tenant is either updated or untouched",
+        )
+        .hint("Run `hal-onboard ual retry` again to continue."));
     }
     if report.errors > 0 {
         return Err(failed(format!(
@@ -325,6 +332,9 @@ async fn wait_round(ui: &Ui, interval: Duration, waiting: usize) -> bool {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
+        if interrupt::requested() {
+            return false;
+        }
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             return true;

@@ -2,9 +2,9 @@
 
 use time::OffsetDateTime;
 
+use super::Ui;
 use crate::store::status::TenantStatus;
 use crate::store::{StepId, StepStatus, TenantRecord};
-use crate::ui::Ui;
 
 /// How the secret is shown in the table.
 pub enum SecretView<'a> {

@@ -3,6 +3,18 @@
 //! Commands talk to the technician through one `Ui`: it knows whether a person is at the
 //! terminal (prompts, spinners), whether `--json` owns stdout, and whether to color. Human
 //! messages go to stderr, so stdout carries only what a script asked for (a table or JSON).
+//!
+//! The terminal adapters the library's observers need live here too: the sign-in prompts
+//! ([`signin`]), the wizard's progress and PowerShell's output ([`progress`]), and the
+//! credentials table at the end of an onboarding ([`credentials`]).
+
+pub mod credentials;
+pub mod interrupt;
+pub mod progress;
+pub mod signin;
+
+pub use progress::{TenantOutput, UiProgress};
+pub use signin::{UiExchangeSignIn, UiSignIn};
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -163,8 +175,14 @@ impl Ui {
 
     pub fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> CommandResult {
         let mut o = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut o, value)
-            .map_err(|e| crate::error::failed("cannot write JSON to stdout").with_source(e))?;
+        serde_json::to_writer_pretty(&mut o, value).map_err(|e| {
+            if e.is_io() {
+                crate::error::failed("cannot write JSON to stdout").with_source(e)
+            } else {
+                // Our own output types always serialize.
+                crate::error::internal(format!("cannot serialize the output: {e}"))
+            }
+        })?;
         let _ = o.write_all(b"\n");
         Ok(())
     }
@@ -197,7 +215,7 @@ impl Ui {
             .with_prompt(prompt)
             .default(default)
             .interact()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
     }
 
     /// Asks for a line of text. Without a person at the terminal this is an error naming `flag`.
@@ -211,7 +229,7 @@ impl Ui {
         dialoguer::Input::<String>::with_theme(&dialoguer::theme::ColorfulTheme::default())
             .with_prompt(prompt)
             .interact_text()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
     }
 
     /// Asks for a line that may be left empty (only asked when a person is there).
@@ -223,7 +241,7 @@ impl Ui {
             .with_prompt(prompt)
             .allow_empty(true)
             .interact_text()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
     }
 
     /// Asks for a secret without echo.
@@ -237,7 +255,18 @@ impl Ui {
         dialoguer::Password::with_theme(&dialoguer::theme::ColorfulTheme::default())
             .with_prompt(prompt)
             .interact()
-            .map_err(prompt_error)
+            .map_err(|e| self.prompt_error(e))
+    }
+
+    /// Ctrl-C at a prompt arrives as a key, not a signal: it is the interruption all the same.
+    fn prompt_error(&self, e: dialoguer::Error) -> CommandError {
+        let dialoguer::Error::IO(io) = &e;
+        if io.kind() == std::io::ErrorKind::Interrupted {
+            interrupt::note();
+            self.status(""); // off the prompt's line
+            return CommandError::interrupted();
+        }
+        crate::error::failed("the prompt was interrupted").with_source(e)
     }
 
     /// A spinner on stderr while something runs; a plain line when stderr is not a terminal.
@@ -257,10 +286,6 @@ impl Ui {
             Spinner { bar: None }
         }
     }
-}
-
-fn prompt_error(e: dialoguer::Error) -> CommandError {
-    crate::error::failed("the prompt was interrupted").with_source(e)
 }
 
 /// A running step's spinner. Finish it with `done`/`fail`, or drop it to clear it.

@@ -1,0 +1,193 @@
+//! What every command that talks to a tenant shares: a Graph client signed in (on first use)
+//! to one tenant, with the credential verifier and the request meter on the same HTTPS client
+//! (`tenant add`, `tenant remove --delete-app`, `secret rotate`), and the Exchange Online
+//! PowerShell sessions (`tenant add` step 1, `ual retry`).
+//!
+//! Commands decide from their flags ([`SignIn`], [`ExchangeSignIn`]) and hand in what shows
+//! things to the technician (observers from `ui`); nothing here prints or reads a flag.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::cloud::{Cloud, Endpoints};
+use crate::config::EnvOverrides;
+use crate::microsoft::exchange::auth::{EnvTokens, UserSignIn};
+use crate::microsoft::exchange::{
+    AuthChoice, ExchangeError, PassthroughFor, Pwsh, PwshOpsFactory, bridge,
+};
+use crate::microsoft::graph::meter::RequestMeter;
+use crate::microsoft::graph::{GraphClient, RetryPolicy};
+use crate::microsoft::signin::{
+    self, AuthMethod, GRAPH_CLI_CLIENT_ID, SignInError, SignInObserver, SignInOptions,
+    UserCredential,
+};
+use crate::secrets::SecretStore;
+use crate::store::TenantRecord;
+use crate::tenant::TenantName;
+use crate::wizard::verify::AzureVerifier;
+
+/// How the technician signs in (`--auth`, `--client-id`, `--cloud`).
+#[derive(Debug, Clone, Default)]
+pub struct SignIn {
+    pub method: AuthMethod,
+    /// The public client [default: HAL_ONBOARD_CLIENT_ID, else Microsoft Graph Command Line
+    /// Tools].
+    pub client_id: Option<String>,
+    /// The cloud asked for; else the recorded tenant's, else the global cloud.
+    pub cloud: Option<Cloud>,
+}
+
+/// A Graph client signed in (on first use) to one tenant, and what goes with it.
+pub struct Session {
+    pub http: reqwest::Client,
+    pub endpoints: Endpoints,
+    pub graph: GraphClient,
+    pub verifier: AzureVerifier,
+    pub meter: Arc<RequestMeter>,
+    /// The technician's credential, to keep the sign-in once the tenant is checked (`None`
+    /// with the Azure CLI, which keeps its own).
+    pub user_cred: Option<Arc<UserCredential>>,
+    /// The retry scale (HAL_ONBOARD_RETRY_SCALE; 1 for technicians).
+    pub scale: f64,
+}
+
+impl Session {
+    /// Builds the clients; nothing is sent until the first Graph request.
+    pub fn open(
+        env: &EnvOverrides,
+        http: reqwest::Client,
+        tenant: &TenantName,
+        known: Option<&TenantRecord>,
+        how: &SignIn,
+        secrets: Arc<dyn SecretStore>,
+        observer: Arc<dyn SignInObserver>,
+    ) -> Result<Session, SignInError> {
+        let cloud = how.cloud.or(known.map(|r| r.cloud)).unwrap_or_default();
+        let endpoints = env.endpoints(cloud);
+        let scale = crate::config::retry_scale();
+        let client_id = how
+            .client_id
+            .clone()
+            .or_else(|| env.client_id.clone())
+            .unwrap_or_else(|| GRAPH_CLI_CLIENT_ID.to_string());
+        let tenant = tenant.as_str();
+        let mut user_cred: Option<Arc<UserCredential>> = None;
+        let (credential, scopes): (
+            Arc<dyn azure_core::credentials::TokenCredential>,
+            Vec<String>,
+        ) = match how.method {
+            AuthMethod::AzureCli => (
+                signin::azure_cli(tenant)?,
+                vec![format!("{}/.default", endpoints.graph_resource)],
+            ),
+            method => {
+                let mut opts = SignInOptions::graph(
+                    endpoints.login.clone(),
+                    tenant,
+                    &client_id,
+                    &endpoints.graph_resource,
+                );
+                opts.method = method;
+                opts.known_tenant = known.map(|r| r.tenant_id);
+                let scopes = opts.scopes.clone();
+                let c = UserCredential::new(http.clone(), opts, secrets, observer);
+                user_cred = Some(c.clone());
+                (c, scopes)
+            }
+        };
+        let meter = RequestMeter::new();
+        let graph = GraphClient::new(
+            http.clone(),
+            endpoints.clone(),
+            credential,
+            scopes,
+            RetryPolicy::default().scaled(scale),
+            meter.clone(),
+        );
+        let verifier = AzureVerifier::new(&http, endpoints.login.clone(), meter.clone());
+        Ok(Session {
+            http,
+            endpoints,
+            graph,
+            verifier,
+            meter,
+            user_cred,
+            scale,
+        })
+    }
+}
+
+/// How Exchange Online PowerShell signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ExchangeAuthMode {
+    /// hal-onboard signs in (or reuses the kept refresh token) and hands PowerShell the token.
+    #[default]
+    Token,
+    /// `Connect-ExchangeOnline -Device`: the module shows a code to enter in a browser.
+    Device,
+}
+
+/// How this run's Exchange sessions sign in, and how long one may take.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeSignIn {
+    pub mode: ExchangeAuthMode,
+    /// The technician's Graph sign-in method; the Azure CLI holds no Exchange Online
+    /// PowerShell sign-in, so a device code is used then.
+    pub method: AuthMethod,
+    /// The cloud asked for (`--cloud`), for the sign-in authority when it is overridden.
+    pub cloud: Option<Cloud>,
+    /// `--pwsh-timeout`; else HAL_ONBOARD_PWSH_TIMEOUT, else the bridge's default.
+    pub pwsh_timeout: Option<Duration>,
+}
+
+/// What the Exchange sessions show the technician (from `ui`).
+pub struct ExchangeDisplay {
+    /// The Exchange sign-in's device code.
+    pub sign_in: Arc<dyn SignInObserver>,
+    /// The module's own output, per tenant.
+    pub output: PassthroughFor,
+}
+
+/// The Exchange sessions for this run: PowerShell located (`HAL_ONBOARD_PWSH`, else `pwsh`),
+/// signing in per `how.mode`. `ual retry` uses it, and `tenant add` hands it to the wizard as
+/// `ExchangeStep::new(factory)`. With token sign-in, tokens come from
+/// `HAL_ONBOARD_EXCHANGE_TOKEN` when set, else from the technician's own sign-in (the refresh
+/// token kept in `secrets()`, asked for only then, else a device code).
+pub fn exchange_factory(
+    env: &EnvOverrides,
+    how: &ExchangeSignIn,
+    http: reqwest::Client,
+    secrets: impl FnOnce() -> Arc<dyn SecretStore>,
+    display: ExchangeDisplay,
+) -> Result<Arc<PwshOpsFactory>, ExchangeError> {
+    let exe = bridge::locate(env.pwsh.as_deref())?;
+    let timeout = how
+        .pwsh_timeout
+        .or(env.pwsh_timeout)
+        .unwrap_or(bridge::DEFAULT_TIMEOUT);
+    let auth = match how.mode {
+        ExchangeAuthMode::Device => AuthChoice::Device,
+        ExchangeAuthMode::Token => AuthChoice::Token(match &env.exchange_token {
+            Some(t) => Arc::new(EnvTokens::new(t)),
+            None => Arc::new(UserSignIn::new(
+                http,
+                env.login_url
+                    .as_ref()
+                    .map(|_| env.endpoints(how.cloud.unwrap_or_default()).login),
+                secrets(),
+                display.sign_in,
+                match how.method {
+                    AuthMethod::AzureCli => AuthMethod::DeviceCode,
+                    m => m,
+                },
+            )),
+        }),
+    };
+    Ok(Arc::new(PwshOpsFactory {
+        pwsh: Pwsh::new(exe, timeout),
+        auth,
+        out: display.output,
+    }))
+}
