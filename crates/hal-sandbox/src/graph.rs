@@ -617,7 +617,8 @@ fn dispatch(
                         .filter(|a| a.resource_id == sp_id)
                         .map(to_json)
                         .collect();
-                    list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignedTo", v)
+                    let context = format!("servicePrincipals('{sp_id}')/appRoleAssignedTo");
+                    list_assignments(&ctx, &context, v)
                 }
                 (["appRoleAssignedTo"], Method::POST) => assign(caller, t, idx, body),
                 (["appRoleAssignedTo", aid], Method::DELETE) => unassign(caller, t, idx, aid),
@@ -628,7 +629,8 @@ fn dispatch(
                         .filter(|a| a.principal_id == sp_id)
                         .map(to_json)
                         .collect();
-                    list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignments", v)
+                    let context = format!("servicePrincipals('{sp_id}')/appRoleAssignments");
+                    list_assignments(&ctx, &context, v)
                 }
                 (["appRoleAssignments"], Method::POST) => {
                     // Granting from the principal's side: the body names the resource.
@@ -811,8 +813,37 @@ impl Ctx<'_> {
 
     fn one_selected(&self, context: &str, v: Value) -> GResp {
         match self.select(v, context) {
-            Ok(v) => self.one(context, v),
+            Ok(v) => {
+                let context = self.selected_context(context, Some(&v));
+                self.one(&context, v)
+            }
             Err(e) => e,
+        }
+    }
+
+    /// The `@odata.context` path with the `$select`ed properties, as Graph writes it:
+    /// `applications(id,appId)`, `applications(id)/$entity`. Names take the property's own
+    /// spelling when `sample` has it.
+    fn selected_context(&self, context: &str, sample: Option<&Value>) -> String {
+        let Some(sel) = self.q.get("$select").filter(|s| !s.trim().is_empty()) else {
+            return context.to_string();
+        };
+        let names: Vec<String> = sel
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                sample
+                    .and_then(Value::as_object)
+                    .and_then(|m| m.keys().find(|k| k.eq_ignore_ascii_case(p)))
+                    .cloned()
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+        let names = names.join(",");
+        match context.strip_suffix("/$entity") {
+            Some(base) => format!("{base}({names})/$entity"),
+            None => format!("{context}({names})"),
         }
     }
 
@@ -894,6 +925,7 @@ impl Ctx<'_> {
                 Err(e) => return e,
             }
         }
+        let context = self.selected_context(context, page.first());
         let mut body = json!({
             "@odata.context": format!("{CONTEXT}{context}"),
             "value": page,
