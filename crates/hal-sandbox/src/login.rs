@@ -324,16 +324,16 @@ fn invalid_resource(resource: &str, t: &TenantState) -> Response {
 }
 
 /// The resource's service principal in the tenant, if it exists.
-fn resource_sp(t: &TenantState, resource: &str) -> Option<Uuid> {
-    let app_id = catalog::resource_app_id(resource)?;
+fn resource_sp(state: &State, t: &TenantState, resource: &str) -> Option<Uuid> {
+    let app_id = state.resource_app_id(resource)?;
     t.service_principals
         .iter()
         .find(|s| s.app_id.eq_ignore_ascii_case(app_id))
         .map(|s| s.id)
 }
 
-fn default_scopes(resource: &str) -> &'static str {
-    match catalog::resource_app_id(resource) {
+fn default_scopes(state: &State, resource: &str) -> &'static str {
+    match state.resource_app_id(resource) {
         Some(catalog::GRAPH_APP_ID) => {
             "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All DelegatedPermissionGrant.ReadWrite.All Directory.Read.All Organization.Read.All User.Read"
         }
@@ -376,18 +376,20 @@ fn mint_user(
     let (resource, names) = resource_of(scope)?;
     let token_tenant = Uuid::parse_str(&base.tid).ok();
     if let Some(t) = token_tenant.and_then(|id| inner.tenant(id))
-        && resource_sp(t, &resource).is_none()
+        && resource_sp(state, t, &resource).is_none()
     {
         return Err(invalid_resource(&resource, t));
     }
     let now = now_unix();
     let scp = if names.is_empty() {
-        default_scopes(&resource).to_string()
+        default_scopes(state, &resource).to_string()
     } else {
         names.join(" ")
     };
+    // The audience is the resource as asked for (`https://management.core.windows.net/` keeps
+    // its slash, as in Microsoft's tokens).
     let access = Claims {
-        aud: resource.trim_end_matches('/').to_string(),
+        aud: resource.clone(),
         scp: Some(scp.clone()),
         roles: vec![],
         iat: now,
@@ -645,7 +647,7 @@ fn client_credentials(
             ),
         ));
     };
-    let Some(resource_id) = resource_sp(t, &resource) else {
+    let Some(resource_id) = resource_sp(state, t, &resource) else {
         return Err(invalid_resource(&resource, t));
     };
     let resource_sp = t
@@ -669,7 +671,7 @@ fn client_credentials(
     roles.dedup();
     let now = now_unix();
     let claims = Claims {
-        aud: resource.trim_end_matches('/').to_string(),
+        aud: resource.clone(),
         iss: format!("https://sts.windows.net/{tid}/"),
         tid: tid.to_string(),
         oid: sp.id.to_string(),
