@@ -1,4 +1,5 @@
-//! Microsoft Entra ID sign-in (`{login}/{tenant}/oauth2/v2.0/...`): device code, refresh token,
+//! Microsoft Entra ID sign-in (`{authority host}/{tenant}/oauth2/v2.0/...`, the host being the
+//! sandbox's root as `login.microsoftonline.com` is Microsoft's): device code, refresh token,
 //! client credentials and authorization code + PKCE, with Entra's error shape
 //! `{error, error_description: "AADSTSnnnn: ...", error_codes, timestamp, trace_id, correlation_id}`.
 
@@ -172,7 +173,7 @@ async fn device_code(
         redeemed: false,
     };
     let device_code = random_code(96);
-    let verification_uri = state.url("login").join("devicelogin").expect("joins");
+    let verification_uri = state.base.join("devicelogin").expect("joins");
     let body = json!({
         "user_code": dc.user_code,
         "device_code": device_code,

@@ -1,7 +1,7 @@
 //! What real Microsoft clients (MSAL, azure-identity) need from the sandbox, each checked against
-//! Microsoft's documentation: tokens for the sandbox's own Graph URL and for Azure Resource
-//! Manager, and `@odata.context` with `$select` and the real entity set.
-//! tests/conformance/ drives the sandbox with the unmodified Python clients.
+//! Microsoft's documentation: the authority right after the host, tokens for the sandbox's own
+//! Graph URL and for Azure Resource Manager, and `@odata.context` with `$select` and the real
+//! entity set. tests/conformance/ drives the sandbox with the unmodified Python clients.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -91,6 +91,16 @@ async fn sign_in(
     let (s, v) = post_form(c, &oauth(sb, tenant, "token"), &form).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v
+}
+
+#[tokio::test]
+async fn the_authority_is_the_tenant_right_after_the_host() {
+    let (sb, c, _d) = start(vec![tenant(1)]).await;
+    assert_eq!(sb.login_url().path(), "/", "like login.microsoftonline.com");
+    let tid = Uuid::from_u128(1).to_string();
+    let v = sign_in(&sb, &c, &tid, "https://graph.microsoft.com/.default", &[]).await;
+    assert!(v["access_token"].is_string(), "{v}");
+    sb.shutdown().await;
 }
 
 #[tokio::test]
