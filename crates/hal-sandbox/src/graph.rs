@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State as Ax;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rand::Rng;
@@ -38,7 +38,44 @@ const DEFAULT_APP_POLICY_ID: &str = "00000000-0000-0000-0000-000000000000";
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/v1.0/{*rest}", any(handle))
+        .route("/oidc/userinfo", get(userinfo).post(userinfo))
         .fallback(wrong_version)
+}
+
+/// `{graph}/oidc/userinfo`, the OpenID Connect UserInfo endpoint Microsoft serves from Graph
+/// (the configuration document's `userinfo_endpoint`): the signed-in user's OpenID claims.
+async fn userinfo(Ax(state): Ax<Arc<State>>, headers: HeaderMap) -> Response {
+    let caller = match authenticate(&state, &headers) {
+        Ok(c) if c.delegated() => c,
+        Ok(_) => {
+            return finish(
+                gerr(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "The UserInfo endpoint needs a token for a signed-in user.",
+                ),
+                None,
+            )
+            .into_http();
+        }
+        Err(e) => return finish(e, None).into_http(),
+    };
+    let inner = state.lock();
+    let Some(t) = inner.tenant(caller.tenant) else {
+        return finish(unauthorized("Access token validation failure."), None).into_http();
+    };
+    let user = &t.scenario.signed_in_user;
+    let mut names = user.display_name.splitn(2, ' ');
+    let (given, family) = (names.next().unwrap_or(""), names.next().unwrap_or(""));
+    let body = json!({
+        "sub": super::token::pairwise_sub(&caller.claims.oid, &caller.claims.appid),
+        "name": user.display_name,
+        "family_name": family,
+        "given_name": given,
+        "picture": state.url("graph").join("v1.0/me/photo/$value").expect("joins").as_str(),
+        "email": caller.claims.upn.clone().unwrap_or_else(|| t.upn()),
+    });
+    tagged(axum::Json(body).into_response(), caller.tenant)
 }
 
 /// `/graph/beta/...` and anything else outside `v1.0`: the sandbox only speaks v1.0.

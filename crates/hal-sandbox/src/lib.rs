@@ -13,6 +13,7 @@
 
 pub mod catalog;
 pub mod contract;
+pub mod discovery;
 pub mod exchange;
 pub mod graph;
 pub mod login;
@@ -36,7 +37,9 @@ use time::OffsetDateTime;
 use url::Url;
 use uuid::Uuid;
 
-pub use scenario::{PortalScenario, Scenario, ScenarioError, TenantScenario, UserScenario};
+pub use scenario::{
+    PortalScenario, Scenario, ScenarioError, TenantCloud, TenantScenario, UserScenario,
+};
 pub use state::{RequestLogEntry, State, TenantSnapshot, TokenProblem};
 
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +279,7 @@ pub fn router(
 ) -> Router {
     let app: Router<Arc<State>> = Router::new()
         .merge(login::router())
+        .merge(discovery::router())
         .nest("/graph", graph::router());
     // The Exchange simulator: self-contained (its own state, the sandbox's signer).
     let app = app.nest_service("/exchange", exchange::router(exchange));

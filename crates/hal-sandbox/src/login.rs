@@ -41,6 +41,7 @@ pub fn router() -> Router<Arc<State>> {
         )
         .route("/{tenant}/oauth2/v2.0/token", post(token).get(only_post))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+        .route("/{tenant}/oauth2/v2.0/logout", get(logout))
 }
 
 /// Entra's error response.
@@ -722,15 +723,22 @@ async fn authorize(
             ));
         }
         let response_type = f.get("response_type").map(String::as_str).unwrap_or("");
-        let mut back = url::Url::parse(&redirect_uri).expect("checked");
+        let mode = f
+            .get("response_mode")
+            .map(String::as_str)
+            .unwrap_or("query");
         if response_type != "code" {
-            back.query_pairs_mut()
-                .append_pair("error", "unsupported_response_type")
-                .append_pair(
-                    "error_description",
-                    "AADSTS70005: response_type must be 'code'.",
-                );
-            return Ok(redirect(&back));
+            return Ok(respond(
+                &redirect_uri,
+                mode,
+                &[
+                    ("error", "unsupported_response_type".to_string()),
+                    (
+                        "error_description",
+                        "AADSTS70005: response_type must be 'code'.".to_string(),
+                    ),
+                ],
+            ));
         }
         let scope = f.get("scope").cloned().unwrap_or_default();
         resource_of(&scope)?;
@@ -749,23 +757,58 @@ async fn authorize(
             AuthCode {
                 tenant: tid,
                 client_id,
-                redirect_uri,
+                redirect_uri: redirect_uri.clone(),
                 scope,
                 challenge,
                 issued: Instant::now(),
             },
         );
-        {
-            let mut qp = back.query_pairs_mut();
-            qp.append_pair("code", &code);
-            if let Some(s) = f.get("state") {
-                qp.append_pair("state", s);
-            }
-            qp.append_pair("session_state", &Uuid::new_v4().to_string());
+        let mut params = vec![("code", code)];
+        if let Some(s) = f.get("state") {
+            params.push(("state", s.clone()));
         }
-        Ok(redirect(&back))
+        params.push(("session_state", Uuid::new_v4().to_string()));
+        Ok(respond(&redirect_uri, mode, &params))
     })();
     tagged(r.unwrap_or_else(|e| e), tid)
+}
+
+/// Sends the authorization response back by `response_mode`: `query` (the default) and
+/// `fragment` redirect, `form_post` answers Entra's self-submitting form, which the browser
+/// posts to the redirect URI.
+fn respond(redirect_uri: &str, mode: &str, params: &[(&str, String)]) -> Response {
+    let mut back = url::Url::parse(redirect_uri).expect("checked");
+    match mode {
+        "form_post" => {
+            let inputs: String = params
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        r#"<input type="hidden" name="{}" value="{}" />"#,
+                        html_escape(k),
+                        html_escape(v)
+                    )
+                })
+                .collect();
+            let page = format!(
+                r#"<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" action="{}">{inputs}<noscript><p>Script is disabled. Click Submit to continue.</p><input type="submit" value="Submit" /></noscript></form><script language="javascript">document.forms[0].submit();</script></body></html>"#,
+                html_escape(redirect_uri)
+            );
+            html(StatusCode::OK, page)
+        }
+        "fragment" => {
+            let fragment = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+                .finish();
+            back.set_fragment(Some(&fragment));
+            redirect(&back)
+        }
+        _ => {
+            back.query_pairs_mut()
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+            redirect(&back)
+        }
+    }
 }
 
 fn redirect(to: &url::Url) -> Response {
@@ -774,6 +817,40 @@ fn redirect(to: &url::Url) -> Response {
         [(header::LOCATION, to.as_str().to_string())],
     )
         .into_response()
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `GET {tenant}/oauth2/v2.0/logout`: there is no session to end; back to a loopback
+/// `post_logout_redirect_uri`, else a page saying so.
+async fn logout(RawQuery(q): RawQuery) -> Response {
+    let f = form(q.unwrap_or_default().as_bytes());
+    match f.get("post_logout_redirect_uri") {
+        Some(uri) if is_loopback(uri) => redirect(&url::Url::parse(uri).expect("checked")),
+        _ => html(
+            StatusCode::OK,
+            "<!doctype html><title>Sandbox sign-out</title><p>You signed out of your account.              It's a good idea to close all browser windows.</p>"
+                .into(),
+        ),
+    }
 }
 
 fn authorization_code(

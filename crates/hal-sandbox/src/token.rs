@@ -96,6 +96,18 @@ impl Signer {
     }
 }
 
+/// The OpenID `sub` of a user for one application: Microsoft's is pairwise (the same user has a
+/// different `sub` in each app, and always the same in one), base64url, 43 characters.
+pub fn pairwise_sub(oid: &str, client_id: &str) -> String {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(oid.to_ascii_lowercase().as_bytes())
+        .chain_update([0])
+        .chain_update(client_id.to_ascii_lowercase().as_bytes())
+        .finalize();
+    B64.encode(digest)
+}
+
 /// Seconds since the Unix epoch, the clock tokens are checked against.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

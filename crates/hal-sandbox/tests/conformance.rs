@@ -1,5 +1,7 @@
 //! What real Microsoft clients (MSAL, azure-identity) need from the sandbox, each checked against
-//! Microsoft's documentation: the authority right after the host, tokens for the sandbox's own
+//! Microsoft's documentation: the authority right after the host, the OpenID configuration
+//! document (with the tenant's cloud, and AADSTS90002 for an unknown tenant), instance
+//! discovery, UserInfo and sign-out, `response_mode=form_post`, tokens for the sandbox's own
 //! Graph URL and for Azure Resource Manager, and `@odata.context` with `$select` and the real
 //! entity set. tests/conformance/ drives the sandbox with the unmodified Python clients.
 
@@ -51,6 +53,16 @@ fn oauth(sb: &Sandbox, tenant: &str, endpoint: &str) -> String {
     format!("{}/{tenant}/oauth2/v2.0/{endpoint}", host(sb))
 }
 
+async fn get_json(c: &Client, url: &str) -> (StatusCode, Value) {
+    let r = c.get(url).send().await.unwrap();
+    let s = r.status();
+    let text = r.text().await.unwrap();
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or_else(|_| json!({"notJson": text})),
+    )
+}
+
 async fn post_form(c: &Client, url: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
     let r = c.post(url).form(form).send().await.unwrap();
     let s = r.status();
@@ -100,6 +112,199 @@ async fn the_authority_is_the_tenant_right_after_the_host() {
     let tid = Uuid::from_u128(1).to_string();
     let v = sign_in(&sb, &c, &tid, "https://graph.microsoft.com/.default", &[]).await;
     assert!(v["access_token"].is_string(), "{v}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn openid_configuration_is_microsofts_document() {
+    let (sb, c, _d) = start(vec![tenant(2)]).await;
+    let tid = Uuid::from_u128(2).to_string();
+    let h = host(&sb);
+    for name in [tid.as_str(), "t2.onmicrosoft.com"] {
+        let (s, v) = get_json(
+            &c,
+            &format!("{h}/{name}/v2.0/.well-known/openid-configuration"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // Endpoints name the tenant ID, whichever name was asked for.
+        assert_eq!(v["issuer"], format!("{h}/{tid}/v2.0"));
+        assert_eq!(
+            v["token_endpoint"],
+            format!("{h}/{tid}/oauth2/v2.0/token"),
+            "{v}"
+        );
+        assert_eq!(
+            v["authorization_endpoint"],
+            format!("{h}/{tid}/oauth2/v2.0/authorize")
+        );
+        assert_eq!(
+            v["device_authorization_endpoint"],
+            format!("{h}/{tid}/oauth2/v2.0/devicecode")
+        );
+        assert_eq!(v["jwks_uri"], format!("{h}/{tid}/discovery/v2.0/keys"));
+        assert_eq!(v["tenant_region_scope"], "NA");
+        assert_eq!(v["cloud_instance_name"], "microsoftonline.com");
+        assert_eq!(v["cloud_graph_host_name"], "graph.windows.net");
+        assert_eq!(v["msgraph_host"], "graph.microsoft.com");
+        assert!(v.get("tenant_region_sub_scope").is_none(), "{v}");
+        for k in [
+            "response_types_supported",
+            "subject_types_supported",
+            "id_token_signing_alg_values_supported",
+            "scopes_supported",
+            "claims_supported",
+            "token_endpoint_auth_methods_supported",
+        ] {
+            assert!(v[k].is_array(), "{k} in {v}");
+        }
+        let (s, keys) = get_json(&c, v["jwks_uri"].as_str().unwrap()).await;
+        assert_eq!(s, StatusCode::OK, "{keys}");
+        assert!(keys["keys"].is_array(), "{keys}");
+    }
+    // `common` keeps Microsoft's placeholder issuer.
+    let (s, v) = get_json(
+        &c,
+        &format!("{h}/common/v2.0/.well-known/openid-configuration"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["issuer"], format!("{h}/{{tenantid}}/v2.0"));
+    assert_eq!(v["token_endpoint"], format!("{h}/common/oauth2/v2.0/token"));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn openid_configuration_follows_the_tenants_cloud() {
+    let mut tenants = vec![];
+    for (i, cloud) in ["gcc", "usgov", "usgov-dod", "china", "global"]
+        .iter()
+        .enumerate()
+    {
+        let mut t = serde_json::to_value(tenant(10 + i as u128)).unwrap();
+        t["cloud"] = json!(cloud);
+        tenants.push(t);
+    }
+    let scenario: Scenario = serde_json::from_value(json!({"tenants": tenants}))
+        .expect("a scenario tenant may name its cloud");
+    let (sb, c, _d) = start_with(scenario).await;
+    let h = host(&sb);
+    let doc = |n: u128| {
+        let c = c.clone();
+        let url = format!(
+            "{h}/{}/v2.0/.well-known/openid-configuration",
+            Uuid::from_u128(n)
+        );
+        async move { get_json(&c, &url).await.1 }
+    };
+    let expect = [
+        // (region, sub-scope, instance, AAD Graph host, Microsoft Graph host)
+        (
+            "NA",
+            Some("GCC"),
+            "microsoftonline.com",
+            "graph.windows.net",
+            "graph.microsoft.com",
+        ),
+        (
+            "USGov",
+            Some("DODCON"),
+            "microsoftonline.us",
+            "graph.windows.net",
+            "graph.microsoft.us",
+        ),
+        (
+            "USGov",
+            Some("DOD"),
+            "microsoftonline.us",
+            "graph.windows.net",
+            "dod-graph.microsoft.us",
+        ),
+        (
+            "AS",
+            None,
+            "partner.microsoftonline.cn",
+            "graph.chinacloudapi.cn",
+            "microsoftgraph.chinacloudapi.cn",
+        ),
+        (
+            "NA",
+            None,
+            "microsoftonline.com",
+            "graph.windows.net",
+            "graph.microsoft.com",
+        ),
+    ];
+    for (i, (region, sub, instance, aad_graph, graph)) in expect.into_iter().enumerate() {
+        let v = doc(10 + i as u128).await;
+        assert_eq!(v["tenant_region_scope"], region, "{v}");
+        assert_eq!(
+            v.get("tenant_region_sub_scope").and_then(Value::as_str),
+            sub
+        );
+        assert_eq!(v["cloud_instance_name"], instance);
+        assert_eq!(v["cloud_graph_host_name"], aad_graph);
+        assert_eq!(v["msgraph_host"], graph);
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unknown_tenant_has_no_configuration_aadsts90002() {
+    let (sb, c, _d) = start(vec![tenant(3)]).await;
+    let (s, v) = get_json(
+        &c,
+        &format!(
+            "{}/nosuch.onmicrosoft.com/v2.0/.well-known/openid-configuration",
+            host(&sb)
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error_codes"], json!([90002]), "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS90002: Tenant 'nosuch.onmicrosoft.com' not found."),
+        "{v}"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn authorize_answers_form_post_when_asked() {
+    let (sb, c, _d) = start(vec![tenant(6)]).await;
+    let tid = Uuid::from_u128(6).to_string();
+    let mut url = url::Url::parse(&oauth(&sb, &tid, "authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("response_type", "code")
+        .append_pair("response_mode", "form_post")
+        .append_pair("redirect_uri", "http://localhost:8401")
+        .append_pair("scope", "openid User.Read")
+        .append_pair("state", "st&<8>");
+    let r = c.get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(r#"<form method="POST" name="hiddenform" action="http://localhost:8401">"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<input type="hidden" name="code" value=""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<input type="hidden" name="state" value="st&amp;&lt;8&gt;" />"#),
+        "{html}"
+    );
     sb.shutdown().await;
 }
 
@@ -219,5 +424,51 @@ async fn odata_context_reflects_select_and_the_real_entity_set() {
         v["@odata.context"],
         format!("{META}servicePrincipals('{graph_sp}')/appRoleAssignments")
     );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn instance_discovery_userinfo_and_logout_answer_like_microsofts() {
+    let (sb, c, _d) = start(vec![tenant(12)]).await;
+    let tid = Uuid::from_u128(12).to_string();
+    let h = host(&sb);
+    let discover = |authorization_endpoint: String| {
+        let mut u = url::Url::parse(&format!("{h}/common/discovery/instance")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("api-version", "1.1")
+            .append_pair("authorization_endpoint", &authorization_endpoint);
+        let c = c.clone();
+        async move { get_json(&c, u.as_str()).await }
+    };
+    let (s, v) = discover(oauth(&sb, &tid, "authorize")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["tenant_discovery_endpoint"],
+        format!("{h}/{tid}/v2.0/.well-known/openid-configuration")
+    );
+    let (s, v) =
+        discover("https://login.microsoftonline.com/common/oauth2/v2.0/authorize".into()).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_instance"))
+    );
+
+    let token = sb
+        .user_access_token(Uuid::from_u128(12), "https://graph.microsoft.com/.default")
+        .unwrap();
+    let r = c
+        .get(sb.graph_url().join("oidc/userinfo").unwrap())
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["email"], "admin@t12.onmicrosoft.com");
+    assert_eq!(v["name"], "Admin 12");
+    assert!(v["sub"].as_str().is_some_and(|s| s.len() == 43), "{v}");
+
+    let r = c.get(oauth(&sb, &tid, "logout")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     sb.shutdown().await;
 }
