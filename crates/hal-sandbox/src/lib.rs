@@ -247,6 +247,7 @@ impl Sandbox {
             tenant,
             catalog::GRAPH_CLI_CLIENT_ID,
             scope,
+            &login::SignInExtras::default(),
         )
         .ok()?;
         v["access_token"].as_str().map(str::to_string)

@@ -27,14 +27,17 @@ use uuid::Uuid;
 use super::catalog;
 use super::state::{AuthCode, DeviceCode, DeviceOutcome, Inner, State, TenantState};
 use super::tagged;
-use super::token::{Claims, now_unix};
+use super::token::{Claims, now_unix, pairwise_sub};
 
 pub const REFRESH_AUDIENCE: &str = "urn:hal-sandbox:refresh-token";
 const TOKEN_LIFETIME: i64 = 3600;
 
 pub fn router() -> Router<Arc<State>> {
     Router::new()
-        .route("/devicelogin", get(device_login_page))
+        .route(
+            "/devicelogin",
+            get(device_login_page).post(device_login_submit),
+        )
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",
             post(device_code).get(only_post),
@@ -117,16 +120,101 @@ async fn only_post() -> Response {
     )
 }
 
-async fn device_login_page() -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        "<!doctype html><title>Sandbox sign-in</title><p>This is the hal-onboard sandbox. \
-         Device codes are approved by the simulated technician on their own; there is nothing \
-         to enter here.</p>",
+/// `GET /devicelogin`: the page a person opens to enter the code a device shows.
+async fn device_login_page() -> Response {
+    html(StatusCode::OK, device_login_form(""))
+}
+
+fn device_login_form(problem: &str) -> String {
+    let problem = if problem.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<p role="alert">{}</p>"#, html_escape(problem))
+    };
+    format!(
+        r#"<!doctype html><html><head><title>Enter code</title></head><body><h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>{problem}<form method="POST" action="devicelogin"><input type="text" name="otc" autocomplete="off" placeholder="Code" /><input type="submit" value="Next" /></form><p>This is the hal-onboard sandbox: the code signs in the scenario's simulated technician; there is no password to enter.</p></body></html>"#
     )
+}
+
+/// `POST /devicelogin` (`otc`, and `decline` to refuse): a person approves — or declines — the
+/// device code sign-in whose user code they typed, as on Microsoft's page.
+async fn device_login_submit(Ax(state): Ax<Arc<State>>, body: Bytes) -> Response {
+    let f = form(&body);
+    let code = f.get("otc").map(|c| c.trim()).unwrap_or("");
+    let decline = f.contains_key("decline");
+    let mut inner = state.lock();
+    let found = inner
+        .device_codes
+        .values()
+        .find(|dc| !code.is_empty() && dc.user_code.eq_ignore_ascii_case(code))
+        .map(|dc| (dc.tenant, dc.client_id.clone(), dc.issued, dc.expires_in));
+    let Some((tid, client_id, issued, expires_in)) = found else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            device_login_form("That code didn't work. Check the code and try again."),
+        );
+    };
+    if issued.elapsed().as_secs() >= expires_in {
+        return tagged(
+            html(
+                StatusCode::BAD_REQUEST,
+                device_login_form(
+                    "The code you entered has expired. Get a new code from the device you're                      trying to sign in to and try again.",
+                ),
+            ),
+            tid,
+        );
+    }
+    settle_device_code(&mut inner, code, !decline);
+    let app = client_name(&inner, &client_id);
+    let page = if decline {
+        format!(
+            "<!doctype html><title>Sign in declined</title><p>You declined to sign in to {} on              your device. You may now close this window.</p>",
+            html_escape(&app)
+        )
+    } else {
+        format!(
+            "<!doctype html><title>Signed in</title><p>You have signed in to the {} application              on your device. You may now close this window.</p>",
+            html_escape(&app)
+        )
+    };
+    tagged(html(StatusCode::OK, page), tid)
+}
+
+/// A client's display name, as the sign-in pages show it.
+fn client_name(inner: &Inner, client_id: &str) -> String {
+    let known = [
+        (
+            catalog::GRAPH_CLI_CLIENT_ID,
+            "Microsoft Graph Command Line Tools",
+        ),
+        (
+            "fb78d390-0c51-40cd-8e17-fdbfab77341b",
+            "Microsoft Exchange REST API Based Powershell",
+        ),
+        (
+            "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            "Microsoft Azure CLI",
+        ),
+        (
+            "1950a258-227b-4e31-a9cf-717495945fc2",
+            "Microsoft Azure PowerShell",
+        ),
+        ("d3590ed6-52b3-4102-aeff-aad2292ab01c", "Microsoft Office"),
+    ];
+    if let Some((_, name)) = known
+        .iter()
+        .find(|(id, _)| id.eq_ignore_ascii_case(client_id))
+    {
+        return name.to_string();
+    }
+    inner
+        .tenants
+        .iter()
+        .flat_map(|t| &t.applications)
+        .find(|a| a.app_id.to_string().eq_ignore_ascii_case(client_id))
+        .map(|a| a.display_name.clone())
+        .unwrap_or_else(|| client_id.to_string())
 }
 
 async fn device_code(
@@ -345,6 +433,25 @@ fn default_scopes(state: &State, resource: &str) -> &'static str {
     }
 }
 
+/// What a token request adds to a user sign-in's answer besides the tokens.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SignInExtras {
+    /// The authorization request's `nonce`, echoed in the id token.
+    pub nonce: Option<String>,
+    /// The request asked for `client_info=1` (MSAL does): answer `client_info`, the base64url
+    /// JSON `{"uid": oid, "utid": tid}` that names the account in a token cache.
+    pub client_info: bool,
+}
+
+impl SignInExtras {
+    fn from_form(f: &HashMap<String, String>) -> SignInExtras {
+        SignInExtras {
+            nonce: None,
+            client_info: f.get("client_info").is_some_and(|v| v == "1"),
+        }
+    }
+}
+
 /// Access, refresh and id tokens for the signed-in technician of tenant `tid`.
 pub(crate) fn user_tokens(
     state: &State,
@@ -352,6 +459,7 @@ pub(crate) fn user_tokens(
     tid: Uuid,
     client_id: &str,
     scope: &str,
+    extras: &SignInExtras,
 ) -> Result<Value, Response> {
     let t = inner.tenant(tid).expect("resolved tenant");
     let user = &t.scenario.signed_in_user;
@@ -361,11 +469,12 @@ pub(crate) fn user_tokens(
         oid: user.id.to_string(),
         appid: client_id.to_string(),
         upn: Some(t.upn()),
+        name: Some(user.display_name.clone()),
         wids: t.user_role_ids(),
         iss: format!("https://sts.windows.net/{token_tid}/"),
         ..Claims::default()
     };
-    mint_user(state, inner, base, scope, false)
+    mint_user(state, inner, base, scope, false, extras)
 }
 
 fn mint_user(
@@ -374,6 +483,7 @@ fn mint_user(
     base: Claims,
     scope: &str,
     always_refresh: bool,
+    extras: &SignInExtras,
 ) -> Result<Value, Response> {
     let (resource, names) = resource_of(scope)?;
     let token_tenant = Uuid::parse_str(&base.tid).ok();
@@ -394,6 +504,7 @@ fn mint_user(
         aud: resource.clone(),
         scp: Some(scp.clone()),
         roles: vec![],
+        ver: Some("1.0".into()),
         iat: now,
         nbf: now,
         exp: now + TOKEN_LIFETIME,
@@ -407,15 +518,21 @@ fn mint_user(
         exp: now + 90 * 86400,
         ..base.clone()
     };
+    // The id token as the v2.0 endpoint issues it: for the client, from the authority the
+    // client signed in at (clients take `iss`'s host for the account's environment).
     let id = Claims {
         aud: base.appid.clone(),
-        iss: format!("https://login.microsoftonline.com/{}/v2.0", base.tid),
+        iss: super::discovery::issuer(state, &base.tid),
+        sub: Some(pairwise_sub(&base.oid, &base.appid)),
+        preferred_username: base.upn.clone(),
+        ver: Some("2.0".into()),
+        nonce: extras.nonce.clone(),
         scp: None,
         wids: vec![],
         iat: now,
         nbf: now,
         exp: now + TOKEN_LIFETIME,
-        ..base
+        ..base.clone()
     };
     let scope_out: Vec<String> = scp
         .split_whitespace()
@@ -435,6 +552,10 @@ fn mint_user(
     }
     if asked("openid") {
         v["id_token"] = json!(state.signer.sign(&id));
+    }
+    if extras.client_info {
+        let info = json!({"uid": base.oid, "utid": base.tid});
+        v["client_info"] = json!(B64.encode(info.to_string()));
     }
     Ok(v)
 }
@@ -509,7 +630,14 @@ fn device_code_grant(
         DeviceOutcome::Approved => {
             dc.redeemed = true;
             let (tid, scope) = (dc.tenant, dc.scope.clone());
-            let v = user_tokens(state, inner, tid, &client_id, &scope)?;
+            let v = user_tokens(
+                state,
+                inner,
+                tid,
+                &client_id,
+                &scope,
+                &SignInExtras::from_form(f),
+            )?;
             Ok(Json(v).into_response())
         }
     }
@@ -559,7 +687,14 @@ fn refresh_grant(
         ));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
-    let v = mint_user(state, inner, claims, &scope, true)?;
+    let v = mint_user(
+        state,
+        inner,
+        claims,
+        &scope,
+        true,
+        &SignInExtras::from_form(f),
+    )?;
     Ok(Json(v).into_response())
 }
 
@@ -760,6 +895,7 @@ async fn authorize(
                 redirect_uri: redirect_uri.clone(),
                 scope,
                 challenge,
+                nonce: f.get("nonce").cloned(),
                 issued: Instant::now(),
             },
         );
@@ -896,7 +1032,11 @@ fn authorization_code(
         }
     }
     inner.auth_codes.remove(&code);
-    let v = user_tokens(state, inner, ac.tenant, &client_id, &ac.scope)?;
+    let extras = SignInExtras {
+        nonce: ac.nonce.clone(),
+        ..SignInExtras::from_form(f)
+    };
+    let v = user_tokens(state, inner, ac.tenant, &client_id, &ac.scope, &extras)?;
     Ok(Json(v).into_response())
 }
 

@@ -459,6 +459,8 @@ pub struct AuthCode {
     pub redirect_uri: String,
     pub scope: String,
     pub challenge: Option<String>,
+    /// The authorization request's `nonce`, for the id token.
+    pub nonce: Option<String>,
     pub issued: Instant,
 }
 

@@ -34,6 +34,22 @@ pub struct Claims {
     /// Directory role template IDs of the signed-in user (Microsoft's `wids` claim).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wids: Vec<String>,
+    /// OpenID subject (id tokens): pairwise, see [`pairwise_sub`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The user's sign-in name (id tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// Token format version: `1.0` for the sandbox's (v1-shaped) access tokens, `2.0` for id
+    /// tokens from the v2.0 endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<String>,
+    /// The `nonce` of the authorization request, echoed in the id token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,

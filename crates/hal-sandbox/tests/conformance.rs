@@ -1,15 +1,18 @@
 //! What real Microsoft clients (MSAL, azure-identity) need from the sandbox, each checked against
 //! Microsoft's documentation: the authority right after the host, the OpenID configuration
 //! document (with the tenant's cloud, and AADSTS90002 for an unknown tenant), instance
-//! discovery, UserInfo and sign-out, `response_mode=form_post`, tokens for the sandbox's own
-//! Graph URL and for Azure Resource Manager, and `@odata.context` with `$select` and the real
-//! entity set. tests/conformance/ drives the sandbox with the unmodified Python clients.
+//! discovery, UserInfo and sign-out, `client_info`, the id token's OpenID claims and `nonce`,
+//! `response_mode=form_post`, approving a device code on the sign-in page, tokens for the
+//! sandbox's own Graph URL and for Azure Resource Manager, and `@odata.context` with `$select`
+//! and the real entity set. tests/conformance/ drives the sandbox with the unmodified Python
+//! clients.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 const CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
@@ -273,6 +276,110 @@ async fn an_unknown_tenant_has_no_configuration_aadsts90002() {
 }
 
 #[tokio::test]
+async fn client_info_is_returned_when_asked_for() {
+    let (sb, c, _d) = start(vec![tenant(4)]).await;
+    let tid = Uuid::from_u128(4).to_string();
+    let scope = "https://graph.microsoft.com/.default openid profile offline_access";
+    let v = sign_in(&sb, &c, &tid, scope, &[("client_info", "1")]).await;
+    let oid = payload(v["access_token"].as_str().unwrap())["oid"].clone();
+    let info: Value = serde_json::from_slice(
+        &B64.decode(v["client_info"].as_str().expect("client_info"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info, json!({"uid": oid, "utid": tid}));
+    // Also on refresh; never unasked.
+    let (s, r) = post_form(
+        &c,
+        &oauth(&sb, &tid, "token"),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+            ("scope", scope),
+            ("client_info", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["client_info"], v["client_info"]);
+    let unasked = sign_in(&sb, &c, &tid, scope, &[]).await;
+    assert!(unasked.get("client_info").is_none(), "{unasked}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_id_token_has_openid_claims_and_echoes_the_nonce() {
+    let (sb, c, _d) = start(vec![tenant(5)]).await;
+    let tid = Uuid::from_u128(5).to_string();
+    let verifier = "a-verifier-that-is-long-enough-for-pkce-0123456789";
+    let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
+    let redirect = "http://localhost:8400/";
+    let mut url = url::Url::parse(&oauth(&sb, &tid, "authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", "openid profile offline_access User.Read")
+        .append_pair("state", "s1")
+        .append_pair("nonce", "n-0S6_WzA2Mj")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let no_redirects = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(sb.ca_path()).unwrap()).unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects.get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let (s, v) = post_form(
+        &c,
+        &oauth(&sb, &tid, "token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+            ("scope", "openid profile offline_access User.Read"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = payload(v["id_token"].as_str().unwrap());
+    let at = payload(v["access_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n-0S6_WzA2Mj", "{id}");
+    assert_eq!(id["ver"], "2.0");
+    assert_eq!(id["aud"], CLIENT_ID);
+    assert_eq!(id["iss"], format!("{}/{tid}/v2.0", host(&sb)));
+    assert_eq!(id["tid"], tid);
+    assert_eq!(id["oid"], at["oid"]);
+    assert_eq!(id["preferred_username"], "admin@t5.onmicrosoft.com");
+    assert_eq!(id["name"], "Admin 5");
+    let sub = id["sub"].as_str().expect("sub");
+    assert!(!sub.is_empty() && sub != at["oid"], "pairwise sub: {id}");
+    for k in ["iat", "nbf", "exp"] {
+        assert!(id[k].is_i64(), "{k} in {id}");
+    }
+    // The same user and app always get the same `sub`; a device code id_token has no nonce.
+    let v = sign_in(&sb, &c, &tid, "openid profile User.Read", &[]).await;
+    let id2 = payload(v["id_token"].as_str().unwrap());
+    assert_eq!(id2["sub"], id["sub"]);
+    assert!(id2.get("nonce").is_none(), "{id2}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn authorize_answers_form_post_when_asked() {
     let (sb, c, _d) = start(vec![tenant(6)]).await;
     let tid = Uuid::from_u128(6).to_string();
@@ -305,6 +412,56 @@ async fn authorize_answers_form_post_when_asked() {
         html.contains(r#"<input type="hidden" name="state" value="st&amp;&lt;8&gt;" />"#),
         "{html}"
     );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_person_approves_a_device_code_on_the_sign_in_page() {
+    let mut t = tenant(7);
+    t.device_code_approve_after_polls = u32::MAX;
+    let (sb, c, _d) = start(vec![t]).await;
+    let tid = Uuid::from_u128(7).to_string();
+    let (_, dc) = post_form(
+        &c,
+        &oauth(&sb, &tid, "devicecode"),
+        &[("client_id", CLIENT_ID), ("scope", "User.Read")],
+    )
+    .await;
+    let page = dc["verification_uri"].as_str().unwrap().to_string();
+    assert_eq!(page, format!("{}/devicelogin", host(&sb)));
+    let html = c.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"<form method="POST""#), "{html}");
+    assert!(html.contains(r#"name="otc""#), "{html}");
+    let token_url = oauth(&sb, &tid, "token");
+    let poll_form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", CLIENT_ID),
+        ("device_code", dc["device_code"].as_str().unwrap()),
+    ];
+    let poll = || post_form(&c, &token_url, &poll_form);
+    let (s, v) = poll().await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    );
+    // A wrong code says so and approves nothing.
+    let r = c
+        .post(&page)
+        .form(&[("otc", "WRONGCODE")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c
+        .post(&page)
+        .form(&[("otc", dc["user_code"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("You have signed in"));
+    let (s, v) = poll().await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     sb.shutdown().await;
 }
 
