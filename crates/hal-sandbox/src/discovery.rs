@@ -220,7 +220,9 @@ async fn instance_discovery(
     let asked = q
         .get("authorization_endpoint")
         .and_then(|a| url::Url::parse(a).ok());
-    let Some(asked) = asked.filter(|a| a.origin() == own.origin()) else {
+    // MSAL names the instance by host name alone (it drops the port).
+    let Some(asked) = asked.filter(|a| a.scheme() == "https" && a.host_str() == own.host_str())
+    else {
         return aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_instance",

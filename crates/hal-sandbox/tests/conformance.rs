@@ -603,6 +603,13 @@ async fn instance_discovery_userinfo_and_logout_answer_like_microsofts() {
         v["tenant_discovery_endpoint"],
         format!("{h}/{tid}/v2.0/.well-known/openid-configuration")
     );
+    // MSAL names the instance without its port.
+    let (s, v) = discover(format!("https://127.0.0.1/{tid}/oauth2/v2.0/authorize")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["tenant_discovery_endpoint"],
+        format!("{h}/{tid}/v2.0/.well-known/openid-configuration")
+    );
     let (s, v) =
         discover("https://login.microsoftonline.com/common/oauth2/v2.0/authorize".into()).await;
     assert_eq!(
