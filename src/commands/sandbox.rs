@@ -16,7 +16,11 @@ pub enum SandboxCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// The scenario file to simulate (docs/sandbox.md) instead of the demo tenant.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<std::path::PathBuf>,
+}
 
 pub fn cmd_sandbox(ctx: &Ctx, cmd: &SandboxCommand) -> CommandResult {
     match cmd {
@@ -33,11 +37,11 @@ fn serve(_ctx: &Ctx, _args: &ServeArgs) -> CommandResult {
 }
 
 #[cfg(feature = "sandbox")]
-fn serve(ctx: &Ctx, _args: &ServeArgs) -> CommandResult {
+fn serve(ctx: &Ctx, args: &ServeArgs) -> CommandResult {
     use crate::error::failed;
     use hal_sandbox::{Sandbox, Scenario};
 
-    let scenario = match &ctx.global.sandbox_scenario {
+    let scenario = match &args.scenario {
         Some(p) => Scenario::from_file(p).map_err(|e| {
             crate::error::user_error(format!("cannot use the sandbox scenario {}", p.display()))
                 .with_source(e)

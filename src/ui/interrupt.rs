@@ -33,6 +33,7 @@ static EXITING: Mutex<()> = Mutex::new(());
 /// needs no async runtime, such as `list`, still does not start one).
 pub fn watch(ui: &Ui) {
     let ui = ui.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let watcher = move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -41,13 +42,16 @@ pub fn watch(ui: &Ui) {
             return; // Ctrl-C keeps its default action.
         };
         let interrupted = rt.block_on(async {
-            if tokio::signal::ctrl_c().await.is_err() {
+            // The handler is installed here, before `watch` returns: a Ctrl-C a moment after
+            // start must not find the default action (death, without a word) still in place.
+            let Ok(mut presses) = Presses::install() else {
+                let _ = ready_tx.send(());
                 return false;
-            }
+            };
+            let _ = ready_tx.send(());
+            presses.next().await;
             note();
             let started = Instant::now();
-            let again = tokio::signal::ctrl_c();
-            tokio::pin!(again);
             loop {
                 let waited = started.elapsed();
                 let reporting = REPORTING.load(Ordering::SeqCst) > 0;
@@ -57,7 +61,7 @@ pub fn watch(ui: &Ui) {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     // A second Ctrl-C does not wait.
-                    _ = &mut again => return true,
+                    _ = presses.next() => return true,
                 }
             }
         });
@@ -69,9 +73,35 @@ pub fn watch(ui: &Ui) {
         }
     };
     // Without the thread, Ctrl-C keeps its default action (the process ends).
-    let _ = std::thread::Builder::new()
+    if std::thread::Builder::new()
         .name("ctrl-c".into())
-        .spawn(watcher);
+        .spawn(watcher)
+        .is_ok()
+    {
+        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Ctrl-C presses, listened for from the moment of [`Presses::install`].
+struct Presses {
+    #[cfg(unix)]
+    sig: tokio::signal::unix::Signal,
+    #[cfg(not(unix))]
+    sig: tokio::signal::windows::CtrlC,
+}
+
+impl Presses {
+    fn install() -> std::io::Result<Presses> {
+        #[cfg(unix)]
+        let sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        #[cfg(not(unix))]
+        let sig = tokio::signal::windows::ctrl_c()?;
+        Ok(Presses { sig })
+    }
+
+    async fn next(&mut self) {
+        self.sig.recv().await;
+    }
 }
 
 /// Ctrl-C was pressed during this run.

@@ -15,6 +15,9 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub const O365_MANAGEMENT_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
 /// Office 365 Exchange Online's application ID.
 pub const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
+/// Windows Azure Service Management API (Azure Resource Manager)'s application ID: the resource
+/// `az login` and azure-identity's developer credentials sign in to.
+pub const ARM_APP_ID: &str = "797f4846-ba00-4fd7-ba43-dac1f8f63013";
 /// The public client ID of Microsoft Graph Command Line Tools (a first-party public client).
 pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
 
@@ -294,6 +297,13 @@ pub fn resource_app_id(resource: &str) -> Option<&'static str> {
         | "https://partner.outlook.cn"
         | "https://outlook.office.com"
         | EXCHANGE_APP_ID => Some(EXCHANGE_APP_ID),
+        "https://management.core.windows.net"
+        | "https://management.azure.com"
+        | "https://management.core.usgovcloudapi.net"
+        | "https://management.usgovcloudapi.net"
+        | "https://management.core.chinacloudapi.cn"
+        | "https://management.chinacloudapi.cn"
+        | ARM_APP_ID => Some(ARM_APP_ID),
         _ => None,
     }
 }
@@ -342,6 +352,10 @@ mod tests {
         assert_eq!(
             resource_app_id("https://outlook.office365.com"),
             Some(EXCHANGE_APP_ID)
+        );
+        assert_eq!(
+            resource_app_id("https://management.core.windows.net/"),
+            Some(ARM_APP_ID)
         );
         assert_eq!(resource_app_id("https://example.com"), None);
         assert_eq!(

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State as Ax;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rand::Rng;
@@ -38,7 +38,44 @@ const DEFAULT_APP_POLICY_ID: &str = "00000000-0000-0000-0000-000000000000";
 pub fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/v1.0/{*rest}", any(handle))
+        .route("/oidc/userinfo", get(userinfo).post(userinfo))
         .fallback(wrong_version)
+}
+
+/// `{graph}/oidc/userinfo`, the OpenID Connect UserInfo endpoint Microsoft serves from Graph
+/// (the configuration document's `userinfo_endpoint`): the signed-in user's OpenID claims.
+async fn userinfo(Ax(state): Ax<Arc<State>>, headers: HeaderMap) -> Response {
+    let caller = match authenticate(&state, &headers) {
+        Ok(c) if c.delegated() => c,
+        Ok(_) => {
+            return finish(
+                gerr(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "The UserInfo endpoint needs a token for a signed-in user.",
+                ),
+                None,
+            )
+            .into_http();
+        }
+        Err(e) => return finish(e, None).into_http(),
+    };
+    let inner = state.lock();
+    let Some(t) = inner.tenant(caller.tenant) else {
+        return finish(unauthorized("Access token validation failure."), None).into_http();
+    };
+    let user = &t.scenario.signed_in_user;
+    let mut names = user.display_name.splitn(2, ' ');
+    let (given, family) = (names.next().unwrap_or(""), names.next().unwrap_or(""));
+    let body = json!({
+        "sub": super::token::pairwise_sub(&caller.claims.oid, &caller.claims.appid),
+        "name": user.display_name,
+        "family_name": family,
+        "given_name": given,
+        "picture": state.url("graph").join("v1.0/me/photo/$value").expect("joins").as_str(),
+        "email": caller.claims.upn.clone().unwrap_or_else(|| t.upn()),
+    });
+    tagged(axum::Json(body).into_response(), caller.tenant)
 }
 
 /// `/graph/beta/...` and anything else outside `v1.0`: the sandbox only speaks v1.0.
@@ -617,7 +654,8 @@ fn dispatch(
                         .filter(|a| a.resource_id == sp_id)
                         .map(to_json)
                         .collect();
-                    list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignedTo", v)
+                    let context = format!("servicePrincipals('{sp_id}')/appRoleAssignedTo");
+                    list_assignments(&ctx, &context, v)
                 }
                 (["appRoleAssignedTo"], Method::POST) => assign(caller, t, idx, body),
                 (["appRoleAssignedTo", aid], Method::DELETE) => unassign(caller, t, idx, aid),
@@ -628,7 +666,8 @@ fn dispatch(
                         .filter(|a| a.principal_id == sp_id)
                         .map(to_json)
                         .collect();
-                    list_assignments(&ctx, "servicePrincipals('id')/appRoleAssignments", v)
+                    let context = format!("servicePrincipals('{sp_id}')/appRoleAssignments");
+                    list_assignments(&ctx, &context, v)
                 }
                 (["appRoleAssignments"], Method::POST) => {
                     // Granting from the principal's side: the body names the resource.
@@ -811,8 +850,37 @@ impl Ctx<'_> {
 
     fn one_selected(&self, context: &str, v: Value) -> GResp {
         match self.select(v, context) {
-            Ok(v) => self.one(context, v),
+            Ok(v) => {
+                let context = self.selected_context(context, Some(&v));
+                self.one(&context, v)
+            }
             Err(e) => e,
+        }
+    }
+
+    /// The `@odata.context` path with the `$select`ed properties, as Graph writes it:
+    /// `applications(id,appId)`, `applications(id)/$entity`. Names take the property's own
+    /// spelling when `sample` has it.
+    fn selected_context(&self, context: &str, sample: Option<&Value>) -> String {
+        let Some(sel) = self.q.get("$select").filter(|s| !s.trim().is_empty()) else {
+            return context.to_string();
+        };
+        let names: Vec<String> = sel
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                sample
+                    .and_then(Value::as_object)
+                    .and_then(|m| m.keys().find(|k| k.eq_ignore_ascii_case(p)))
+                    .cloned()
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+        let names = names.join(",");
+        match context.strip_suffix("/$entity") {
+            Some(base) => format!("{base}({names})/$entity"),
+            None => format!("{context}({names})"),
         }
     }
 
@@ -894,6 +962,7 @@ impl Ctx<'_> {
                 Err(e) => return e,
             }
         }
+        let context = self.selected_context(context, page.first());
         let mut body = json!({
             "@odata.context": format!("{CONTEXT}{context}"),
             "value": page,

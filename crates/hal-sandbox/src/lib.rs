@@ -5,11 +5,15 @@
 //! syntax, throttling, replication delay — so the client code that passes here is the code
 //! that works against Microsoft. See docs/sandbox.md.
 //!
-//! One port, path prefixes: `/login/` (sign-in authority), `/graph/` (Graph service root),
+//! One port. The sign-in authority is the host itself, as `login.microsoftonline.com` is:
+//! `https://127.0.0.1:{port}/{tenant}/…`, so that clients which take the first path segment for
+//! the tenant (MSAL, azure-identity) work unchanged. Beside it, static prefixes that no tenant
+//! name can take (a tenant is a GUID or a domain): `/graph/` (Graph service root),
 //! `/exchange/`, `/portal/`.
 
 pub mod catalog;
 pub mod contract;
+pub mod discovery;
 pub mod exchange;
 pub mod graph;
 pub mod login;
@@ -33,7 +37,9 @@ use time::OffsetDateTime;
 use url::Url;
 use uuid::Uuid;
 
-pub use scenario::{PortalScenario, Scenario, ScenarioError, TenantScenario, UserScenario};
+pub use scenario::{
+    PortalScenario, Scenario, ScenarioError, TenantCloud, TenantScenario, UserScenario,
+};
 pub use state::{RequestLogEntry, State, TenantSnapshot, TokenProblem};
 
 #[derive(Debug, thiserror::Error)]
@@ -132,10 +138,10 @@ impl Sandbox {
         })
     }
 
-    /// The sign-in authority host (`HAL_ONBOARD_LOGIN_URL`); clients append
-    /// `{tenant}/oauth2/v2.0/token`.
+    /// The sign-in authority host (`HAL_ONBOARD_LOGIN_URL`), `https://127.0.0.1:{port}/`;
+    /// clients append `{tenant}/oauth2/v2.0/token`, and `{tenant}` alone is an authority.
     pub fn login_url(&self) -> Url {
-        self.state.url("login")
+        self.state.base.clone()
     }
 
     /// The Graph service root (`HAL_ONBOARD_GRAPH_URL`); clients append `v1.0/...`.
@@ -241,6 +247,7 @@ impl Sandbox {
             tenant,
             catalog::GRAPH_CLI_CLIENT_ID,
             scope,
+            &login::SignInExtras::default(),
         )
         .ok()?;
         v["access_token"].as_str().map(str::to_string)
@@ -265,14 +272,15 @@ impl Sandbox {
     }
 }
 
-/// All routes on one port.
+/// All routes on one port: sign-in at the root (`/{tenant}/…`), the others under prefixes.
 pub fn router(
     state: Arc<State>,
     portal: portal::PortalSim,
     exchange: Arc<exchange::ExchangeSim>,
 ) -> Router {
     let app: Router<Arc<State>> = Router::new()
-        .nest("/login", login::router())
+        .merge(login::router())
+        .merge(discovery::router())
         .nest("/graph", graph::router());
     // The Exchange simulator: self-contained (its own state, the sandbox's signer).
     let app = app.nest_service("/exchange", exchange::router(exchange));

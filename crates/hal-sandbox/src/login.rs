@@ -1,4 +1,5 @@
-//! Microsoft Entra ID sign-in (`{login}/{tenant}/oauth2/v2.0/...`): device code, refresh token,
+//! Microsoft Entra ID sign-in (`{authority host}/{tenant}/oauth2/v2.0/...`, the host being the
+//! sandbox's root as `login.microsoftonline.com` is Microsoft's): device code, refresh token,
 //! client credentials and authorization code + PKCE, with Entra's error shape
 //! `{error, error_description: "AADSTSnnnn: ...", error_codes, timestamp, trace_id, correlation_id}`.
 
@@ -26,20 +27,24 @@ use uuid::Uuid;
 use super::catalog;
 use super::state::{AuthCode, DeviceCode, DeviceOutcome, Inner, State, TenantState};
 use super::tagged;
-use super::token::{Claims, now_unix};
+use super::token::{Claims, now_unix, pairwise_sub};
 
 pub const REFRESH_AUDIENCE: &str = "urn:hal-sandbox:refresh-token";
 const TOKEN_LIFETIME: i64 = 3600;
 
 pub fn router() -> Router<Arc<State>> {
     Router::new()
-        .route("/devicelogin", get(device_login_page))
+        .route(
+            "/devicelogin",
+            get(device_login_page).post(device_login_submit),
+        )
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",
             post(device_code).get(only_post),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(token).get(only_post))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+        .route("/{tenant}/oauth2/v2.0/logout", get(logout))
 }
 
 /// Entra's error response.
@@ -115,16 +120,101 @@ async fn only_post() -> Response {
     )
 }
 
-async fn device_login_page() -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        "<!doctype html><title>Sandbox sign-in</title><p>This is the hal-onboard sandbox. \
-         Device codes are approved by the simulated technician on their own; there is nothing \
-         to enter here.</p>",
+/// `GET /devicelogin`: the page a person opens to enter the code a device shows.
+async fn device_login_page() -> Response {
+    html(StatusCode::OK, device_login_form(""))
+}
+
+fn device_login_form(problem: &str) -> String {
+    let problem = if problem.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<p role="alert">{}</p>"#, html_escape(problem))
+    };
+    format!(
+        r#"<!doctype html><html><head><title>Enter code</title></head><body><h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>{problem}<form method="POST" action="devicelogin"><input type="text" name="otc" autocomplete="off" placeholder="Code" /><input type="submit" value="Next" /></form><p>This is the hal-onboard sandbox: the code signs in the scenario's simulated technician; there is no password to enter.</p></body></html>"#
     )
+}
+
+/// `POST /devicelogin` (`otc`, and `decline` to refuse): a person approves — or declines — the
+/// device code sign-in whose user code they typed, as on Microsoft's page.
+async fn device_login_submit(Ax(state): Ax<Arc<State>>, body: Bytes) -> Response {
+    let f = form(&body);
+    let code = f.get("otc").map(|c| c.trim()).unwrap_or("");
+    let decline = f.contains_key("decline");
+    let mut inner = state.lock();
+    let found = inner
+        .device_codes
+        .values()
+        .find(|dc| !code.is_empty() && dc.user_code.eq_ignore_ascii_case(code))
+        .map(|dc| (dc.tenant, dc.client_id.clone(), dc.issued, dc.expires_in));
+    let Some((tid, client_id, issued, expires_in)) = found else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            device_login_form("That code didn't work. Check the code and try again."),
+        );
+    };
+    if issued.elapsed().as_secs() >= expires_in {
+        return tagged(
+            html(
+                StatusCode::BAD_REQUEST,
+                device_login_form(
+                    "The code you entered has expired. Get a new code from the device you're                      trying to sign in to and try again.",
+                ),
+            ),
+            tid,
+        );
+    }
+    settle_device_code(&mut inner, code, !decline);
+    let app = client_name(&inner, &client_id);
+    let page = if decline {
+        format!(
+            "<!doctype html><title>Sign in declined</title><p>You declined to sign in to {} on              your device. You may now close this window.</p>",
+            html_escape(&app)
+        )
+    } else {
+        format!(
+            "<!doctype html><title>Signed in</title><p>You have signed in to the {} application              on your device. You may now close this window.</p>",
+            html_escape(&app)
+        )
+    };
+    tagged(html(StatusCode::OK, page), tid)
+}
+
+/// A client's display name, as the sign-in pages show it.
+fn client_name(inner: &Inner, client_id: &str) -> String {
+    let known = [
+        (
+            catalog::GRAPH_CLI_CLIENT_ID,
+            "Microsoft Graph Command Line Tools",
+        ),
+        (
+            "fb78d390-0c51-40cd-8e17-fdbfab77341b",
+            "Microsoft Exchange REST API Based Powershell",
+        ),
+        (
+            "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            "Microsoft Azure CLI",
+        ),
+        (
+            "1950a258-227b-4e31-a9cf-717495945fc2",
+            "Microsoft Azure PowerShell",
+        ),
+        ("d3590ed6-52b3-4102-aeff-aad2292ab01c", "Microsoft Office"),
+    ];
+    if let Some((_, name)) = known
+        .iter()
+        .find(|(id, _)| id.eq_ignore_ascii_case(client_id))
+    {
+        return name.to_string();
+    }
+    inner
+        .tenants
+        .iter()
+        .flat_map(|t| &t.applications)
+        .find(|a| a.app_id.to_string().eq_ignore_ascii_case(client_id))
+        .map(|a| a.display_name.clone())
+        .unwrap_or_else(|| client_id.to_string())
 }
 
 async fn device_code(
@@ -172,7 +262,7 @@ async fn device_code(
         redeemed: false,
     };
     let device_code = random_code(96);
-    let verification_uri = state.url("login").join("devicelogin").expect("joins");
+    let verification_uri = state.base.join("devicelogin").expect("joins");
     let body = json!({
         "user_code": dc.user_code,
         "device_code": device_code,
@@ -324,22 +414,41 @@ fn invalid_resource(resource: &str, t: &TenantState) -> Response {
 }
 
 /// The resource's service principal in the tenant, if it exists.
-fn resource_sp(t: &TenantState, resource: &str) -> Option<Uuid> {
-    let app_id = catalog::resource_app_id(resource)?;
+fn resource_sp(state: &State, t: &TenantState, resource: &str) -> Option<Uuid> {
+    let app_id = state.resource_app_id(resource)?;
     t.service_principals
         .iter()
         .find(|s| s.app_id.eq_ignore_ascii_case(app_id))
         .map(|s| s.id)
 }
 
-fn default_scopes(resource: &str) -> &'static str {
-    match catalog::resource_app_id(resource) {
+fn default_scopes(state: &State, resource: &str) -> &'static str {
+    match state.resource_app_id(resource) {
         Some(catalog::GRAPH_APP_ID) => {
             "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All DelegatedPermissionGrant.ReadWrite.All Directory.Read.All Organization.Read.All User.Read"
         }
         Some(catalog::EXCHANGE_APP_ID) => "Exchange.Manage",
         Some(catalog::O365_MANAGEMENT_APP_ID) => "ActivityFeed.Read ServiceHealth.Read",
         _ => "user_impersonation",
+    }
+}
+
+/// What a token request adds to a user sign-in's answer besides the tokens.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SignInExtras {
+    /// The authorization request's `nonce`, echoed in the id token.
+    pub nonce: Option<String>,
+    /// The request asked for `client_info=1` (MSAL does): answer `client_info`, the base64url
+    /// JSON `{"uid": oid, "utid": tid}` that names the account in a token cache.
+    pub client_info: bool,
+}
+
+impl SignInExtras {
+    fn from_form(f: &HashMap<String, String>) -> SignInExtras {
+        SignInExtras {
+            nonce: None,
+            client_info: f.get("client_info").is_some_and(|v| v == "1"),
+        }
     }
 }
 
@@ -350,6 +459,7 @@ pub(crate) fn user_tokens(
     tid: Uuid,
     client_id: &str,
     scope: &str,
+    extras: &SignInExtras,
 ) -> Result<Value, Response> {
     let t = inner.tenant(tid).expect("resolved tenant");
     let user = &t.scenario.signed_in_user;
@@ -359,11 +469,12 @@ pub(crate) fn user_tokens(
         oid: user.id.to_string(),
         appid: client_id.to_string(),
         upn: Some(t.upn()),
+        name: Some(user.display_name.clone()),
         wids: t.user_role_ids(),
         iss: format!("https://sts.windows.net/{token_tid}/"),
         ..Claims::default()
     };
-    mint_user(state, inner, base, scope, false)
+    mint_user(state, inner, base, scope, false, extras)
 }
 
 fn mint_user(
@@ -372,24 +483,28 @@ fn mint_user(
     base: Claims,
     scope: &str,
     always_refresh: bool,
+    extras: &SignInExtras,
 ) -> Result<Value, Response> {
     let (resource, names) = resource_of(scope)?;
     let token_tenant = Uuid::parse_str(&base.tid).ok();
     if let Some(t) = token_tenant.and_then(|id| inner.tenant(id))
-        && resource_sp(t, &resource).is_none()
+        && resource_sp(state, t, &resource).is_none()
     {
         return Err(invalid_resource(&resource, t));
     }
     let now = now_unix();
     let scp = if names.is_empty() {
-        default_scopes(&resource).to_string()
+        default_scopes(state, &resource).to_string()
     } else {
         names.join(" ")
     };
+    // The audience is the resource as asked for (`https://management.core.windows.net/` keeps
+    // its slash, as in Microsoft's tokens).
     let access = Claims {
-        aud: resource.trim_end_matches('/').to_string(),
+        aud: resource.clone(),
         scp: Some(scp.clone()),
         roles: vec![],
+        ver: Some("1.0".into()),
         iat: now,
         nbf: now,
         exp: now + TOKEN_LIFETIME,
@@ -403,15 +518,21 @@ fn mint_user(
         exp: now + 90 * 86400,
         ..base.clone()
     };
+    // The id token as the v2.0 endpoint issues it: for the client, from the authority the
+    // client signed in at (clients take `iss`'s host for the account's environment).
     let id = Claims {
         aud: base.appid.clone(),
-        iss: format!("https://login.microsoftonline.com/{}/v2.0", base.tid),
+        iss: super::discovery::issuer(state, &base.tid),
+        sub: Some(pairwise_sub(&base.oid, &base.appid)),
+        preferred_username: base.upn.clone(),
+        ver: Some("2.0".into()),
+        nonce: extras.nonce.clone(),
         scp: None,
         wids: vec![],
         iat: now,
         nbf: now,
         exp: now + TOKEN_LIFETIME,
-        ..base
+        ..base.clone()
     };
     let scope_out: Vec<String> = scp
         .split_whitespace()
@@ -431,6 +552,10 @@ fn mint_user(
     }
     if asked("openid") {
         v["id_token"] = json!(state.signer.sign(&id));
+    }
+    if extras.client_info {
+        let info = json!({"uid": base.oid, "utid": base.tid});
+        v["client_info"] = json!(B64.encode(info.to_string()));
     }
     Ok(v)
 }
@@ -505,7 +630,14 @@ fn device_code_grant(
         DeviceOutcome::Approved => {
             dc.redeemed = true;
             let (tid, scope) = (dc.tenant, dc.scope.clone());
-            let v = user_tokens(state, inner, tid, &client_id, &scope)?;
+            let v = user_tokens(
+                state,
+                inner,
+                tid,
+                &client_id,
+                &scope,
+                &SignInExtras::from_form(f),
+            )?;
             Ok(Json(v).into_response())
         }
     }
@@ -555,7 +687,14 @@ fn refresh_grant(
         ));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
-    let v = mint_user(state, inner, claims, &scope, true)?;
+    let v = mint_user(
+        state,
+        inner,
+        claims,
+        &scope,
+        true,
+        &SignInExtras::from_form(f),
+    )?;
     Ok(Json(v).into_response())
 }
 
@@ -645,7 +784,7 @@ fn client_credentials(
             ),
         ));
     };
-    let Some(resource_id) = resource_sp(t, &resource) else {
+    let Some(resource_id) = resource_sp(state, t, &resource) else {
         return Err(invalid_resource(&resource, t));
     };
     let resource_sp = t
@@ -669,7 +808,7 @@ fn client_credentials(
     roles.dedup();
     let now = now_unix();
     let claims = Claims {
-        aud: resource.trim_end_matches('/').to_string(),
+        aud: resource.clone(),
         iss: format!("https://sts.windows.net/{tid}/"),
         tid: tid.to_string(),
         oid: sp.id.to_string(),
@@ -719,15 +858,22 @@ async fn authorize(
             ));
         }
         let response_type = f.get("response_type").map(String::as_str).unwrap_or("");
-        let mut back = url::Url::parse(&redirect_uri).expect("checked");
+        let mode = f
+            .get("response_mode")
+            .map(String::as_str)
+            .unwrap_or("query");
         if response_type != "code" {
-            back.query_pairs_mut()
-                .append_pair("error", "unsupported_response_type")
-                .append_pair(
-                    "error_description",
-                    "AADSTS70005: response_type must be 'code'.",
-                );
-            return Ok(redirect(&back));
+            return Ok(respond(
+                &redirect_uri,
+                mode,
+                &[
+                    ("error", "unsupported_response_type".to_string()),
+                    (
+                        "error_description",
+                        "AADSTS70005: response_type must be 'code'.".to_string(),
+                    ),
+                ],
+            ));
         }
         let scope = f.get("scope").cloned().unwrap_or_default();
         resource_of(&scope)?;
@@ -746,23 +892,59 @@ async fn authorize(
             AuthCode {
                 tenant: tid,
                 client_id,
-                redirect_uri,
+                redirect_uri: redirect_uri.clone(),
                 scope,
                 challenge,
+                nonce: f.get("nonce").cloned(),
                 issued: Instant::now(),
             },
         );
-        {
-            let mut qp = back.query_pairs_mut();
-            qp.append_pair("code", &code);
-            if let Some(s) = f.get("state") {
-                qp.append_pair("state", s);
-            }
-            qp.append_pair("session_state", &Uuid::new_v4().to_string());
+        let mut params = vec![("code", code)];
+        if let Some(s) = f.get("state") {
+            params.push(("state", s.clone()));
         }
-        Ok(redirect(&back))
+        params.push(("session_state", Uuid::new_v4().to_string()));
+        Ok(respond(&redirect_uri, mode, &params))
     })();
     tagged(r.unwrap_or_else(|e| e), tid)
+}
+
+/// Sends the authorization response back by `response_mode`: `query` (the default) and
+/// `fragment` redirect, `form_post` answers Entra's self-submitting form, which the browser
+/// posts to the redirect URI.
+fn respond(redirect_uri: &str, mode: &str, params: &[(&str, String)]) -> Response {
+    let mut back = url::Url::parse(redirect_uri).expect("checked");
+    match mode {
+        "form_post" => {
+            let inputs: String = params
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        r#"<input type="hidden" name="{}" value="{}" />"#,
+                        html_escape(k),
+                        html_escape(v)
+                    )
+                })
+                .collect();
+            let page = format!(
+                r#"<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" action="{}">{inputs}<noscript><p>Script is disabled. Click Submit to continue.</p><input type="submit" value="Submit" /></noscript></form><script language="javascript">document.forms[0].submit();</script></body></html>"#,
+                html_escape(redirect_uri)
+            );
+            html(StatusCode::OK, page)
+        }
+        "fragment" => {
+            let fragment = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+                .finish();
+            back.set_fragment(Some(&fragment));
+            redirect(&back)
+        }
+        _ => {
+            back.query_pairs_mut()
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+            redirect(&back)
+        }
+    }
 }
 
 fn redirect(to: &url::Url) -> Response {
@@ -771,6 +953,40 @@ fn redirect(to: &url::Url) -> Response {
         [(header::LOCATION, to.as_str().to_string())],
     )
         .into_response()
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `GET {tenant}/oauth2/v2.0/logout`: there is no session to end; back to a loopback
+/// `post_logout_redirect_uri`, else a page saying so.
+async fn logout(RawQuery(q): RawQuery) -> Response {
+    let f = form(q.unwrap_or_default().as_bytes());
+    match f.get("post_logout_redirect_uri") {
+        Some(uri) if is_loopback(uri) => redirect(&url::Url::parse(uri).expect("checked")),
+        _ => html(
+            StatusCode::OK,
+            "<!doctype html><title>Sandbox sign-out</title><p>You signed out of your account.              It's a good idea to close all browser windows.</p>"
+                .into(),
+        ),
+    }
 }
 
 fn authorization_code(
@@ -816,7 +1032,11 @@ fn authorization_code(
         }
     }
     inner.auth_codes.remove(&code);
-    let v = user_tokens(state, inner, ac.tenant, &client_id, &ac.scope)?;
+    let extras = SignInExtras {
+        nonce: ac.nonce.clone(),
+        ..SignInExtras::from_form(f)
+    };
+    let v = user_tokens(state, inner, ac.tenant, &client_id, &ac.scope, &extras)?;
     Ok(Json(v).into_response())
 }
 

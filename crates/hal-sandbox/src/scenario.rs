@@ -36,12 +36,33 @@ pub struct PortalScenario {
     pub fail_first: u32,
 }
 
+/// The Microsoft cloud a tenant lives in. The sandbox serves every tenant on 127.0.0.1 alike;
+/// the cloud shows where Microsoft shows it, in the tenant's OpenID configuration document
+/// (`tenant_region_scope`, `tenant_region_sub_scope`, `cloud_instance_name`, `msgraph_host`, …).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TenantCloud {
+    /// Microsoft's global service (commercial).
+    #[default]
+    Global,
+    /// Government Community Cloud: the global service, marked `tenant_region_sub_scope: GCC`.
+    Gcc,
+    /// Microsoft Cloud for US Government, GCC High.
+    Usgov,
+    /// Microsoft Cloud for US Government, DoD.
+    UsgovDod,
+    /// Microsoft 365 operated by 21Vianet in China.
+    China,
+}
+
 /// One Microsoft 365 tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct TenantScenario {
     pub id: Uuid,
     pub display_name: String,
+    /// The cloud the tenant lives in (`global`, `gcc`, `usgov`, `usgov-dod`, `china`).
+    pub cloud: TenantCloud,
     /// Verified domains; the first is the default (and initial `*.onmicrosoft.com`) domain.
     pub domains: Vec<String>,
     pub signed_in_user: UserScenario,
@@ -76,6 +97,7 @@ impl Default for TenantScenario {
         TenantScenario {
             id: Uuid::new_v4(),
             display_name: "Contoso (sandbox)".into(),
+            cloud: TenantCloud::Global,
             domains: vec!["contoso.onmicrosoft.com".into()],
             signed_in_user: UserScenario::default(),
             licenses: vec!["AAD_PREMIUM".into()],
@@ -232,12 +254,14 @@ mod tests {
         let s: Scenario = serde_json::from_str(
             r#"{"tenants":[{"id":"11111111-1111-1111-1111-111111111111","displayName":"Fabrikam",
             "domains":["fabrikam.onmicrosoft.com"],"throttleEvery":3,"secretMaxLifetimeDays":180,
+            "cloud":"usgov-dod",
             "signedInUser":{"upn":"tech@fabrikam.onmicrosoft.com","roles":["Application Administrator"]},
             "exchange":{"dehydrated":true}}],"portal":{"token":"t","failFirst":1}}"#,
         )
         .unwrap();
         let t = &s.tenants[0];
         assert_eq!(t.display_name, "Fabrikam");
+        assert_eq!(t.cloud, TenantCloud::UsgovDod);
         assert_eq!(t.throttle_every, 3);
         assert_eq!(t.secret_max_lifetime_days, Some(180));
         assert_eq!(t.signed_in_user.roles, ["Application Administrator"]);

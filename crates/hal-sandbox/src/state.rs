@@ -58,6 +58,20 @@ impl State {
                 tenants.push(TenantState::new(ts));
             }
         }
+        // Microsoft Graph answers to the sandbox's own Graph URL too, so that a client which
+        // derives its token scope from the Graph root it calls (`{graph root}/.default`) works.
+        let graph_url = base.join("graph/").expect("joins");
+        for t in &mut tenants {
+            if let Some(sp) = t
+                .service_principals
+                .iter_mut()
+                .find(|s| s.app_id == catalog::GRAPH_APP_ID)
+            {
+                let with_slash = graph_url.to_string();
+                let without = with_slash.trim_end_matches('/').to_string();
+                sp.service_principal_names.extend([without, with_slash]);
+            }
+        }
         State {
             signer,
             base,
@@ -99,7 +113,7 @@ impl State {
         if claims.exp <= super::token::now_unix() {
             return Err(TokenProblem::Expired);
         }
-        if catalog::resource_app_id(&claims.aud) != Some(resource_app_id) {
+        if self.resource_app_id(&claims.aud) != Some(resource_app_id) {
             return Err(TokenProblem::WrongAudience);
         }
         let tenant = Uuid::parse_str(&claims.tid).map_err(|_| TokenProblem::UnknownTenant)?;
@@ -107,6 +121,16 @@ impl State {
             return Err(TokenProblem::UnknownTenant);
         }
         Ok((tenant, claims))
+    }
+
+    /// The first-party application a resource identifier names (`https://graph.microsoft.com`,
+    /// an app ID, …), including the sandbox's own Graph root for Microsoft Graph.
+    pub fn resource_app_id(&self, resource: &str) -> Option<&'static str> {
+        catalog::resource_app_id(resource).or_else(|| {
+            let graph = self.url("graph");
+            let trimmed = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+            (trimmed(resource) == trimmed(graph.as_str())).then_some(catalog::GRAPH_APP_ID)
+        })
     }
 
     /// `https://127.0.0.1:{port}/{prefix}/`.
@@ -206,6 +230,17 @@ impl TenantState {
             "Office 365 Exchange Online",
             &[],
             &["https://outlook.office365.com", catalog::EXCHANGE_APP_ID],
+            &t.created,
+        ));
+        t.service_principals.push(first_party_sp(
+            catalog::ARM_APP_ID,
+            "Windows Azure Service Management API",
+            &[],
+            &[
+                "https://management.core.windows.net/",
+                "https://management.azure.com/",
+                catalog::ARM_APP_ID,
+            ],
             &t.created,
         ));
         if !t.scenario.o365_management_sp_missing {
@@ -424,6 +459,8 @@ pub struct AuthCode {
     pub redirect_uri: String,
     pub scope: String,
     pub challenge: Option<String>,
+    /// The authorization request's `nonce`, for the id token.
+    pub nonce: Option<String>,
     pub issued: Instant,
 }
 

@@ -34,6 +34,22 @@ pub struct Claims {
     /// Directory role template IDs of the signed-in user (Microsoft's `wids` claim).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wids: Vec<String>,
+    /// OpenID subject (id tokens): pairwise, see [`pairwise_sub`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The user's sign-in name (id tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// Token format version: `1.0` for the sandbox's (v1-shaped) access tokens, `2.0` for id
+    /// tokens from the v2.0 endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<String>,
+    /// The `nonce` of the authorization request, echoed in the id token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
@@ -94,6 +110,18 @@ impl Signer {
     pub fn verify_signature(&self, token: &str) -> Option<Claims> {
         self.verify(token, i64::MIN)
     }
+}
+
+/// The OpenID `sub` of a user for one application: Microsoft's is pairwise (the same user has a
+/// different `sub` in each app, and always the same in one), base64url, 43 characters.
+pub fn pairwise_sub(oid: &str, client_id: &str) -> String {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(oid.to_ascii_lowercase().as_bytes())
+        .chain_update([0])
+        .chain_update(client_id.to_ascii_lowercase().as_bytes())
+        .finalize();
+    B64.encode(digest)
 }
 
 /// Seconds since the Unix epoch, the clock tokens are checked against.

@@ -138,7 +138,8 @@ pub struct MeteredTransport {
     pub meter: Arc<RequestMeter>,
     /// Set once the first attempt was refused: later requests count as retries.
     pub retrying: std::sync::atomic::AtomicBool,
-    /// The authority's path (e.g. `/login` behind a proxy or in the sandbox). azure_identity
+    /// The authority's path, when `HAL_ONBOARD_LOGIN_URL` has one (e.g. a sign-in service
+    /// behind a proxy under `/login`; Microsoft's hosts and the sandbox have none). azure_identity
     /// joins `/{tenant}/oauth2/v2.0/token` to the authority host with a leading slash, which
     /// drops any path; requests that lost it get it back here.
     pub authority_path: String,
