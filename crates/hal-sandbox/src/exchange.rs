@@ -166,7 +166,7 @@ impl ExchangeSim {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.signer.clock().now_unix();
         let rejected = self
             .tenants
             .lock()
@@ -287,7 +287,7 @@ fn connect_inner(
             )
                 .into_response();
         }
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = sim.signer.clock().now_unix();
         let wids = if scenario.missing_role {
             vec![]
         } else {

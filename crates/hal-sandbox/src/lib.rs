@@ -178,6 +178,12 @@ impl Sandbox {
         ]
     }
 
+    /// Moves the sandbox's clock forward: tokens, refresh tokens, device and authorization
+    /// codes expire as if `by` had passed (the wall clock is not touched).
+    pub fn advance(&self, by: Duration) {
+        self.state.signer.clock().advance(by);
+    }
+
     /// The Exchange Online simulator: each tenant's organization state and call counters.
     pub fn exchange(&self) -> &exchange::ExchangeSim {
         &self.exchange

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::catalog;
 use super::state::{AuthCode, DeviceCode, DeviceOutcome, Inner, State, TenantState};
 use super::tagged;
-use super::token::{Claims, now_unix, pairwise_sub};
+use super::token::{Claims, pairwise_sub};
 
 pub const REFRESH_AUDIENCE: &str = "urn:hal-sandbox:refresh-token";
 const TOKEN_LIFETIME: i64 = 3600;
@@ -154,7 +154,7 @@ async fn device_login_submit(Ax(state): Ax<Arc<State>>, body: Bytes) -> Response
             device_login_form("That code didn't work. Check the code and try again."),
         );
     };
-    if issued.elapsed().as_secs() >= expires_in {
+    if state.signer.clock().now_unix() - issued >= expires_in as i64 {
         return tagged(
             html(
                 StatusCode::BAD_REQUEST,
@@ -252,7 +252,7 @@ async fn device_code(
         client_id,
         scope,
         user_code: user_code(),
-        issued: Instant::now(),
+        issued: state.signer.clock().now_unix(),
         expires_in: sc.device_code_expires_in,
         interval: sc.device_code_interval,
         last_poll: None,
@@ -492,7 +492,7 @@ fn mint_user(
     {
         return Err(invalid_resource(&resource, t));
     }
-    let now = now_unix();
+    let now = state.signer.clock().now_unix();
     let scp = if names.is_empty() {
         default_scopes(state, &resource).to_string()
     } else {
@@ -594,7 +594,7 @@ fn device_code_grant(
         ));
     }
     let now = Instant::now();
-    if now.duration_since(dc.issued).as_secs() >= dc.expires_in {
+    if state.signer.clock().now_unix() - dc.issued >= dc.expires_in as i64 {
         return Err(bad("expired_token", 70019, "Verification code expired."));
     }
     if let Some(last) = dc.last_poll
@@ -672,7 +672,7 @@ fn refresh_grant(
             "Invalid request. Request is malformed or invalid.",
         ));
     }
-    if claims.exp <= now_unix() {
+    if claims.exp <= state.signer.clock().now_unix() {
         return Err(bad(
             "invalid_grant",
             700082,
@@ -806,7 +806,7 @@ fn client_credentials(
         .collect();
     roles.sort();
     roles.dedup();
-    let now = now_unix();
+    let now = state.signer.clock().now_unix();
     let claims = Claims {
         aud: resource.clone(),
         iss: format!("https://sts.windows.net/{tid}/"),
@@ -896,7 +896,7 @@ async fn authorize(
                 scope,
                 challenge,
                 nonce: f.get("nonce").cloned(),
-                issued: Instant::now(),
+                issued: state.signer.clock().now_unix(),
             },
         );
         let mut params = vec![("code", code)];
@@ -1004,7 +1004,7 @@ fn authorization_code(
             "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
         ));
     };
-    if ac.issued.elapsed().as_secs() > 600 {
+    if state.signer.clock().now_unix() - ac.issued > 600 {
         return Err(bad(
             "invalid_grant",
             70008,

@@ -110,7 +110,7 @@ impl State {
             .signer
             .verify_signature(token)
             .ok_or(TokenProblem::BadSignature)?;
-        if claims.exp <= super::token::now_unix() {
+        if claims.exp <= self.signer.clock().now_unix() {
             return Err(TokenProblem::Expired);
         }
         if self.resource_app_id(&claims.aud) != Some(resource_app_id) {
@@ -434,7 +434,8 @@ pub struct DeviceCode {
     pub client_id: String,
     pub scope: String,
     pub user_code: String,
-    pub issued: Instant,
+    /// By the sandbox clock (unix seconds).
+    pub issued: i64,
     pub expires_in: u64,
     pub interval: u64,
     pub last_poll: Option<Instant>,
@@ -461,7 +462,8 @@ pub struct AuthCode {
     pub challenge: Option<String>,
     /// The authorization request's `nonce`, for the id token.
     pub nonce: Option<String>,
-    pub issued: Instant,
+    /// By the sandbox clock (unix seconds).
+    pub issued: i64,
 }
 
 /// One HTTP request the sandbox answered.

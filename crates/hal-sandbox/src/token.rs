@@ -58,6 +58,7 @@ pub struct Claims {
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Signer {
@@ -67,14 +68,25 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A fresh random key.
+    /// A fresh random key, with a clock of its own.
     pub fn random() -> Signer {
         let key: [u8; 32] = rand::random();
-        Signer { key: key.to_vec() }
+        Signer {
+            key: key.to_vec(),
+            clock: Clock::default(),
+        }
     }
 
     pub fn from_key(key: &[u8]) -> Signer {
-        Signer { key: key.to_vec() }
+        Signer {
+            key: key.to_vec(),
+            clock: Clock::default(),
+        }
+    }
+
+    /// The clock this authority issues and checks tokens by (shared by its clones).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn key(&self) -> &[u8] {
@@ -124,9 +136,36 @@ pub fn pairwise_sub(oid: &str, client_id: &str) -> String {
     B64.encode(digest)
 }
 
-/// Seconds since the Unix epoch, the clock tokens are checked against.
+/// Seconds since the Unix epoch, by the wall clock (what a client outside the sandbox sees).
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The sandbox's own clock: the wall clock plus however far a test advanced it. Everything
+/// that expires in the sandbox (tokens, refresh tokens, device and authorization codes) expires
+/// by this clock, so a test waits for an hour-long token to run out with
+/// [`crate::Sandbox::advance`] instead of an hour.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_secs: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now_unix(&self) -> i64 {
+        now_unix() + self.offset_secs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.offset_secs.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        self.offset_secs.fetch_add(
+            i64::try_from(by.as_secs()).unwrap_or(i64::MAX / 4),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
 }
 
 #[cfg(test)]
