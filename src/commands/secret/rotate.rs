@@ -50,6 +50,13 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let doc = store.load()?;
     let known = doc.find(&args.tenant)?.clone();
     let name = known.primary_domain.clone();
+    // One run per tenant, for the whole rotation.
+    let _lock = crate::store::lock::acquire(
+        &ctx.home,
+        known.tenant_id,
+        &known.display_name,
+        "secret rotate",
+    )?;
     let secrets = ctx.secrets();
     let portal = if args.no_portal {
         None

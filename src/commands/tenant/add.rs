@@ -253,22 +253,43 @@ fn onboard(
             _ => None,
         };
     let rt = ctx.runtime()?;
+    let wizard = Wizard {
+        settings,
+        dir: &graph,
+        verifier: &verifier,
+        secrets: secrets.clone(),
+        store: &store,
+        progress: &progress,
+        meter: meter.clone(),
+        exchange: exchange.map(|f| {
+            Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                as Box<dyn crate::wizard::steps::Step>
+        }),
+        portal,
+    };
+    let identify = || {
+        rt.block_on(wizard.identify()).map_err(|e| {
+            progress.clear();
+            wizard_error(e, tenant.as_str())
+        })
+    };
+    let mut id = identify()?;
+    // One run per tenant, from before the plan to the end of this tenant's work.
+    let label = id
+        .record
+        .as_ref()
+        .map_or(id.display_name.as_str(), |r| r.display_name.as_str());
+    let _lock =
+        crate::store::lock::acquire(&ctx.home, id.tenant_id, label, "tenant add").map_err(|e| {
+            progress.clear();
+            CommandError::from(e)
+        })?;
+    // A run that held the lock meanwhile changed the tenant: look at it again.
+    let now_known = store.load()?.get(id.tenant_id).cloned();
+    if now_known != id.record {
+        id = identify()?;
+    }
     let report = rt.block_on(async {
-        let wizard = Wizard {
-            settings,
-            dir: &graph,
-            verifier: &verifier,
-            secrets: secrets.clone(),
-            store: &store,
-            progress: &progress,
-            meter: meter.clone(),
-            exchange: exchange.map(|f| {
-                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
-                    as Box<dyn crate::wizard::steps::Step>
-            }),
-            portal,
-        };
-        let id = wizard.identify().await?;
         if let Some(c) = &user_cred {
             // The tenant is the one asked for: keep the sign-in for re-runs.
             if let Err(e) = c.keep_signed_in(id.tenant_id).await {

@@ -395,6 +395,33 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         }
         Err(e) => return error_outcome_for_id(id, &e.to_string()),
     };
+    // One run per tenant: a busy tenant is reported and skipped, the others go on.
+    let (home, label) = (deps.store.dir().to_path_buf(), rec.display_name.clone());
+    let locked = tokio::task::spawn_blocking(move || {
+        crate::store::lock::acquire(&home, id, &label, "ual retry")
+    })
+    .await
+    .expect("taking a lock does not panic");
+    let _lock = match locked {
+        Ok(l) => l,
+        Err(e) => {
+            let hint = e.hint().unwrap_or_default();
+            return outcome(&rec, "error", Some(("busy", e.to_string(), hint)));
+        }
+    };
+    // What another run may have changed before the lock was ours.
+    let store = deps.store.clone();
+    let rec = match tokio::task::spawn_blocking(move || store.load())
+        .await
+        .expect("the store read does not panic")
+        .map(|d| d.get(id).cloned())
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return error_outcome_for_id(id, "the tenant was removed from the store meanwhile");
+        }
+        Err(e) => return error_outcome_for_id(id, &e.to_string()),
+    };
     let mut work = rec.clone();
     let result = match deps.ops.ops_for(&rec).await {
         Ok(ops) => step::resume(ops.as_ref(), &mut work, &NoProgress).await,
