@@ -27,6 +27,7 @@ mod tenant_add_lock;
 mod tenant_add_portal_e2e;
 mod tenant_add_provision;
 mod tenant_add_pty;
+mod tenant_add_sanitize;
 mod tenant_add_secrets_never_leak;
 mod tenant_remove;
 mod ual_retry;

@@ -20,7 +20,7 @@ use crate::store::status::{Overall, ROTATE_WITHIN_DAYS, TenantStatus};
 use crate::store::{
     EntraLicense, PortalState, StepId, StepState, StepStatus, TenantRecord, TenantStore, UalState,
 };
-use crate::ui::{ColorChoice, Ui};
+use crate::ui::{ColorChoice, Ui, sanitize};
 
 /// Every onboarded tenant, sorted by display name: UAL, app, consent, days until the client
 /// secret expires, portal, and under each tenant that needs something the exact command to run
@@ -186,10 +186,13 @@ fn render_table(ui: &Ui, color: bool, rows: &[Row<'_>]) -> String {
             }
         } else if let Some(next) = &row.status.next {
             let lead = "  → ";
-            let _ = write!(out, "{lead}{}", next.command);
-            let used = console::measure_text_width(lead) + next.command.len() + 2;
+            // Both name the tenant's domain, and the reason may quote a server's error.
+            let command = sanitize(&next.command);
+            let _ = write!(out, "{lead}{command}");
+            let used = console::measure_text_width(lead) + command.len() + 2;
             if used + 10 < TABLE_WIDTH {
-                let reason = console::truncate_str(&next.reason, TABLE_WIDTH - used, "…");
+                let reason = sanitize(&next.reason);
+                let reason = console::truncate_str(&reason, TABLE_WIDTH - used, "…");
                 if color {
                     let _ = write!(out, "  {}", ui.dim(reason));
                 } else {
@@ -274,19 +277,12 @@ fn row_cells(row: &Row<'_>) -> [Cell; 7] {
     ]
 }
 
-/// Makes a value safe and short for one table cell: names come from the customer's tenant,
-/// so control characters (an escape sequence could rewrite the terminal) become spaces.
+/// Makes a value safe and short for one table cell: names came from the customer's tenant
+/// through Graph, so they pass the UI's one sanitizer (an escape sequence could rewrite the
+/// terminal, a bidirectional override could disguise the name).
 fn clip(s: &str, max: usize) -> String {
-    let owned: String;
-    let clean = if s.chars().any(char::is_control) {
-        owned = s
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        owned.trim()
-    } else {
-        s.trim()
-    };
+    let cleaned = sanitize(s);
+    let clean = cleaned.trim();
     if clean.is_empty() {
         return "—".into();
     }

@@ -16,7 +16,7 @@ use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session}
 use crate::store::{StepId, TenantRecord};
 use crate::tenant::{TenantName, TenantNameError, batch};
 use crate::ui::credentials::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
-use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn, interrupt};
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn, Untrusted, interrupt};
 use crate::wizard::steps::portal::PortalStep;
 use crate::wizard::{DEFAULT_APP_NAME, Event, Progress, Settings, Wizard, WizardError};
 
@@ -347,8 +347,8 @@ fn onboard(
     if rec.step(StepId::Verify).is_done() {
         ctx.ui.success(format!(
             "{} ({}) is onboarded: app {} (appId {}), credentials verified{}.",
-            rec.display_name,
-            rec.primary_domain,
+            Untrusted(&rec.display_name),
+            Untrusted(&rec.primary_domain),
             rec.app
                 .as_ref()
                 .map(|a| a.display_name.as_str())
