@@ -31,6 +31,47 @@ pub mod account {
     pub const PORTAL_TOKEN: &str = "portal-token";
 }
 
+/// Whether an environment variable holds a secret a child process must not inherit: our own
+/// (`HAL_PORTAL_TOKEN`, `HAL_ONBOARD_EXCHANGE_TOKEN`), and any whose name says it holds one
+/// (contains `TOKEN`, `SECRET`, `PASSWORD`, `PASSWD`, `API_KEY`, `APIKEY` or `CREDENTIAL`, in any
+/// case), such as `AZURE_CLIENT_SECRET` or `GITHUB_TOKEN` in a CI job.
+pub fn is_secret_env(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let upper = name.to_ascii_uppercase();
+    upper == crate::config::ENV_PORTAL_TOKEN
+        || upper == crate::config::ENV_EXCHANGE_TOKEN
+        || [
+            "TOKEN",
+            "SECRET",
+            "PASSWORD",
+            "PASSWD",
+            "API_KEY",
+            "APIKEY",
+            "CREDENTIAL",
+        ]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
+/// The one way a child process (PowerShell, the Azure CLI, the browser opener) is given its
+/// environment: hal-onboard's own, less every secret-bearing variable ([`is_secret_env`]).
+/// What the child needs of its own is added after this call. A tokio command passes
+/// `cmd.as_std_mut()`.
+pub fn child_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env_remove(crate::config::ENV_PORTAL_TOKEN)
+        .env_remove(crate::config::ENV_EXCHANGE_TOKEN);
+    let set_so_far: Vec<std::ffi::OsString> =
+        cmd.get_envs().map(|(k, _)| k.to_os_string()).collect();
+    for name in std::env::vars_os().map(|(k, _)| k).chain(set_so_far) {
+        if is_secret_env(&name) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("the OS keyring is not available ({0})")]
@@ -218,5 +259,47 @@ mod dump_tests {
         assert_eq!((r.rlim_cur, r.rlim_max), (0, 0));
         // SAFETY: no pointers.
         assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }, 0);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod child_env_tests {
+    use super::*;
+
+    #[test]
+    fn secret_bearing_names_are_recognized() {
+        for n in [
+            "HAL_PORTAL_TOKEN",
+            "HAL_ONBOARD_EXCHANGE_TOKEN",
+            "AZURE_CLIENT_SECRET",
+            "GITHUB_TOKEN",
+            "my_api_key",
+            "DB_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(is_secret_env(n.as_ref()), "{n}");
+        }
+        for n in [
+            "PATH",
+            "HOME",
+            "GNOME_KEYRING_CONTROL",
+            "HAL_PORTAL_URL",
+            "LANG",
+        ] {
+            assert!(!is_secret_env(n.as_ref()), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_child_started_through_the_helper_gets_no_secret() {
+        let mut cmd = std::process::Command::new("env");
+        cmd.env("HAL_PORTAL_TOKEN", "x1")
+            .env("GITHUB_TOKEN", "x2")
+            .env("KEEP_ME", "kept");
+        child_env(&mut cmd);
+        let out = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+        assert!(out.contains("KEEP_ME=kept"), "{out}");
+        assert!(!out.contains("x1") && !out.contains("x2"), "{out}");
     }
 }

@@ -83,7 +83,7 @@ fn open_browser(url: &Url) -> bool {
     } else {
         ("xdg-open", &[])
     };
-    std::process::Command::new(cmd)
+    crate::secrets::child_env(&mut std::process::Command::new(cmd))
         .args(pre)
         .arg(url.as_str())
         .stdin(std::process::Stdio::null())
