@@ -386,10 +386,24 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
         .ok()
         .flatten();
     let with_portal = crate::wizard::steps::portal::is_current(rec);
-    let reveal_once = value.is_some() && !with_portal && !secrets.is_persistent();
+    // Unasked, a secret is only ever shown to a person: never into a redirected stdout (or,
+    // with --json, stderr), where it would land in a file or a log.
+    let to_terminal = {
+        use std::io::IsTerminal;
+        if ui.json() {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        }
+    };
+    let only_here = value.is_some() && !with_portal && !secrets.is_persistent();
+    let reveal_once = only_here && to_terminal;
     let view = match &value {
         _ if with_portal => SecretView::WithPortal,
         Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
+        Some(_) if only_here => SecretView::Masked {
+            kept: "(not shown: the output is not a terminal; --show-secret prints it)",
+        },
         Some(_) => SecretView::Masked {
             kept: "(in the OS keyring until the portal has it; --show-secret shows it)",
         },
@@ -404,8 +418,16 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     } else {
         ui.out(table);
     }
-    if reveal_once {
+    if reveal_once || (only_here && args.show_secret) {
         ui.warning(MANUAL_ENTRY);
+    } else if only_here {
+        ui.warning(
+            "the client secret was not printed, because the output is not a terminal, and it is kept nowhere else (no OS keyring, and the portal does not have it).",
+        );
+        ui.hint(format!(
+            "Run `hal-onboard secret rotate {}` to make a new one, with --show-secret on `tenant add` next time to print a secret into a pipe or file.",
+            Untrusted(&rec.primary_domain)
+        ));
     }
     let pending = pending_lines(rec);
     if !pending.is_empty() {
