@@ -218,6 +218,7 @@ fn json_schema_is_the_documented_one() {
             "pending",
             "portal",
             "secret",
+            "signInKept",
             "state",
             "steps",
             "tenantId",
@@ -233,6 +234,7 @@ fn json_schema_is_the_documented_one() {
     assert_eq!(c["domains"], serde_json::json!(["contoso.onmicrosoft.com"]));
     assert_eq!(c["license"], "P1");
     assert_eq!(c["inProgress"], Value::Null);
+    assert_eq!(c["signInKept"], false);
     assert_eq!(c["grantedPermissions"], 15);
     assert_eq!(
         keys(&c["steps"]),

@@ -201,6 +201,11 @@ fn render_table(ui: &Ui, color: bool, rows: &[Row<'_>]) -> String {
             }
             out.push('\n');
         }
+        if row.rec.keep_sign_in {
+            out.push_str(
+                "  · sign-in kept (--keep-sign-in): `hal-onboard tenant remove` forgets it\n",
+            );
+        }
     }
     out
 }
@@ -340,6 +345,8 @@ struct Entry<'a> {
     portal: PortalView,
     /// Another hal-onboard is changing this tenant now (it holds the tenant's lock).
     in_progress: Option<InProgressView<'a>>,
+    /// The technician's sign-in is kept after the tenant's work is finished (`--keep-sign-in`).
+    sign_in_kept: bool,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -494,6 +501,7 @@ impl<'a> Entry<'a> {
                 submitted_at: rec.portal.submitted_at,
                 stale: st.portal_stale,
             },
+            sign_in_kept: rec.keep_sign_in,
             in_progress: row.in_progress.map(|h| InProgressView {
                 pid: h.pid,
                 since: h.since,

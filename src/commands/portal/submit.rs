@@ -82,6 +82,8 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
         store.upsert(&rec)?;
         if let Ok(out) = &mut res {
             out.secret_forgotten = portal::forget_secret(secrets.as_ref(), rec.tenant_id);
+            // Nothing pending any more: the sign-in goes too (unless --keep-sign-in kept it).
+            let _ = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec);
         }
         match res {
             Ok(out) => {

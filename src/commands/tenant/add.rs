@@ -338,11 +338,20 @@ fn onboard(
         )));
     }
     let mut rec = report.record;
-    if let Some(n) = name
-        && rec.display_name != n
-    {
+    let renamed = name.is_some_and(|n| rec.display_name != n);
+    if let Some(n) = name {
         rec.display_name = n.to_string();
+    }
+    let keep = args.sign_in.keep_sign_in && !rec.keep_sign_in;
+    rec.keep_sign_in |= args.sign_in.keep_sign_in;
+    if renamed || keep {
         store.update(|doc| doc.upsert(rec.clone()))?;
+    }
+    // The Global Administrator's sign-in is kept only while this tenant has work pending.
+    if let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec) {
+        ctx.ui.warning(format!(
+            "the sign-in could not be forgotten in the keyring: {e}"
+        ));
     }
     if rec.step(StepId::Verify).is_done() {
         ctx.ui.success(format!(
