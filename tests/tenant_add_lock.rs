@@ -15,8 +15,18 @@ async fn a_second_run_on_a_busy_tenant_exits_1_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(1), "{err}\n{}", stdout(&out));
     let said = format!("another hal-onboard (pid {}, since ", std::process::id());
     assert!(err.contains(&said), "{err}");
-    assert!(err.contains("is working on Tenant 41"), "{err}");
-    assert!(err.contains("hint:"), "{err}");
+    // The words: "another hal-onboard (pid N, since HH:MM) is working on Contoso".
+    let line = err
+        .lines()
+        .find(|l| l.contains(&said))
+        .expect("the busy line");
+    let rest = &line[line.find(&said).unwrap() + said.len()..];
+    assert_eq!(rest.len(), "HH:MM) is working on Tenant 41".len(), "{line}");
+    assert!(rest.ends_with(") is working on Tenant 41"), "{line}");
+    assert!(
+        err.contains("hint: It runs `hal-onboard tenant add`"),
+        "{err}"
+    );
     // Stopped before the plan: no app, no record.
     assert!(env.sb.snapshot(env.id).applications.is_empty());
     assert!(env.record().is_null(), "{}", env.state_file());
