@@ -85,6 +85,12 @@ pub struct SignInArgs {
     /// or HAL_ONBOARD_CLIENT_ID].
     #[arg(long, value_name = "GUID")]
     pub client_id: Option<String>,
+
+    /// Keep your sign-in (refresh tokens in the OS keyring) for this tenant after its work is
+    /// finished; recorded, and shown by `list` as "sign-in kept". Without it the sign-in is
+    /// forgotten once nothing is pending for the tenant.
+    #[arg(long)]
+    pub keep_sign_in: bool,
 }
 
 impl SignInArgs {

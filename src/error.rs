@@ -161,8 +161,25 @@ use crate::microsoft::graph::GraphError;
 use crate::microsoft::signin::SignInError;
 use crate::portal::PortalError;
 use crate::secrets::SecretError;
+use crate::store::lock::LockError;
 use crate::store::{LookupError, StoreError};
 use crate::wizard::WizardError;
+
+/// Another run works on the tenant (exit 1, with how to wait for it), or its lock file cannot
+/// be used.
+impl From<LockError> for CommandError {
+    fn from(e: LockError) -> Self {
+        let hint = e.hint();
+        let c = match &e {
+            LockError::Busy { .. } => failed(e.to_string()),
+            LockError::Io { .. } => failed(e.to_string()).with_source(e),
+        };
+        match hint {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
 
 impl From<StoreError> for CommandError {
     /// A bad home is bad input (2); anything else about the store is a failure (1).
@@ -383,6 +400,31 @@ mod tests {
         assert_eq!(e.status.code(), 1);
         assert_eq!(e.message, "internal error: the plan lost a step");
         assert!(e.hints[0].contains("report"), "{:?}", e.hints);
+    }
+
+    #[test]
+    fn a_busy_tenant_is_exit_1_with_the_holder_and_a_hint() {
+        let home = tempfile::tempdir().unwrap();
+        let id = uuid::Uuid::new_v4();
+        let _held = crate::store::lock::acquire(home.path(), id, "Contoso", "tenant add").unwrap();
+        let e = CommandError::from(
+            crate::store::lock::acquire(home.path(), id, "Contoso", "ual retry").unwrap_err(),
+        );
+        assert_eq!(e.status.code(), 1);
+        assert!(
+            e.message.starts_with(&format!(
+                "another hal-onboard (pid {}, since ",
+                std::process::id()
+            )),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.ends_with("is working on Contoso"),
+            "{}",
+            e.message
+        );
+        assert!(e.hints[0].contains("in progress"), "{:?}", e.hints);
     }
 
     #[test]

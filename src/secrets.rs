@@ -27,8 +27,82 @@ pub mod account {
     pub fn exchange_refresh_token(tenant: Uuid) -> String {
         format!("tenant:{tenant}:exchange-refresh-token")
     }
-    /// The MSP portal's API token.
+    /// The MSP portal's API token, filed under the portal's origin
+    /// (`portal-token:https://portal.example`), so a token is only ever sent to the portal it
+    /// was saved for.
+    pub fn portal_token(portal: &url::Url) -> String {
+        format!("portal-token:{}", portal.origin().ascii_serialization())
+    }
+    /// Where hal-onboard kept the portal token before it was filed by origin; read once to
+    /// migrate it ([`super::portal_token_for`]).
     pub const PORTAL_TOKEN: &str = "portal-token";
+}
+
+/// The portal token kept for the portal at `url`. A token kept under the old account name
+/// (`portal-token`, by an older hal-onboard) is taken over only when `saved_for` — the portal
+/// URL in this home's config.json, saved by the same `portal login` — has the same origin as
+/// `url`; it then moves to the new account. Otherwise it is left alone and never sent: when
+/// unsure, the technician runs `portal login` again.
+pub fn portal_token_for(
+    secrets: &dyn SecretStore,
+    url: &url::Url,
+    saved_for: Option<&url::Url>,
+) -> Result<Option<String>, SecretError> {
+    let account = account::portal_token(url);
+    if let Some(t) = secrets.get(&account)? {
+        return Ok(Some(t));
+    }
+    let same_origin = saved_for.is_some_and(|s| s.origin() == url.origin());
+    if !same_origin {
+        return Ok(None);
+    }
+    let Some(old) = secrets.get(account::PORTAL_TOKEN)? else {
+        return Ok(None);
+    };
+    secrets.set(&account, &old)?;
+    secrets.delete(account::PORTAL_TOKEN)?;
+    Ok(Some(old))
+}
+
+/// Whether an environment variable holds a secret a child process must not inherit: our own
+/// (`HAL_PORTAL_TOKEN`, `HAL_ONBOARD_EXCHANGE_TOKEN`), and any whose name says it holds one
+/// (contains `TOKEN`, `SECRET`, `PASSWORD`, `PASSWD`, `API_KEY`, `APIKEY` or `CREDENTIAL`, in any
+/// case), such as `AZURE_CLIENT_SECRET` or `GITHUB_TOKEN` in a CI job.
+pub fn is_secret_env(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let upper = name.to_ascii_uppercase();
+    upper == crate::config::ENV_PORTAL_TOKEN
+        || upper == crate::config::ENV_EXCHANGE_TOKEN
+        || [
+            "TOKEN",
+            "SECRET",
+            "PASSWORD",
+            "PASSWD",
+            "API_KEY",
+            "APIKEY",
+            "CREDENTIAL",
+        ]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
+/// The one way a child process (PowerShell, the Azure CLI, the browser opener) is given its
+/// environment: hal-onboard's own, less every secret-bearing variable ([`is_secret_env`]).
+/// What the child needs of its own is added after this call. A tokio command passes
+/// `cmd.as_std_mut()`.
+pub fn child_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env_remove(crate::config::ENV_PORTAL_TOKEN)
+        .env_remove(crate::config::ENV_EXCHANGE_TOKEN);
+    let set_so_far: Vec<std::ffi::OsString> =
+        cmd.get_envs().map(|(k, _)| k.to_os_string()).collect();
+    for name in std::env::vars_os().map(|(k, _)| k).chain(set_so_far) {
+        if is_secret_env(&name) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,5 +292,100 @@ mod dump_tests {
         assert_eq!((r.rlim_cur, r.rlim_max), (0, 0));
         // SAFETY: no pointers.
         assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }, 0);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod child_env_tests {
+    use super::*;
+
+    #[test]
+    fn secret_bearing_names_are_recognized() {
+        for n in [
+            "HAL_PORTAL_TOKEN",
+            "HAL_ONBOARD_EXCHANGE_TOKEN",
+            "AZURE_CLIENT_SECRET",
+            "GITHUB_TOKEN",
+            "my_api_key",
+            "DB_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(is_secret_env(n.as_ref()), "{n}");
+        }
+        for n in [
+            "PATH",
+            "HOME",
+            "GNOME_KEYRING_CONTROL",
+            "HAL_PORTAL_URL",
+            "LANG",
+        ] {
+            assert!(!is_secret_env(n.as_ref()), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_child_started_through_the_helper_gets_no_secret() {
+        let mut cmd = std::process::Command::new("env");
+        cmd.env("HAL_PORTAL_TOKEN", "x1")
+            .env("GITHUB_TOKEN", "x2")
+            .env("KEEP_ME", "kept");
+        child_env(&mut cmd);
+        let out = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+        assert!(out.contains("KEEP_ME=kept"), "{out}");
+        assert!(!out.contains("x1") && !out.contains("x2"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod portal_token_tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_token_is_filed_by_origin() {
+        assert_eq!(
+            account::portal_token(&url("https://portal.example/api/v1/")),
+            "portal-token:https://portal.example"
+        );
+        let m = MemoryStore::default();
+        m.set(&account::portal_token(&url("https://a.example")), "ta")
+            .unwrap();
+        let got = |u| portal_token_for(&m, &url(u), None).unwrap();
+        assert_eq!(got("https://a.example/x").as_deref(), Some("ta"));
+        assert_eq!(
+            got("https://b.example"),
+            None,
+            "never sent to another portal"
+        );
+    }
+
+    #[test]
+    fn an_old_token_moves_only_for_the_portal_it_was_saved_for() {
+        let a = url("https://a.example/");
+        let b = url("https://b.example/");
+        let m = MemoryStore::default();
+        m.set(account::PORTAL_TOKEN, "old").unwrap();
+        // Another portal, or no saved URL: unknown, so not sent and left alone.
+        assert_eq!(portal_token_for(&m, &b, Some(&a)).unwrap(), None);
+        assert_eq!(portal_token_for(&m, &a, None).unwrap(), None);
+        assert_eq!(
+            m.get(account::PORTAL_TOKEN).unwrap().as_deref(),
+            Some("old")
+        );
+        // The portal config.json names: migrated once.
+        assert_eq!(
+            portal_token_for(&m, &a, Some(&a)).unwrap().as_deref(),
+            Some("old")
+        );
+        assert_eq!(m.get(account::PORTAL_TOKEN).unwrap(), None);
+        assert_eq!(
+            m.get(&account::portal_token(&a)).unwrap().as_deref(),
+            Some("old")
+        );
+        assert_eq!(portal_token_for(&m, &b, Some(&a)).unwrap(), None);
     }
 }

@@ -23,8 +23,9 @@ use crate::microsoft::signin::{
     self, AuthMethod, GRAPH_CLI_CLIENT_ID, SignInError, SignInObserver, SignInOptions,
     UserCredential,
 };
-use crate::secrets::SecretStore;
+use crate::secrets::{SecretError, SecretStore, account};
 use crate::store::TenantRecord;
+use crate::store::status::TenantStatus;
 use crate::tenant::TenantName;
 use crate::wizard::verify::AzureVerifier;
 
@@ -190,4 +191,116 @@ pub fn exchange_factory(
         auth,
         out: display.output,
     }))
+}
+
+/// A Global Administrator's sign-in is kept only while its tenant has work pending (UAL
+/// waiting, the portal not done, a step unfinished): once nothing is pending, and unless the
+/// technician asked to keep it (`--keep-sign-in`, recorded in the tenant's record), its Graph
+/// and Exchange refresh tokens are deleted. True when they were (or there were none).
+pub fn forget_sign_in_if_done(
+    secrets: &dyn SecretStore,
+    rec: &TenantRecord,
+) -> Result<bool, SecretError> {
+    if rec.keep_sign_in
+        || !TenantStatus::of(rec, time::OffsetDateTime::now_utc())
+            .pending
+            .is_empty()
+    {
+        return Ok(false);
+    }
+    secrets.delete(&account::graph_refresh_token(rec.tenant_id))?;
+    secrets.delete(&account::exchange_refresh_token(rec.tenant_id))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod forget_tests {
+    use super::*;
+    use crate::secrets::MemoryStore;
+    use crate::store::{StepStatus, UalState};
+
+    fn finished() -> TenantRecord {
+        let mut rec = TenantRecord::new(
+            uuid::Uuid::new_v4(),
+            "contoso.onmicrosoft.com",
+            "Contoso",
+            Cloud::Global,
+        );
+        for s in [
+            &mut rec.steps.exchange,
+            &mut rec.steps.app,
+            &mut rec.steps.secret,
+            &mut rec.steps.consent,
+            &mut rec.steps.verify,
+            &mut rec.steps.portal,
+        ] {
+            s.status = StepStatus::Done;
+        }
+        rec.ual.state = UalState::Enabled;
+        rec.app = Some(crate::store::AppRecord {
+            object_id: "o".into(),
+            app_id: "a".into(),
+            display_name: "hal-siem-log-collector".into(),
+            service_principal_id: Some("sp".into()),
+        });
+        let now = time::OffsetDateTime::now_utc();
+        rec.secret = Some(crate::store::SecretRecord {
+            key_id: "k".into(),
+            hint: "abc".into(),
+            created_at: now,
+            expires_at: now + time::Duration::days(700),
+        });
+        rec.portal.state = crate::store::PortalState::Submitted;
+        rec.portal.secret_key_id = Some("k".into());
+        assert!(TenantStatus::of(&rec, now).pending.is_empty());
+        rec
+    }
+
+    fn kept(store: &MemoryStore, rec: &TenantRecord) -> [bool; 2] {
+        [
+            store
+                .get(&account::graph_refresh_token(rec.tenant_id))
+                .unwrap()
+                .is_some(),
+            store
+                .get(&account::exchange_refresh_token(rec.tenant_id))
+                .unwrap()
+                .is_some(),
+        ]
+    }
+
+    fn signed_in(rec: &TenantRecord) -> MemoryStore {
+        let store = MemoryStore::default();
+        store
+            .set(&account::graph_refresh_token(rec.tenant_id), "rt-g")
+            .unwrap();
+        store
+            .set(&account::exchange_refresh_token(rec.tenant_id), "rt-x")
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn pending_work_keeps_the_sign_in() {
+        let mut rec = finished();
+        rec.steps.exchange.status = StepStatus::Waiting;
+        rec.ual.state = UalState::WaitingPropagation;
+        let store = signed_in(&rec);
+        assert!(!forget_sign_in_if_done(&store, &rec).unwrap());
+        assert_eq!(kept(&store, &rec), [true, true]);
+    }
+
+    #[test]
+    fn a_finished_tenant_forgets_it_unless_asked_to_keep_it() {
+        let rec = finished();
+        let store = signed_in(&rec);
+        assert!(forget_sign_in_if_done(&store, &rec).unwrap());
+        assert_eq!(kept(&store, &rec), [false, false]);
+
+        let mut rec = finished();
+        rec.keep_sign_in = true;
+        let store = signed_in(&rec);
+        assert!(!forget_sign_in_if_done(&store, &rec).unwrap());
+        assert_eq!(kept(&store, &rec), [true, true]);
+    }
 }

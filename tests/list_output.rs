@@ -212,11 +212,13 @@ fn json_schema_is_the_documented_one() {
             "domain",
             "domains",
             "grantedPermissions",
+            "inProgress",
             "license",
             "nextAction",
             "pending",
             "portal",
             "secret",
+            "signInKept",
             "state",
             "steps",
             "tenantId",
@@ -231,6 +233,8 @@ fn json_schema_is_the_documented_one() {
     assert_eq!(c["pending"], serde_json::json!([]));
     assert_eq!(c["domains"], serde_json::json!(["contoso.onmicrosoft.com"]));
     assert_eq!(c["license"], "P1");
+    assert_eq!(c["inProgress"], Value::Null);
+    assert_eq!(c["signInKept"], false);
     assert_eq!(c["grantedPermissions"], 15);
     assert_eq!(
         keys(&c["steps"]),
@@ -331,4 +335,48 @@ fn list_never_writes() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["tenants.json"], "list created files");
+}
+
+/// Issue 10 (4): a tenant another run is changing shows as "in progress", in the table and in
+/// `--json`, and only while the lock is held.
+#[test]
+fn a_locked_tenant_is_in_progress() {
+    let home = home_with(&fixture());
+    let held =
+        hal_onboard::store::lock::acquire(home.path(), tenant_id(2), "fabrikam", "tenant add")
+            .unwrap();
+    let (out, err) = list(home.path(), &[]);
+    let pid = std::process::id();
+    let fab = out
+        .lines()
+        .skip_while(|l| !l.starts_with("fabrikam"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        fab.starts_with(&format!("  ⋯ in progress: pid {pid}, since ")),
+        "{out}"
+    );
+    assert!(fab.ends_with("`hal-onboard tenant add`"), "{fab}");
+    assert_eq!(out.matches("in progress").count(), 1, "{out}");
+    assert!(err.contains("1 in progress"), "{err}");
+
+    let (json, _) = list(home.path(), &["--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let by = |d: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["domain"] == d)
+            .unwrap()
+            .clone()
+    };
+    let f = by("fabrikam.onmicrosoft.com");
+    assert_eq!(f["inProgress"]["pid"], pid);
+    assert_eq!(f["inProgress"]["command"], "tenant add");
+    assert!(f["inProgress"]["since"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(by("contoso.onmicrosoft.com")["inProgress"], Value::Null);
+
+    drop(held);
+    let (out, _) = list(home.path(), &[]);
+    assert!(!out.contains("in progress"), "{out}");
 }

@@ -207,7 +207,7 @@ async fn portal_login_checks_then_saves_the_url_and_never_the_token() {
         assert_eq!(v["tokenSource"], "keyring");
         let _ = hal_onboard::secrets::SecretStore::delete(
             &hal_onboard::secrets::KeyringStore,
-            hal_onboard::secrets::account::PORTAL_TOKEN,
+            &hal_onboard::secrets::account::portal_token(&sb.portal_url()),
         );
     } else {
         assert_eq!(r.code, 1, "{}", r.stderr);

@@ -94,6 +94,8 @@ async fn portal_down_then_up() {
     }
 }
 
+/// Issue 10 (8): unasked, the secret is shown only to a terminal, never into a redirected
+/// stdout; `--show-secret` prints it there (shown once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_keyring_a_secret_the_portal_did_not_take_is_shown_once() {
     let mut env = Env::start(tenant(0x5e50_0003)).await;
@@ -106,8 +108,38 @@ async fn without_a_keyring_a_secret_the_portal_did_not_take_is_shown_once() {
         .sb
         .with_tenant(env.id, |t| t.secrets.values().next().unwrap().text.clone());
     assert!(
+        !stdout(&out).contains(&secret) && !stderr(&out).contains(&secret),
+        "stdout is a pipe here: masked: {}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("--show-secret"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("not a terminal"), "{}", stderr(&out));
+    assert!(!env.state_file().contains(&secret), "never on disk");
+
+    let env = {
+        let mut e = Env::start(tenant(0x5e50_0005)).await;
+        e.keyring = false;
+        e
+    };
+    env.sb.portal().fail_next(1000);
+    let d = env.domain();
+    let out = env
+        .run(&[
+            "tenant",
+            "add",
+            &d,
+            "--skip-exchange",
+            "--yes",
+            "--show-secret",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let secret: String = env
+        .sb
+        .with_tenant(env.id, |t| t.secrets.values().next().unwrap().text.clone());
+    assert!(
         stdout(&out).contains(&secret),
-        "shown once, in the table: {}",
+        "asked for: shown once, in the table: {}",
         stdout(&out)
     );
     assert!(stderr(&out).contains("shown once"), "{}", stderr(&out));

@@ -489,3 +489,50 @@ async fn ual_retry_json_matches_the_documented_example() {
     assert_eq!(keys(&real), keys(&documented));
     assert_eq!(keys(&real["tenants"][0]), keys(&documented["tenants"][0]));
 }
+
+/// Issue 10 (4): a tenant another run holds is reported and skipped, the others go on, and
+/// the exit status says not everything was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_skips_a_busy_tenant_and_does_the_others() {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let quick = || ExchangeScenario {
+        dehydrated: true,
+        propagation_attempts: 1,
+        ..Default::default()
+    };
+    let w = world(vec![(a, quick()), (b, quick())]).await;
+    let home = w.dir.path().join("home");
+    onboard(&w, &home, a, "foxtrot").await;
+    onboard(&w, &home, b, "golf").await;
+    let before = TenantStore::open(&home).unwrap().load().unwrap();
+    let held = hal_onboard::store::lock::acquire(&home, b, "golf", "tenant add").unwrap();
+    let tokens: Vec<String> = [a, b].iter().map(|id| token(&w.signer, *id)).collect();
+
+    let run = hal(&w, &home, &tokens, &["--json", "ual", "retry"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let v = run.json();
+    assert_eq!(v["enabled"], 1, "{v}");
+    assert_eq!(v["errors"], 1, "{v}");
+    assert_eq!(
+        by_domain(&v, "foxtrot.onmicrosoft.com")["result"],
+        "enabled"
+    );
+    let golf = by_domain(&v, "golf.onmicrosoft.com");
+    assert_eq!(golf["result"], "error");
+    assert_eq!(golf["error"]["code"], "busy");
+    let msg = golf["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "another hal-onboard (pid {}, since ",
+            std::process::id()
+        )) && msg.ends_with("is working on golf"),
+        "{msg}"
+    );
+
+    // The busy tenant was not touched, in the store or in Exchange.
+    let after = TenantStore::open(&home).unwrap().load().unwrap();
+    assert_eq!(after.get(b).unwrap().ual, before.get(b).unwrap().ual);
+    assert!(!w.sim.snapshot(b).unwrap().ual_enabled);
+    assert!(w.sim.snapshot(a).unwrap().ual_enabled);
+    drop(held);
+}

@@ -15,11 +15,12 @@ use uuid::Uuid;
 use crate::cloud::Cloud;
 use crate::commands::Ctx;
 use crate::error::{CommandResult, failed};
+use crate::store::lock::Holder;
 use crate::store::status::{Overall, ROTATE_WITHIN_DAYS, TenantStatus};
 use crate::store::{
     EntraLicense, PortalState, StepId, StepState, StepStatus, TenantRecord, TenantStore, UalState,
 };
-use crate::ui::{ColorChoice, Ui};
+use crate::ui::{ColorChoice, Ui, sanitize};
 
 /// Every onboarded tenant, sorted by display name: UAL, app, consent, days until the client
 /// secret expires, portal, and under each tenant that needs something the exact command to run
@@ -39,6 +40,8 @@ pub fn cmd_list(ctx: &Ctx, _args: &ListArgs) -> CommandResult {
     let store = TenantStore::for_reading(&ctx.home)?;
     let doc = store.load()?;
     let now = OffsetDateTime::now_utc();
+    // Tenants another run is changing right now: one read of the locks directory.
+    let busy = crate::store::lock::busy(&ctx.home);
 
     let mut rows: Vec<Row<'_>> = doc
         .tenants
@@ -49,6 +52,7 @@ pub fn cmd_list(ctx: &Ctx, _args: &ListArgs) -> CommandResult {
                 rec.primary_domain.to_lowercase(),
             ),
             status: TenantStatus::of(rec, now),
+            in_progress: busy.get(&rec.tenant_id),
             rec,
         })
         .collect();
@@ -103,6 +107,8 @@ struct Row<'a> {
     key: (String, String),
     rec: &'a TenantRecord,
     status: TenantStatus,
+    /// Another hal-onboard holds this tenant's lock now.
+    in_progress: Option<&'a Holder>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,12 +171,28 @@ fn render_table(ui: &Ui, color: bool, rows: &[Row<'_>]) -> String {
             r.iter().map(|c| (c.text.as_str(), c.tone)),
             false,
         );
-        if let Some(next) = &row.status.next {
+        if let Some(h) = row.in_progress {
+            let line = format!(
+                "  ⋯ in progress: pid {}, since {:02}:{:02} UTC, `hal-onboard {}`",
+                h.pid,
+                h.since.hour(),
+                h.since.minute(),
+                clip(&h.command, 40)
+            );
+            if color {
+                let _ = writeln!(out, "{}", ui.yellow(line));
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        } else if let Some(next) = &row.status.next {
             let lead = "  → ";
-            let _ = write!(out, "{lead}{}", next.command);
-            let used = console::measure_text_width(lead) + next.command.len() + 2;
+            // Both name the tenant's domain, and the reason may quote a server's error.
+            let command = sanitize(&next.command);
+            let _ = write!(out, "{lead}{command}");
+            let used = console::measure_text_width(lead) + command.len() + 2;
             if used + 10 < TABLE_WIDTH {
-                let reason = console::truncate_str(&next.reason, TABLE_WIDTH - used, "…");
+                let reason = sanitize(&next.reason);
+                let reason = console::truncate_str(&reason, TABLE_WIDTH - used, "…");
                 if color {
                     let _ = write!(out, "  {}", ui.dim(reason));
                 } else {
@@ -178,6 +200,11 @@ fn render_table(ui: &Ui, color: bool, rows: &[Row<'_>]) -> String {
                 }
             }
             out.push('\n');
+        }
+        if row.rec.keep_sign_in {
+            out.push_str(
+                "  · sign-in kept (--keep-sign-in): `hal-onboard tenant remove` forgets it\n",
+            );
         }
     }
     out
@@ -255,19 +282,12 @@ fn row_cells(row: &Row<'_>) -> [Cell; 7] {
     ]
 }
 
-/// Makes a value safe and short for one table cell: names come from the customer's tenant,
-/// so control characters (an escape sequence could rewrite the terminal) become spaces.
+/// Makes a value safe and short for one table cell: names came from the customer's tenant
+/// through Graph, so they pass the UI's one sanitizer (an escape sequence could rewrite the
+/// terminal, a bidirectional override could disguise the name).
 fn clip(s: &str, max: usize) -> String {
-    let owned: String;
-    let clean = if s.chars().any(char::is_control) {
-        owned = s
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        owned.trim()
-    } else {
-        s.trim()
-    };
+    let cleaned = sanitize(s);
+    let clean = cleaned.trim();
     if clean.is_empty() {
         return "—".into();
     }
@@ -277,6 +297,10 @@ fn clip(s: &str, max: usize) -> String {
 fn summary(rows: &[Row<'_>]) -> String {
     let n = rows.len();
     let mut parts = Vec::new();
+    let busy = rows.iter().filter(|r| r.in_progress.is_some()).count();
+    if busy > 0 {
+        parts.push(format!("{busy} in progress"));
+    }
     for (o, label) in [
         (Overall::Done, "done"),
         (Overall::Expiring, "secret expiring"),
@@ -319,6 +343,10 @@ struct Entry<'a> {
     license: Option<&'static str>,
     granted_permissions: usize,
     portal: PortalView,
+    /// Another hal-onboard is changing this tenant now (it holds the tenant's lock).
+    in_progress: Option<InProgressView<'a>>,
+    /// The technician's sign-in is kept after the tenant's work is finished (`--keep-sign-in`).
+    sign_in_kept: bool,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -385,6 +413,15 @@ struct SecretView<'a> {
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
     days_left: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InProgressView<'a> {
+    pid: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    since: OffsetDateTime,
+    command: &'a str,
 }
 
 #[derive(Serialize)]
@@ -464,6 +501,12 @@ impl<'a> Entry<'a> {
                 submitted_at: rec.portal.submitted_at,
                 stale: st.portal_stale,
             },
+            sign_in_kept: rec.keep_sign_in,
+            in_progress: row.in_progress.map(|h| InProgressView {
+                pid: h.pid,
+                since: h.since,
+                command: &h.command,
+            }),
             created_at: rec.created_at,
             updated_at: rec.updated_at,
         }

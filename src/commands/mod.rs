@@ -20,7 +20,7 @@ use crate::cloud::Cloud;
 use crate::config::{EnvOverrides, HomeConfig, Source, default_home};
 use crate::error::{CommandResult, failed, user_error};
 use crate::portal::HttpPortal;
-use crate::secrets::{KeyringStore, MemoryStore, SecretStore, account};
+use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
 use crate::store::TenantStore;
 use crate::ui::Ui;
 
@@ -193,12 +193,17 @@ impl Ctx {
         }
     }
 
-    /// The portal token and where it came from (never printed).
+    /// The portal token and where it came from (never printed). A kept token is the one kept
+    /// for the portal in use (by its origin): one home's token never goes to another portal.
     pub fn portal_token(&self, secrets: &dyn SecretStore) -> (Option<String>, Source) {
         if let Some(t) = &self.env.portal_token {
             return (Some(t.clone()), Source::Environment);
         }
-        match secrets.get(account::PORTAL_TOKEN) {
+        let Ok((Some(url), _)) = self.portal_url() else {
+            return (None, Source::Missing);
+        };
+        let saved_for = self.home_config().ok().and_then(|c| c.portal_url);
+        match crate::secrets::portal_token_for(secrets, &url, saved_for.as_ref()) {
             Ok(Some(t)) => (
                 Some(t),
                 if secrets.is_persistent() {

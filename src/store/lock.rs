@@ -49,14 +49,14 @@ pub enum LockError {
     },
 }
 
+/// The words exactly (a public contract): "pid N, since HH:MM" (UTC).
 fn holder_text(h: &Option<Holder>) -> String {
     match h {
         Some(h) => format!(
-            "pid {}, since {:02}:{:02} UTC, `hal-onboard {}`",
+            "pid {}, since {:02}:{:02}",
             h.pid,
             h.since.hour(),
             h.since.minute(),
-            h.command
         ),
         None => "another process".into(),
     }
@@ -65,10 +65,19 @@ fn holder_text(h: &Option<Holder>) -> String {
 impl LockError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            LockError::Busy { .. } => Some(
-                "Wait for it to finish (`hal-onboard list` shows the tenant as in progress), then run this command again."
-                    .into(),
-            ),
+            LockError::Busy { holder, .. } => Some(format!(
+                "{}Wait for it to finish (`hal-onboard list` shows the tenant as in progress), then run this command again.",
+                holder
+                    .as_ref()
+                    .filter(|h| !h.command.is_empty())
+                    .map(|h| format!(
+                        "It runs `hal-onboard {}` (since {:02}:{:02} UTC). ",
+                        h.command,
+                        h.since.hour(),
+                        h.since.minute()
+                    ))
+                    .unwrap_or_default()
+            )),
             LockError::Io { .. } => None,
         }
     }
@@ -214,8 +223,17 @@ mod tests {
         assert_eq!(who.as_ref().unwrap().pid, std::process::id());
         assert_eq!(who.as_ref().unwrap().command, "tenant add");
         let text = err.to_string();
-        assert!(text.starts_with("another hal-onboard (pid "), "{text}");
-        assert!(text.ends_with("is working on Contoso"), "{text}");
+        let since = who.as_ref().unwrap().since;
+        assert_eq!(
+            text,
+            format!(
+                "another hal-onboard (pid {}, since {:02}:{:02}) is working on Contoso",
+                std::process::id(),
+                since.hour(),
+                since.minute()
+            )
+        );
+        assert!(err.hint().unwrap().contains("`hal-onboard tenant add`"));
         assert_eq!(holder(home.path(), id).unwrap().command, "tenant add");
         assert_eq!(busy(home.path()).len(), 1);
         drop(held);

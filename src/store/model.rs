@@ -65,6 +65,10 @@ pub struct TenantRecord {
     pub ual: UalRecord,
     #[serde(default)]
     pub portal: PortalRecord,
+    /// The technician asked to keep their sign-in (refresh tokens) for this tenant after its
+    /// work is finished (`--keep-sign-in`); otherwise it is forgotten then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_sign_in: bool,
 }
 
 impl TenantRecord {
@@ -85,6 +89,7 @@ impl TenantRecord {
             license: None,
             ual: UalRecord::default(),
             portal: PortalRecord::default(),
+            keep_sign_in: false,
         }
     }
 
@@ -305,4 +310,33 @@ pub struct PortalRecord {
     /// Which secret the portal holds, to tell a stale submission after rotation.
     #[serde(default)]
     pub secret_key_id: Option<String>,
+}
+
+#[cfg(test)]
+mod keep_sign_in_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_keep_sign_in_still_loads_and_is_written_the_same() {
+        let rec = TenantRecord::new(
+            Uuid::from_u128(7),
+            "contoso.onmicrosoft.com",
+            "Contoso",
+            Cloud::Global,
+        );
+        let json = serde_json::to_value(&rec).unwrap();
+        assert!(json.get("keepSignIn").is_none(), "{json}");
+        let back: TenantRecord = serde_json::from_value(json).unwrap();
+        assert!(!back.keep_sign_in);
+
+        let mut kept = rec.clone();
+        kept.keep_sign_in = true;
+        let json = serde_json::to_value(&kept).unwrap();
+        assert_eq!(json["keepSignIn"], true);
+        assert!(
+            serde_json::from_value::<TenantRecord>(json)
+                .unwrap()
+                .keep_sign_in
+        );
+    }
 }

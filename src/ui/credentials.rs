@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::Ui;
+use super::{Ui, Untrusted};
 use crate::store::status::TenantStatus;
 use crate::store::{StepId, StepStatus, TenantRecord};
 
@@ -24,8 +24,9 @@ pub fn credentials_table(ui: &Ui, rec: &TenantRecord, secret: SecretView<'_>) ->
     let (hint, expires) = rec.secret.as_ref().map_or(("", "—".to_string()), |s| {
         (s.hint.as_str(), s.expires_at.date().to_string())
     });
+    let hint = Untrusted(hint);
     let secret_cell = match secret {
-        SecretView::Shown(v) => ui.bold(v),
+        SecretView::Shown(v) => ui.bold(Untrusted(v)),
         SecretView::Masked { kept } => format!("{hint}{}  {}", "•".repeat(12), ui.dim(kept)),
         SecretView::WithPortal => format!(
             "{hint}{}  {}",
@@ -43,12 +44,13 @@ pub fn credentials_table(ui: &Ui, rec: &TenantRecord, secret: SecretView<'_>) ->
         "\n{}\n",
         ui.bold(format!(
             "Credentials for {} ({})",
-            rec.display_name, rec.primary_domain
+            Untrusted(&rec.display_name),
+            Untrusted(&rec.primary_domain)
         ))
     ));
     let rows = [
         ("Directory (tenant) ID", rec.tenant_id.to_string()),
-        ("Application (client) ID", app_id.to_string()),
+        ("Application (client) ID", Untrusted(app_id).to_string()),
         ("Client Secret Value", secret_cell),
         ("Secret Expiration Date", expires),
     ];
@@ -61,7 +63,7 @@ pub fn credentials_table(ui: &Ui, rec: &TenantRecord, secret: SecretView<'_>) ->
 /// What is still to do, each with the exact command that finishes it.
 pub fn pending_lines(rec: &TenantRecord) -> Vec<String> {
     let st = TenantStatus::of(rec, OffsetDateTime::now_utc());
-    let domain = &rec.primary_domain;
+    let domain = Untrusted(&rec.primary_domain);
     let mut lines = Vec::new();
     for id in &st.pending {
         let line = match (id, st.step(*id)) {

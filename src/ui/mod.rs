@@ -11,9 +11,11 @@
 pub mod credentials;
 pub mod interrupt;
 pub mod progress;
+pub mod sanitize;
 pub mod signin;
 
 pub use progress::{TenantOutput, UiProgress};
+pub use sanitize::{Untrusted, sanitize};
 pub use signin::{UiExchangeSignIn, UiSignIn};
 
 use std::io::{IsTerminal, Write};
@@ -93,9 +95,10 @@ impl Ui {
         self.color
     }
 
+    /// Every message line reaches stderr through the sanitizer's backstop.
     fn err_line(&self, s: &str) {
         let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "{s}");
+        let _ = writeln!(e, "{}", sanitize::sanitize_line(s));
     }
 
     /// A plain status line on stderr.
@@ -128,12 +131,14 @@ impl Ui {
         ));
     }
 
-    /// Prints an error: one sentence, its causes, its hints (the full chain with `-v`).
+    /// Prints an error: one sentence, its causes, its hints (the full chain with `-v`). Each
+    /// may quote a server (Graph's or the portal's message, a tenant's name), so each passes
+    /// the sanitizer.
     pub fn error(&self, e: &CommandError) {
         self.err_line(&format!(
             "{} {}",
             Style::new().red().bold().apply_to("error:"),
-            e.message
+            Untrusted(&e.message)
         ));
         let causes = e.causes();
         let shown = if self.verbose > 0 {
@@ -142,13 +147,18 @@ impl Ui {
             causes.len().min(1)
         };
         for c in &causes[..shown] {
-            self.err_line(&format!("  {} {c}", Style::new().dim().apply_to("cause:")));
+            self.err_line(&format!(
+                "  {} {}",
+                Style::new().dim().apply_to("cause:"),
+                Untrusted(c)
+            ));
         }
         if self.verbose > 0 {
             if let Some(src) = &e.source {
                 self.err_line(&format!(
-                    "  {} {src:?}",
-                    Style::new().dim().apply_to("detail:")
+                    "  {} {}",
+                    Style::new().dim().apply_to("detail:"),
+                    Untrusted(&format!("{src:?}"))
                 ));
             }
         } else if causes.len() > 1 {
@@ -160,7 +170,7 @@ impl Ui {
             ));
         }
         for h in &e.hints {
-            self.hint(h);
+            self.hint(sanitize(h));
         }
     }
 
@@ -271,7 +281,7 @@ impl Ui {
 
     /// A spinner on stderr while something runs; a plain line when stderr is not a terminal.
     pub fn spinner(&self, msg: impl Into<String>) -> Spinner {
-        let msg = msg.into();
+        let msg = sanitize::sanitize_line(&msg.into()).into_owned();
         if self.live {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
@@ -296,15 +306,16 @@ pub struct Spinner {
 impl Spinner {
     pub fn set_message(&self, msg: impl Into<String>) {
         if let Some(b) = &self.bar {
-            b.set_message(msg.into());
+            b.set_message(sanitize::sanitize_line(&msg.into()).into_owned());
         }
     }
 
     /// Prints a line above the spinner without tearing it.
     pub fn println(&self, msg: impl AsRef<str>) {
+        let msg = sanitize::sanitize_line(msg.as_ref());
         match &self.bar {
-            Some(b) => b.println(msg.as_ref()),
-            None => eprintln!("{}", msg.as_ref()),
+            Some(b) => b.println(&msg),
+            None => eprintln!("{msg}"),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{Spinner, Ui};
+use super::{Spinner, Ui, Untrusted, sanitize};
 use crate::microsoft::exchange::{Passthrough, PassthroughFor};
 use crate::store::TenantRecord;
 use crate::wizard::{Answer, Event, PlanState, Progress, Question, licence_note};
@@ -42,9 +42,9 @@ impl Progress for UiProgress {
             } => {
                 ui.status(format!(
                     "Tenant: {} — {} (tenant ID {tenant_id}){}",
-                    ui.bold(&display_name),
-                    default_domain,
-                    user.map(|u| format!(", signed in as {u}"))
+                    ui.bold(Untrusted(&display_name)),
+                    Untrusted(&default_domain),
+                    user.map(|u| format!(", signed in as {}", Untrusted(&u)))
                         .unwrap_or_default()
                 ));
             }
@@ -60,19 +60,21 @@ impl Progress for UiProgress {
             Event::Plan(plan) => {
                 ui.status("Plan:");
                 for (n, item) in plan.items.iter().enumerate() {
-                    let head = format!("  {}. {}", n + 1, item.title);
+                    let head = format!("  {}. {}", n + 1, Untrusted(item.title));
                     match &item.state {
                         PlanState::Done => ui.status(format!("{head} — {}", ui.green("done"))),
-                        PlanState::Skipped(why) => {
-                            ui.status(format!("{head} — {}", ui.dim(format!("skipped ({why})"))))
-                        }
-                        PlanState::Later(why) => {
-                            ui.status(format!("{head} — {}", ui.dim(format!("later: {why}"))))
-                        }
+                        PlanState::Skipped(why) => ui.status(format!(
+                            "{head} — {}",
+                            ui.dim(format!("skipped ({})", Untrusted(why)))
+                        )),
+                        PlanState::Later(why) => ui.status(format!(
+                            "{head} — {}",
+                            ui.dim(format!("later: {}", Untrusted(why)))
+                        )),
                         PlanState::ToDo(changes) => {
                             ui.status(format!("{head} — {}", ui.yellow("to do")));
                             for c in changes {
-                                ui.status(format!("       • {c}"));
+                                ui.status(format!("       • {}", Untrusted(c)));
                             }
                         }
                     }
@@ -87,19 +89,20 @@ impl Progress for UiProgress {
             }
             Event::StepDone { step, summary } => {
                 self.clear();
-                ui.success(format!("{}: {summary}", step.title()));
+                ui.success(format!("{}: {}", step.title(), Untrusted(&summary)));
             }
             Event::StepSkipped { step, why } => {
-                ui.status(format!("- {}: skipped ({why})", step.title()));
+                ui.status(format!("- {}: skipped ({})", step.title(), Untrusted(&why)));
             }
             Event::Warning(w) => {
+                let w = sanitize(&w);
                 let sp = self.spinner.lock().unwrap();
                 match sp.as_ref() {
                     Some(s) => s.suspend(|| ui.warning(&w)),
                     None => ui.warning(&w),
                 }
             }
-            Event::Info(i) => ui.status(i),
+            Event::Info(i) => ui.status(sanitize(&i)),
             Event::Waiting {
                 what,
                 attempt,
@@ -107,7 +110,8 @@ impl Progress for UiProgress {
                 next_in,
             } => {
                 let line = format!(
-                    "Waiting for {what}: attempt {attempt}/{of}, next try in {} s",
+                    "Waiting for {}: attempt {attempt}/{of}, next try in {} s",
+                    Untrusted(&what),
                     next_in.as_secs_f64().ceil() as u64
                 );
                 let sp = self.spinner.lock().unwrap();
@@ -130,7 +134,11 @@ impl Progress for UiProgress {
             Question::Proceed {
                 display_name,
                 default_domain,
-            } => format!("Change {display_name} ({default_domain}) as planned?"),
+            } => format!(
+                "Change {} ({}) as planned?",
+                Untrusted(display_name),
+                Untrusted(default_domain)
+            ),
             Question::ShorterSecret {
                 asked_months,
                 max_days,
@@ -186,7 +194,8 @@ impl TenantOutput {
 impl Passthrough for TenantOutput {
     fn line(&self, line: &str) {
         if !line.trim().is_empty() {
-            self.ui.status(format!("[{}] {line}", self.domain));
+            self.ui
+                .status(format!("[{}] {}", Untrusted(&self.domain), Untrusted(line)));
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use url::Url;
 
-use super::{Spinner, Ui};
+use super::{Spinner, Ui, Untrusted};
 use crate::microsoft::signin::{DeviceCodePrompt, SignInObserver};
 
 /// Shows the sign-in: the code and URL prominently on stderr, a spinner while waiting.
@@ -29,8 +29,8 @@ impl SignInObserver for UiSignIn {
         ui.status("");
         ui.status(format!(
             "To sign in to the customer's tenant, open {} and enter the code {}",
-            ui.bold(&p.verification_uri),
-            ui.bold(ui.yellow(&p.user_code))
+            ui.bold(Untrusted(&p.verification_uri)),
+            ui.bold(ui.yellow(Untrusted(&p.user_code)))
         ));
         ui.status(ui.dim(format!(
             "Sign in as a Global Administrator of that tenant. The code expires at {} UTC.",
@@ -58,7 +58,8 @@ impl SignInObserver for UiSignIn {
         }
         self.ui.success(format!(
             "Signed in{}",
-            user.map(|u| format!(" as {u}")).unwrap_or_default()
+            user.map(|u| format!(" as {}", Untrusted(u)))
+                .unwrap_or_default()
         ));
     }
 }
@@ -82,7 +83,7 @@ fn open_browser(url: &Url) -> bool {
     } else {
         ("xdg-open", &[])
     };
-    std::process::Command::new(cmd)
+    crate::secrets::child_env(&mut std::process::Command::new(cmd))
         .args(pre)
         .arg(url.as_str())
         .stdin(std::process::Stdio::null())
@@ -108,8 +109,8 @@ impl SignInObserver for UiExchangeSignIn {
         let ui = &self.ui;
         ui.status(format!(
             "To sign in to Exchange Online, open {} and enter the code {}",
-            ui.bold(&p.verification_uri),
-            ui.bold(ui.yellow(&p.user_code))
+            ui.bold(Untrusted(&p.verification_uri)),
+            ui.bold(ui.yellow(Untrusted(&p.user_code)))
         ));
         ui.status(
             ui.dim("Sign in as a Global Administrator or Exchange Administrator of that tenant."),
@@ -117,15 +118,18 @@ impl SignInObserver for UiExchangeSignIn {
     }
 
     fn browser_url(&self, url: &Url) -> bool {
-        self.ui
-            .status(format!("To sign in to Exchange Online, open {url}"));
+        self.ui.status(format!(
+            "To sign in to Exchange Online, open {}",
+            Untrusted(url.as_str())
+        ));
         false
     }
 
     fn signed_in(&self, user: Option<&str>) {
         self.ui.success(format!(
             "Signed in to Exchange Online{}",
-            user.map(|u| format!(" as {u}")).unwrap_or_default()
+            user.map(|u| format!(" as {}", Untrusted(u)))
+                .unwrap_or_default()
         ));
     }
 }

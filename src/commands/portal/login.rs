@@ -76,11 +76,13 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
             .hint("Set HAL_PORTAL_TOKEN in the environment of the runs that need it (for example from your password manager)."));
     }
     if !from_env {
-        secrets.set(account::PORTAL_TOKEN, &token).map_err(|e| {
-            CommandError::from(e)
-                .context("cannot save the portal token in the OS keyring")
-                .hint("Or set HAL_PORTAL_TOKEN instead.")
-        })?;
+        secrets
+            .set(&account::portal_token(&url), &token)
+            .map_err(|e| {
+                CommandError::from(e)
+                    .context("cannot save the portal token in the OS keyring")
+                    .hint("Or set HAL_PORTAL_TOKEN instead.")
+            })?;
     }
     let mut cfg = ctx.home_config()?;
     cfg.portal_url = Some(url.clone());

@@ -55,6 +55,25 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
     let mut first_error: Option<CommandError> = None;
     for mut rec in targets {
         let name = rec.primary_domain.clone();
+        // One run per tenant: a busy tenant is reported and skipped, the others go on.
+        let _lock = match crate::store::lock::acquire(
+            &ctx.home,
+            rec.tenant_id,
+            &rec.display_name,
+            "portal submit",
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                let err = CommandError::from(e);
+                results.push(serde_json::json!({"tenant": name, "tenantId": rec.tenant_id, "result": "busy", "error": err.message}));
+                if first_error.is_none() {
+                    first_error = Some(err);
+                } else {
+                    ui.error(&err);
+                }
+                continue;
+            }
+        };
         let spinner = ui.spinner(format!("Sending {name} to the portal"));
         let mut res = rt.block_on(portal::run(&mut rec, secrets.as_ref(), &api, None));
         spinner.finish();
@@ -63,6 +82,8 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
         store.upsert(&rec)?;
         if let Ok(out) = &mut res {
             out.secret_forgotten = portal::forget_secret(secrets.as_ref(), rec.tenant_id);
+            // Nothing pending any more: the sign-in goes too (unless --keep-sign-in kept it).
+            let _ = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec);
         }
         match res {
             Ok(out) => {

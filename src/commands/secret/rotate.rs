@@ -50,6 +50,13 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let doc = store.load()?;
     let known = doc.find(&args.tenant)?.clone();
     let name = known.primary_domain.clone();
+    // One run per tenant, for the whole rotation.
+    let _lock = crate::store::lock::acquire(
+        &ctx.home,
+        known.tenant_id,
+        &known.display_name,
+        "secret rotate",
+    )?;
     let secrets = ctx.secrets();
     let portal = if args.no_portal {
         None
@@ -145,6 +152,20 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     });
     progress.clear();
     let rotation = result.map_err(|e| rotate_error(e, &name))?;
+    // The sign-in is kept only while the tenant has work pending, or when asked to.
+    let id = rotation.record.tenant_id;
+    let rec = store.update(|doc| {
+        let rec = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
+        rec.keep_sign_in |= args.sign_in.keep_sign_in;
+        Some(rec.clone())
+    })?;
+    if let Some(rec) = rec
+        && let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec)
+    {
+        ui.warning(format!(
+            "the sign-in could not be forgotten in the keyring: {e}"
+        ));
+    }
     report(ctx, &rotation, secrets.is_persistent())
 }
 

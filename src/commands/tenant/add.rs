@@ -16,7 +16,7 @@ use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session}
 use crate::store::{StepId, TenantRecord};
 use crate::tenant::{TenantName, TenantNameError, batch};
 use crate::ui::credentials::{MANUAL_ENTRY, SecretView, credentials_table, pending_lines};
-use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn, interrupt};
+use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, UiProgress, UiSignIn, Untrusted, interrupt};
 use crate::wizard::steps::portal::PortalStep;
 use crate::wizard::{DEFAULT_APP_NAME, Event, Progress, Settings, Wizard, WizardError};
 
@@ -253,22 +253,43 @@ fn onboard(
             _ => None,
         };
     let rt = ctx.runtime()?;
+    let wizard = Wizard {
+        settings,
+        dir: &graph,
+        verifier: &verifier,
+        secrets: secrets.clone(),
+        store: &store,
+        progress: &progress,
+        meter: meter.clone(),
+        exchange: exchange.map(|f| {
+            Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                as Box<dyn crate::wizard::steps::Step>
+        }),
+        portal,
+    };
+    let identify = || {
+        rt.block_on(wizard.identify()).map_err(|e| {
+            progress.clear();
+            wizard_error(e, tenant.as_str())
+        })
+    };
+    let mut id = identify()?;
+    // One run per tenant, from before the plan to the end of this tenant's work.
+    let label = id
+        .record
+        .as_ref()
+        .map_or(id.display_name.as_str(), |r| r.display_name.as_str());
+    let _lock =
+        crate::store::lock::acquire(&ctx.home, id.tenant_id, label, "tenant add").map_err(|e| {
+            progress.clear();
+            CommandError::from(e)
+        })?;
+    // A run that held the lock meanwhile changed the tenant: look at it again.
+    let now_known = store.load()?.get(id.tenant_id).cloned();
+    if now_known != id.record {
+        id = identify()?;
+    }
     let report = rt.block_on(async {
-        let wizard = Wizard {
-            settings,
-            dir: &graph,
-            verifier: &verifier,
-            secrets: secrets.clone(),
-            store: &store,
-            progress: &progress,
-            meter: meter.clone(),
-            exchange: exchange.map(|f| {
-                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
-                    as Box<dyn crate::wizard::steps::Step>
-            }),
-            portal,
-        };
-        let id = wizard.identify().await?;
         if let Some(c) = &user_cred {
             // The tenant is the one asked for: keep the sign-in for re-runs.
             if let Err(e) = c.keep_signed_in(id.tenant_id).await {
@@ -317,17 +338,26 @@ fn onboard(
         )));
     }
     let mut rec = report.record;
-    if let Some(n) = name
-        && rec.display_name != n
-    {
+    let renamed = name.is_some_and(|n| rec.display_name != n);
+    if let Some(n) = name {
         rec.display_name = n.to_string();
+    }
+    let keep = args.sign_in.keep_sign_in && !rec.keep_sign_in;
+    rec.keep_sign_in |= args.sign_in.keep_sign_in;
+    if renamed || keep {
         store.update(|doc| doc.upsert(rec.clone()))?;
+    }
+    // The Global Administrator's sign-in is kept only while this tenant has work pending.
+    if let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec) {
+        ctx.ui.warning(format!(
+            "the sign-in could not be forgotten in the keyring: {e}"
+        ));
     }
     if rec.step(StepId::Verify).is_done() {
         ctx.ui.success(format!(
             "{} ({}) is onboarded: app {} (appId {}), credentials verified{}.",
-            rec.display_name,
-            rec.primary_domain,
+            Untrusted(&rec.display_name),
+            Untrusted(&rec.primary_domain),
             rec.app
                 .as_ref()
                 .map(|a| a.display_name.as_str())
@@ -365,10 +395,24 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
         .ok()
         .flatten();
     let with_portal = crate::wizard::steps::portal::is_current(rec);
-    let reveal_once = value.is_some() && !with_portal && !secrets.is_persistent();
+    // Unasked, a secret is only ever shown to a person: never into a redirected stdout (or,
+    // with --json, stderr), where it would land in a file or a log.
+    let to_terminal = {
+        use std::io::IsTerminal;
+        if ui.json() {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        }
+    };
+    let only_here = value.is_some() && !with_portal && !secrets.is_persistent();
+    let reveal_once = only_here && to_terminal;
     let view = match &value {
         _ if with_portal => SecretView::WithPortal,
         Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
+        Some(_) if only_here => SecretView::Masked {
+            kept: "(not shown: the output is not a terminal; --show-secret prints it)",
+        },
         Some(_) => SecretView::Masked {
             kept: "(in the OS keyring until the portal has it; --show-secret shows it)",
         },
@@ -383,8 +427,16 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     } else {
         ui.out(table);
     }
-    if reveal_once {
+    if reveal_once || (only_here && args.show_secret) {
         ui.warning(MANUAL_ENTRY);
+    } else if only_here {
+        ui.warning(
+            "the client secret was not printed, because the output is not a terminal, and it is kept nowhere else (no OS keyring, and the portal does not have it).",
+        );
+        ui.hint(format!(
+            "Run `hal-onboard secret rotate {}` to make a new one, with --show-secret on `tenant add` next time to print a secret into a pipe or file.",
+            Untrusted(&rec.primary_domain)
+        ));
     }
     let pending = pending_lines(rec);
     if !pending.is_empty() {

@@ -44,6 +44,9 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let doc = store.load()?;
     let rec = doc.find(&args.tenant)?.clone();
     let name = rec.primary_domain.clone();
+    // One run per tenant: not while another command is changing it.
+    let _lock =
+        crate::store::lock::acquire(&ctx.home, rec.tenant_id, &rec.display_name, "tenant remove")?;
     let secrets = ctx.secrets();
 
     let deleted = if args.delete_app {

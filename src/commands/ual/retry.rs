@@ -53,6 +53,11 @@ pub struct RetryArgs {
     /// Seconds one PowerShell session may take (default: HAL_ONBOARD_PWSH_TIMEOUT, else 600).
     #[arg(long, value_name = "SECONDS")]
     pub pwsh_timeout: Option<u64>,
+
+    /// Keep your Exchange sign-in (refresh token in the OS keyring) for these tenants after
+    /// their work is finished; recorded, and shown by `list` as "sign-in kept".
+    #[arg(long)]
+    pub keep_sign_in: bool,
 }
 
 /// Parses humane durations: `90s`, `15m`, `2h`, `1h30m`, `1d`.
@@ -149,6 +154,8 @@ struct Report {
 struct Deps {
     store: TenantStore,
     ops: Arc<dyn OpsFactory>,
+    secrets: Arc<dyn crate::secrets::SecretStore>,
+    keep_sign_in: bool,
 }
 
 pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
@@ -207,6 +214,8 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let deps = Arc::new(Deps {
         store,
         ops: factory,
+        secrets: ctx.secrets(),
+        keep_sign_in: args.keep_sign_in,
     });
 
     // With -Device each session prompts on its own: one at a time, or the codes interleave.
@@ -395,6 +404,33 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         }
         Err(e) => return error_outcome_for_id(id, &e.to_string()),
     };
+    // One run per tenant: a busy tenant is reported and skipped, the others go on.
+    let (home, label) = (deps.store.dir().to_path_buf(), rec.display_name.clone());
+    let locked = tokio::task::spawn_blocking(move || {
+        crate::store::lock::acquire(&home, id, &label, "ual retry")
+    })
+    .await
+    .expect("taking a lock does not panic");
+    let _lock = match locked {
+        Ok(l) => l,
+        Err(e) => {
+            let hint = e.hint().unwrap_or_default();
+            return outcome(&rec, "error", Some(("busy", e.to_string(), hint)));
+        }
+    };
+    // What another run may have changed before the lock was ours.
+    let store = deps.store.clone();
+    let rec = match tokio::task::spawn_blocking(move || store.load())
+        .await
+        .expect("the store read does not panic")
+        .map(|d| d.get(id).cloned())
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return error_outcome_for_id(id, "the tenant was removed from the store meanwhile");
+        }
+        Err(e) => return error_outcome_for_id(id, &e.to_string()),
+    };
     let mut work = rec.clone();
     let result = match deps.ops.ops_for(&rec).await {
         Ok(ops) => step::resume(ops.as_ref(), &mut work, &NoProgress).await,
@@ -403,19 +439,28 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
     if !matches!(result, Err(ExchangeError::Interrupted)) {
         let store = deps.store.clone();
         let (ual, exchange_step) = (work.ual.clone(), work.steps.exchange.clone());
+        let keep = deps.keep_sign_in;
         let committed = tokio::task::spawn_blocking(move || {
             store.update(|doc| {
-                if let Some(t) = doc.tenants.iter_mut().find(|t| t.tenant_id == id) {
-                    t.ual = ual;
-                    t.steps.exchange = exchange_step;
-                    t.updated_at = OffsetDateTime::now_utc();
-                }
+                let t = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
+                t.ual = ual;
+                t.steps.exchange = exchange_step;
+                t.keep_sign_in |= keep;
+                t.updated_at = OffsetDateTime::now_utc();
+                Some(t.clone())
             })
         })
         .await
         .expect("the store write does not panic");
-        if let Err(e) = committed {
-            return outcome(&work, "error", Some(("store", e.to_string(), "Check that the hal-onboard home is writable, then run `hal-onboard ual retry` again.".into())));
+        match committed {
+            Err(e) => {
+                return outcome(&work, "error", Some(("store", e.to_string(), "Check that the hal-onboard home is writable, then run `hal-onboard ual retry` again.".into())));
+            }
+            // Nothing pending any more: the sign-in goes (unless --keep-sign-in kept it).
+            Ok(Some(now)) => {
+                let _ = crate::session::forget_sign_in_if_done(deps.secrets.as_ref(), &now);
+            }
+            Ok(None) => {}
         }
     }
     match result {

@@ -173,9 +173,8 @@ impl Pwsh {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // The child gets only its own secrets: never the portal token, nor other tenants'
-        // Exchange tokens from our environment.
-        cmd.env_remove(crate::config::ENV_PORTAL_TOKEN)
-            .env_remove(crate::config::ENV_EXCHANGE_TOKEN);
+        // Exchange tokens, nor any other secret-bearing variable of our environment.
+        crate::secrets::child_env(cmd.as_std_mut());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -279,7 +278,7 @@ fn kill_tree(pid: Option<u32>) {
     }
     #[cfg(windows)]
     {
-        let _ = std::process::Command::new("taskkill")
+        let _ = crate::secrets::child_env(&mut std::process::Command::new("taskkill"))
             .args(["/T", "/F", "/PID", &pid.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -520,10 +520,29 @@ impl TokenCredential for UserCredential {
 pub fn azure_cli(tenant: &str) -> Result<Arc<dyn TokenCredential>, SignInError> {
     let opts = azure_identity::AzureCliCredentialOptions {
         tenant_id: Some(tenant.to_string()),
+        executor: Some(Arc::new(ChildEnvExecutor)),
         ..Default::default()
     };
     let c = azure_identity::AzureCliCredential::new(Some(opts)).map_err(SignInError::AzureCli)?;
     Ok(c)
+}
+
+/// Runs `az` for [`azure_cli`] with the environment every child gets
+/// ([`crate::secrets::child_env`]).
+#[derive(Debug)]
+struct ChildEnvExecutor;
+
+#[async_trait::async_trait]
+impl azure_identity::Executor for ChildEnvExecutor {
+    async fn run(
+        &self,
+        program: &std::ffi::OsStr,
+        args: &[&std::ffi::OsStr],
+    ) -> std::io::Result<std::process::Output> {
+        let mut cmd = tokio::process::Command::new(program);
+        crate::secrets::child_env(cmd.as_std_mut());
+        cmd.args(args).output().await
+    }
 }
 
 /// The typed sign-in error inside an azure_core error from a credential, if there is one.
