@@ -24,6 +24,7 @@ mod store_lookup;
 mod store_refuse;
 mod tenant_add_exchange;
 mod tenant_add_portal_e2e;
+mod tenant_add_portal_trust;
 mod tenant_add_provision;
 mod tenant_add_pty;
 mod tenant_add_secrets_never_leak;

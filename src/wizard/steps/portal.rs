@@ -182,6 +182,9 @@ pub fn step_error(e: PortalStepError, tenant: &str) -> crate::wizard::WizardErro
         PortalStepError::Portal(PortalError::Unauthorized { .. }) => format!(
             "Run `hal-onboard portal login` with a valid API token, then `hal-onboard portal submit {tenant}`."
         ),
+        PortalStepError::Portal(PortalError::NotAPortal { .. }) => format!(
+            "Nothing was forgotten or removed: the secret is kept on this machine. Check the portal URL (`hal-onboard portal status`), then run `hal-onboard portal submit {tenant}`."
+        ),
         PortalStepError::Portal(p) if p.is_transient() => format!(
             "The secret is kept on this machine. Run `hal-onboard portal submit {tenant}` once the portal is back."
         ),
