@@ -22,6 +22,7 @@ mod store_atomic;
 mod store_home;
 mod store_lookup;
 mod store_refuse;
+mod tenant_add_adoption;
 mod tenant_add_exchange;
 mod tenant_add_portal_e2e;
 mod tenant_add_portal_trust;

@@ -120,7 +120,7 @@ impl Progress for UiProgress {
     }
 
     fn ask(&self, q: &Question) -> Answer {
-        if self.yes {
+        if self.yes && q.yes_answers() {
             return Answer::Yes;
         }
         if !self.ui.interactive() {
@@ -136,6 +136,11 @@ impl Progress for UiProgress {
                 max_days,
             } => format!(
                 "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
+            ),
+            Question::Adopt { app } => format!(
+                "Adopt app {} as hal-onboard's and grant it Hal's 15 application permissions? It is {}",
+                app.app_id,
+                app.describe()
             ),
             Question::ShorterSecretUnknown {
                 asked_months,

@@ -141,6 +141,10 @@ impl super::Step for PortalStep {
         StepId::Portal
     }
 
+    fn portal_api(&self) -> Option<std::sync::Arc<dyn PortalApi>> {
+        Some(self.api.clone())
+    }
+
     fn assess(&self, cx: &super::StepCx<'_>) -> super::Assessment {
         if is_current(cx.record) {
             super::Assessment::Done
