@@ -922,6 +922,7 @@ impl<'a> Wizard<'a> {
         }
 
         // Step 6: the portal, once the credentials are proven.
+        let portal_api = self.portal.as_ref().and_then(|p| p.portal_api());
         if let Some(portal) = self.portal.take()
             && record.step(StepId::Verify).is_done()
         {
@@ -934,6 +935,23 @@ impl<'a> Wizard<'a> {
                 // The portal accepted the new secret in this run: only now may the secrets it
                 // replaces go (never the one the portal holds, which is now the new one).
                 self.remove_replaced(&mut record, &mut survey).await?;
+            }
+        }
+        // The portal holds the credentials but was told another status (UAL verified since):
+        // tell it, without the secret.
+        if let Some(api) = portal_api {
+            match steps::portal::send_status(&mut record, api.as_ref()).await {
+                Ok(true) => {
+                    self.persist(&record)?;
+                    self.progress.event(Event::Info(
+                        "told the MSP portal the tenant's new status (no secret sent)".into(),
+                    ));
+                }
+                Ok(false) => {}
+                Err(e) => self.progress.event(Event::Warning(format!(
+                    "the MSP portal was not told the tenant's new status: {e}; `hal-onboard portal submit {}` sends it",
+                    record.primary_domain
+                ))),
             }
         }
         Ok(RunReport {
@@ -1117,6 +1135,12 @@ fn trust_the_portal(
     }
     record.portal.secret_key_id = Some(key);
     record.portal.state = crate::store::PortalState::Submitted;
+    if let (Some(u), Some(l)) = (&held.ual_status, &held.entra_license) {
+        record.portal.told = Some(crate::store::PortalStatus {
+            ual_status: u.clone(),
+            entra_license: l.clone(),
+        });
+    }
 }
 
 fn to_state(a: Assessment) -> PlanState {

@@ -149,6 +149,8 @@ struct Report {
 struct Deps {
     store: TenantStore,
     ops: Arc<dyn OpsFactory>,
+    /// The MSP portal, when configured: told (without the secret) when UAL is verified.
+    portal: Option<Arc<dyn crate::portal::PortalApi>>,
 }
 
 pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
@@ -204,9 +206,14 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         output: TenantOutput::per_tenant(ui),
     };
     let factory = exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display)?;
+    let portal = ctx
+        .portal(ctx.secrets().as_ref())
+        .ok()
+        .map(|p| Arc::new(p) as Arc<dyn crate::portal::PortalApi>);
     let deps = Arc::new(Deps {
         store,
         ops: factory,
+        portal,
     });
 
     // With -Device each session prompts on its own: one at a time, or the codes interleave.
@@ -416,6 +423,26 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         .expect("the store write does not panic");
         if let Err(e) = committed {
             return outcome(&work, "error", Some(("store", e.to_string(), "Check that the hal-onboard home is writable, then run `hal-onboard ual retry` again.".into())));
+        }
+        // The portal holds the tenant with an older UAL status: tell it (no secret). A failure
+        // leaves the record saying so; `list` shows it and `portal submit` resends.
+        if let Some(portal) = &deps.portal
+            && let Ok(Some(mut now)) = deps.store.load().map(|d| d.get(id).cloned())
+            && matches!(
+                crate::wizard::steps::portal::send_status(&mut now, portal.as_ref()).await,
+                Ok(true)
+            )
+        {
+            let told = now.portal.told.clone();
+            let store = deps.store.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                store.update(|doc| {
+                    if let Some(t) = doc.tenants.iter_mut().find(|t| t.tenant_id == id) {
+                        t.portal.told = told;
+                    }
+                })
+            })
+            .await;
         }
     }
     match result {
