@@ -81,3 +81,14 @@ async fn portal_login_refuses_a_url_that_does_not_answer_as_a_hal_portal() {
     assert!(stderr(&out).contains(NOT_A_PORTAL), "{}", stderr(&out));
     assert!(!env.home().join("config.json").exists());
 }
+
+/// Reading what the portal holds costs one portal request per `tenant add`: a fresh tenant
+/// is GET (404) + POST; a re-run is GET only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_read_costs_one_request_per_run() {
+    let env = Env::start(tenant(0x7a17_0004)).await;
+    assert_ok(&env.add().await);
+    assert_eq!(env.sb.portal().request_count(), 2, "GET + POST");
+    assert_ok(&env.add().await);
+    assert_eq!(env.sb.portal().request_count(), 3, "GET only");
+}

@@ -138,9 +138,15 @@ impl Progress for UiProgress {
                 "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
             ),
             Question::Adopt { app } => format!(
-                "Adopt app {} as hal-onboard's and grant it Hal's 15 application permissions? It is {}",
+                "Adopt app {} (signInAudience {}, owners: {}, {} credential(s)) as hal-onboard's and grant it Hal's 15 application permissions?",
                 app.app_id,
-                app.describe()
+                app.sign_in_audience,
+                if app.owners.is_empty() {
+                    "none listed".to_string()
+                } else {
+                    app.owners.join(", ")
+                },
+                app.credentials.len()
             ),
             Question::ShorterSecretUnknown {
                 asked_months,
