@@ -54,7 +54,7 @@ async fn a_planted_app_gets_nothing_and_adopt_refuses_it_with_the_reason() {
     let template = scratch
         .sb
         .with_tenant(scratch.id, |t| t.applications[0].clone());
-    let (planted, key, _text) = plant(&env, template);
+    let (planted, key, text) = plant(&env, template);
 
     let out = env.add().await;
     assert_ok(&out);
@@ -85,6 +85,37 @@ async fn a_planted_app_gets_nothing_and_adopt_refuses_it_with_the_reason() {
             .all(|a| !planted_sp.contains(&a.principal_id)),
         "nothing granted to it"
     );
+    // The planted secret gets a Graph token without a single role.
+    let http = hal_onboard::http::build_client(Some(&env.sb.ca_path())).unwrap();
+    let url = env
+        .sb
+        .login_url()
+        .join(&format!("{}/oauth2/v2.0/token", env.id))
+        .unwrap();
+    let r: serde_json::Value = http
+        .post(url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", planted.as_str()),
+            ("client_secret", text.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    if let Some(tok) = r["access_token"].as_str() {
+        let claims = hal_sandbox::contract::jwt_claims(tok).unwrap();
+        assert!(
+            claims
+                .get("roles")
+                .and_then(|v| v.as_array())
+                .is_none_or(|a| a.is_empty()),
+            "{claims:?}"
+        );
+    }
     let ours = env.record()["app"]["appId"].as_str().unwrap().to_string();
     assert_ne!(ours, planted, "our own app was made");
     assert!(env.portal_credentials_work().await);
