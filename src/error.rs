@@ -317,6 +317,9 @@ pub fn portal_error(e: PortalError, tenant: Option<&str>) -> CommandError {
             let msg = e.to_string();
             failed(msg).with_source(e).hint(resend)
         }
+        PortalError::NotAPortal { .. } => failed(e.to_string()).hint(
+            "Check the portal URL (`hal-onboard portal status`; a captive portal or a wrong address answers like this); nothing was forgotten or removed.",
+        ),
         PortalError::Rejected { .. } | PortalError::Protocol(_) => {
             let msg = e.to_string();
             failed(msg).with_source(e).hint(

@@ -47,6 +47,126 @@ impl Submission {
     pub fn idempotency_key(&self) -> String {
         format!("hal-onboard-{}-{}", self.tenant_id, self.secret_key_id)
     }
+
+    /// The PUT after a 409 is another request than the POST, so it carries its own key
+    /// (a portal that remembers keys must not answer the PUT with the POST's 409).
+    pub fn put_idempotency_key(&self) -> String {
+        format!("{}-put", self.idempotency_key())
+    }
+}
+
+/// What the portal holds for one tenant (`GET /api/v1/m365/tenants/{tenantId}`): never the
+/// secret, only which one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalRecord {
+    pub client_id: String,
+    pub secret_key_id: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub secret_expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub ual_status: Option<String>,
+    #[serde(default)]
+    pub entra_license: Option<String>,
+    #[serde(default)]
+    pub cloud: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// The status fields `PATCH /api/v1/m365/tenants/{tenantId}` carries (no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusUpdate {
+    pub tenant_id: String,
+    /// `enabled` or `waiting`.
+    pub ual_status: String,
+    /// `none`, `P1` or `P2`.
+    pub entra_license: String,
+    /// When unified audit logging was verified (only with `ualStatus: enabled`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub ual_verified_at: Option<OffsetDateTime>,
+}
+
+/// What every answer of a Hal portal that took credentials echoes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Acknowledgement {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub secret_key_id: String,
+}
+
+/// How the parsers below say an answer is not a Hal portal's.
+fn not_a_portal(what: impl Into<String>) -> PortalError {
+    PortalError::NotAPortal {
+        detail: what.into(),
+    }
+}
+
+fn json_object(
+    body: &[u8],
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, PortalError> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(not_a_portal(format!("{what} is JSON but not an object"))),
+        Err(_) => {
+            let looks_html = String::from_utf8_lossy(&body[..body.len().min(512)])
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with('<');
+            Err(not_a_portal(if body.is_empty() {
+                format!("{what} is empty")
+            } else if looks_html {
+                format!("{what} is an HTML page")
+            } else {
+                format!("{what} is not JSON")
+            }))
+        }
+    }
+}
+
+/// The answer to a POST or PUT: accepted only if it echoes the tenant, client and secret sent.
+pub fn parse_acknowledgement(body: &[u8], sent: &Submission) -> Result<(), PortalError> {
+    let m = json_object(body, "the answer")?;
+    let ack: Acknowledgement = serde_json::from_value(serde_json::Value::Object(m))
+        .map_err(|_| not_a_portal("the answer does not echo tenantId, clientId and secretKeyId"))?;
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    if !(same(&ack.tenant_id, &sent.tenant_id)
+        && same(&ack.client_id, &sent.client_id)
+        && same(&ack.secret_key_id, &sent.secret_key_id))
+    {
+        return Err(not_a_portal(
+            "the answer echoes another tenant, client or secret than the one sent",
+        ));
+    }
+    Ok(())
+}
+
+/// The answer to `GET /api/v1/m365/tenants`: `{"items": [...]}`.
+pub fn parse_listing(body: &[u8]) -> Result<usize, PortalError> {
+    let m = json_object(body, "the tenant list")?;
+    match m.get("items") {
+        Some(serde_json::Value::Array(a)) => Ok(a.len()),
+        _ => Err(not_a_portal("the tenant list has no \"items\" array")),
+    }
+}
+
+/// The answer to `GET /api/v1/m365/tenants/{tenantId}`.
+pub fn parse_record(body: &[u8]) -> Result<PortalRecord, PortalError> {
+    let m = json_object(body, "the tenant's record")?;
+    if m.contains_key("clientSecret") {
+        return Err(not_a_portal(
+            "the tenant's record carries a clientSecret, which a Hal portal never returns",
+        ));
+    }
+    serde_json::from_value(serde_json::Value::Object(m))
+        .map_err(|_| not_a_portal("the tenant's record lacks clientId or secretKeyId"))
 }
 
 /// How a submission ended.
@@ -75,6 +195,10 @@ pub enum PortalError {
     },
     #[error("the portal's answer was not understood: {0}")]
     Protocol(String),
+    /// A 2xx that is not the documented JSON (a captive portal, a wrong URL): nothing counts
+    /// as accepted.
+    #[error("this URL does not answer as a Hal portal: {detail}")]
+    NotAPortal { detail: String },
 }
 
 impl PortalError {
@@ -93,6 +217,14 @@ pub trait PortalApi: Send + Sync {
     /// One cheap authenticated request, to check the URL and token.
     async fn check(&self) -> Result<(), PortalError>;
     async fn submit(&self, s: &Submission) -> Result<SubmitOutcome, PortalError>;
+    /// What the portal holds for a tenant (`None`: nothing). The default knows nothing.
+    async fn tenant(&self, _tenant_id: &str) -> Result<Option<PortalRecord>, PortalError> {
+        Ok(None)
+    }
+    /// Tells the portal a tenant's status changed (no secret).
+    async fn update_status(&self, _u: &StatusUpdate) -> Result<(), PortalError> {
+        Ok(())
+    }
 }
 
 /// Retries: how many tries in all and the first back-off (doubled each time, with jitter),
@@ -261,11 +393,47 @@ impl PortalApi for HttpPortal {
         let url = self.url("api/v1/m365/tenants");
         let (status, body) = self.send(|| self.http.get(url.clone()), &url).await?;
         match status {
-            200..=299 => Ok(()),
+            200..=299 => parse_listing(body.as_bytes()).map(|_| ()),
             401 | 403 => Err(PortalError::Unauthorized { status }),
-            // A portal that does not list tenants still proved the URL; the token is checked
-            // on the first submission.
-            404 | 405 => Ok(()),
+            // Only the documented listing proves the URL is a Hal portal.
+            _ => Err(not_a_portal(format!(
+                "GET /api/v1/m365/tenants answered HTTP {status}"
+            ))),
+        }
+    }
+
+    async fn tenant(&self, tenant_id: &str) -> Result<Option<PortalRecord>, PortalError> {
+        let url = self.url(&format!("api/v1/m365/tenants/{tenant_id}"));
+        let (status, body) = self.send(|| self.http.get(url.clone()), &url).await?;
+        match status {
+            200..=299 => parse_record(body.as_bytes()).map(Some),
+            404 => Ok(None),
+            401 | 403 => Err(PortalError::Unauthorized { status }),
+            _ => Err(PortalError::Rejected {
+                status,
+                message: portal_message(&body, None),
+            }),
+        }
+    }
+
+    async fn update_status(&self, u: &StatusUpdate) -> Result<(), PortalError> {
+        let url = self.url(&format!("api/v1/m365/tenants/{}", u.tenant_id));
+        let (status, body) = self
+            .send(|| self.http.patch(url.clone()).json(u), &url)
+            .await?;
+        match status {
+            200..=299 => {
+                let m = json_object(body.as_bytes(), "the answer")?;
+                if m.get("tenantId")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&u.tenant_id))
+                {
+                    Ok(())
+                } else {
+                    Err(not_a_portal("the answer does not echo tenantId"))
+                }
+            }
+            401 | 403 => Err(PortalError::Unauthorized { status }),
             _ => Err(PortalError::Rejected {
                 status,
                 message: portal_message(&body, None),
@@ -289,22 +457,25 @@ impl PortalApi for HttpPortal {
             .await?;
         let secret = Some(s.client_secret.as_str());
         match status {
-            200..=299 => Ok(SubmitOutcome::Created),
+            200..=299 => parse_acknowledgement(body.as_bytes(), s).map(|_| SubmitOutcome::Created),
             409 => {
                 let put_url = self.url(&format!("api/v1/m365/tenants/{}", s.tenant_id));
+                let put_key = s.put_idempotency_key();
                 let (status, body) = self
                     .send(
                         || {
                             self.http
                                 .put(put_url.clone())
-                                .header("Idempotency-Key", &key)
+                                .header("Idempotency-Key", &put_key)
                                 .json(s)
                         },
                         &put_url,
                     )
                     .await?;
                 match status {
-                    200..=299 => Ok(SubmitOutcome::Updated),
+                    200..=299 => {
+                        parse_acknowledgement(body.as_bytes(), s).map(|_| SubmitOutcome::Updated)
+                    }
                     401 | 403 => Err(PortalError::Unauthorized { status }),
                     _ => Err(PortalError::Rejected {
                         status,

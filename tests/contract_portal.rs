@@ -28,6 +28,9 @@ const YAML: &str = "docs/portal-api.yaml";
 const MD: &str = "docs/portal-api.md";
 const TENANTS: &str = "/api/v1/m365/tenants";
 const SECRET: &str = "s3cr3t~Value.of-the_secret";
+/// An answer body the far end replaces with the documented acknowledgement of what it got.
+const ECHO: &str = "<echo>";
+const HTML: &str = "<!DOCTYPE html><html><body>Welcome to Guest Wi-Fi</body></html>";
 
 // ---------------------------------------------------------------------------------------------
 // The document
@@ -262,8 +265,21 @@ async fn far_end(State(far): State<Far>, req: axum::extract::Request) -> Respons
         .lock()
         .unwrap()
         .pop_front()
-        .unwrap_or((201, String::new()));
-    let body = if status == 204 { String::new() } else { body };
+        .unwrap_or((201, ECHO.to_string()));
+    let body = if status == 204 {
+        String::new()
+    } else if body == ECHO {
+        let sent: Value = serde_json::from_slice(&far.seen.lock().unwrap().last().unwrap().body)
+            .unwrap_or(Value::Null);
+        json!({
+            "tenantId": sent["tenantId"],
+            "clientId": sent["clientId"],
+            "secretKeyId": sent["secretKeyId"],
+        })
+        .to_string()
+    } else {
+        body
+    };
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -483,26 +499,68 @@ async fn portal_every_documented_answer_is_handled() {
         let status: u16 = code
             .parse()
             .unwrap_or_else(|_| panic!("{YAML}: status {code}"));
-        let body = message_of(response);
+        let body = if (200..300).contains(&status) {
+            None
+        } else {
+            message_of(response)
+        };
         match status {
             200..=299 => {
-                far.answer(&[(status, "{}".into())]);
+                // The documented answer echoes what was sent: accepted.
+                let schema = &resolve(&root, response)["content"]["application/json"]["schema"];
+                far.answer(&[(status, ECHO.into())]);
                 let mut rec = record(Cloud::Global, UalState::Enabled, Some(EntraLicense::P1));
                 let out = submit(&api, &mut rec).await;
                 assert!(
                     matches!(out, Ok(SubmitOutcome::Created)),
                     "POST {code}: {out:?}"
                 );
+                let echoed = json!({
+                    "tenantId": rec.tenant_id.to_string(),
+                    "clientId": rec.app.as_ref().unwrap().app_id,
+                    "secretKeyId": rec.secret.as_ref().unwrap().key_id,
+                });
+                let found = problems(&root, schema, &echoed, "answer");
+                assert!(found.is_empty(), "POST {code}: {found:?}");
+                // Anything else with a 2xx is not a Hal portal: nothing counts as accepted.
+                let other_secret = json!({
+                    "tenantId": rec.tenant_id.to_string(),
+                    "clientId": rec.app.as_ref().unwrap().app_id,
+                    "secretKeyId": Uuid::new_v4().to_string(),
+                })
+                .to_string();
+                for wrong in ["{}", "", HTML, "[]", "null", other_secret.as_str()] {
+                    far.answer(&[(status, wrong.into())]);
+                    let mut rec = record(Cloud::Global, UalState::Enabled, None);
+                    let out = submit(&api, &mut rec).await;
+                    assert!(
+                        matches!(
+                            &out,
+                            Err(PortalStepError::Portal(PortalError::NotAPortal { .. }))
+                        ),
+                        "POST {code} with {wrong:?}: {out:?}"
+                    );
+                    assert!(
+                        out.unwrap_err()
+                            .to_string()
+                            .contains("this URL does not answer as a Hal portal")
+                    );
+                    assert_ne!(rec.portal.state, hal_onboard::store::PortalState::Submitted);
+                }
             }
             409 => {
                 for (put_code, put_response) in &put_codes {
                     let put_status: u16 = put_code.parse().unwrap();
-                    let put_body = message_of(put_response);
+                    let put_body = if (200..300).contains(&put_status) {
+                        None
+                    } else {
+                        message_of(put_response)
+                    };
                     far.answer(&[
                         (409, String::new()),
                         (
                             put_status,
-                            put_body.clone().map(|b| b.0).unwrap_or_default(),
+                            put_body.clone().map(|b| b.0).unwrap_or(ECHO.into()),
                         ),
                     ]);
                     let mut rec = record(Cloud::Global, UalState::Enabled, Some(EntraLicense::P1));
@@ -512,6 +570,11 @@ async fn portal_every_documented_answer_is_handled() {
                     let posted = check_request(&root, &seen[0], "post", TENANTS);
                     let replaced = check_request(&root, &seen[1], "put", &put_path);
                     assert_eq!(posted, replaced, "the PUT sends the same body");
+                    assert_ne!(
+                        seen[0].headers.get("idempotency-key"),
+                        seen[1].headers.get("idempotency-key"),
+                        "the PUT after a 409 carries its own Idempotency-Key"
+                    );
                     match (put_status, out) {
                         (200..=299, Ok(SubmitOutcome::Updated)) => {}
                         (
@@ -588,7 +651,7 @@ async fn portal_every_documented_answer_is_handled() {
     let get = operation(&root, TENANTS, "get");
     for code in get["responses"].as_object().unwrap().keys() {
         let status: u16 = code.parse().unwrap();
-        far.answer(&[(status, "[]".into())]);
+        far.answer(&[(status, r#"{"items":[]}"#.into())]);
         let out = api.check().await;
         match status {
             200..=299 => assert!(out.is_ok(), "GET {code}: {out:?}"),
@@ -604,6 +667,126 @@ async fn portal_every_documented_answer_is_handled() {
             ("GET", TENANTS)
         );
     }
+    // Anything but the documented listing is refused: the URL is not a Hal portal.
+    for (status, body) in [
+        (404, r#"{"items":[]}"#),
+        (405, ""),
+        (200, HTML),
+        (200, "[]"),
+        (200, "{}"),
+    ] {
+        far.answer(&[(status, body.into())]);
+        let out = api.check().await;
+        assert!(
+            matches!(&out, Err(PortalError::NotAPortal { .. })),
+            "GET {status} {body:?}: {out:?}"
+        );
+        assert!(
+            out.unwrap_err()
+                .to_string()
+                .contains("this URL does not answer as a Hal portal")
+        );
+    }
+}
+
+#[tokio::test]
+async fn portal_the_tenants_record_and_status_update_follow_the_document() {
+    let root = openapi();
+    let (far, api) = portal().await;
+    let path = format!("{TENANTS}/{{tenantId}}");
+    let tid = Uuid::new_v4().to_string();
+
+    // GET: every documented answer.
+    let get = operation(&root, &path, "get");
+    for (code, response) in get["responses"].as_object().unwrap() {
+        let status: u16 = code.parse().unwrap();
+        match status {
+            200 => {
+                let schema = &resolve(&root, response)["content"]["application/json"]["schema"];
+                let held = json!({
+                    "tenantId": tid,
+                    "clientId": Uuid::new_v4().to_string(),
+                    "secretKeyId": Uuid::new_v4().to_string(),
+                    "secretExpiresAt": "2028-11-25T10:00:00Z",
+                    "ualStatus": "waiting",
+                    "entraLicense": "P1",
+                    "cloud": "global",
+                    "updatedAt": "2026-11-25T10:00:00Z",
+                });
+                let found = problems(&root, schema, &held, "record");
+                assert!(found.is_empty(), "{found:?}");
+                assert!(
+                    resolve(&root, schema)["properties"]
+                        .get("clientSecret")
+                        .is_none(),
+                    "{YAML}: the portal never returns the secret"
+                );
+                far.answer(&[(200, held.to_string())]);
+                let r = api.tenant(&tid).await.unwrap().unwrap();
+                assert_eq!(r.client_id, held["clientId"]);
+                assert_eq!(r.secret_key_id, held["secretKeyId"]);
+                assert_eq!(r.ual_status.as_deref(), Some("waiting"));
+                for wrong in [HTML, "{}", "[]"] {
+                    far.answer(&[(200, wrong.into())]);
+                    let out = api.tenant(&tid).await;
+                    assert!(
+                        matches!(out, Err(PortalError::NotAPortal { .. })),
+                        "GET 200 {wrong:?}: {out:?}"
+                    );
+                }
+            }
+            404 => {
+                far.answer(&[(404, String::new())]);
+                assert_eq!(api.tenant(&tid).await.unwrap(), None);
+            }
+            401 | 403 => {
+                far.answer(&[(status, String::new())]);
+                assert!(matches!(
+                    api.tenant(&tid).await,
+                    Err(PortalError::Unauthorized { .. })
+                ));
+            }
+            other => panic!("{YAML} documents GET {path} answer {other}, unknown to this test"),
+        }
+        let seen = far.seen();
+        assert_eq!(seen[0].method, "GET");
+        assert_eq!(seen[0].path, format!("{TENANTS}/{tid}"));
+    }
+
+    // PATCH: the body fits StatusUpdate, and it carries no secret.
+    let patch = operation(&root, &path, "patch");
+    let schema = body_schema(&root, patch);
+    for (ual, at) in [
+        ("enabled", Some(OffsetDateTime::now_utc())),
+        ("waiting", None),
+    ] {
+        let u = hal_onboard::portal::StatusUpdate {
+            tenant_id: tid.clone(),
+            ual_status: ual.into(),
+            entra_license: "P2".into(),
+            ual_verified_at: at,
+        };
+        far.answer(&[(200, json!({"tenantId": tid}).to_string())]);
+        api.update_status(&u).await.unwrap();
+        let seen = far.seen();
+        assert_eq!(seen[0].method, "PATCH");
+        assert_eq!(seen[0].path, format!("{TENANTS}/{tid}"));
+        let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+        let found = problems(&root, schema, &body, "body");
+        assert!(found.is_empty(), "{found:?}\n{body}");
+        assert!(body.get("clientSecret").is_none());
+    }
+    far.answer(&[(200, HTML.into())]);
+    let u = hal_onboard::portal::StatusUpdate {
+        tenant_id: tid.clone(),
+        ual_status: "waiting".into(),
+        entra_license: "none".into(),
+        ual_verified_at: None,
+    };
+    assert!(matches!(
+        api.update_status(&u).await,
+        Err(PortalError::NotAPortal { .. })
+    ));
 }
 
 #[test]

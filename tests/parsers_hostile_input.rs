@@ -61,3 +61,59 @@ proptest! {
         prop_assert!(matches!(parse_line(&s), Line::Text(_)));
     }
 }
+
+/// Bytes shaped like the portal's answers often enough to reach past the JSON parser.
+fn portal_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        "<[ -~]{0,200}".prop_map(String::into_bytes),
+        ("[ -~]{0,40}", "[ -~]{0,40}", "[ -~]{0,40}").prop_map(|(t, c, k)| format!(
+            "{{\"tenantId\":\"{t}\",\"clientId\":\"{c}\",\"secretKeyId\":\"{k}\",\"secretExpiresAt\":\"{t}\",\"items\":[{c}]}}"
+        )
+        .into_bytes()),
+        "\\{\"items\":[ -~]{0,100}\\}".prop_map(String::into_bytes),
+    ]
+}
+
+fn sent() -> hal_onboard::portal::Submission {
+    hal_onboard::portal::Submission {
+        tenant_id: "5f1c2d3e-0000-4000-8000-000000000001".into(),
+        tenant_domain: "contoso.onmicrosoft.com".into(),
+        tenant_name: "Contoso".into(),
+        cloud: "global".into(),
+        client_id: "9a8b7c6d-0000-4000-8000-000000000002".into(),
+        client_secret: "the-secret-value".into(),
+        secret_key_id: "1b2c3d4e-0000-4000-8000-000000000003".into(),
+        secret_expires_at: time::OffsetDateTime::UNIX_EPOCH,
+        ual_status: "enabled".into(),
+        entra_license: "P1".into(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Whatever a portal (or a captive portal) answers: accepted only when it echoes what was
+    /// sent; otherwise the one clear error, never a panic.
+    #[test]
+    fn the_portal_answer_parsers_give_a_value_or_a_clear_error(bytes in portal_bytes()) {
+        use hal_onboard::portal::{PortalError, parse_acknowledgement, parse_listing, parse_record};
+        let s = sent();
+        let clear = |e: &PortalError| matches!(e, PortalError::NotAPortal { .. })
+            && e.to_string().starts_with("this URL does not answer as a Hal portal");
+        match parse_acknowledgement(&bytes, &s) {
+            Ok(()) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                prop_assert_eq!(v["secretKeyId"].as_str().map(str::to_lowercase), Some(s.secret_key_id.clone()));
+            }
+            Err(e) => prop_assert!(clear(&e), "{e}"),
+        }
+        if let Err(e) = parse_listing(&bytes) {
+            prop_assert!(clear(&e), "{e}");
+        }
+        match parse_record(&bytes) {
+            Ok(_) => {}
+            Err(e) => prop_assert!(clear(&e), "{e}"),
+        }
+    }
+}

@@ -155,3 +155,85 @@ async fn exchange_tenant_add_waits_on_propagation_then_ual_retry_finishes_withou
     assert_eq!(rec.ual.state, UalState::Enabled);
     assert_eq!(rec.steps.exchange.status, StepStatus::Done);
 }
+
+/// The portal learns when UAL finishes: `ual retry` tells it (PATCH, no secret); when that
+/// fails, `list` shows the portal as stale until `portal submit` sends the update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_tells_the_portal_and_list_shows_it_stale_until_sent() {
+    let env = Env::start(tenant(
+        42,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let id = Uuid::from_u128(42);
+    let out = env
+        .run(&["tenant", "add", "t42.onmicrosoft.com", "--yes"])
+        .await;
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "{}",
+        err(&out)
+    );
+    let got = env.sb.portal().received(&id.to_string()).expect("sent");
+    assert_eq!(got.submission.ual_status, "waiting");
+
+    // The portal is down while UAL finishes: the retry succeeds, the portal is stale.
+    env.sb.portal().fail_next(1000);
+    let out = env.run(&["ual", "retry"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let list = |o: &Output| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array().unwrap()[0].clone()
+    };
+    let l = list(&env.run(&["list", "--json"]).await);
+    assert_eq!(l["portal"]["stale"], true, "{l}");
+    assert!(
+        l["nextAction"]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("portal submit")),
+        "{l}"
+    );
+
+    // Back: `portal submit` sends the status update, without the secret.
+    env.sb.portal().fail_next(0);
+    let out = env.run(&["portal", "submit", "t42.onmicrosoft.com"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let got = env.sb.portal().received(&id.to_string()).unwrap();
+    let status = got.status.expect("a status update arrived");
+    assert_eq!(status.ual_status, "enabled");
+    assert!(status.ual_verified_at.is_some());
+    let l = list(&env.run(&["list", "--json"]).await);
+    assert_eq!(l["portal"]["stale"], false, "{l}");
+
+    // And when the portal is up, `ual retry` itself tells it.
+    let env2 = Env::start(tenant(
+        43,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let id2 = Uuid::from_u128(43);
+    let out = env2
+        .run(&["tenant", "add", "t43.onmicrosoft.com", "--yes"])
+        .await;
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "{}",
+        err(&out)
+    );
+    let out = env2.run(&["ual", "retry"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let got = env2.sb.portal().received(&id2.to_string()).unwrap();
+    assert_eq!(got.status.expect("told").ual_status, "enabled");
+    assert_eq!(
+        got.submission.ual_status, "waiting",
+        "the secret was not resent"
+    );
+}

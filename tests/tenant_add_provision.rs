@@ -472,19 +472,24 @@ async fn an_app_of_that_name_not_ours_is_reported_not_adopted() {
         t.applications.push(other);
     }
     let out = env.add(&[]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not made by hal-onboard"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains("--app-name"), "{}", stderr(&out));
-    let snap = env.sb.snapshot(env.id);
-    assert_eq!(snap.applications.len(), 1, "no second app");
-    // Another name works.
-    let out = env.add(&["--app-name", "hal-siem-2"]).await;
+    // Shown in the plan as not ours, left alone; ours is made beside it.
     assert_ok(&out);
-    assert_eq!(env.sb.snapshot(env.id).applications.len(), 2);
+    let err = stderr(&out);
+    assert!(err.contains("not ours"), "{err}");
+    assert!(err.contains(&Uuid::from_u128(0xdef).to_string()), "{err}");
+    let snap = env.sb.snapshot(env.id);
+    assert_eq!(snap.applications.len(), 2, "ours beside it");
+    let other = snap
+        .applications
+        .iter()
+        .find(|a| a.id == Uuid::from_u128(0xabc))
+        .unwrap();
+    assert!(other.required_resource_access.is_empty(), "not patched");
+    assert!(other.password_credentials.is_empty(), "no secret added");
+    assert_ne!(
+        record(&out)["app"]["appId"],
+        Uuid::from_u128(0xdef).to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,7 +551,7 @@ async fn verification_failure_then_resume_at_verify_without_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_secret_is_replaced_and_the_old_one_removed() {
+async fn lost_secret_is_replaced_and_the_old_one_kept_until_a_portal_accepts_the_new_one() {
     let env = Env::start(tenant(11)).await;
     // No portal: the secret stays only with this machine, and these runs have no keyring, so
     // it is gone when the first run ends (as on another machine, or a wiped profile).
@@ -579,14 +584,28 @@ async fn lost_secret_is_replaced_and_the_old_one_removed() {
     );
     let second = record(&out);
     assert_ne!(first["secret"]["keyId"], second["secret"]["keyId"]);
-    assert_onboarded(&env);
-    let snap = env.sb.snapshot(env.id);
-    let app = snap.application_named(APP).unwrap();
-    assert!(
-        app.password_credentials
+    // No portal accepted the new one: the old one is not removed (it may be the one Hal uses
+    // through another machine's submission).
+    let old = first["secret"]["keyId"].as_str().unwrap().to_lowercase();
+    let keys = || -> Vec<String> {
+        env.sb
+            .snapshot(env.id)
+            .application_named(APP)
+            .unwrap()
+            .password_credentials
             .iter()
-            .all(|p| p.key_id.to_string() != first["secret"]["keyId"].as_str().unwrap())
-    );
+            .map(|p| p.key_id.to_string())
+            .collect()
+    };
+    assert!(keys().contains(&old), "{:?}", keys());
+    assert_eq!(keys().len(), 2);
+    // Once the portal accepts the new one, the replaced one goes.
+    let out = env
+        .run(&["tenant", "add", &env.domain(), "--skip-exchange", "--yes"])
+        .await;
+    assert_ok(&out);
+    assert!(!keys().contains(&old), "{:?}", keys());
+    assert_onboarded(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

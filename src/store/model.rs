@@ -310,6 +310,18 @@ pub struct PortalRecord {
     /// Which secret the portal holds, to tell a stale submission after rotation.
     #[serde(default)]
     pub secret_key_id: Option<String>,
+    /// The status the portal was last told (by the submission or a status update), to tell
+    /// when it needs a `PATCH` (e.g. UAL verified by `ual retry` after the submission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<PortalStatus>,
+}
+
+/// Status fields as the portal received them (`ualStatus`, `entraLicense`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalStatus {
+    pub ual_status: String,
+    pub entra_license: String,
 }
 
 #[cfg(test)]

@@ -98,14 +98,15 @@ pub struct TenantStatus {
     pub next: Option<NextAction>,
     /// Whole days until the client secret expires (negative once expired; 0 on its last day).
     pub days_left: Option<i64>,
-    /// The portal was sent a secret other than the current one (a rotation since).
+    /// The portal was sent a secret other than the current one (a rotation since), or it holds
+    /// the current one but was last told another status (UAL verified since).
     pub portal_stale: bool,
 }
 
 impl TenantStatus {
     /// Derives the status of `rec` at `now`.
     pub fn of(rec: &TenantRecord, now: OffsetDateTime) -> TenantStatus {
-        let portal_stale = portal_is_stale(rec);
+        let portal_stale = portal_is_stale(rec) || portal_status_is_stale(rec);
         let steps = StepId::ALL.map(|id| effective(rec, id, portal_stale));
         let st = |id: StepId| steps[id as usize];
         let pending: Vec<StepId> = StepId::ALL
@@ -163,6 +164,22 @@ pub fn days_until(at: OffsetDateTime, now: OffsetDateTime) -> i64 {
 }
 
 /// The portal holds a secret other than the current one.
+/// The portal holds the tenant but was last told another UAL status or licence than the
+/// record's (sent by the next `tenant add`, `ual retry` or `portal submit`).
+fn portal_status_is_stale(rec: &TenantRecord) -> bool {
+    let Some(told) = &rec.portal.told else {
+        return false;
+    };
+    let ual = if rec.ual.state == UalState::Enabled {
+        "enabled"
+    } else {
+        "waiting"
+    };
+    let licence = rec.license.map(|l| l.as_str()).unwrap_or("none");
+    rec.portal.state == PortalState::Submitted
+        && (told.ual_status != ual || told.entra_license != licence)
+}
+
 fn portal_is_stale(rec: &TenantRecord) -> bool {
     let sent = rec.portal.state == PortalState::Submitted || rec.steps.portal.is_done();
     match (&rec.portal.secret_key_id, &rec.secret) {
@@ -276,9 +293,13 @@ fn next_action(
         StepStatus::Done | StepStatus::Skipped => None,
         // A rotation the portal did not finish: `secret rotate` resumes it (sends the new
         // secret, then removes the old one), where `portal submit` would leave the old one.
-        _ if portal_stale => Some((
+        _ if portal_stale && portal_is_stale(rec) => Some((
             Action::SecretRotate,
             "a secret rotation is unfinished: the portal holds an older secret".into(),
+        )),
+        _ if portal_stale => Some((
+            Action::PortalSubmit,
+            "the portal was told an older status (UAL or licence) and has not been updated".into(),
         )),
         StepStatus::Failed => {
             let why = rec

@@ -124,7 +124,7 @@ impl Progress for UiProgress {
     }
 
     fn ask(&self, q: &Question) -> Answer {
-        if self.yes {
+        if self.yes && q.yes_answers() {
             return Answer::Yes;
         }
         if !self.ui.interactive() {
@@ -144,6 +144,17 @@ impl Progress for UiProgress {
                 max_days,
             } => format!(
                 "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
+            ),
+            Question::Adopt { app } => format!(
+                "Adopt app {} (signInAudience {}, owners: {}, {} credential(s)) as hal-onboard's and grant it Hal's 15 application permissions?",
+                app.app_id,
+                app.sign_in_audience,
+                if app.owners.is_empty() {
+                    "none listed".to_string()
+                } else {
+                    app.owners.join(", ")
+                },
+                app.credentials.len()
             ),
             Question::ShorterSecretUnknown {
                 asked_months,

@@ -30,6 +30,7 @@ use crate::microsoft::graph::GraphError;
 use crate::microsoft::graph::directory::{DirectoryApi, Survey, SurveyQuery};
 use crate::microsoft::graph::meter::{RequestMeter, RequestStats};
 use crate::microsoft::signin::TokenClaims;
+use crate::portal::PortalRecord;
 use crate::secrets::{SecretError, SecretStore};
 use crate::store::{EntraLicense, StepId, StepStatus, StoreError, TenantRecord, TenantStore};
 use crate::tenant::TenantName;
@@ -67,6 +68,9 @@ pub struct Settings {
     /// How long a new secret may take to work: attempts and the wait between them.
     pub verify_attempts: u32,
     pub verify_wait: Duration,
+    /// `--adopt APPID`: adopt this app registration although neither this machine nor the
+    /// portal holds it (only after a technician confirms at a terminal; `--yes` never does).
+    pub adopt: Option<String>,
 }
 
 impl Settings {
@@ -86,6 +90,7 @@ impl Settings {
             manage_resource: manage_resource.into(),
             verify_attempts: 30,
             verify_wait: Duration::from_secs(10),
+            adopt: None,
         }
     }
 }
@@ -139,6 +144,90 @@ pub enum Question {
     /// The policy refuses the lifetime and its limit cannot be read (reading the policy needs
     /// Policy.Read.All, which hal-onboard does not ask for): try shorter ones, longest first?
     ShorterSecretUnknown { asked_months: u8, steps: Vec<u8> },
+    /// `--adopt APPID`: make this app registration, which neither this machine nor the portal
+    /// holds, hal-onboard's? Only a technician at a terminal answers it: `--yes` never does.
+    Adopt { app: ForeignApp },
+}
+
+impl Question {
+    /// `--yes` answers this question (it never answers an adoption).
+    pub fn yes_answers(&self) -> bool {
+        !matches!(self, Question::Adopt { .. })
+    }
+}
+
+/// An app registration with our name that is not ours (neither recorded on this machine nor
+/// held by the portal), with what makes it foreign. Nothing is ever granted to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignApp {
+    pub object_id: String,
+    pub app_id: String,
+    pub tagged: bool,
+    pub sign_in_audience: String,
+    /// Owners, as `userPrincipalName` (or display name, or object ID).
+    pub owners: Vec<String>,
+    /// Every password credential: keyId, display name, hint, start date.
+    pub credentials: Vec<String>,
+}
+
+impl ForeignApp {
+    fn of(app: &crate::microsoft::graph::model::Application, owners: Vec<String>) -> ForeignApp {
+        ForeignApp {
+            object_id: app.id.clone(),
+            app_id: app.app_id.clone(),
+            tagged: app.tags.iter().any(|t| t == APP_TAG),
+            sign_in_audience: app
+                .sign_in_audience
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            owners,
+            credentials: app
+                .password_credentials
+                .iter()
+                .map(|p| {
+                    format!(
+                        "keyId {} {:?} hint {}… from {}",
+                        p.key_id.as_deref().unwrap_or("?"),
+                        p.display_name.as_deref().unwrap_or(""),
+                        p.hint.as_deref().unwrap_or("?"),
+                        p.start_date_time
+                            .map(|t| t.date().to_string())
+                            .unwrap_or_else(|| "?".into())
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Multi-tenant: another organization's app could sign in here with its own secret.
+    pub fn multi_tenant(&self) -> bool {
+        self.sign_in_audience != "AzureADMyOrg"
+    }
+
+    /// One line for the plan.
+    pub fn describe(&self) -> String {
+        format!(
+            "not ours, left alone and granted nothing: app {} (object ID {}){}, signInAudience {}, owners: {}, credentials: {}",
+            self.app_id,
+            self.object_id,
+            if self.tagged {
+                " carrying hal-onboard's tag"
+            } else {
+                ""
+            },
+            self.sign_in_audience,
+            if self.owners.is_empty() {
+                "none listed".to_string()
+            } else {
+                self.owners.join(", ")
+            },
+            if self.credentials.is_empty() {
+                "none".to_string()
+            } else {
+                self.credentials.join("; ")
+            }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +300,14 @@ pub enum WizardError {
     AppNameTaken { name: String, object_id: String },
     #[error("{count} app registrations named {name:?} carry hal-onboard's tag")]
     AmbiguousApps { name: String, count: usize },
+    #[error("no app registration named {name:?} has appId {app_id}: nothing to adopt")]
+    AdoptNotFound { name: String, app_id: String },
+    #[error("app {app_id} is not adopted: {reason}")]
+    AdoptRefused { app_id: String, reason: String },
+    #[error(
+        "adopting app {app_id} needs a technician's confirmation at a terminal, and no one can answer here (--yes never answers it)"
+    )]
+    AdoptNeedsTerminal { app_id: String },
     #[error("the permissions Hal needs cannot be looked up in this tenant")]
     Resolve(#[from] ResolveError),
     #[error("Microsoft Graph failed during {}", .step.map(|s| s.title()).unwrap_or("the tenant survey"))]
@@ -274,6 +371,9 @@ impl WizardError {
                 "Nothing was changed. Rename or delete that app in the Entra admin center if it is a leftover, or pass --app-name to use another name than {name:?}."
             ),
             WizardError::AmbiguousApps { .. } => "Delete the extra copies in the Entra admin center (App registrations), then run the command again.".into(),
+            WizardError::AdoptNotFound { .. } => "Nothing was changed. Run without --adopt to see the apps found (the plan lists them), or check the appId.".into(),
+            WizardError::AdoptRefused { .. } => "Nothing was changed. Run without --adopt: hal-onboard makes its own app and grants nothing to that one; delete it in the Entra admin center if nobody needs it.".into(),
+            WizardError::AdoptNeedsTerminal { .. } => "Nothing was changed. Run the same command at a terminal (without --no-input) and confirm the adoption, or run without --adopt.".into(),
             WizardError::Resolve(_) => "Check that the tenant has Microsoft Graph and Office 365 Management APIs enterprise apps, then run again.".into(),
             WizardError::Graph { source, .. } => return source.hint().or_else(|| Some("Run the same command again: it resumes where it stopped.".into())),
             WizardError::SecretPolicy { max_days: Some(d), .. } => format!(
@@ -299,7 +399,11 @@ impl WizardError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            WizardError::NeedsAnswer { .. } | WizardError::AppNameTaken { .. }
+            WizardError::NeedsAnswer { .. }
+                | WizardError::AppNameTaken { .. }
+                | WizardError::AdoptNotFound { .. }
+                | WizardError::AdoptRefused { .. }
+                | WizardError::AdoptNeedsTerminal { .. }
         )
     }
 }
@@ -314,6 +418,10 @@ pub struct Identified {
     pub survey: Survey,
     /// The store's record, if this tenant was seen before.
     pub record: Option<TenantRecord>,
+    /// What the MSP portal holds for the tenant (`None`: nothing, or no portal configured).
+    pub portal: Option<PortalRecord>,
+    /// Apps with our name that are not ours, shown in the plan and left alone.
+    pub foreign: Vec<ForeignApp>,
 }
 
 /// What a run did.
@@ -409,7 +517,26 @@ impl<'a> Wizard<'a> {
                     .map_err(survey_err)?;
             }
         }
-        self.resolve_our_app(&mut survey, app.as_ref().map(|a| a.app_id.as_str()))
+        // What the portal holds: the source of truth for which app and secret are Hal's.
+        let portal = match self.portal.as_ref().and_then(|p| p.portal_api()) {
+            Some(api) => match api.tenant(&tid.to_string()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.progress.event(Event::Warning(format!(
+                        "cannot read what the MSP portal holds for this tenant ({e}); nothing it may hold is adopted or removed"
+                    )));
+                    None
+                }
+            },
+            None => None,
+        };
+        let foreign = self
+            .resolve_our_app(
+                &mut survey,
+                app.as_ref().map(|a| a.app_id.as_str()),
+                record.as_ref(),
+                portal.as_ref(),
+            )
             .await?;
         Ok(Identified {
             tenant_id: tid,
@@ -418,58 +545,158 @@ impl<'a> Wizard<'a> {
             claims,
             survey,
             record,
+            portal,
+            foreign,
         })
     }
 
-    /// Settles which app is ours: the recorded one if it still exists, else one named ours
-    /// *and* tagged ours. An app of that name without our tag is never adopted.
+    /// Settles which app is ours: the recorded one if it still exists, else the one of our name
+    /// whose appId this machine recorded or the portal holds, else one named by `--adopt` and
+    /// confirmed by the technician (never a multi-tenant one, nor one holding credentials that
+    /// are not ours). Every other app of our name is foreign: returned for the plan, with its
+    /// owners, and left alone.
     async fn resolve_our_app(
         &self,
         survey: &mut Survey,
         recorded_app_id: Option<&str>,
-    ) -> Result<(), WizardError> {
-        if survey.app_by_id.is_some() {
-            return Ok(());
+        record: Option<&TenantRecord>,
+        portal: Option<&PortalRecord>,
+    ) -> Result<Vec<ForeignApp>, WizardError> {
+        let same = |a: &str, b: Option<&str>| b.is_some_and(|b| a.eq_ignore_ascii_case(b));
+        if let Some(ours) = &survey.app_by_id {
+            if let Some(want) = self.settings.adopt.as_deref()
+                && !same(&ours.app_id, Some(want))
+            {
+                // Refused for what it is first; if it would pass, still refused: ours exists.
+                self.adoptable(survey, want, record, portal).await?;
+                return Err(WizardError::AdoptRefused {
+                    app_id: want.to_string(),
+                    reason: format!(
+                        "hal-onboard's app {} is recorded for this tenant and still exists",
+                        ours.app_id
+                    ),
+                });
+            }
+            return Ok(Vec::new());
         }
-        let name = &self.settings.app_name;
-        let (ours, others): (Vec<_>, Vec<_>) = survey
+        let graph_err = |source| WizardError::Graph { step: None, source };
+        let mut chosen = survey
             .apps_by_name
             .iter()
-            .cloned()
-            .partition(|a| a.tags.iter().any(|t| t == APP_TAG));
-        match ours.len() {
-            0 => {
-                if let Some(other) = others.first() {
-                    return Err(WizardError::AppNameTaken {
-                        name: name.clone(),
-                        object_id: other.id.clone(),
+            .find(|a| {
+                same(&a.app_id, recorded_app_id)
+                    || same(&a.app_id, portal.map(|p| p.client_id.as_str()))
+            })
+            .cloned();
+        if let Some(want) = self.settings.adopt.as_deref()
+            && chosen.as_ref().is_none_or(|c| !same(&c.app_id, Some(want)))
+        {
+            let (app, f) = self.adoptable(survey, want, record, portal).await?;
+            match self.progress.ask(&Question::Adopt { app: f }) {
+                Answer::Yes => chosen = Some(app),
+                Answer::No => return Err(WizardError::Declined),
+                Answer::CannotAsk => {
+                    return Err(WizardError::AdoptNeedsTerminal {
+                        app_id: want.to_string(),
                     });
                 }
+            }
+        }
+        let mut foreign = Vec::new();
+        let others: Vec<_> = survey
+            .apps_by_name
+            .iter()
+            .filter(|a| chosen.as_ref().is_none_or(|c| c.id != a.id))
+            .cloned()
+            .collect();
+        for a in &others {
+            let owners = self.owners(&a.id).await.map_err(graph_err)?;
+            foreign.push(ForeignApp::of(a, owners));
+        }
+        match chosen {
+            None => {
                 // Nothing recorded survives: the service principal and grants go with it.
                 survey.our_sp = None;
                 survey.assignments = None;
             }
-            1 => {
-                let app = ours.into_iter().next().expect("one");
+            Some(app) => {
                 if recorded_app_id != Some(app.app_id.as_str()) {
-                    let (sp, a) = self
-                        .dir
-                        .app_details(&app.app_id)
-                        .await
-                        .map_err(|source| WizardError::Graph { step: None, source })?;
+                    let (sp, a) = self.dir.app_details(&app.app_id).await.map_err(graph_err)?;
                     survey.assignments = sp.as_ref().map(|_| a);
                     survey.our_sp = sp;
                 }
                 survey.app_by_id = Some(app);
             }
-            n => {
-                return Err(WizardError::AmbiguousApps {
-                    name: name.clone(),
-                    count: n,
-                });
-            }
         }
-        Ok(())
+        Ok(foreign)
+    }
+
+    /// The app `--adopt` names, if it may be adopted at all: single tenant, and holding no
+    /// credential that is not ours (recorded here or held by the portal).
+    async fn adoptable(
+        &self,
+        survey: &Survey,
+        want: &str,
+        record: Option<&TenantRecord>,
+        portal: Option<&PortalRecord>,
+    ) -> Result<(crate::microsoft::graph::model::Application, ForeignApp), WizardError> {
+        let same = |a: &str, b: Option<&str>| b.is_some_and(|b| a.eq_ignore_ascii_case(b));
+        let Some(app) = survey
+            .apps_by_name
+            .iter()
+            .find(|a| same(&a.app_id, Some(want)))
+        else {
+            return Err(WizardError::AdoptNotFound {
+                name: self.settings.app_name.clone(),
+                app_id: want.to_string(),
+            });
+        };
+        let owners = self
+            .owners(&app.id)
+            .await
+            .map_err(|source| WizardError::Graph { step: None, source })?;
+        let f = ForeignApp::of(app, owners);
+        let known: Vec<&str> = record
+            .and_then(|r| r.secret.as_ref().map(|s| s.key_id.as_str()))
+            .into_iter()
+            .chain(portal.map(|p| p.secret_key_id.as_str()))
+            .collect();
+        let not_ours: Vec<String> = app
+            .password_credentials
+            .iter()
+            .filter(|p| !known.iter().any(|k| same(k, p.key_id.as_deref())))
+            .map(|p| p.key_id.clone().unwrap_or_else(|| "?".into()))
+            .collect();
+        let refused = if f.multi_tenant() {
+            Some(format!(
+                "it is multi-tenant (signInAudience {}): an app registered elsewhere could sign in to this tenant with its own secret and Hal's permissions",
+                f.sign_in_audience
+            ))
+        } else if !not_ours.is_empty() {
+            Some(format!(
+                "it holds credentials that are not ours (keyId {}): whoever holds them would read this tenant's logs with Hal's permissions",
+                not_ours.join(", ")
+            ))
+        } else {
+            None
+        };
+        match refused {
+            Some(reason) => Err(WizardError::AdoptRefused {
+                app_id: want.to_string(),
+                reason,
+            }),
+            None => Ok((app.clone(), f)),
+        }
+    }
+
+    async fn owners(&self, object_id: &str) -> Result<Vec<String>, GraphError> {
+        Ok(self
+            .dir
+            .app_owners(object_id)
+            .await?
+            .into_iter()
+            .map(|o| o.user_principal_name.or(o.display_name).unwrap_or(o.id))
+            .collect())
     }
 
     fn graph_steps() -> Vec<Box<dyn Step + 'a>> {
@@ -520,6 +747,28 @@ impl<'a> Wizard<'a> {
 
         let mut survey = id.survey.clone();
         let secret_present = self.secret_present(id.tenant_id).await?;
+        match &id.portal {
+            Some(p) => {
+                self.progress.event(Event::Info(format!(
+                    "The MSP portal holds: client ID {}, secret keyId {}{}, UAL {}, licence {}{}",
+                    p.client_id,
+                    p.secret_key_id,
+                    p.secret_expires_at
+                        .map(|t| format!(" (expires {})", t.date()))
+                        .unwrap_or_default(),
+                    p.ual_status.as_deref().unwrap_or("unknown"),
+                    p.entra_license.as_deref().unwrap_or("unknown"),
+                    p.updated_at
+                        .map(|t| format!(", updated {}", t.date()))
+                        .unwrap_or_default(),
+                )));
+                trust_the_portal(&mut record, &survey, p, secret_present);
+            }
+            None if self.portal.is_some() => self.progress.event(Event::Info(
+                "The MSP portal holds nothing for this tenant yet.".into(),
+            )),
+            None => {}
+        }
         let mut exchange = self.exchange.take();
         let graph_steps = Self::graph_steps();
 
@@ -543,7 +792,16 @@ impl<'a> Wizard<'a> {
                 state: ex_state,
             });
             for s in &graph_steps {
-                let st = to_state(s.assess(&cx));
+                let mut st = to_state(s.assess(&cx));
+                if s.id() == StepId::App {
+                    // The apps of our name that are not ours, and what makes them foreign.
+                    for f in &id.foreign {
+                        match &mut st {
+                            PlanState::ToDo(v) => v.push(f.describe()),
+                            _ => self.progress.event(Event::Warning(f.describe())),
+                        }
+                    }
+                }
                 let is_todo = matches!(st, PlanState::ToDo(_));
                 cx.earlier_changed |= is_todo;
                 todo.push(is_todo);
@@ -664,6 +922,7 @@ impl<'a> Wizard<'a> {
         }
 
         // Step 6: the portal, once the credentials are proven.
+        let portal_api = self.portal.as_ref().and_then(|p| p.portal_api());
         if let Some(portal) = self.portal.take()
             && record.step(StepId::Verify).is_done()
         {
@@ -673,6 +932,26 @@ impl<'a> Wizard<'a> {
                 let r = self.run_one(portal.as_ref(), &mut cx).await;
                 self.persist(&record)?;
                 r?;
+                // The portal accepted the new secret in this run: only now may the secrets it
+                // replaces go (never the one the portal holds, which is now the new one).
+                self.remove_replaced(&mut record, &mut survey).await?;
+            }
+        }
+        // The portal holds the credentials but was told another status (UAL verified since):
+        // tell it, without the secret.
+        if let Some(api) = portal_api {
+            match steps::portal::send_status(&mut record, api.as_ref()).await {
+                Ok(true) => {
+                    self.persist(&record)?;
+                    self.progress.event(Event::Info(
+                        "told the MSP portal the tenant's new status (no secret sent)".into(),
+                    ));
+                }
+                Ok(false) => {}
+                Err(e) => self.progress.event(Event::Warning(format!(
+                    "the MSP portal was not told the tenant's new status: {e}; `hal-onboard portal submit {}` sends it",
+                    record.primary_domain
+                ))),
             }
         }
         Ok(RunReport {
@@ -680,6 +959,55 @@ impl<'a> Wizard<'a> {
             plan,
             stats: self.meter.stats(),
         })
+    }
+
+    /// After the portal accepted the recorded secret in this run: removes the older secrets of
+    /// ours (named [`SECRET_DESCRIPTION`]) from our app. Not an error if one cannot be removed:
+    /// Hal works with the new one; the old one only lingers.
+    async fn remove_replaced(
+        &self,
+        record: &mut TenantRecord,
+        survey: &mut Survey,
+    ) -> Result<(), WizardError> {
+        let (Some(app), Some(held)) = (
+            survey.app_by_id.clone(),
+            record.portal.secret_key_id.clone(),
+        ) else {
+            return Ok(());
+        };
+        if !steps::portal::is_current(record) {
+            return Ok(());
+        }
+        let mut removed = 0;
+        for p in &app.password_credentials {
+            let Some(k) = p.key_id.as_deref() else {
+                continue;
+            };
+            if p.display_name.as_deref() != Some(SECRET_DESCRIPTION)
+                || k.eq_ignore_ascii_case(&held)
+            {
+                continue;
+            }
+            match self.dir.remove_password(&app.id, k).await {
+                Ok(()) => {
+                    removed += 1;
+                    if let Some(a) = survey.app_by_id.as_mut() {
+                        a.password_credentials
+                            .retain(|x| x.key_id.as_deref() != Some(k));
+                    }
+                }
+                Err(e) => self.progress.event(Event::Warning(format!(
+                    "the older secret (hint {}…) could not be removed from the app: {e}; Hal uses the new one",
+                    p.hint.as_deref().unwrap_or("?")
+                ))),
+            }
+        }
+        if removed > 0 {
+            self.progress.event(Event::Info(format!(
+                "removed {removed} older secret(s) named {SECRET_DESCRIPTION:?}: the portal holds the new one"
+            )));
+        }
+        Ok(())
     }
 
     /// What a step is given: this run's clients and settings, with the record and survey.
@@ -751,6 +1079,67 @@ impl<'a> Wizard<'a> {
     pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
         self.store.update(|doc| doc.upsert(record.clone()))?;
         Ok(())
+    }
+}
+
+/// The portal is the source of truth: when it holds our app, this machine's record learns
+/// which secret it holds (kept, never removed) and, if this machine holds no usable one, that
+/// the portal's is the tenant's current secret (nothing new is made for it).
+fn trust_the_portal(
+    record: &mut TenantRecord,
+    survey: &Survey,
+    held: &PortalRecord,
+    secret_present: bool,
+) {
+    let Some(app) = &survey.app_by_id else {
+        return;
+    };
+    if !app.app_id.eq_ignore_ascii_case(&held.client_id) {
+        return;
+    }
+    if record
+        .app
+        .as_ref()
+        .is_none_or(|a| !a.app_id.eq_ignore_ascii_case(&app.app_id))
+    {
+        record.app = Some(crate::store::AppRecord {
+            object_id: app.id.clone(),
+            app_id: app.app_id.clone(),
+            display_name: app.display_name.clone().unwrap_or_default(),
+            service_principal_id: survey.our_sp.as_ref().map(|sp| sp.id.clone()),
+        });
+    }
+    let on_app = |k: &str| {
+        app.password_credentials.iter().find(|p| {
+            p.key_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(k))
+        })
+    };
+    let Some(cred) = on_app(&held.secret_key_id) else {
+        return;
+    };
+    let ours_usable = record.secret.as_ref().is_some_and(|s| {
+        on_app(&s.key_id).is_some()
+            && (s.key_id.eq_ignore_ascii_case(&held.secret_key_id) || secret_present)
+    });
+    let key = cred.key_id.clone().unwrap_or_default();
+    if !ours_usable {
+        let now = OffsetDateTime::now_utc();
+        record.secret = Some(crate::store::SecretRecord {
+            key_id: key.clone(),
+            hint: cred.hint.clone().unwrap_or_default(),
+            created_at: cred.start_date_time.unwrap_or(now),
+            expires_at: cred.end_date_time.or(held.secret_expires_at).unwrap_or(now),
+        });
+    }
+    record.portal.secret_key_id = Some(key);
+    record.portal.state = crate::store::PortalState::Submitted;
+    if let (Some(u), Some(l)) = (&held.ual_status, &held.entra_license) {
+        record.portal.told = Some(crate::store::PortalStatus {
+            ual_status: u.clone(),
+            entra_license: l.clone(),
+        });
     }
 }
 

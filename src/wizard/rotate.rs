@@ -54,8 +54,8 @@ pub struct RotationPlan {
     /// Older secrets of ours that the portal holds (Hal uses them): removed only after the
     /// portal has accepted the new one.
     pub old: Vec<SecretRef>,
-    /// Secrets of ours that neither the portal nor this machine holds: nobody can use them,
-    /// so the secret step removes them as soon as the new one exists.
+    /// Secrets of ours that neither the portal nor this machine holds: removed with the old
+    /// ones once the portal has accepted the new one (never before, never with `--no-portal`).
     pub unusable: Vec<SecretRef>,
     pub months: u8,
     /// The new secret goes to the portal (false with `--no-portal`).
@@ -78,10 +78,17 @@ impl RotationPlan {
             )),
         }
         if !self.unusable.is_empty() {
-            v.push(format!(
-                "remove {} as soon as the new one exists: the portal does not hold it, so Hal does not use it",
-                describe(&self.unusable)
-            ));
+            if self.send {
+                v.push(format!(
+                    "remove {} once the portal has the new one: the portal does not hold it",
+                    describe(&self.unusable)
+                ));
+            } else {
+                v.push(format!(
+                    "keep {}: nothing is removed until the portal has accepted a newer secret (--no-portal)",
+                    describe(&self.unusable)
+                ));
+            }
         }
         if self.send {
             v.push("send the new secret to the MSP portal".into());

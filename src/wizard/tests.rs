@@ -445,6 +445,16 @@ impl Harness {
         p: &dyn Progress,
         portal: Option<Box<dyn Step>>,
     ) -> Result<RunReport, WizardError> {
+        self.run_adopting(tenant, p, portal, None).await
+    }
+
+    async fn run_adopting(
+        &self,
+        tenant: &str,
+        p: &dyn Progress,
+        portal: Option<Box<dyn Step>>,
+        adopt: Option<&str>,
+    ) -> Result<RunReport, WizardError> {
         let mut settings = Settings::new(
             tenant.parse().expect("a tenant name"),
             Cloud::Global,
@@ -454,6 +464,7 @@ impl Harness {
         settings.skip_exchange = true;
         settings.verify_attempts = 3;
         settings.verify_wait = Duration::from_millis(1);
+        settings.adopt = adopt.map(str::to_string);
         let wiz = Wizard {
             settings,
             dir: &self.dir,
@@ -714,7 +725,7 @@ async fn drift_missing_o365_sp_and_a_foreign_app() {
     assert!(matches!(&plan.items[1].state, PlanState::ToDo(c) if c[0].contains("repair")));
     h.assert_onboarded();
 
-    // An app of our name that is not ours.
+    // An app of our name that is not ours: left alone, shown in the plan, ours made beside it.
     let h = Harness::new();
     h.w.lock().unwrap().apps.push(Application {
         id: "foreign".into(),
@@ -722,23 +733,209 @@ async fn drift_missing_o365_sp_and_a_foreign_app() {
         display_name: Some(DEFAULT_APP_NAME.into()),
         ..Default::default()
     });
-    let e = h.run().await.unwrap_err();
-    assert!(matches!(e, WizardError::AppNameTaken { .. }), "{e}");
-    assert!(e.is_usage());
-    assert_eq!(h.w.lock().unwrap().apps.len(), 1);
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(
+        matches!(&p.plan().items[1].state, PlanState::ToDo(c) if c.iter().any(|l| l.contains("foreign-app") && l.contains("not ours"))),
+        "{:?}",
+        p.plan()
+    );
+    let w = h.w.lock().unwrap();
+    assert_eq!(w.apps.len(), 2);
+    assert!(
+        w.our_roles("foreign-app").is_empty(),
+        "nothing granted to it"
+    );
+    assert!(w.apps[0].password_credentials.is_empty());
+    assert_ne!(h.record().app.unwrap().app_id, "foreign-app");
+}
+
+/// A portal that holds a record for the tenant (what `GET /tenants/{id}` answers).
+#[derive(Default)]
+struct HoldingPortal {
+    held: Mutex<Option<crate::portal::PortalRecord>>,
+    got: Mutex<Vec<crate::portal::Submission>>,
+}
+
+#[async_trait::async_trait]
+impl crate::portal::PortalApi for HoldingPortal {
+    async fn check(&self) -> Result<(), crate::portal::PortalError> {
+        Ok(())
+    }
+    async fn submit(
+        &self,
+        s: &crate::portal::Submission,
+    ) -> Result<crate::portal::SubmitOutcome, crate::portal::PortalError> {
+        self.got.lock().unwrap().push(s.clone());
+        *self.held.lock().unwrap() = Some(crate::portal::PortalRecord {
+            client_id: s.client_id.clone(),
+            secret_key_id: s.secret_key_id.clone(),
+            secret_expires_at: Some(s.secret_expires_at),
+            ual_status: Some(s.ual_status.clone()),
+            entra_license: Some(s.entra_license.clone()),
+            cloud: Some(s.cloud.clone()),
+            updated_at: None,
+        });
+        Ok(crate::portal::SubmitOutcome::Created)
+    }
+    async fn tenant(
+        &self,
+        _tenant_id: &str,
+    ) -> Result<Option<crate::portal::PortalRecord>, crate::portal::PortalError> {
+        Ok(self.held.lock().unwrap().clone())
+    }
+}
+
+fn portal_step(api: &Arc<HoldingPortal>) -> Option<Box<dyn Step>> {
+    Some(Box::new(crate::wizard::steps::portal::PortalStep::new(
+        api.clone(),
+        &url::Url::parse("https://portal.example.com/").unwrap(),
+    )))
 }
 
 #[tokio::test]
-async fn a_lost_record_adopts_our_tagged_app() {
+async fn a_lost_record_adopts_only_the_app_the_portal_holds() {
+    // Without a portal, a tagged app of our name that nobody recorded is foreign.
     let h = Harness::new();
     h.run().await.unwrap();
     std::fs::remove_file(h.store.path()).unwrap();
-    let r = h.run().await.unwrap();
-    // The app, its grants and the secret are found again; only the record is rebuilt.
-    assert!(matches!(&r.plan.items[1].state, PlanState::ToDo(c) if c[0].contains("adopt")));
+    let first = h.w.lock().unwrap().apps[0].app_id.clone();
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert_eq!(h.w.lock().unwrap().apps.len(), 2, "ours made beside it");
+    assert_ne!(h.record().app.unwrap().app_id, first);
+
+    // With the portal holding it, it is adopted, and its secret kept and not replaced.
+    let h = Harness::new();
+    let portal = Arc::new(HoldingPortal::default());
+    let p = Recorder::default();
+    h.run_with("contoso.onmicrosoft.com", &p, portal_step(&portal))
+        .await
+        .unwrap();
+    let held = portal.held.lock().unwrap().clone().unwrap();
+    std::fs::remove_file(h.store.path()).unwrap();
+    h.secrets
+        .delete(&crate::secrets::account::client_secret(h.record_id()))
+        .ok();
+    let p = Recorder::default();
+    let r = h
+        .run_with("contoso.onmicrosoft.com", &p, portal_step(&portal))
+        .await
+        .unwrap();
     h.assert_onboarded();
+    assert_eq!(r.record.app.unwrap().app_id, held.client_id);
+    assert_eq!(r.record.secret.unwrap().key_id, held.secret_key_id);
+    assert_eq!(h.keys(), vec![held.secret_key_id.clone()]);
+    assert_eq!(portal.got.lock().unwrap().len(), 1, "nothing new sent");
 }
 
+#[tokio::test]
+async fn a_planted_multi_tenant_app_is_never_adopted() {
+    let h = Harness::new();
+    h.w.lock().unwrap().apps.push(Application {
+        id: "planted".into(),
+        app_id: "planted-app".into(),
+        display_name: Some(DEFAULT_APP_NAME.into()),
+        tags: vec![APP_TAG.into()],
+        sign_in_audience: Some("AzureADMultipleOrgs".into()),
+        password_credentials: vec![crate::microsoft::graph::model::PasswordCredential {
+            key_id: Some("their-key".into()),
+            display_name: Some("hal".into()),
+            hint: Some("abc".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    // --adopt: refused with the reason, nothing written.
+    let e = h
+        .run_adopting(
+            "contoso.onmicrosoft.com",
+            &Recorder::default(),
+            None,
+            Some("planted-app"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WizardError::AdoptRefused { .. }), "{e}");
+    assert!(e.to_string().contains("multi-tenant"), "{e}");
+    assert_eq!(h.w.lock().unwrap().writes, 0);
+    // Single tenant but with a credential that is not ours: refused too.
+    h.w.lock().unwrap().apps[0].sign_in_audience = Some("AzureADMyOrg".into());
+    let e = h
+        .run_adopting(
+            "contoso.onmicrosoft.com",
+            &Recorder::default(),
+            None,
+            Some("planted-app"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("credentials that are not ours"),
+        "{e}"
+    );
+    // Without its credential, adopting needs a person: --yes (CannotAsk here) never answers.
+    h.w.lock().unwrap().apps[0].password_credentials.clear();
+    let p = Recorder::default();
+    *p.answer.lock().unwrap() = Some(Answer::CannotAsk);
+    let e = h
+        .run_adopting("contoso.onmicrosoft.com", &p, None, Some("planted-app"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WizardError::AdoptNeedsTerminal { .. }), "{e}");
+    assert!(
+        !Question::Adopt {
+            app: ForeignApp::of(&h.w.lock().unwrap().apps[0], vec![])
+        }
+        .yes_answers()
+    );
+    // Multi-tenant again, no --adopt: ours is made, the planted one gets nothing.
+    h.w.lock().unwrap().apps[0].sign_in_audience = Some("AzureADMultipleOrgs".into());
+    h.w.lock().unwrap().apps[0].password_credentials =
+        vec![crate::microsoft::graph::model::PasswordCredential {
+            key_id: Some("their-key".into()),
+            display_name: Some("hal".into()),
+            ..Default::default()
+        }];
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    let w = h.w.lock().unwrap();
+    assert!(w.our_roles("planted-app").is_empty());
+    let planted = w.apps.iter().find(|a| a.app_id == "planted-app").unwrap();
+    assert_eq!(
+        planted.password_credentials.len(),
+        1,
+        "its secret untouched"
+    );
+    assert!(planted.required_resource_access.is_empty(), "not patched");
+    drop(w);
+    assert!(
+        matches!(&p.plan().items[1].state, PlanState::ToDo(c) if c.iter().any(|l| l.contains("AzureADMultipleOrgs") && l.contains("their-key")))
+    );
+}
+
+#[tokio::test]
+async fn no_secret_is_removed_before_the_portal_accepted_a_newer_one() {
+    // The app is recorded, but not its secret, whose value this machine does not hold
+    // (another machine's, which the portal may hold).
+    let h2 = Harness::new();
+    h2.run().await.unwrap();
+    let mut rec = h2.record();
+    let other = h2.keys()[0].clone();
+    rec.secret = None;
+    rec.portal = Default::default();
+    h2.store.update(|d| d.upsert(rec.clone())).unwrap();
+    h2.secrets
+        .delete(&crate::secrets::account::client_secret(rec.tenant_id))
+        .ok();
+    h2.run().await.unwrap();
+    assert!(
+        h2.keys().contains(&other),
+        "without a portal that accepted a newer one, the old secret stays: {:?}",
+        h2.keys()
+    );
+    assert_eq!(h2.keys().len(), 2);
+}
 #[test]
 fn licence_and_roles() {
     let sku = |plan: &str| SubscribedSku {
@@ -872,6 +1069,10 @@ impl Harness {
         let present = wiz.secret_present(record.tenant_id).await?;
         let plan = rotate::plan(&record, &app, present, 24, portal.is_some());
         wiz.rotate(id, &plan, portal).await
+    }
+
+    fn record_id(&self) -> uuid::Uuid {
+        TID.parse().unwrap()
     }
 
     fn keys(&self) -> Vec<String> {

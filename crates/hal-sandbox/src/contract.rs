@@ -118,6 +118,17 @@ pub struct Submission {
     pub entra_license: String,
 }
 
+/// docs/portal-api.yaml: `StatusUpdate`, the body of PATCH (no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusUpdate {
+    pub tenant_id: String,
+    pub ual_status: String,
+    pub entra_license: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ual_verified_at: Option<time::OffsetDateTime>,
+}
+
 impl std::fmt::Debug for Submission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Submission")

@@ -617,6 +617,24 @@ fn dispatch(
                 ([], Method::PATCH) => update_application(caller, t, idx, body),
                 ([], Method::DELETE) => delete_application(caller, t, idx),
                 (["addPassword"], Method::POST) => add_password(caller, t, idx, body),
+                (["owners"], Method::GET) => {
+                    let owners = t
+                        .app_owners
+                        .get(&t.applications[idx].id)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|o| {
+                            json!({
+                                "@odata.type": "#microsoft.graph.user",
+                                "id": o.id.to_string(),
+                                "userPrincipalName": o.user_principal_name,
+                                "displayName": o.display_name,
+                            })
+                        })
+                        .collect();
+                    ctx.list("directoryObjects", owners)
+                }
                 (["removePassword"], Method::POST) => remove_password(caller, t, idx, body),
                 ([seg, ..], _) => segment_not_found(seg),
                 _ => method_not_allowed(),
@@ -1529,6 +1547,24 @@ fn create_application(caller: &Caller, t: &mut TenantState, body: Option<Value>)
     }
     let mut v = app_json(&app);
     v["@odata.context"] = json!(format!("{CONTEXT}applications/$entity"));
+    // As Entra does: the user who creates an app with a delegated token owns it.
+    if caller.delegated()
+        && let Ok(oid) = Uuid::parse_str(&caller.claims.oid)
+    {
+        let user = &t.scenario.signed_in_user;
+        t.app_owners
+            .entry(app.id)
+            .or_default()
+            .push(crate::state::Owner {
+                id: oid,
+                user_principal_name: caller.claims.upn.clone().unwrap_or_default(),
+                display_name: if user.id == oid {
+                    user.display_name.clone()
+                } else {
+                    String::new()
+                },
+            });
+    }
     t.applications.push(app);
     GResp::with(201, v)
 }

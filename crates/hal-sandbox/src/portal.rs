@@ -15,11 +15,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::get;
 use serde_json::json;
 
 use crate::PortalScenario;
-use crate::contract::Submission;
+use crate::contract::{StatusUpdate, Submission};
 
 /// The token the sandbox portal accepts when the scenario names none.
 pub const DEFAULT_TOKEN: &str = "sandbox-portal-token";
@@ -31,6 +31,9 @@ pub struct Received {
     pub idempotency_key: String,
     /// How many times it was written (POST or PUT that changed it).
     pub writes: u32,
+    /// The last status update (PATCH), if any came after the credentials.
+    pub status: Option<StatusUpdate>,
+    pub updated_at: time::OffsetDateTime,
 }
 
 #[derive(Debug, Default)]
@@ -82,12 +85,39 @@ impl PortalSim {
     pub fn token(&self) -> String {
         self.inner.lock().unwrap().config.token.clone()
     }
+
+    /// Answers every request with `200 OK` and an HTML page (a captive portal), or not.
+    pub fn set_html_answers(&self, on: bool) {
+        self.inner.lock().unwrap().config.html_answers = on;
+    }
+
+    /// Seeds what the portal holds for a tenant (another machine onboarded it).
+    pub fn hold(&self, submission: Submission) {
+        let r = Received {
+            idempotency_key: format!(
+                "hal-onboard-{}-{}",
+                submission.tenant_id, submission.secret_key_id
+            ),
+            submission: submission.clone(),
+            writes: 1,
+            status: None,
+            updated_at: time::OffsetDateTime::now_utc(),
+        };
+        self.inner
+            .lock()
+            .unwrap()
+            .tenants
+            .insert(submission.tenant_id.clone(), r);
+    }
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(sim: PortalSim) -> Router<S> {
     Router::new()
         .route("/api/v1/m365/tenants", get(list).post(create))
-        .route("/api/v1/m365/tenants/{tenant_id}", put(replace))
+        .route(
+            "/api/v1/m365/tenants/{tenant_id}",
+            get(read).put(replace).patch(update_status),
+        )
         .with_state(sim)
 }
 
@@ -103,6 +133,14 @@ fn problem(status: StatusCode, code: &str, message: &str) -> Response {
 fn gate(sim: &PortalSim, headers: &HeaderMap) -> Result<(), Response> {
     let mut inner = sim.inner.lock().unwrap();
     inner.requests += 1;
+    if inner.config.html_answers {
+        return Err((
+            StatusCode::OK,
+            [("content-type", "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Welcome to Guest Wi-Fi</title></head><body><p>Please accept the terms to continue.</p></body></html>",
+        )
+            .into_response());
+    }
     if inner.failures_left > 0 {
         inner.failures_left -= 1;
         return Err(problem(
@@ -195,6 +233,108 @@ fn summary(r: &Received) -> serde_json::Value {
     })
 }
 
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+/// `GET /api/v1/m365/tenants/{tenantId}`: what the portal holds, never the secret.
+fn record(r: &Received) -> serde_json::Value {
+    let (ual, licence) = match &r.status {
+        Some(u) => (u.ual_status.clone(), u.entra_license.clone()),
+        None => (
+            r.submission.ual_status.clone(),
+            r.submission.entra_license.clone(),
+        ),
+    };
+    let mut v = json!({
+        "tenantId": r.submission.tenant_id,
+        "clientId": r.submission.client_id,
+        "secretKeyId": r.submission.secret_key_id,
+        "secretExpiresAt": rfc3339(r.submission.secret_expires_at),
+        "ualStatus": ual,
+        "entraLicense": licence,
+        "cloud": r.submission.cloud,
+        "updatedAt": rfc3339(r.updated_at),
+    });
+    if let Some(t) = r.status.as_ref().and_then(|u| u.ual_verified_at) {
+        v["ualVerifiedAt"] = json!(rfc3339(t));
+    }
+    v
+}
+
+async fn read(
+    State(sim): State<PortalSim>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(&sim, &headers) {
+        return r;
+    }
+    let inner = sim.inner.lock().unwrap();
+    match inner.tenants.get(&tenant_id) {
+        Some(r) => Json(record(r)).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            "tenant_not_found",
+            "This tenant is not registered.",
+        ),
+    }
+}
+
+async fn update_status(
+    State(sim): State<PortalSim>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = gate(&sim, &headers) {
+        return r;
+    }
+    let u: StatusUpdate = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                &format!("The request body is not a status update: {e}"),
+            );
+        }
+    };
+    if !u.tenant_id.eq_ignore_ascii_case(&tenant_id) {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "tenant_mismatch",
+            "tenantId in the body does not match the URL.",
+        );
+    }
+    if !["enabled", "waiting"].contains(&u.ual_status.as_str()) {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "ualStatus must be enabled or waiting",
+        );
+    }
+    if !["none", "P1", "P2"].contains(&u.entra_license.as_str()) {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "entraLicense must be none, P1 or P2",
+        );
+    }
+    let mut inner = sim.inner.lock().unwrap();
+    let Some(r) = inner.tenants.get_mut(&tenant_id) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "tenant_not_found",
+            "This tenant is not registered.",
+        );
+    };
+    r.status = Some(u);
+    r.updated_at = time::OffsetDateTime::now_utc();
+    Json(record(r)).into_response()
+}
+
 async fn list(State(sim): State<PortalSim>, headers: HeaderMap) -> Response {
     if let Err(r) = gate(&sim, &headers) {
         return r;
@@ -236,6 +376,8 @@ async fn create(
         submission: s.clone(),
         idempotency_key: key,
         writes: 1,
+        status: None,
+        updated_at: time::OffsetDateTime::now_utc(),
     };
     let out = summary(&r);
     inner.tenants.insert(s.tenant_id.clone(), r);
@@ -272,6 +414,8 @@ async fn replace(
         submission: s,
         idempotency_key: key,
         writes: writes + 1,
+        status: None,
+        updated_at: time::OffsetDateTime::now_utc(),
     };
     let out = summary(&r);
     inner.tenants.insert(tenant_id, r);

@@ -34,6 +34,9 @@ pub struct PortalScenario {
     pub token: String,
     /// The first N credential submissions fail with a 5xx.
     pub fail_first: u32,
+    /// Every request is answered `200 OK` with an HTML page, as a captive portal or a wrong URL
+    /// does: nothing it answers may count as accepted.
+    pub html_answers: bool,
 }
 
 /// The Microsoft cloud a tenant lives in. The sandbox serves every tenant on 127.0.0.1 alike;

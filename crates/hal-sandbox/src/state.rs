@@ -194,6 +194,17 @@ pub struct TenantState {
     /// Graph requests seen, for `throttle_every`.
     pub graph_requests: u64,
     pub created: String,
+    /// Application object id → its owners (`/applications/{id}/owners`). Entra makes the
+    /// user who creates an app with a delegated token its owner.
+    pub app_owners: HashMap<Uuid, Vec<Owner>>,
+}
+
+/// An owner of an application, as `directoryObject` (a user here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: Uuid,
+    pub user_principal_name: String,
+    pub display_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +223,7 @@ impl TenantState {
             replicating: HashMap::new(),
             graph_requests: 0,
             created: iso(OffsetDateTime::now_utc() - time::Duration::days(900)),
+            app_owners: HashMap::new(),
             scenario,
         };
         t.service_principals.push(first_party_sp(

@@ -9,7 +9,8 @@ use crate::wizard::steps::portal::{self, PortalStepError};
 
 /// Send a tenant's verified credentials to the MSP portal, for example after the portal was
 /// down during `tenant add`. The secret is read from the OS keyring and deleted from it once
-/// the portal has accepted it.
+/// the portal has accepted it. A tenant whose secret the portal already holds but whose status
+/// changed since (UAL verified by `ual retry`) gets a status update, without the secret.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// Tenants by GUID, domain or display name.
@@ -28,7 +29,8 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
         doc.tenants
             .iter()
             .filter(|t| {
-                t.step(StepId::Verify).is_done() && t.portal.state != PortalState::Submitted
+                (t.step(StepId::Verify).is_done() && t.portal.state != PortalState::Submitted)
+                    || portal::status_update(t).is_some()
             })
             .cloned()
             .collect()
@@ -74,6 +76,31 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
                 continue;
             }
         };
+        // The portal holds this secret and only its status is stale: a status update, no secret.
+        if portal::is_current(&rec) && portal::status_update(&rec).is_some() {
+            let spinner = ui.spinner(format!("Telling the portal {name}'s status"));
+            let res = rt.block_on(portal::send_status(&mut rec, &api));
+            spinner.finish();
+            match res {
+                Ok(_) => {
+                    store.upsert(&rec)?;
+                    ui.success(format!(
+                        "{name}: the portal has the tenant's current status."
+                    ));
+                    results.push(serde_json::json!({"tenant": name, "tenantId": rec.tenant_id, "result": "status-updated"}));
+                }
+                Err(e) => {
+                    let err = portal_error(e, Some(&name));
+                    results.push(serde_json::json!({"tenant": name, "tenantId": rec.tenant_id, "result": "failed", "error": err.message}));
+                    if first_error.is_none() {
+                        first_error = Some(err);
+                    } else {
+                        ui.error(&err);
+                    }
+                }
+            }
+            continue;
+        }
         let spinner = ui.spinner(format!("Sending {name} to the portal"));
         let mut res = rt.block_on(portal::run(&mut rec, secrets.as_ref(), &api, None));
         spinner.finish();

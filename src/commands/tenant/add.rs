@@ -73,6 +73,12 @@ pub struct AddArgs {
     /// Client secret lifetime in months (the portal's maximum is 24).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=24), value_name = "MONTHS")]
     pub secret_months: u8,
+
+    /// Adopt this existing app registration (its appId) although neither this machine nor the
+    /// MSP portal holds it. Asks for confirmation at a terminal (--yes never answers it), and
+    /// refuses a multi-tenant app or one holding credentials that are not ours.
+    #[arg(long, value_name = "APPID", conflicts_with = "from")]
+    pub adopt: Option<String>,
 }
 
 /// App names travel inside OData `$filter` strings: letters, digits, spaces and `-_.()` only.
@@ -213,6 +219,7 @@ fn onboard(
     );
     settings.app_name = args.app_name.clone();
     settings.secret_months = args.secret_months;
+    settings.adopt = args.adopt.clone();
     settings.skip_exchange = args.skip_exchange;
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
     let progress = UiProgress::new(&ctx.ui, args.yes);
@@ -457,6 +464,9 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
             | WizardError::Declined
             | WizardError::NeedsAnswer { .. }
             | WizardError::AppNameTaken { .. }
+            | WizardError::AdoptNotFound { .. }
+            | WizardError::AdoptRefused { .. }
+            | WizardError::AdoptNeedsTerminal { .. }
             | WizardError::Graph { .. }
             | WizardError::NotVerified { .. }
             | WizardError::SecretLost

@@ -199,6 +199,14 @@ fn delete_app(
         id.default_domain,
         id.tenant_id
     ));
+    if id.survey.app_by_id.is_none()
+        && let Some(f) = id.foreign.first()
+    {
+        return Err(not_ours(format!(
+            "the app registration named {:?} in {} (appId {}) was not made by hal-onboard",
+            recorded.display_name, rec.display_name, f.app_id
+        )));
+    }
     let Some(app) = id.survey.app_by_id.clone() else {
         ui.status(format!(
             "The app registration {} (appId {}) is already gone from the tenant.",

@@ -156,6 +156,8 @@ struct Deps {
     ops: Arc<dyn OpsFactory>,
     secrets: Arc<dyn crate::secrets::SecretStore>,
     keep_sign_in: bool,
+    /// The MSP portal, when configured: told (without the secret) when UAL is verified.
+    portal: Option<Arc<dyn crate::portal::PortalApi>>,
 }
 
 pub fn cmd_ual_retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
@@ -211,11 +213,16 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         output: TenantOutput::per_tenant(ui),
     };
     let factory = exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display)?;
+    let portal = ctx
+        .portal(ctx.secrets().as_ref())
+        .ok()
+        .map(|p| Arc::new(p) as Arc<dyn crate::portal::PortalApi>);
     let deps = Arc::new(Deps {
         store,
         ops: factory,
         secrets: ctx.secrets(),
         keep_sign_in: args.keep_sign_in,
+        portal,
     });
 
     // With -Device each session prompts on its own: one at a time, or the codes interleave.
@@ -461,6 +468,26 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
                 let _ = crate::session::forget_sign_in_if_done(deps.secrets.as_ref(), &now);
             }
             Ok(None) => {}
+        }
+        // The portal holds the tenant with an older UAL status: tell it (no secret). A failure
+        // leaves the record saying so; `list` shows it and `portal submit` resends.
+        if let Some(portal) = &deps.portal
+            && let Ok(Some(mut now)) = deps.store.load().map(|d| d.get(id).cloned())
+            && matches!(
+                crate::wizard::steps::portal::send_status(&mut now, portal.as_ref()).await,
+                Ok(true)
+            )
+        {
+            let told = now.portal.told.clone();
+            let store = deps.store.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                store.update(|doc| {
+                    if let Some(t) = doc.tenants.iter_mut().find(|t| t.tenant_id == id) {
+                        t.portal.told = told;
+                    }
+                })
+            })
+            .await;
         }
     }
     match result {

@@ -114,6 +114,22 @@ pub trait DirectoryApi: Send + Sync {
         &self,
         principal_id: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError>;
+    /// The owners of an application (`GET /applications/{id}/owners`), to show who made an app
+    /// that is not ours. Read only for such apps.
+    async fn app_owners(&self, _object_id: &str) -> Result<Vec<Owner>, GraphError> {
+        Ok(Vec::new())
+    }
+}
+
+/// One owner of an application (a user or a service principal).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    pub id: String,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 pub const APP_SELECT: &str =
@@ -297,6 +313,16 @@ impl DirectoryApi for GraphClient {
             }
         }
         Ok(None)
+    }
+
+    async fn app_owners(&self, object_id: &str) -> Result<Vec<Owner>, GraphError> {
+        Ok(self
+            .get(&format!(
+                "applications/{object_id}/owners?$select=id,userPrincipalName,displayName"
+            ))
+            .await?
+            .parse::<Collection<Owner>>("application owners")?
+            .value)
     }
 
     async fn create_application(&self, body: &Value) -> Result<Application, GraphError> {

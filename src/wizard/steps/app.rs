@@ -89,6 +89,7 @@ impl Step for AppStep {
         }
         let perms = permissions::resolve(cx.survey.graph_sp.as_ref(), cx.survey.o365_sp.as_ref())?;
         let rra = permissions::required_resource_access(&perms);
+        let recorded_app_id = cx.record.app.as_ref().map(|a| a.app_id.clone());
         let app = match cx.survey.app_by_id.clone() {
             Some(app) => {
                 if !permissions::rra_drift(&app.required_resource_access, &perms).is_empty() {
@@ -118,10 +119,27 @@ impl Step for AppStep {
                 cx.survey.our_sp = None;
                 cx.survey.assignments = None;
                 did.push("created the app registration");
+                // Recorded at once: if the service principal fails below, a re-run finds this
+                // app by its recorded ID (an app of our name that nobody recorded is foreign).
+                if recorded_app_id.is_some() {
+                    // A different app than recorded: its secret and grants are not ours to trust.
+                    cx.record.secret = None;
+                    cx.record.granted_permissions.clear();
+                    for s in [StepId::Secret, StepId::Consent, StepId::Verify] {
+                        *cx.record.step_mut(s) = Default::default();
+                    }
+                }
+                cx.record.app = Some(AppRecord {
+                    object_id: app.id.clone(),
+                    app_id: app.app_id.clone(),
+                    display_name: cx.settings.app_name.clone(),
+                    service_principal_id: None,
+                });
                 app
             }
         };
-        let same_app = cx.record.app.as_ref().map(|a| a.app_id.as_str()) == Some(&app.app_id);
+        let same_app = recorded_app_id.as_deref() == Some(app.app_id.as_str())
+            || cx.record.app.as_ref().map(|a| a.app_id.as_str()) == Some(&app.app_id);
         let sp_id = match &cx.survey.our_sp {
             Some(sp) => sp.id.clone(),
             None => {

@@ -82,5 +82,10 @@ pub trait Step: Send + Sync {
     /// Called instead of `run` when `assess` found the step done: bring the record in line
     /// with what exists (e.g. after the store was lost and our app was found again). No requests.
     fn record_found(&self, _cx: &mut StepCx<'_>) {}
+    /// The MSP portal this step sends to, if it is the portal step: the engine reads what the
+    /// portal holds before planning.
+    fn portal_api(&self) -> Option<Arc<dyn crate::portal::PortalApi>> {
+        None
+    }
     async fn run(&self, cx: &mut StepCx<'_>) -> Result<StepOutcome, WizardError>;
 }

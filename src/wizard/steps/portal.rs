@@ -6,9 +6,9 @@
 
 use time::OffsetDateTime;
 
-use crate::portal::{PortalApi, PortalError, Submission, SubmitOutcome};
+use crate::portal::{PortalApi, PortalError, StatusUpdate, Submission, SubmitOutcome};
 use crate::secrets::{SecretError, SecretStore, account};
-use crate::store::{PortalState, StepId, StepStatus, TenantRecord, UalState};
+use crate::store::{PortalState, PortalStatus, StepId, StepStatus, TenantRecord, UalState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalStepError {
@@ -34,6 +34,59 @@ pub struct PortalOutcome {
 /// portal has it was saved. False when the store could not delete it.
 pub fn forget_secret(secrets: &dyn SecretStore, tenant: uuid::Uuid) -> bool {
     secrets.delete(&account::client_secret(tenant)).is_ok()
+}
+
+/// The status fields the portal should hold for this record (`ualStatus`, `entraLicense`).
+pub fn status_of(rec: &TenantRecord) -> PortalStatus {
+    PortalStatus {
+        ual_status: match rec.ual.state {
+            UalState::Enabled => "enabled",
+            _ => "waiting",
+        }
+        .to_string(),
+        entra_license: rec
+            .license
+            .map(|l| l.as_str())
+            .unwrap_or("none")
+            .to_string(),
+    }
+}
+
+/// The status update the portal needs: it holds this tenant's credentials but was last told
+/// another status (`None`: nothing to send, or nothing known of what it was told).
+pub fn status_update(rec: &TenantRecord) -> Option<StatusUpdate> {
+    if rec.portal.state != PortalState::Submitted {
+        return None;
+    }
+    let now = status_of(rec);
+    if rec.portal.told.as_ref() == Some(&now) || rec.portal.told.is_none() {
+        return None;
+    }
+    Some(StatusUpdate {
+        tenant_id: rec.tenant_id.to_string(),
+        ual_verified_at: (now.ual_status == "enabled")
+            .then_some(rec.ual.enabled_at)
+            .flatten(),
+        ual_status: now.ual_status,
+        entra_license: now.entra_license,
+    })
+}
+
+/// Sends the status update the portal needs, if any (no secret), and records it on `rec`
+/// (the caller persists it). `Ok(false)`: nothing to send.
+pub async fn send_status(
+    rec: &mut TenantRecord,
+    portal: &dyn PortalApi,
+) -> Result<bool, PortalError> {
+    let Some(u) = status_update(rec) else {
+        return Ok(false);
+    };
+    portal.update_status(&u).await?;
+    rec.portal.told = Some(PortalStatus {
+        ual_status: u.ual_status,
+        entra_license: u.entra_license,
+    });
+    Ok(true)
 }
 
 /// Builds the submission from the record and the secret value.
@@ -96,6 +149,10 @@ pub async fn run(
             rec.portal.state = PortalState::Submitted;
             rec.portal.submitted_at = Some(OffsetDateTime::now_utc());
             rec.portal.secret_key_id = Some(sub.secret_key_id.clone());
+            rec.portal.told = Some(PortalStatus {
+                ual_status: sub.ual_status.clone(),
+                entra_license: sub.entra_license.clone(),
+            });
             rec.step_mut(StepId::Portal).record(StepStatus::Done, None);
             // The secret is forgotten only once this record is saved (`forget_secret`): a crash
             // in between must not leave a "not sent" record and no secret.
@@ -141,6 +198,10 @@ impl super::Step for PortalStep {
         StepId::Portal
     }
 
+    fn portal_api(&self) -> Option<std::sync::Arc<dyn PortalApi>> {
+        Some(self.api.clone())
+    }
+
     fn assess(&self, cx: &super::StepCx<'_>) -> super::Assessment {
         if is_current(cx.record) {
             super::Assessment::Done
@@ -181,6 +242,9 @@ pub fn step_error(e: PortalStepError, tenant: &str) -> crate::wizard::WizardErro
     let hint = match &e {
         PortalStepError::Portal(PortalError::Unauthorized { .. }) => format!(
             "Run `hal-onboard portal login` with a valid API token, then `hal-onboard portal submit {tenant}`."
+        ),
+        PortalStepError::Portal(PortalError::NotAPortal { .. }) => format!(
+            "Nothing was forgotten or removed: the secret is kept on this machine. Check the portal URL (`hal-onboard portal status`), then run `hal-onboard portal submit {tenant}`."
         ),
         PortalStepError::Portal(p) if p.is_transient() => format!(
             "The secret is kept on this machine. Run `hal-onboard portal submit {tenant}` once the portal is back."

@@ -4,7 +4,8 @@
 //! value goes straight to the secret store (for the portal step) and is never printed; the
 //! record keeps keyId, hint and expiry. A tenant policy that refuses the lifetime is explained
 //! and, when the technician agrees, retried with the longest it allows. A secret whose value
-//! was lost before the portal received it is replaced (the old keyId removed), never silently.
+//! was lost before the portal received it is replaced, never silently; the replaced one is
+//! removed only after the portal has accepted the new one (never here, never the portal's).
 
 use time::{Date, Month, OffsetDateTime};
 
@@ -90,7 +91,7 @@ impl Step for SecretStep {
             let mut todo = vec![add];
             if unusable > 0 {
                 todo.push(format!(
-                    "remove {unusable} older secret(s) named {SECRET_DESCRIPTION:?} whose value hal-onboard does not hold"
+                    "keep {unusable} older secret(s) named {SECRET_DESCRIPTION:?} whose value this machine does not hold until the MSP portal has accepted the new one (then they are removed)"
                 ));
             }
             return Assessment::ToDo(todo);
@@ -112,7 +113,10 @@ impl Step for SecretStep {
                 format!(
                     "{add}: the value of the current one is no longer in this machine's keyring and the portal never received it"
                 ),
-                format!("remove the unusable secret (hint {}…)", rec.hint),
+                format!(
+                    "remove the unusable secret (hint {}…) once the MSP portal has accepted the new one",
+                    rec.hint
+                ),
             ]);
         }
         Assessment::Done
@@ -221,8 +225,6 @@ impl Step for SecretStep {
 
         // Record the new secret at once, before removing any old one: if a removal fails or the
         // run stops, the saved record still names the secret whose value is kept.
-        let portal_key = cx.record.portal.secret_key_id.clone();
-        let old_key = cx.record.secret.as_ref().map(|s| s.key_id.clone());
         cx.record.secret = Some(SecretRecord {
             key_id: new.key_id.clone(),
             hint: new.hint.clone(),
@@ -232,25 +234,10 @@ impl Step for SecretStep {
         // A new secret has to be proven again.
         *cx.record.step_mut(StepId::Verify) = Default::default();
 
-        // Secrets of ours that nobody can use any more: the replaced one, and any left by an
-        // interrupted run. Never the one the portal holds.
-        let mut removed = 0;
-        let mut keep = Vec::new();
-        for p in &app.password_credentials {
-            let Some(k) = p.key_id.clone() else { continue };
-            let ours = p.display_name.as_deref() == Some(SECRET_DESCRIPTION)
-                || old_key.as_deref() == Some(k.as_str());
-            let portal_holds = portal_key.as_deref() == Some(k.as_str());
-            if ours && !portal_holds && !k.eq_ignore_ascii_case(&new.key_id) {
-                cx.dir
-                    .remove_password(&app.id, &k)
-                    .await
-                    .map_err(WizardError::graph(StepId::Secret))?;
-                removed += 1;
-            } else {
-                keep.push(p.clone());
-            }
-        }
+        // Nothing is removed here: an older secret (even one whose value no one here holds)
+        // may be the one Hal uses through another machine's portal submission. The secrets this
+        // one replaces go only once the portal has accepted it (the engine, after step 6).
+        let mut keep = app.password_credentials.clone();
         keep.push(crate::microsoft::graph::model::PasswordCredential {
             key_id: Some(new.key_id.clone()),
             display_name: Some(SECRET_DESCRIPTION.into()),
@@ -280,9 +267,6 @@ impl Step for SecretStep {
             summary.push_str(&format!(
                 "; {last_months} months, the longest the tenant's policy accepted"
             ));
-        }
-        if removed > 0 {
-            summary.push_str(&format!("; removed {removed} unusable older secret(s)"));
         }
         Ok(StepOutcome::Done(summary))
     }

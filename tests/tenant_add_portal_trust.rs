@@ -1,0 +1,97 @@
+//! The portal is the source of truth and must prove it took the secret (issue 10, item 3):
+//! a URL that answers 2xx with an HTML page (a captive portal, a wrong address) takes nothing,
+//! so nothing is forgotten on this machine and no secret is removed in the tenant.
+
+use crate::support::common;
+
+use common::{Env, assert_ok, stderr, stdout, tenant};
+
+const NOT_A_PORTAL: &str = "this URL does not answer as a Hal portal";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_answering_html_takes_nothing_and_nothing_is_forgotten() {
+    let env = Env::start(tenant(0x7a17_0001)).await;
+    env.sb.portal().set_html_answers(true);
+    let out = env.add().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(NOT_A_PORTAL), "{err}");
+    let rec = env.record();
+    assert_eq!(rec["steps"]["verify"]["status"], "done");
+    assert_ne!(rec["portal"]["state"], "submitted", "{rec:#}");
+    assert!(env.sb.portal().received(&env.id.to_string()).is_none());
+    // The one secret is still on the app, and its value is still held here.
+    let secrets: Vec<String> = env.sb.with_tenant(env.id, |t| {
+        t.secrets.values().map(|s| s.text.clone()).collect()
+    });
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(env.app_keys().len(), 1);
+    if env.keyring {
+        use hal_onboard::secrets::SecretStore;
+        let k = hal_onboard::secrets::KeyringStore::probe().unwrap();
+        assert_eq!(
+            k.get(&hal_onboard::secrets::account::client_secret(env.id))
+                .unwrap()
+                .as_deref(),
+            Some(secrets[0].as_str()),
+            "the secret is kept in the keyring for `portal submit`"
+        );
+    } else {
+        // No keyring, and stdout is not a terminal: the secret is never printed into a pipe
+        // (it would land in a file or a log); the run says so and names the way out.
+        assert!(!stdout(&out).contains(&secrets[0]), "{}", stdout(&out));
+        assert!(
+            stderr(&out).contains("kept nowhere else") && stderr(&out).contains("secret rotate"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_against_an_html_portal_removes_no_secret() {
+    let env = Env::start(tenant(0x7a17_0002)).await;
+    assert_ok(&env.add().await);
+    let held = env
+        .sb
+        .portal()
+        .received(&env.id.to_string())
+        .unwrap()
+        .submission
+        .secret_key_id
+        .to_lowercase();
+    env.sb.portal().set_html_answers(true);
+    let out = env.rotate(&[]).await;
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(all.contains(NOT_A_PORTAL), "{all}");
+    let keys = env.app_keys();
+    assert!(
+        keys.contains(&held),
+        "the portal's secret is kept: {keys:?}"
+    );
+    assert_eq!(keys.len(), 2, "the new one is kept too: {keys:?}");
+    env.sb.portal().set_html_answers(false);
+    assert!(env.portal_credentials_work().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_login_refuses_a_url_that_does_not_answer_as_a_hal_portal() {
+    let env = Env::start(tenant(0x7a17_0003)).await;
+    env.sb.portal().set_html_answers(true);
+    let url = env.sb.portal_url().to_string();
+    let out = env.run(&["portal", "login", "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(NOT_A_PORTAL), "{}", stderr(&out));
+    assert!(!env.home().join("config.json").exists());
+}
+
+/// Reading what the portal holds costs one portal request per `tenant add`: a fresh tenant
+/// is GET (404) + POST; a re-run is GET only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_read_costs_one_request_per_run() {
+    let env = Env::start(tenant(0x7a17_0004)).await;
+    assert_ok(&env.add().await);
+    assert_eq!(env.sb.portal().request_count(), 2, "GET + POST");
+    assert_ok(&env.add().await);
+    assert_eq!(env.sb.portal().request_count(), 3, "GET only");
+}
