@@ -117,3 +117,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// `tenant add --from FILE`: any text gives rows and bad rows, never a panic, and every
+    /// non-blank, non-comment line is accounted for once (a row, a bad row, the header or a
+    /// repeat).
+    #[test]
+    fn the_csv_reader_never_panics_and_accounts_for_every_line(
+        text in prop_oneof![
+            "[ -~\\n\\t\"]{0,400}",
+            proptest::collection::vec("[a-z0-9.\\-]{0,20}(,[ -~]{0,20})?", 0..20).prop_map(|v| v.join("\n")),
+        ]
+    ) {
+        let (rows, bad) = hal_onboard::tenant::batch::parse(&text);
+        let lines = text.lines().filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#')).count();
+        prop_assert!(rows.len() + bad.len() <= lines, "{} + {} > {lines}", rows.len(), bad.len());
+        for r in &rows {
+            prop_assert!(r.line >= 1 && r.line <= text.lines().count());
+        }
+        for b in &bad {
+            prop_assert!(!b.why.is_empty());
+        }
+    }
+}
