@@ -195,6 +195,16 @@ impl ForeignApp {
                             .unwrap_or_else(|| "?".into())
                     )
                 })
+                .chain(app.key_credentials.iter().map(|k| {
+                    format!(
+                        "certificate keyId {} {:?} from {}",
+                        k.key_id.as_deref().unwrap_or("?"),
+                        k.display_name.as_deref().unwrap_or(""),
+                        k.start_date_time
+                            .map(|t| t.date().to_string())
+                            .unwrap_or_else(|| "?".into())
+                    )
+                }))
                 .collect(),
         }
     }
@@ -666,6 +676,12 @@ impl<'a> Wizard<'a> {
             .iter()
             .filter(|p| !known.iter().any(|k| same(k, p.key_id.as_deref())))
             .map(|p| p.key_id.clone().unwrap_or_else(|| "?".into()))
+            // hal-onboard never adds a certificate: every one is someone else's.
+            .chain(
+                app.key_credentials
+                    .iter()
+                    .map(|k| format!("certificate {}", k.key_id.as_deref().unwrap_or("?"))),
+            )
             .collect();
         let refused = if f.multi_tenant() {
             Some(format!(

@@ -415,6 +415,7 @@ mod tests {
             sign_in_audience: None,
             required_resource_access: vec![],
             password_credentials: app_keys.iter().map(|k| cred(k, "hal")).collect(),
+            key_credentials: vec![],
         };
         (r, app)
     }

@@ -195,6 +195,7 @@ impl DirectoryApi for FakeDir {
             )
             .unwrap(),
             password_credentials: vec![],
+            key_credentials: vec![],
         };
         w.apps.push(app.clone());
         Ok(app)
@@ -874,8 +875,31 @@ async fn a_planted_multi_tenant_app_is_never_adopted() {
         e.to_string().contains("credentials that are not ours"),
         "{e}"
     );
-    // Without its credential, adopting needs a person: --yes (CannotAsk here) never answers.
+    // No secret but a certificate, which hal-onboard never adds: refused too.
     h.w.lock().unwrap().apps[0].password_credentials.clear();
+    h.w.lock().unwrap().apps[0].key_credentials =
+        vec![crate::microsoft::graph::model::KeyCredential {
+            key_id: Some("their-cert".into()),
+            display_name: Some("CN=planted".into()),
+            ..Default::default()
+        }];
+    let e = h
+        .run_adopting(
+            "contoso.onmicrosoft.com",
+            &Recorder::default(),
+            None,
+            Some("planted-app"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("credentials that are not ours")
+            && e.to_string().contains("certificate their-cert"),
+        "{e}"
+    );
+    assert_eq!(h.w.lock().unwrap().writes, 0);
+    // Without its credential, adopting needs a person: --yes (CannotAsk here) never answers.
+    h.w.lock().unwrap().apps[0].key_credentials.clear();
     let p = Recorder::default();
     *p.answer.lock().unwrap() = Some(Answer::CannotAsk);
     let e = h

@@ -132,8 +132,7 @@ pub struct Owner {
     pub display_name: Option<String>,
 }
 
-pub const APP_SELECT: &str =
-    "id,appId,displayName,tags,notes,signInAudience,requiredResourceAccess,passwordCredentials";
+pub const APP_SELECT: &str = "id,appId,displayName,tags,notes,signInAudience,requiredResourceAccess,passwordCredentials,keyCredentials";
 
 fn quote(s: &str) -> String {
     s.replace('\'', "''")

@@ -114,6 +114,19 @@ pub struct ResourceAccess {
     pub kind: String,
 }
 
+/// A certificate on an app registration (`keyCredentials`). hal-onboard never adds one, so
+/// any certificate on an app is someone else's way in.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCredential {
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start_date_time: Option<OffsetDateTime>,
+}
+
 #[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordCredential {
@@ -160,6 +173,8 @@ pub struct Application {
     pub required_resource_access: Vec<RequiredResourceAccess>,
     #[serde(default)]
     pub password_credentials: Vec<PasswordCredential>,
+    #[serde(default)]
+    pub key_credentials: Vec<KeyCredential>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
