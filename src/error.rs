@@ -265,9 +265,13 @@ impl From<GraphError> for CommandError {
 /// The OS keyring failed.
 impl From<SecretError> for CommandError {
     fn from(e: SecretError) -> Self {
-        failed(e.to_string())
-            .with_source(e)
-            .hint("Unlock the OS keyring, or run on a machine that has one.")
+        let hint = match e {
+            SecretError::Locked(_) => {
+                "Unlock the OS keyring (log in to the desktop session, or `gnome-keyring-daemon --unlock` over SSH), then run the command again: nothing kept there was lost."
+            }
+            _ => "Unlock the OS keyring, or run on a machine that has one.",
+        };
+        failed(e.to_string()).with_source(e).hint(hint)
     }
 }
 

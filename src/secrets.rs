@@ -111,6 +111,8 @@ pub enum SecretError {
     Unavailable(String),
     #[error("the OS keyring refused the operation ({0})")]
     Failed(String),
+    #[error("the OS keyring is locked ({0})")]
+    Locked(String),
 }
 
 /// A place to keep secrets. Implementations must never log the values.
@@ -131,12 +133,33 @@ pub trait SecretStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct KeyringStore;
 
-/// Runs `f` off any async runtime's thread.
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
+/// How long one keyring call may take: long enough to answer an unlock prompt, short enough
+/// that a Secret Service that never answers does not hang the command.
+pub const KEYRING_CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `f` on a thread of its own (off any async runtime's thread, which zbus needs) and waits
+/// at most `limit` for it. A call that does not answer in time is left to finish on its own.
+fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> Result<T, SecretError> + Send + 'static,
+) -> Result<T, SecretError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("keyring".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| SecretError::Failed(e.to_string()))?;
+    match rx.recv_timeout(limit) {
+        Ok(r) => r,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(SecretError::Unavailable(format!(
+            "it did not answer within {} s",
+            limit.as_secs()
+        ))),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(SecretError::Failed("the keyring call panicked".into()))
+        }
     }
-    std::thread::scope(|s| s.spawn(f).join().expect("keyring call panicked"))
 }
 
 impl KeyringStore {
@@ -171,6 +194,11 @@ impl KeyringStore {
 }
 
 fn map_err(e: keyring::Error) -> SecretError {
+    // A locked collection (the desktop session not unlocked, an unlock prompt dismissed) is
+    // not an absent secret: say so, so nobody concludes the secret is gone.
+    if e.to_string().to_ascii_lowercase().contains("locked") {
+        return SecretError::Locked(e.to_string());
+    }
     match e {
         keyring::Error::NoStorageAccess(inner) => SecretError::Unavailable(inner.to_string()),
         keyring::Error::PlatformFailure(inner) => SecretError::Unavailable(inner.to_string()),
@@ -180,21 +208,30 @@ fn map_err(e: keyring::Error) -> SecretError {
 
 impl SecretStore for KeyringStore {
     fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
-        off_runtime(|| match Self::entry(account)?.get_password() {
-            Ok(v) => Ok(Some(v)),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(map_err(e)),
+        let account = account.to_string();
+        within(KEYRING_CALL_LIMIT, move || {
+            match Self::entry(&account)?.get_password() {
+                Ok(v) => Ok(Some(v)),
+                Err(keyring::Error::NoEntry) => Ok(None),
+                Err(e) => Err(map_err(e)),
+            }
         })
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {
-        off_runtime(|| Self::entry(account)?.set_password(value).map_err(map_err))
+        let (account, value) = (account.to_string(), value.to_string());
+        within(KEYRING_CALL_LIMIT, move || {
+            Self::entry(&account)?.set_password(&value).map_err(map_err)
+        })
     }
 
     fn delete(&self, account: &str) -> Result<(), SecretError> {
-        off_runtime(|| match Self::entry(account)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(e) => Err(map_err(e)),
+        let account = account.to_string();
+        within(KEYRING_CALL_LIMIT, move || {
+            match Self::entry(&account)?.delete_credential() {
+                Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                Err(e) => Err(map_err(e)),
+            }
         })
     }
 
@@ -387,5 +424,36 @@ mod portal_token_tests {
             Some("old")
         );
         assert_eq!(portal_token_for(&m, &b, Some(&a)).unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod keyring_limit_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_keyring_call_that_never_answers_ends_at_the_limit() {
+        let started = Instant::now();
+        let r: Result<(), _> = within(Duration::from_millis(200), || {
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(())
+        });
+        assert!(matches!(r, Err(SecretError::Unavailable(ref m)) if m.contains("did not answer")));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(within(Duration::from_secs(5), || Ok(7)).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_locked_keyring_is_reported_as_locked_not_as_missing() {
+        let e = map_err(keyring::Error::NoStorageAccess(
+            "Cannot unlock: the collection is locked".into(),
+        ));
+        assert!(matches!(e, SecretError::Locked(_)), "{e:?}");
+        assert!(e.to_string().contains("locked"));
+        assert!(matches!(
+            map_err(keyring::Error::NoStorageAccess("no D-Bus".into())),
+            SecretError::Unavailable(_)
+        ));
     }
 }
