@@ -81,15 +81,8 @@ impl Ctx {
     #[cfg(feature = "sandbox")]
     fn new_sandbox(ui: Ui, global: GlobalArgs) -> CommandResult<Ctx> {
         use crate::error::failed;
-        use hal_sandbox::{Sandbox, Scenario};
-        let scenario = match &global.sandbox_scenario {
-            Some(p) => Scenario::from_file(p).map_err(|e| {
-                user_error(format!("cannot use the sandbox scenario {}", p.display()))
-                    .with_source(e)
-                    .hint("See docs/sandbox.md for the scenario format.")
-            })?,
-            None => Scenario::demo(),
-        };
+        use hal_sandbox::Sandbox;
+        let scenario = sandbox_scenario(global.sandbox_scenario.as_deref())?;
         let dir = tempfile::Builder::new()
             .prefix("hal-onboard-sandbox-")
             .tempdir()
@@ -243,6 +236,21 @@ impl Ctx {
             .enable_all()
             .build()
             .map_err(|e| failed("cannot start the async runtime").with_source(e))
+    }
+}
+
+/// The scenario a sandbox run simulates: the file given, else the demo tenant.
+#[cfg(feature = "sandbox")]
+pub(crate) fn sandbox_scenario(
+    file: Option<&std::path::Path>,
+) -> CommandResult<hal_sandbox::Scenario> {
+    match file {
+        Some(p) => hal_sandbox::Scenario::from_file(p).map_err(|e| {
+            user_error(format!("cannot use the sandbox scenario {}", p.display()))
+                .with_source(e)
+                .hint("See docs/sandbox.md for the scenario format.")
+        }),
+        None => Ok(hal_sandbox::Scenario::demo()),
     }
 }
 

@@ -39,16 +39,9 @@ fn serve(_ctx: &Ctx, _args: &ServeArgs) -> CommandResult {
 #[cfg(feature = "sandbox")]
 fn serve(ctx: &Ctx, args: &ServeArgs) -> CommandResult {
     use crate::error::failed;
-    use hal_sandbox::{Sandbox, Scenario};
+    use hal_sandbox::Sandbox;
 
-    let scenario = match &args.scenario {
-        Some(p) => Scenario::from_file(p).map_err(|e| {
-            crate::error::user_error(format!("cannot use the sandbox scenario {}", p.display()))
-                .with_source(e)
-                .hint("See docs/sandbox.md for the scenario format.")
-        })?,
-        None => Scenario::demo(),
-    };
+    let scenario = super::sandbox_scenario(args.scenario.as_deref())?;
     // Without --home the files live as long as the server.
     let temp;
     let dir = match &ctx.global.home {
