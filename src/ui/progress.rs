@@ -30,6 +30,33 @@ impl UiProgress {
     }
 }
 
+/// The Graph client's waits: a new object's replication always (it can take minutes), and
+/// throttling when it is long or with `-v`.
+impl crate::microsoft::graph::WaitObserver for UiProgress {
+    fn waiting(&self, note: &crate::microsoft::graph::WaitNote) {
+        use crate::microsoft::graph::WaitReason;
+        let show = match note.reason {
+            WaitReason::Replication(_) => true,
+            WaitReason::Throttled => {
+                self.ui.verbose() > 0 || note.next_in >= std::time::Duration::from_secs(5)
+            }
+        };
+        if !show {
+            return;
+        }
+        let line = format!(
+            "{}; next try in {}",
+            note.sentence(),
+            crate::microsoft::graph::human(note.next_in)
+        );
+        let sp = self.spinner.lock().unwrap();
+        match sp.as_ref() {
+            Some(s) if self.ui.live() => s.set_message(line),
+            _ => self.ui.status(line),
+        }
+    }
+}
+
 impl Progress for UiProgress {
     fn event(&self, e: Event) {
         let ui = &self.ui;

@@ -333,6 +333,13 @@ pub enum WizardError {
         #[source]
         source: GraphError,
     },
+    #[error(
+        "this tenant's app management policy does not allow client secrets, and Hal signs in with one"
+    )]
+    SecretsForbidden {
+        #[source]
+        source: GraphError,
+    },
     #[error("cannot keep the client secret in the keyring; the new secret was removed again")]
     SecretStore(#[source] SecretError),
     #[error("the client secret is no longer in this machine's keyring")]
@@ -391,6 +398,7 @@ impl WizardError {
                 (d / 31).clamp(1, 24)
             ),
             WizardError::SecretPolicy { .. } => "Ask the tenant's admin for the app management policy's longest secret lifetime and pass --secret-months N.".into(),
+            WizardError::SecretsForbidden { .. } => "Nothing more was changed. A Global Administrator (or Application Administrator) can allow it in the Microsoft Entra admin center under Entra ID → Enterprise apps → Application policies (the tenant default app management policy's password restriction, `passwordAddition`), or exempt only hal-onboard's app with an app management policy assigned to it (Microsoft Graph `policies/appManagementPolicies`); then run the same command again: it resumes at the secret.".into(),
             WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),

@@ -37,9 +37,25 @@ pub trait CredentialVerifier: Send + Sync {
 }
 
 /// AADSTS codes that mean "not yet": invalid secret (7000215), app not found in the
-/// directory (700016), and the principal not yet replicated (7000222 is an expired secret, not
-/// a delay, so it is not here).
-const NOT_YET: &[u64] = &[7000215, 700016, 70001, 700027];
+/// directory (700016), the principal not yet replicated (7000222 is an expired secret, not
+/// a delay, so it is not here), and the resource's principal not found (500011: right after
+/// the Office 365 Management APIs principal was created in a tenant that lacked it, token
+/// issuance does not see it for a while).
+pub const NOT_YET: &[u64] = &[7000215, 700016, 70001, 700027, 500011];
+
+/// The verdict on a token request that failed with `text` (the error chain): "not yet"
+/// (Microsoft is still replicating something new) or a refusal. Every app-only token request
+/// the product makes goes through here.
+pub fn classify(text: &str) -> VerifyError {
+    let first = match text.find("AADSTS") {
+        Some(i) => first_sentence(&text[i..]),
+        None => first_sentence(text),
+    };
+    match aadsts_code(text) {
+        Some(c) if NOT_YET.contains(&c) => VerifyError::NotYet(first),
+        _ => VerifyError::Refused(first),
+    }
+}
 
 /// The real verifier: azure_identity against `authority`, through the run's HTTPS client.
 pub struct AzureVerifier {
@@ -88,17 +104,7 @@ impl CredentialVerifier for AzureVerifier {
         match cred.get_token(&[scope], None).await {
             Ok(t) => TokenClaims::decode(t.token.secret())
                 .map_err(|e| VerifyError::Refused(format!("unreadable token: {e}"))),
-            Err(e) => {
-                let text = chain(&e);
-                let first = match text.find("AADSTS") {
-                    Some(i) => first_sentence(&text[i..]),
-                    None => first_sentence(&text),
-                };
-                match aadsts_code(&text) {
-                    Some(c) if NOT_YET.contains(&c) => Err(VerifyError::NotYet(first)),
-                    _ => Err(VerifyError::Refused(first)),
-                }
-            }
+            Err(e) => Err(classify(&chain(&e))),
         }
     }
 
@@ -118,4 +124,22 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_principal_not_found_is_not_yet() {
+        let t = "invalid_resource\nAADSTS500011: The resource principal named https://manage.office.com was not found in the tenant named Contoso. This can happen if the application has not been installed by the administrator of the tenant.";
+        match classify(t) {
+            VerifyError::NotYet(why) => assert!(why.starts_with("AADSTS500011"), "{why}"),
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(
+            classify("AADSTS7000222: The provided client secret keys are expired."),
+            VerifyError::Refused(_)
+        ));
+    }
 }

@@ -222,7 +222,8 @@ fn onboard(
     settings.adopt = args.adopt.clone();
     settings.skip_exchange = args.skip_exchange;
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
-    let progress = UiProgress::new(&ctx.ui, args.yes);
+    let progress = Arc::new(UiProgress::new(&ctx.ui, args.yes));
+    graph.set_wait_observer(progress.clone());
 
     // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
     let exchange = if args.skip_exchange {
@@ -266,7 +267,7 @@ fn onboard(
         verifier: &verifier,
         secrets: secrets.clone(),
         store: &store,
-        progress: &progress,
+        progress: &*progress,
         meter: meter.clone(),
         exchange: exchange.map(|f| {
             Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
