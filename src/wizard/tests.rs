@@ -30,6 +30,11 @@ struct World {
     /// The policy cannot be read (no Policy.Read.All): its limit stays unknown.
     policy_hidden: bool,
     o365_missing: bool,
+    /// Operation name → times it is carried out and its answer then lost (a 503
+    /// `Directory_ConcurrencyViolation` after the create was applied).
+    lost: HashMap<&'static str, u32>,
+    /// The app management policy forbids client secrets (`passwordAddition`).
+    secrets_forbidden: bool,
     n: u32,
 }
 
@@ -46,9 +51,27 @@ impl World {
             return Err(GraphError::Api {
                 method: reqwest::Method::POST,
                 path: op.into(),
-                status: 500,
+                status: 400,
                 code: "injected".into(),
                 message: format!("injected failure in {op}"),
+                request_id: Some("rid".into()),
+                retried: 0,
+            });
+        }
+        Ok(())
+    }
+    /// The answer to `op`, carried out, is lost.
+    fn lose(&mut self, op: &'static str) -> Result<(), GraphError> {
+        if let Some(n) = self.lost.get_mut(op)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(GraphError::Api {
+                method: reqwest::Method::POST,
+                path: op.into(),
+                status: 503,
+                code: "Directory_ConcurrencyViolation".into(),
+                message: "Error due to concurrent requests being made to the tenant. Please wait briefly and retry.".into(),
                 request_id: Some("rid".into()),
                 retried: 0,
             });
@@ -198,7 +221,16 @@ impl DirectoryApi for FakeDir {
             key_credentials: vec![],
         };
         w.apps.push(app.clone());
+        w.lose("create_application")?;
         Ok(app)
+    }
+    async fn applications_named(&self, name: &str) -> Result<Vec<Application>, GraphError> {
+        let w = self.w.lock().unwrap();
+        Ok(w.apps
+            .iter()
+            .filter(|a| a.display_name.as_deref() == Some(name))
+            .cloned()
+            .collect())
     }
     async fn update_application(&self, object_id: &str, patch: &Value) -> Result<(), GraphError> {
         let mut w = self.w.lock().unwrap();
@@ -235,6 +267,17 @@ impl DirectoryApi for FakeDir {
     ) -> Result<NewSecret, GraphError> {
         let mut w = self.w.lock().unwrap();
         w.check("add_password")?;
+        if w.secrets_forbidden {
+            return Err(GraphError::Api {
+                method: reqwest::Method::POST,
+                path: "addPassword".into(),
+                status: 400,
+                code: "CredentialTypeNotAllowedAsPerAppPolicy".into(),
+                message: "Credential type not allowed as per assigned policy 'x'.".into(),
+                request_id: None,
+                retried: 0,
+            });
+        }
         if let Some(d) = w.max_days
             && end > OffsetDateTime::now_utc() + time::Duration::days(d as i64)
         {
@@ -261,6 +304,7 @@ impl DirectoryApi for FakeDir {
             start_date_time: None,
             secret_text: None,
         });
+        w.lose("add_password")?;
         Ok(NewSecret {
             key_id: key.clone(),
             hint: "abc".into(),
@@ -1184,4 +1228,54 @@ async fn a_failed_removal_after_the_portal_accepted_says_so() {
         "the record says the portal has the new one"
     );
     assert_eq!(h.keys().len(), 2);
+}
+
+/// A 503 concurrency violation after the create was applied, on the app and on the secret:
+/// one app and one secret afterwards (the orphan secret, whose value was lost, removed), and
+/// the secret kept is the one whose value the store holds.
+#[tokio::test]
+async fn lost_answers_to_creates_make_one_app_and_one_secret() {
+    let h = Harness::new();
+    {
+        let mut w = h.w.lock().unwrap();
+        w.lost.insert("create_application", 1);
+        w.lost.insert("add_password", 1);
+    }
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    h.assert_onboarded();
+    let w = h.w.lock().unwrap();
+    let key = w.apps[0].password_credentials[0].key_id.clone().unwrap();
+    assert_eq!(h.record().secret.unwrap().key_id, key);
+    let stored = h
+        .secrets
+        .get(&crate::secrets::account::client_secret(Uuid::parse_str(TID).unwrap()))
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(format!("secret-for-{key}").as_str()));
+}
+
+/// A policy that forbids client secrets is said once, plainly, with what an admin can change:
+/// no shorter lifetimes are offered.
+#[tokio::test]
+async fn a_tenant_that_forbids_secrets_is_told_so_without_lifetime_questions() {
+    let h = Harness::new();
+    h.w.lock().unwrap().secrets_forbidden = true;
+    let p = Recorder::default();
+    let e = h
+        .run_as("contoso.onmicrosoft.com", &p)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WizardError::SecretsForbidden { .. }), "{e:?}");
+    assert!(e.to_string().contains("does not allow client secrets"), "{e}");
+    let hint = e.hint().unwrap();
+    assert!(hint.contains("Application policies"), "{hint}");
+    assert!(hint.contains("passwordAddition"), "{hint}");
+    let asked = p.asked.lock().unwrap();
+    assert!(
+        !asked.iter().any(|q| matches!(
+            q,
+            Question::ShorterSecret { .. } | Question::ShorterSecretUnknown { .. }
+        )),
+        "{asked:?}"
+    );
 }
