@@ -24,6 +24,7 @@ mod store_lookup;
 mod store_refuse;
 mod tenant_add_adoption;
 mod tenant_add_exchange;
+mod tenant_add_faults;
 mod tenant_add_lock;
 mod tenant_add_portal_e2e;
 mod tenant_add_portal_trust;

@@ -339,14 +339,17 @@ impl GResp {
     }
 }
 
-/// Graph's documented throttling answer.
-fn throttled() -> GResp {
+/// Graph's documented throttling answer, with `Retry-After` (seconds; 0: none).
+fn throttled(retry_after: u64) -> GResp {
     let mut r = gerr(429, "TooManyRequests", "Please retry again later.");
     if let Some(b) = r.body.as_mut() {
         b["error"]["innerError"] =
             json!({"code": "429", "status": "429", "message": "Please retry after"});
     }
-    r.headers.push(("Retry-After".into(), "1".into()));
+    if retry_after > 0 {
+        r.headers
+            .push(("Retry-After".into(), retry_after.to_string()));
+    }
     r
 }
 
@@ -357,7 +360,7 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
             t.batch_requests += 1;
             let every = t.scenario.throttle_batch_every as u64;
             if every > 0 && t.batch_requests % every == 0 {
-                return throttled();
+                return throttled(t.scenario.throttle_retry_after);
             }
         }
     }
@@ -503,7 +506,7 @@ fn dispatch(
     t.graph_requests += 1;
     let every = t.scenario.throttle_every as u64;
     if every > 0 && t.graph_requests % every == 0 {
-        return throttled();
+        return throttled(t.scenario.throttle_retry_after);
     }
     // A scripted fault: refused before anything happens, or carried out and its answer lost.
     let fault = t.scenario.faults.iter_mut().find(|f| {

@@ -82,6 +82,9 @@ pub struct TenantScenario {
     pub throttle_every: u32,
     /// Every Nth `$batch` request is throttled whole: the envelope answers 429 (0 = never).
     pub throttle_batch_every: u32,
+    /// The `Retry-After` of a throttled answer, in seconds; 0 sends none (the client then
+    /// backs off on its own). (1)
+    pub throttle_retry_after: u64,
     /// Scripted Graph faults, each answered `times` times to the requests it matches.
     pub faults: Vec<FaultScenario>,
     /// The tenant's default app management policy forbids client secrets (the
@@ -121,6 +124,7 @@ impl Default for TenantScenario {
             replication_delay_requests: 0,
             throttle_every: 0,
             throttle_batch_every: 0,
+            throttle_retry_after: 1,
             faults: Vec::new(),
             secrets_forbidden: false,
             resource_principal_delay_requests: 0,
