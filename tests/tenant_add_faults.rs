@@ -75,6 +75,19 @@ async fn twenty_tenants_under_throttling_all_finish_in_one_run() {
     assert_ok(&out);
     assert_eq!(err.matches(" onboarded ").count(), 20, "{err}");
     assert!(!err.contains(" failed "), "{err}");
+    // The two delays Hal will see, said once for the whole run.
+    assert_eq!(
+        err.matches("up to 60 minutes after unified audit logging is enabled")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("up to 12 hours after Hal's subscription starts")
+            .count(),
+        1,
+        "{err}"
+    );
     // How many 429s were waited out: hal-onboard's own count (items included), and the
     // sandbox's count of whole answers (plain requests and envelopes).
     let waited: u32 = err
@@ -150,6 +163,8 @@ async fn lost_answers_to_creates_leave_one_app_and_one_secret() {
     let err = stderr(&out);
     assert!(err.contains("is used, not made again"), "{err}");
     assert!(err.contains("was removed and a new one is added"), "{err}");
+    assert_eq!(err.matches("up to 60 minutes").count(), 1, "{err}");
+    assert_eq!(err.matches("up to 12 hours").count(), 1, "{err}");
 }
 
 /// A tenant whose app management policy forbids client secrets: said once, plainly, with what
@@ -171,7 +186,10 @@ async fn a_tenant_that_forbids_secrets_is_told_what_an_admin_can_change() {
         .iter()
         .filter(|r| r.path.ends_with("/addPassword"))
         .count();
-    assert_eq!(tries, 1, "addPassword asked once, not with 12/6/3/1 months: {err}");
+    assert_eq!(
+        tries, 1,
+        "addPassword asked once, not with 12/6/3/1 months: {err}"
+    );
     assert_eq!(apps_and_secrets(&env).1, 0);
 }
 

@@ -1249,9 +1249,14 @@ async fn lost_answers_to_creates_make_one_app_and_one_secret() {
     assert_eq!(h.record().secret.unwrap().key_id, key);
     let stored = h
         .secrets
-        .get(&crate::secrets::account::client_secret(Uuid::parse_str(TID).unwrap()))
+        .get(&crate::secrets::account::client_secret(
+            Uuid::parse_str(TID).unwrap(),
+        ))
         .unwrap();
-    assert_eq!(stored.as_deref(), Some(format!("secret-for-{key}").as_str()));
+    assert_eq!(
+        stored.as_deref(),
+        Some(format!("secret-for-{key}").as_str())
+    );
 }
 
 /// A policy that forbids client secrets is said once, plainly, with what an admin can change:
@@ -1261,12 +1266,12 @@ async fn a_tenant_that_forbids_secrets_is_told_so_without_lifetime_questions() {
     let h = Harness::new();
     h.w.lock().unwrap().secrets_forbidden = true;
     let p = Recorder::default();
-    let e = h
-        .run_as("contoso.onmicrosoft.com", &p)
-        .await
-        .unwrap_err();
+    let e = h.run_as("contoso.onmicrosoft.com", &p).await.unwrap_err();
     assert!(matches!(e, WizardError::SecretsForbidden { .. }), "{e:?}");
-    assert!(e.to_string().contains("does not allow client secrets"), "{e}");
+    assert!(
+        e.to_string().contains("does not allow client secrets"),
+        "{e}"
+    );
     let hint = e.hint().unwrap();
     assert!(hint.contains("Application policies"), "{hint}");
     assert!(hint.contains("passwordAddition"), "{hint}");

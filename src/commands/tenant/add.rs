@@ -109,9 +109,10 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         (None, false) => None,
     };
     let mut worst: Option<CommandError> = None;
+    let mut onboarded = 0;
     loop {
         match onboard(ctx, args, &tenant, name.as_deref()) {
-            Ok(_) => {}
+            Ok(_) => onboarded += 1,
             Err(e) => {
                 if !ui.interactive() || ui.json() || interrupt::requested() {
                     return Err(e);
@@ -133,6 +134,9 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         }
         tenant = ask_tenant(ctx)?;
         name = ask_name(ui)?;
+    }
+    if onboarded > 0 {
+        delays_ahead(ui);
     }
     match worst {
         // Errors were shown as they happened; the exit status keeps the worst.
@@ -455,6 +459,15 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     }
 }
 
+/// The two delays Hal will see after a run, said once (Microsoft's own figures): so that an
+/// empty first poll is not taken for a fault.
+fn delays_ahead(ui: &Ui) {
+    ui.status("");
+    ui.status(DELAYS_AHEAD);
+}
+
+pub const DELAYS_AHEAD: &str = "What Hal will see next: audit events appear up to 60 minutes after unified audit logging is enabled, and the Office 365 Management Activity API has content up to 12 hours after Hal's subscription starts. An empty first poll is expected, not a fault.";
+
 /// The wizard's error (mapped in `error`), and how to resume this tenant when running the
 /// same command again is the way on.
 fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
@@ -546,6 +559,9 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
             ui.dim(&b.why)
         ));
         out.push(serde_json::json!({"line": b.line, "result": "skipped", "message": b.why}));
+    }
+    if results.iter().any(|(_, r)| r.is_ok()) {
+        delays_ahead(ui);
     }
     if ui.json() {
         ui.write_json(&out)?;

@@ -109,7 +109,10 @@ pub enum SignInError {
     Declined,
     #[error("the device code expired before the sign-in finished")]
     Expired,
-    #[error("the code entered did not match the one shown")]
+    /// `bad_verification_code`: Microsoft did not recognise the device code hal-onboard sent
+    /// while polling (a client fault: the code the technician types never reaches the token
+    /// endpoint).
+    #[error("Microsoft did not recognise the device code hal-onboard sent (bad_verification_code)")]
     BadVerificationCode,
     #[error("Microsoft refused the sign-in: {}", first_sentence(.description))]
     Refused {
@@ -136,7 +139,7 @@ impl SignInError {
             SignInError::Unreachable { .. } => "Check the network, HTTPS_PROXY and HAL_ONBOARD_CA_CERT, then run the command again.".into(),
             SignInError::Declined => "Run the command again and approve the sign-in.".into(),
             SignInError::Expired => "Run the command again and enter the code within its time (about 15 minutes).".into(),
-            SignInError::BadVerificationCode => "Run the command again and enter the code exactly as shown.".into(),
+            SignInError::BadVerificationCode => "This is hal-onboard's fault, not something you typed: run the command again (it asks Microsoft for a new code). If it happens again, sign in with `--auth browser` and report it with `-v` output.".into(),
             SignInError::Refused { code: Some(53003 | 50199 | 50097 | 53000 | 53001), .. } => {
                 "Conditional Access blocked this sign-in; try `--auth browser` on a compliant device, or ask the customer for an exclusion.".into()
             }
@@ -591,10 +594,12 @@ mod tests {
             e("expired_token", "").into_error(),
             SignInError::Expired
         ));
-        assert!(matches!(
-            e("bad_verification_code", "").into_error(),
-            SignInError::BadVerificationCode
-        ));
+        let bad = e("bad_verification_code", "").into_error();
+        assert!(matches!(bad, SignInError::BadVerificationCode));
+        // The tool's fault, not the technician's typing.
+        assert!(bad.to_string().contains("hal-onboard sent"), "{bad}");
+        let hint = bad.hint().unwrap();
+        assert!(hint.contains("not something you typed"), "{hint}");
         let r = e(
             "invalid_grant",
             "AADSTS53003: Access has been blocked by Conditional Access policies.\r\nTrace ID: x",
