@@ -193,7 +193,11 @@ async fn a_throttled_batch_item_is_resent_alone() {
     let reqs: Vec<GraphRequest> = (0..5).map(|_| GraphRequest::get("organization")).collect();
     let res = g.batch(&reqs).await.unwrap();
     assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
-    assert_eq!(sb.snapshot(id).graph_requests, 7, "5 items, then item 3 alone twice");
+    assert_eq!(
+        sb.snapshot(id).graph_requests,
+        7,
+        "5 items, then item 3 alone twice"
+    );
     assert_eq!(g.meter().stats().throttle_retries, 2);
 }
 
@@ -217,7 +221,10 @@ async fn throttling_is_waited_out_for_every_method_within_a_budget() {
     let reqs: Vec<GraphRequest> = (0..3).map(|_| GraphRequest::get("organization")).collect();
     let started = std::time::Instant::now();
     let e = g.batch(&reqs).await.unwrap_err();
-    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "Retry-After obeyed");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After obeyed"
+    );
     let s = e.to_string();
     assert!(s.contains("kept throttling POST $batch for 3 s"), "{s}");
     assert!(e.hint().unwrap().contains("busy"), "{e:?}");

@@ -136,9 +136,12 @@ impl Progress for UiProgress {
                 of,
                 next_in,
             } => {
+                // Time as well as attempts: the budget is what the technician plans around.
                 let line = format!(
-                    "Waiting for {}: attempt {attempt}/{of}, next try in {} s",
+                    "Waiting for {}: {} of {} (attempt {attempt}/{of}), next try in {} s",
                     Untrusted(&what),
+                    crate::microsoft::graph::human(next_in * attempt),
+                    crate::microsoft::graph::human(next_in * of),
                     next_in.as_secs_f64().ceil() as u64
                 );
                 let sp = self.spinner.lock().unwrap();

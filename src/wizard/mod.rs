@@ -88,7 +88,8 @@ impl Settings {
             skip_exchange: false,
             graph_resource: graph_resource.into(),
             manage_resource: manage_resource.into(),
-            verify_attempts: 30,
+            // Ten minutes for new credentials and grants to replicate, as for the app itself.
+            verify_attempts: 60,
             verify_wait: Duration::from_secs(10),
             adopt: None,
         }
