@@ -907,6 +907,62 @@ mod tests {
     }
 
     #[test]
+    fn busy_and_maybe_landed_are_told_apart() {
+        let cv = json!({"error":{"code":"Directory_ConcurrencyViolation","message":"Error due to concurrent requests being made to the tenant. Please wait briefly and retry."}});
+        // 429: always waited out; 503/504 and a concurrency violation only when repeatable.
+        assert_eq!(is_busy(429, &Value::Null), Some(true));
+        assert_eq!(is_busy(503, &Value::Null), Some(false));
+        assert_eq!(is_busy(409, &cv), Some(false));
+        assert_eq!(
+            is_busy(
+                409,
+                &json!({"error":{"code":"Request_MultipleObjectsWithSameKeyValue"}})
+            ),
+            None
+        );
+        assert_eq!(is_busy(400, &Value::Null), None);
+        let api =
+            |status, body: &Value| api_error(&Method::POST, "applications", status, body, None, 0);
+        assert!(api(503, &cv).may_have_landed());
+        assert!(api(409, &cv).may_have_landed());
+        assert!(api(504, &Value::Null).may_have_landed());
+        assert!(!api(400, &Value::Null).may_have_landed());
+        let throttled = GraphError::Busy {
+            method: Method::POST,
+            path: "applications".into(),
+            status: 429,
+            code: "TooManyRequests".into(),
+            waited: Duration::from_secs(300),
+        };
+        // Graph refuses a throttled request before doing anything.
+        assert!(!throttled.may_have_landed());
+        assert!(throttled.to_string().contains("for 5 min"), "{throttled}");
+        let post = GraphRequest::post("applications", json!({}));
+        assert!(!post.repeatable, "a create is never sent twice blindly");
+        assert!(GraphRequest::patch("applications/x", json!({})).repeatable);
+        assert!(
+            GraphRequest::post("x/removePassword", json!({}))
+                .repeatable()
+                .repeatable
+        );
+    }
+
+    #[test]
+    fn waits_read_in_minutes_or_seconds() {
+        let n = WaitNote {
+            reason: WaitReason::Replication("the new app"),
+            waited: Duration::from_secs(130),
+            budget: Duration::from_secs(600),
+            next_in: Duration::from_secs(30),
+        };
+        assert_eq!(
+            n.sentence(),
+            "Microsoft has not replicated the new app yet: 2 min of 10 min"
+        );
+        assert_eq!(human(Duration::from_millis(5400)), "5 s");
+    }
+
+    #[test]
     fn replication_errors_are_recognised() {
         assert!(is_replication_error(404, &Value::Null));
         let sp = json!({"error":{"code":"Request_BadRequest","message":"The appId 'x' of the service principal does not reference a valid application object."}});
