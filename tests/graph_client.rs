@@ -226,6 +226,9 @@ async fn throttling_is_waited_out_for_every_method_within_a_budget() {
         "Retry-After obeyed"
     );
     let s = e.to_string();
-    assert!(s.contains("kept throttling POST $batch for 3 s"), "{s}");
+    assert!(
+        s.contains("kept throttling POST $batch: waited 3 s of the 3 s"),
+        "{s}"
+    );
     assert!(e.hint().unwrap().contains("busy"), "{e:?}");
 }

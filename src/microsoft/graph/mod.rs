@@ -241,13 +241,14 @@ pub enum GraphError {
     #[error("Microsoft Graph's answer to {what} could not be read: {detail}")]
     Decode { what: String, detail: String },
     /// Throttled or busy for the whole budget.
-    #[error("Microsoft Graph kept throttling {method} {path} for {} (last answer HTTP {status} {code})", human(*.waited))]
+    #[error("Microsoft Graph kept throttling {method} {path}: waited {} of the {} hal-onboard waits per request (last answer HTTP {status} {code})", human(*.waited), human(*.budget))]
     Busy {
         method: Method,
         path: String,
         status: u16,
         code: String,
         waited: Duration,
+        budget: Duration,
     },
     /// A new object still not visible when the replication budget was spent.
     #[error("Microsoft has not replicated {subject} after {} ({method} {path} still answers HTTP {status} {code})", human(*.waited))]
@@ -618,6 +619,7 @@ impl GraphClient {
                         status,
                         code: code(),
                         waited: busy_waited,
+                        budget: self.retry.throttle_budget,
                     });
                 }
                 self.note(
@@ -786,6 +788,7 @@ impl GraphClient {
                             status,
                             code: code(),
                             waited: t.busy_waited,
+                            budget: self.retry.throttle_budget,
                         }));
                         continue;
                     }
@@ -933,10 +936,14 @@ mod tests {
             status: 429,
             code: "TooManyRequests".into(),
             waited: Duration::from_secs(300),
+            budget: Duration::from_secs(300),
         };
         // Graph refuses a throttled request before doing anything.
         assert!(!throttled.may_have_landed());
-        assert!(throttled.to_string().contains("for 5 min"), "{throttled}");
+        assert!(
+            throttled.to_string().contains("waited 5 min of the 5 min"),
+            "{throttled}"
+        );
         let post = GraphRequest::post("applications", json!({}));
         assert!(!post.repeatable, "a create is never sent twice blindly");
         assert!(GraphRequest::patch("applications/x", json!({})).repeatable);
