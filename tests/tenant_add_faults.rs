@@ -229,3 +229,25 @@ async fn a_new_resource_principal_is_waited_for_not_refused() {
     assert_eq!(env.record()["steps"]["verify"]["status"], "done");
     assert!(stderr(&out).contains("AADSTS500011"), "{}", stderr(&out));
 }
+
+/// The connection drops after Microsoft carried out the create, before its answer (the app,
+/// the secret), and once under a read: looked for, never made twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_after_a_create_makes_nothing_twice() {
+    let mut t = tenant(0xfa17_0500);
+    t.faults = vec![
+        fault("POST", "/applications", 0, "", true),
+        fault("POST", "/addPassword", 0, "", true),
+        fault("GET", "/applications", 0, "", false),
+    ];
+    let env = Env::start(t).await;
+    let out = env.add().await;
+    assert_ok(&out);
+    assert_eq!(apps_and_secrets(&env), (1, 1), "{}", stderr(&out));
+    assert!(env.portal_credentials_work().await);
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach Microsoft Graph for POST applications"),
+        "{err}"
+    );
+}

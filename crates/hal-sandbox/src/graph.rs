@@ -315,8 +315,33 @@ fn finish(mut r: GResp, client_request_id: Option<&str>) -> GResp {
     r
 }
 
+/// A body that fails before its first byte: the connection drops after the status line.
+struct Dropped;
+
+impl http_body::Body for Dropped {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other(
+            "the sandbox dropped the connection (scripted fault)",
+        ))))
+    }
+}
+
 impl GResp {
     fn into_http(self) -> Response {
+        if self.status == 0 {
+            // A scripted dropped connection: headers go out, the body never comes.
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, "1024")
+                .body(axum::body::Body::new(Dropped))
+                .expect("a response");
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = match self.body {
             Some(b) => (
@@ -448,6 +473,10 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
             .get("headers")
             .and_then(|h| h.get("client-request-id"))
             .and_then(Value::as_str);
+        if resp.status == 0 {
+            // The connection drops: nothing of the batch's answer arrives.
+            return resp;
+        }
         let resp = finish(resp, client_request_id);
         statuses.insert(id.to_lowercase(), resp.status);
         let mut headers = Map::new();
@@ -536,6 +565,13 @@ fn dispatch(
 
 /// Graph's error body for a scripted fault's code (Microsoft's wording where it has one).
 fn fault_answer(status: u16, code: &str) -> GResp {
+    if status == 0 {
+        return GResp {
+            status: 0,
+            body: None,
+            headers: vec![],
+        };
+    }
     let message = match code {
         "Directory_ConcurrencyViolation" => {
             "Error due to concurrent requests being made to the tenant. Please wait briefly and retry."

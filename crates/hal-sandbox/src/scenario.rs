@@ -153,7 +153,8 @@ impl TenantScenario {
 /// `/v1.0`, without the query) ends with `path` are answered `status` with Graph's error body
 /// for `code`, the first `times` times. With `applied`, the request is carried out first and
 /// its answer lost (a create that landed before the 5xx or the dropped connection); without,
-/// nothing happens. Also inside `$batch`.
+/// nothing happens. Also inside `$batch`. `status: 0` drops the connection instead of
+/// answering (after the status line, before the body; inside a `$batch`, the whole batch's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct FaultScenario {
