@@ -91,7 +91,8 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     }
     settings.secret_months = args.secret_months;
     settings.verify_wait = settings.verify_wait.mul_f64(session.scale);
-    let progress = UiProgress::new(ui, args.yes);
+    let progress = std::sync::Arc::new(UiProgress::new(ui, args.yes));
+    session.graph.set_wait_observer(progress.clone());
 
     let rt = ctx.runtime()?;
     let result = rt.block_on(async {
@@ -101,7 +102,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
             verifier: &session.verifier,
             secrets: secrets.clone(),
             store: &store,
-            progress: &progress,
+            progress: &*progress,
             meter: session.meter.clone(),
             exchange: None,
             portal: None,
