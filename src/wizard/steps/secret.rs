@@ -313,7 +313,8 @@ async fn remove_orphans(
         .chain(cx.record.portal.secret_key_id.clone())
         .chain(cx.record.secret.as_ref().map(|s| s.key_id.clone()))
         .collect();
-    let Some(now) = cx.dir.application(&before.id, 3).await.map_err(err)? else {
+    // Patiently: a GET can reach a replica that does not see a new app yet.
+    let Some(now) = cx.dir.application(&before.id, 6).await.map_err(err)? else {
         return Ok(());
     };
     for p in &now.password_credentials {
