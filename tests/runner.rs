@@ -17,6 +17,7 @@ mod parsers_hostile_input;
 mod portal_commands;
 mod secret_rotate;
 mod signin_device_code;
+mod signin_messages;
 mod signin_sandbox;
 mod store_atomic;
 mod store_home;

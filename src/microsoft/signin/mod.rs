@@ -752,12 +752,11 @@ fn az_error(tenant: &str, e: azure_core::Error) -> SignInError {
     if matches!(code, Some(50020 | 90072))
         || lower.contains("interactive authentication is needed")
     {
-        let detail = text
+        let detail = text[text.find("AADSTS").unwrap_or(0)..]
             .lines()
-            .find(|l| l.contains("AADSTS"))
-            .unwrap_or(&text)
+            .next()
+            .unwrap_or_default()
             .trim()
-            .trim_start_matches("ERROR: ")
             .to_string();
         return SignInError::AzOtherTenant {
             tenant: tenant.to_string(),
