@@ -19,6 +19,7 @@ mod secret_rotate;
 mod signin_device_code;
 mod signin_messages;
 mod signin_sandbox;
+mod signin_terminal;
 mod store_atomic;
 mod store_home;
 mod store_lookup;
