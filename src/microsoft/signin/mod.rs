@@ -798,6 +798,26 @@ pub(crate) async fn pause(d: Duration) {
 mod tests {
     use super::*;
 
+    /// docs/signin.md holds the same table: every code, its words and its next step.
+    #[test]
+    fn the_aadsts_table_is_the_one_in_docs() {
+        let doc = include_str!("../../../docs/signin.md");
+        for a in AADSTS {
+            let codes: Vec<String> = a.codes.iter().map(|c| format!("AADSTS{c}")).collect();
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| {} |", codes.join(", "))))
+                .unwrap_or_else(|| panic!("docs/signin.md has a row for {codes:?}"));
+            assert!(row.contains(a.means), "{row}");
+            assert!(row.contains(a.next), "{row}");
+            if let Some(n) = a.next_after_browser {
+                assert!(row.contains(n), "{row}");
+            }
+        }
+        let rows = doc.lines().filter(|l| l.starts_with("| AADSTS")).count();
+        assert_eq!(rows, AADSTS.len(), "no row the code does not have");
+    }
+
     #[test]
     fn scopes_are_qualified_by_the_clouds_graph() {
         let s = graph_scopes("https://graph.microsoft.us");
@@ -849,7 +869,13 @@ mod tests {
         assert!(r.hint().unwrap().contains("--auth browser"));
         assert_eq!(
             r.to_string(),
-            "Microsoft refused the sign-in: AADSTS53003: Access has been blocked by Conditional Access policies."
+            "Microsoft refused the sign-in: the customer's Conditional Access policies block this sign-in (AADSTS53003)"
+        );
+        // A code outside the table keeps Microsoft's first sentence.
+        let other = e("invalid_grant", "AADSTS70000: The grant is invalid. More.").into_error();
+        assert_eq!(
+            other.to_string(),
+            "Microsoft refused the sign-in: AADSTS70000: The grant is invalid."
         );
         assert_eq!(
             first_sentence("AADSTS90002: Tenant 'x' not found. Check to make sure. Trace ID: 1"),
