@@ -16,6 +16,7 @@ mod list_output;
 mod parsers_hostile_input;
 mod portal_commands;
 mod secret_rotate;
+mod signin_browser_chromium;
 mod signin_device_code;
 mod signin_messages;
 mod signin_sandbox;

@@ -44,7 +44,10 @@ pub fn router() -> Router<Arc<State>> {
             post(device_code).get(only_post),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(token).get(only_post))
-        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize).post(authorize_submit),
+        )
         .route("/{tenant}/oauth2/v2.0/logout", get(logout))
 }
 
@@ -844,12 +847,49 @@ fn is_loopback(uri: &str) -> bool {
     })
 }
 
+/// `GET {tenant}/oauth2/v2.0/authorize`. A web browser (one that accepts `text/html`) gets the
+/// sign-in page, as Entra shows one: a form that signs the scenario's technician in and that
+/// submits itself, as Entra's pages do for an account already signed in. Anything else is
+/// signed in at once and redirected back, as with a single sign-on session.
 async fn authorize(
     Ax(state): Ax<Arc<State>>,
     Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let f = form(q.unwrap_or_default().as_bytes());
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    authorize_request(&state, &tenant, q.unwrap_or_default(), browser)
+}
+
+/// `POST {tenant}/oauth2/v2.0/authorize`: the sign-in page's form (`request`: the original
+/// authorization request's query), submitted.
+async fn authorize_submit(
+    Ax(state): Ax<Arc<State>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f = form(&body);
+    let q = f.get("request").cloned().unwrap_or_default();
+    authorize_request(&state, &tenant, q, false)
+}
+
+fn sign_in_page(inner: &Inner, tid: Uuid, client_id: &str, query: &str) -> Response {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let page = format!(
+        r#"<!doctype html><html><head><title>Sign in to your account</title></head><body><h1>Sign in</h1><p>{app} wants to sign you in to {tenant}.</p><form method="POST" name="signin" action="authorize"><input type="hidden" name="request" value="{query}" /><p>Account: <strong>{upn}</strong></p><input type="submit" id="idSIButton9" value="Sign in" /></form><p>This is the hal-onboard sandbox: there is no password; the page signs the scenario's technician in by itself.</p><script>document.forms[0].submit();</script></body></html>"#,
+        app = html_escape(&client_name(inner, client_id)),
+        tenant = html_escape(&t.scenario.display_name),
+        upn = html_escape(&t.upn()),
+        query = html_escape(query),
+    );
+    html(StatusCode::OK, page)
+}
+
+fn authorize_request(state: &State, tenant: &str, q: String, page: bool) -> Response {
+    let f = form(q.as_bytes());
     let mut inner = state.lock();
     let Some(tid) = inner.resolve_tenant(&tenant) else {
         return tenant_not_found(&tenant);
@@ -895,6 +935,9 @@ async fn authorize(
                 50147,
                 "The code_challenge_method must be 'S256'.",
             ));
+        }
+        if page {
+            return Ok(sign_in_page(&inner, tid, &client_id, &q));
         }
         let code = random_code(64);
         inner.auth_codes.insert(
