@@ -233,3 +233,51 @@ async fn two_sign_ins_are_announced_before_the_first_code() {
     assert_ok(&out);
     assert!(!stderr(&out).contains("sign in twice"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_an_administrator_names_the_roles_and_an_eligible_one_to_activate() {
+    let mut t = tenant(0x5160_0009);
+    t.signed_in_user.roles = vec!["Global Reader".into(), "Exchange Administrator".into()];
+    t.signed_in_user.eligible_roles = vec!["Global Administrator".into()];
+    let env = Env::start(t).await;
+    let out = add_with(&env, &[], &["--skip-exchange", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not an administrator who can onboard this tenant: it has Global Reader, Exchange Administrator; onboarding needs Global Administrator, or Application Administrator (or Cloud Application Administrator) together with Privileged Role Administrator"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Your Global Administrator role is eligible but not active: activate it in Privileged Identity Management"),
+        "{err}"
+    );
+    assert!(env.sb.snapshot(env.id).applications.is_empty(), "nothing changed");
+    // Eligibility was read with the documented permission, asked for silently.
+    assert!(
+        env.sb
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("roleEligibilityScheduleInstances") && r.status == 200),
+        "the eligibility was read"
+    );
+    assert_eq!(
+        env.sb
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/oauth2/v2.0/devicecode"))
+            .count(),
+        1,
+        "no second sign-in for it"
+    );
+
+    // No eligible role: the roles it has, and the plain way out.
+    let mut t = tenant(0x5160_000a);
+    t.signed_in_user.roles = vec!["Global Reader".into()];
+    let env = Env::start(t).await;
+    let out = add_with(&env, &[], &["--skip-exchange", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("it has Global Reader;"), "{err}");
+    assert!(!err.contains("eligible but not active"), "{err}");
+    assert!(err.contains("Sign in as a Global Administrator of this tenant"), "{err}");
+}

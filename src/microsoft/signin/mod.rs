@@ -592,8 +592,13 @@ impl UserCredential {
                 ("refresh_token", rt.as_str()),
                 ("scope", scope.as_str()),
             ];
+            let extra = want != self.opts.scopes;
             match post_form::<TokenResponse>(&self.http, &url, &form).await? {
                 Ok(t) => return self.accept(&mut st, key, t).await,
+                // Scopes beyond the sign-in's (e.g. reading PIM eligibility) are asked for
+                // silently only: a refusal is the caller's to handle, never a second prompt,
+                // and the saved sign-in stays.
+                Err(e) if extra => return Err(e.into_error()),
                 Err(e) => {
                     // An expired or revoked refresh token: sign in interactively instead, once.
                     tracing::debug!(error = %e.error, "refresh token refused");
@@ -611,6 +616,11 @@ impl UserCredential {
                     }
                 }
             }
+        }
+        if want != self.opts.scopes {
+            return Err(SignInError::Protocol(
+                "extra scopes are asked for only with a saved sign-in".into(),
+            ));
         }
         let mut method = self.opts.method;
         if method == AuthMethod::Browser
