@@ -21,7 +21,10 @@ fn chromium() -> Option<std::path::PathBuf> {
 async fn headless_chromium_signs_in_on_the_sandbox_page_and_lands_on_the_loopback() {
     let Some(chromium) = chromium() else {
         let required = std::env::var("HAL_ONBOARD_TEST_CHROMIUM").is_ok_and(|v| v == "1");
-        assert!(!required, "HAL_ONBOARD_TEST_CHROMIUM=1 but chromium is not installed");
+        assert!(
+            !required,
+            "HAL_ONBOARD_TEST_CHROMIUM=1 but chromium is not installed"
+        );
         eprintln!(
             "SKIPPED signin_browser_chromium: chromium is not installed here (`apt-get install chromium`); CI installs it and runs this test"
         );
@@ -52,7 +55,15 @@ async fn headless_chromium_signs_in_on_the_sandbox_page_and_lands_on_the_loopbac
                 ("BROWSER", Some(script.to_str().unwrap())),
                 ("HAL_ONBOARD_BROWSER_TIMEOUT", Some("90")),
             ],
-            &["tenant", "add", &d, "--skip-exchange", "--yes", "--auth", "browser"],
+            &[
+                "tenant",
+                "add",
+                &d,
+                "--skip-exchange",
+                "--yes",
+                "--auth",
+                "browser",
+            ],
         )
         .await;
     if let Ok(pid) = std::fs::read_to_string(work.join("pid")) {
@@ -73,8 +84,11 @@ async fn headless_chromium_signs_in_on_the_sandbox_page_and_lands_on_the_loopbac
     let authorize_get = reqs
         .iter()
         .any(|r| r.method == "GET" && r.path.contains("/oauth2/v2.0/authorize") && r.status == 200);
-    let authorize_post = reqs
-        .iter()
-        .any(|r| r.method == "POST" && r.path.contains("/oauth2/v2.0/authorize") && r.status == 302);
-    assert!(authorize_get && authorize_post, "the sign-in page was shown and submitted; chromium: {log}");
+    let authorize_post = reqs.iter().any(|r| {
+        r.method == "POST" && r.path.contains("/oauth2/v2.0/authorize") && r.status == 302
+    });
+    assert!(
+        authorize_get && authorize_post,
+        "the sign-in page was shown and submitted; chromium: {log}"
+    );
 }

@@ -19,7 +19,11 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 /// `tenant add` with extra environment (`(name, Some(value))` sets, `None` removes).
-async fn add_with(env: &Env, extra_env: &[(&str, Option<&str>)], args: &[&str]) -> std::process::Output {
+async fn add_with(
+    env: &Env,
+    extra_env: &[(&str, Option<&str>)],
+    args: &[&str],
+) -> std::process::Output {
     let d = env.domain();
     let mut a = vec!["tenant", "add", d.as_str()];
     a.extend_from_slice(args);
@@ -36,7 +40,12 @@ fn device_code_requested(env: &Env) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_without_a_display_signs_in_with_a_device_code_and_says_so() {
     let env = Env::start(tenant(0x5160_0001)).await;
-    let out = add_with(&env, &[], &["--skip-exchange", "--yes", "--auth", "browser"]).await;
+    let out = add_with(
+        &env,
+        &[],
+        &["--skip-exchange", "--yes", "--auth", "browser"],
+    )
+    .await;
     assert_ok(&out);
     let err = stderr(&out);
     assert!(
@@ -58,7 +67,9 @@ async fn browser_over_ssh_or_without_an_opener_falls_back_too() {
     .await;
     assert_ok(&out);
     assert!(
-        stderr(&out).contains("(this is an SSH session without a display): signing in with a device code instead"),
+        stderr(&out).contains(
+            "(this is an SSH session without a display): signing in with a device code instead"
+        ),
         "{}",
         stderr(&out)
     );
@@ -68,7 +79,10 @@ async fn browser_over_ssh_or_without_an_opener_falls_back_too() {
     std::fs::create_dir_all(&empty).unwrap();
     let out = add_with(
         &env,
-        &[("DISPLAY", Some(":0")), ("PATH", Some(empty.to_str().unwrap()))],
+        &[
+            ("DISPLAY", Some(":0")),
+            ("PATH", Some(empty.to_str().unwrap())),
+        ],
         &["--skip-exchange", "--yes", "--auth", "browser"],
     )
     .await;
@@ -85,7 +99,11 @@ async fn a_browser_that_never_comes_back_ends_after_the_stated_time_with_the_way
     let env = Env::start(tenant(0x5160_0003)).await;
     let bin = env.dir.path().join("bin");
     let opened = env.dir.path().join("opened");
-    let browser = script(&bin, "browser", &format!("echo \"$1\" > '{}'", opened.display()));
+    let browser = script(
+        &bin,
+        "browser",
+        &format!("echo \"$1\" > '{}'", opened.display()),
+    );
     let out = add_with(
         &env,
         &[
@@ -97,13 +115,22 @@ async fn a_browser_that_never_comes_back_ends_after_the_stated_time_with_the_way
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("Waiting up to 2 seconds for the browser sign-in"), "{err}");
-    assert!(err.contains("no answer from the browser within 2 seconds"), "{err}");
+    assert!(
+        err.contains("Waiting up to 2 seconds for the browser sign-in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no answer from the browser within 2 seconds"),
+        "{err}"
+    );
     assert!(err.contains("--auth device-code"), "{err}");
     // The browser was handed the authorize URL the tool printed.
     let url = std::fs::read_to_string(&opened).unwrap();
     assert!(url.contains("/oauth2/v2.0/authorize?"), "{url}");
-    assert!(err.contains(url.trim()), "the URL opened is the one printed");
+    assert!(
+        err.contains(url.trim()),
+        "the URL opened is the one printed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,12 +155,22 @@ async fn azure_cli_missing_signed_out_or_elsewhere_says_which() {
     let out = run(none).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("the Azure CLI (`az`) is not installed, or not on PATH"), "{err}");
-    assert!(err.contains("--auth device-code") && err.contains("--auth browser"), "{err}");
+    assert!(
+        err.contains("the Azure CLI (`az`) is not installed, or not on PATH"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--auth device-code") && err.contains("--auth browser"),
+        "{err}"
+    );
 
     // Signed out: az's own words (exit 1).
     let out_dir = env.dir.path().join("az-signed-out");
-    script(&out_dir, "az", "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1");
+    script(
+        &out_dir,
+        "az",
+        "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1",
+    );
     let out = run(out_dir).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
@@ -155,7 +192,10 @@ async fn azure_cli_missing_signed_out_or_elsewhere_says_which() {
     let out = run(elsewhere).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("the Azure CLI is signed in, but not to {d}")), "{err}");
+    assert!(
+        err.contains(&format!("the Azure CLI is signed in, but not to {d}")),
+        "{err}"
+    );
     assert!(err.contains("AADSTS50020"), "{err}");
     assert!(
         err.contains(&format!("`az login --tenant {d} --allow-no-subscriptions`")),
@@ -175,7 +215,10 @@ async fn conditional_access_is_said_in_plain_words_with_the_other_flow_offered()
         err.contains("the customer's Conditional Access policies block this sign-in (AADSTS53003)"),
         "{err}"
     );
-    assert!(err.contains("run the same command with `--auth browser`"), "{err}");
+    assert!(
+        err.contains("run the same command with `--auth browser`"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +229,10 @@ async fn a_run_that_needs_an_answer_stops_before_the_sign_in_naming_the_flag() {
     let err = stderr(&out);
     assert!(err.contains("needs an answer, and input is off"), "{err}");
     assert!(err.contains("Pass --yes"), "{err}");
-    assert!(!device_code_requested(&env), "no device code before the answer");
+    assert!(
+        !device_code_requested(&env),
+        "no device code before the answer"
+    );
     assert!(!err.contains("one-time code"), "{err}");
 
     // With --yes it goes through; a finished tenant needs no answer at all.
@@ -222,7 +268,10 @@ async fn two_sign_ins_are_announced_before_the_first_code() {
     let announced = err.find("You will sign in twice").expect(&err);
     let first_code = err.find("First copy your one-time code").expect(&err);
     assert!(announced < first_code, "{err}");
-    assert!(err[announced..].contains("Microsoft Graph") && err[announced..].contains("Exchange Online"));
+    assert!(
+        err[announced..].contains("Microsoft Graph")
+            && err[announced..].contains("Exchange Online")
+    );
     // The second code comes, as announced, for Exchange Online.
     let second = err[first_code + 1..].find("First copy your one-time code");
     assert!(second.is_some(), "{err}");
@@ -251,7 +300,10 @@ async fn not_an_administrator_names_the_roles_and_an_eligible_one_to_activate() 
         err.contains("Your Global Administrator role is eligible but not active: activate it in Privileged Identity Management"),
         "{err}"
     );
-    assert!(env.sb.snapshot(env.id).applications.is_empty(), "nothing changed");
+    assert!(
+        env.sb.snapshot(env.id).applications.is_empty(),
+        "nothing changed"
+    );
     // Eligibility was read with the documented permission, asked for silently.
     assert!(
         env.sb
@@ -279,5 +331,8 @@ async fn not_an_administrator_names_the_roles_and_an_eligible_one_to_activate() 
     let err = stderr(&out);
     assert!(err.contains("it has Global Reader;"), "{err}");
     assert!(!err.contains("eligible but not active"), "{err}");
-    assert!(err.contains("Sign in as a Global Administrator of this tenant"), "{err}");
+    assert!(
+        err.contains("Sign in as a Global Administrator of this tenant"),
+        "{err}"
+    );
 }

@@ -334,10 +334,15 @@ async fn an_expired_or_revoked_saved_sign_in_signs_in_again_once() {
         let refused = seen.refused.lock().unwrap().clone();
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert!(
-            refused[0].contains(&format!("expired or was revoked")) && refused[0].contains(&format!("AADSTS{code}")),
+            refused[0].contains("expired or was revoked")
+                && refused[0].contains(&format!("AADSTS{code}")),
             "{refused:?}"
         );
-        assert_eq!(seen.codes.lock().unwrap().len(), 1, "one interactive sign-in");
+        assert_eq!(
+            seen.codes.lock().unwrap().len(),
+            1,
+            "one interactive sign-in"
+        );
     }
 }
 

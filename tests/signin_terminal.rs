@@ -35,7 +35,10 @@ fn browser(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("browser");
     std::fs::write(
         &p,
-        format!("#!/bin/sh\necho \"$1\" >> '{}'\n", dir.join("opened").display()),
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\n",
+            dir.join("opened").display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -55,7 +58,13 @@ fn spawn(sb: &Sandbox, home: &Path, extra_env: &[(&str, &str)]) -> expectrl::ses
         .env("NO_COLOR", "1")
         .arg("--home")
         .arg(home)
-        .args(["tenant", "add", "ptysignin.onmicrosoft.com", "--skip-exchange", "--yes"]);
+        .args([
+            "tenant",
+            "add",
+            "ptysignin.onmicrosoft.com",
+            "--skip-exchange",
+            "--yes",
+        ]);
     let mut s = Session::spawn(c).expect("spawn in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(60)));
     s
@@ -81,7 +90,10 @@ fn the_code_alone_then_press_enter_opens_the_servers_url_while_polling_goes_on()
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sb = rt
-        .block_on(Sandbox::start(scenario(Uuid::new_v4()), &dir.path().join("sb")))
+        .block_on(Sandbox::start(
+            scenario(Uuid::new_v4()),
+            &dir.path().join("sb"),
+        ))
         .unwrap();
     let b = browser(dir.path());
     let before = at_plus_0530(900);
@@ -98,8 +110,10 @@ fn the_code_alone_then_press_enter_opens_the_servers_url_while_polling_goes_on()
     assert!(code.len() >= 8, "{code}");
     // The verification URI the server returned, not one made up here.
     let verification = sb.login_url().join("devicelogin").unwrap();
-    s.expect(format!("Press Enter to open {verification} in your browser"))
-        .unwrap();
+    s.expect(format!(
+        "Press Enter to open {verification} in your browser"
+    ))
+    .unwrap();
     let expiry = s
         .expect(Regex(r"The code expires at ([0-9:.]+( UTC)?)\."))
         .unwrap();
@@ -110,7 +124,8 @@ fn the_code_alone_then_press_enter_opens_the_servers_url_while_polling_goes_on()
         "local time (UTC+05:30) to the minute: {expiry}, expected {before}"
     );
     s.send("\r").unwrap();
-    s.expect(format!("Opened {verification} in your browser")).unwrap();
+    s.expect(format!("Opened {verification} in your browser"))
+        .unwrap();
     s.expect("Signed in").unwrap();
     s.expect("is onboarded").unwrap();
     finish(&mut s);
@@ -123,15 +138,25 @@ fn without_enter_the_flow_polls_on_and_without_a_browser_there_is_no_such_line()
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sb = rt
-        .block_on(Sandbox::start(scenario(Uuid::new_v4()), &dir.path().join("sb")))
+        .block_on(Sandbox::start(
+            scenario(Uuid::new_v4()),
+            &dir.path().join("sb"),
+        ))
         .unwrap();
     let b = browser(dir.path());
     // A browser could be opened, but nobody presses Enter: the sign-in still finishes.
-    let mut s = spawn(&sb, &dir.path().join("home1"), &[("BROWSER", b.to_str().unwrap())]);
+    let mut s = spawn(
+        &sb,
+        &dir.path().join("home1"),
+        &[("BROWSER", b.to_str().unwrap())],
+    );
     s.expect("Press Enter to open").unwrap();
     s.expect("Signed in").unwrap();
     finish(&mut s);
-    assert!(!dir.path().join("opened").exists(), "nothing opened unasked");
+    assert!(
+        !dir.path().join("opened").exists(),
+        "nothing opened unasked"
+    );
 
     // No display and no $BROWSER: no Enter line, the URL to open on any device instead.
     let mut s = spawn(&sb, &dir.path().join("home2"), &[]);

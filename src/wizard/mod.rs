@@ -62,18 +62,42 @@ pub mod roles {
         (CLOUD_APPLICATION_ADMIN, "Cloud Application Administrator"),
         (PRIVILEGED_ROLE_ADMIN, "Privileged Role Administrator"),
         ("f2ef992c-3afb-46b9-b7cf-a126ee74c451", "Global Reader"),
-        ("29232cdf-9323-42fd-ade2-1d097af3e4de", "Exchange Administrator"),
+        (
+            "29232cdf-9323-42fd-ade2-1d097af3e4de",
+            "Exchange Administrator",
+        ),
         ("5d6b6bb7-de71-4623-b4af-96380a352509", "Security Reader"),
-        ("194ae4cb-b126-40b2-bd5b-6091b380977d", "Security Administrator"),
+        (
+            "194ae4cb-b126-40b2-bd5b-6091b380977d",
+            "Security Administrator",
+        ),
         ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator"),
-        ("729827e3-9c14-49f7-bb1b-9608f156bbb8", "Helpdesk Administrator"),
+        (
+            "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+            "Helpdesk Administrator",
+        ),
         ("88d8e3e3-8f55-4a1e-953a-9b9898b8876b", "Directory Readers"),
-        ("b0f54661-2d74-4c50-afa3-1ec803f12efe", "Billing Administrator"),
+        (
+            "b0f54661-2d74-4c50-afa3-1ec803f12efe",
+            "Billing Administrator",
+        ),
         ("4a5d8f65-41da-4de4-8968-e035b65339cf", "Reports Reader"),
-        ("17315797-102d-40b4-93e0-432062caca18", "Compliance Administrator"),
-        ("69091246-20e8-4a56-aa4d-066075b2a7a8", "Teams Administrator"),
-        ("f28a1f50-f6e7-4571-818b-6a12f2af6b6c", "SharePoint Administrator"),
-        ("f023fd81-a637-4b56-95fd-791ac0226033", "Service Support Administrator"),
+        (
+            "17315797-102d-40b4-93e0-432062caca18",
+            "Compliance Administrator",
+        ),
+        (
+            "69091246-20e8-4a56-aa4d-066075b2a7a8",
+            "Teams Administrator",
+        ),
+        (
+            "f28a1f50-f6e7-4571-818b-6a12f2af6b6c",
+            "SharePoint Administrator",
+        ),
+        (
+            "f023fd81-a637-4b56-95fd-791ac0226033",
+            "Service Support Administrator",
+        ),
     ];
 
     /// Every member's default role, carried in `wids`: not a role anyone was given.

@@ -567,9 +567,14 @@ fn dispatch(
             ],
             Method::GET,
         ) => me_guard(caller).unwrap_or_else(|| ctx.list("directoryObjects", member_of(t, caller))),
-        (["roleManagement", "directory", "roleEligibilityScheduleInstances"], Method::GET) => {
-            role_eligibility(&ctx, t, caller)
-        }
+        (
+            [
+                "roleManagement",
+                "directory",
+                "roleEligibilityScheduleInstances",
+            ],
+            Method::GET,
+        ) => role_eligibility(&ctx, t, caller),
         (["subscribedSkus"], Method::GET) => ctx.list("subscribedSkus", subscribed_skus(t)),
         (["domains"], Method::GET) => ctx.list("domains", domains(t)),
         (["applications"], Method::GET) => list_applications(&ctx, t),
@@ -1975,31 +1980,6 @@ fn app_policy(t: &TenantState) -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding_is_total() {
-        assert_eq!(
-            pct_decode("applications(appId=%27x%27)"),
-            "applications(appId='x')"
-        );
-        assert_eq!(pct_decode("a%2"), "a%2");
-        assert_eq!(pct_decode("%é%zz%41"), "%é%zzA");
-    }
-
-    #[test]
-    fn entity_types_for_messages() {
-        assert_eq!(entity_type("applications"), "application");
-        assert_eq!(
-            entity_type("servicePrincipals('id')/appRoleAssignedTo"),
-            "appRoleAssignment"
-        );
-        assert_eq!(entity_type("directoryObjects"), "directoryObject");
-    }
-}
-
 /// `GET /roleManagement/directory/roleEligibilityScheduleInstances?$filter=principalId eq '…'`:
 /// the roles a principal may activate (Privileged Identity Management). Delegated, it needs
 /// RoleEligibilitySchedule.Read.Directory or a higher RoleManagement scope, as documented.
@@ -2059,5 +2039,33 @@ fn role_eligibility(ctx: &Ctx, t: &TenantState, caller: &Caller) -> GResp {
     } else {
         vec![]
     };
-    ctx.list("roleManagement/directory/roleEligibilityScheduleInstances", items)
+    ctx.list(
+        "roleManagement/directory/roleEligibilityScheduleInstances",
+        items,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_is_total() {
+        assert_eq!(
+            pct_decode("applications(appId=%27x%27)"),
+            "applications(appId='x')"
+        );
+        assert_eq!(pct_decode("a%2"), "a%2");
+        assert_eq!(pct_decode("%é%zz%41"), "%é%zzA");
+    }
+
+    #[test]
+    fn entity_types_for_messages() {
+        assert_eq!(entity_type("applications"), "application");
+        assert_eq!(
+            entity_type("servicePrincipals('id')/appRoleAssignedTo"),
+            "appRoleAssignment"
+        );
+        assert_eq!(entity_type("directoryObjects"), "directoryObject");
+    }
 }

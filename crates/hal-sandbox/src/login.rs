@@ -891,8 +891,8 @@ fn sign_in_page(inner: &Inner, tid: Uuid, client_id: &str, query: &str) -> Respo
 fn authorize_request(state: &State, tenant: &str, q: String, page: bool) -> Response {
     let f = form(q.as_bytes());
     let mut inner = state.lock();
-    let Some(tid) = inner.resolve_tenant(&tenant) else {
-        return tenant_not_found(&tenant);
+    let Some(tid) = inner.resolve_tenant(tenant) else {
+        return tenant_not_found(tenant);
     };
     let r = (|| {
         let client_id = required(&f, "client_id")?.to_string();

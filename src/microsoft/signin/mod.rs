@@ -237,13 +237,17 @@ pub const AADSTS: &[Aadsts] = &[
         codes: &[53003],
         means: "the customer's Conditional Access policies block this sign-in",
         next: "Sign in with a browser on this machine instead of a device code: run the same command with `--auth browser`; if that is blocked too, ask the customer to exclude your account or this location from the policy.",
-        next_after_browser: Some("Sign in with a device code instead: run the same command with `--auth device-code`; if that is blocked too, ask the customer to exclude your account or this location from the policy."),
+        next_after_browser: Some(
+            "Sign in with a device code instead: run the same command with `--auth device-code`; if that is blocked too, ask the customer to exclude your account or this location from the policy.",
+        ),
     },
     Aadsts {
         codes: &[53000],
         means: "the customer's Conditional Access requires a compliant or managed device, and this one is not",
         next: "Sign in with a browser on a device the customer manages: run the same command there with `--auth browser`; or ask the customer to exclude your account from the device policy.",
-        next_after_browser: Some("Sign in with a device code and enter it on a device the customer manages: run the same command with `--auth device-code`; or ask the customer to exclude your account from the device policy."),
+        next_after_browser: Some(
+            "Sign in with a device code and enter it on a device the customer manages: run the same command with `--auth device-code`; or ask the customer to exclude your account from the device policy.",
+        ),
     },
     Aadsts {
         codes: &[50076, 50079],
@@ -759,8 +763,7 @@ fn az_error(tenant: &str, e: azure_core::Error) -> SignInError {
         };
     }
     let code = aadsts_code(&text);
-    if matches!(code, Some(50020 | 90072))
-        || lower.contains("interactive authentication is needed")
+    if matches!(code, Some(50020 | 90072)) || lower.contains("interactive authentication is needed")
     {
         let detail = text[text.find("AADSTS").unwrap_or(0)..]
             .lines()
