@@ -388,11 +388,23 @@ impl SignInObserver for UiExchangeSignIn {
     }
 
     fn browser_url(&self, url: &Url) -> bool {
+        let opened = Opener::find().is_ok_and(|o| o.open(url));
         self.ui.status(format!(
-            "To sign in to Exchange Online, open {}",
+            "To sign in to Exchange Online{}, open {}",
+            if opened { " (a browser was opened)" } else { "" },
             Untrusted(url.as_str())
         ));
-        false
+        opened
+    }
+
+    fn no_browser(&self) -> Option<String> {
+        Opener::find().err()
+    }
+
+    fn browser_fallback(&self, why: &str) {
+        self.ui.warning(format!(
+            "no browser can be opened here ({why}): signing in to Exchange Online with a device code instead."
+        ));
     }
 
     fn signed_in(&self, user: Option<&str>) {
