@@ -332,8 +332,8 @@ mod enter {
                 if n == 0 {
                     continue;
                 }
-                if fds.revents & libc::POLLIN == 0 {
-                    return; // stdin closed or in error
+                if fds.revents & libc::POLLIN == 0 || stop.load(Ordering::SeqCst) {
+                    return; // stdin closed or in error, or the sign-in is over: leave the key
                 }
                 // A terminal in canonical mode is readable once a whole line is there.
                 let mut buf = [0u8; 256];
@@ -391,7 +391,11 @@ impl SignInObserver for UiExchangeSignIn {
         let opened = Opener::find().is_ok_and(|o| o.open(url));
         self.ui.status(format!(
             "To sign in to Exchange Online{}, open {}",
-            if opened { " (a browser was opened)" } else { "" },
+            if opened {
+                " (a browser was opened)"
+            } else {
+                ""
+            },
             Untrusted(url.as_str())
         ));
         opened
