@@ -336,3 +336,36 @@ async fn not_an_administrator_names_the_roles_and_an_eligible_one_to_activate() 
         "{err}"
     );
 }
+
+/// A re-run whose saved sign-in Microsoft now refuses as expired (AADSTS700082) says so and
+/// signs in again by itself, once, in the same run. Needs the OS keyring (CI has one) to keep
+/// the sign-in from one run to the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_saved_sign_in_is_said_so_and_the_run_signs_in_again_once() {
+    let env = Env::start(tenant(0x5160_000b)).await;
+    if !env.keyring {
+        eprintln!("SKIPPED: no OS keyring here, so no sign-in is saved between runs (CI has one)");
+        return;
+    }
+    assert_ok(&add_with(&env, &[], &["--skip-exchange", "--yes", "--keep-sign-in"]).await);
+    env.sb
+        .state()
+        .lock()
+        .tenant_mut(env.id)
+        .unwrap()
+        .scenario
+        .refresh_error = Some(700082);
+    env.sb.clear_requests();
+    let out = add_with(&env, &[], &["--skip-exchange", "--yes"]).await;
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("The saved sign-in was refused: the saved sign-in expired or was revoked (a password change, a sign-out everywhere, 90 days unused) (AADSTS700082). Signing in again."),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("First copy your one-time code").count(),
+        1,
+        "{err}"
+    );
+}
