@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::{Spinner, Ui, Untrusted};
-use crate::microsoft::signin::{DeviceCodePrompt, SignInObserver};
+use crate::microsoft::signin::{DeviceCodePrompt, SignInObserver, minutes};
 
 /// Shows the sign-in: the code and URL prominently on stderr, a spinner while waiting.
 pub struct UiSignIn {
@@ -163,16 +163,6 @@ impl SignInObserver for UiSignIn {
             user.map(|u| format!(" as {}", Untrusted(u)))
                 .unwrap_or_default()
         ));
-    }
-}
-
-/// "5 minutes", "30 seconds".
-fn minutes(d: Duration) -> String {
-    match d.as_secs() {
-        60 => "1 minute".into(),
-        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
-        1 => "1 second".into(),
-        s => format!("{s} seconds"),
     }
 }
 

@@ -200,11 +200,10 @@ impl SignInError {
 }
 
 /// "5 minutes", "30 seconds".
-fn minutes(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
+pub fn minutes(d: Duration) -> String {
+    match d.as_secs() {
         60 => "1 minute".into(),
-        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
         1 => "1 second".into(),
         s => format!("{s} seconds"),
     }
