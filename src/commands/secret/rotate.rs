@@ -70,12 +70,13 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
 
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
     let tenant = TenantName::from(known.tenant_id);
+    let cloud = ctx.tenant_cloud_blocking(&tenant)?.cloud;
     let session = Session::open(
         &ctx.env,
         ctx.http()?,
         &tenant,
         Some(&known),
-        &args.sign_in.sign_in(ctx.global.cloud),
+        &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
     )?;
@@ -86,6 +87,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
+    settings.endpoints = endpoints.clone();
     if let Some(a) = &known.app {
         settings.app_name = a.display_name.clone();
     }

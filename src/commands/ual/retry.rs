@@ -201,6 +201,20 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         return Ok(());
     }
 
+    // Each tenant's cloud, as Microsoft says it now (one look-up per tenant for the whole run,
+    // every round included): a record from before GCC was known is corrected here.
+    for id in &ids {
+        let found = ctx
+            .tenant_cloud(&crate::tenant::TenantName::from(*id))
+            .await?;
+        if doc.get(*id).is_some_and(|r| r.cloud != found.cloud) {
+            store.update(|d| {
+                if let Some(r) = d.tenants.iter_mut().find(|r| r.tenant_id == *id) {
+                    r.cloud = found.cloud;
+                }
+            })?;
+        }
+    }
     let http = ctx.http()?;
     let how = ExchangeSignIn {
         mode: args.exchange_auth,
