@@ -266,3 +266,66 @@ async fn the_manage_override_must_be_https() {
     );
     assert!(env.sb.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_that_signs_in_looks_the_cloud_up_first() {
+    let env = start(vec![in_cloud(49, TenantCloud::Gcc)]).await;
+    assert_ok(&env.add(&[]).await);
+    let d = env.domain();
+    for cmd in [
+        vec!["secret", "rotate", d.as_str(), "--yes"],
+        vec!["ual", "retry", d.as_str()],
+        vec!["tenant", "remove", d.as_str(), "--delete-app", "--yes"],
+    ] {
+        env.sb.clear_requests();
+        let mut args = vec!["--cloud", "usgov"];
+        args.extend(cmd.iter().copied());
+        let out = env.run(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("GCC (US Government Community Cloud)") && err.contains("GCC High"),
+            "{cmd:?}: {err}"
+        );
+        assert_eq!(discoveries(&env).len(), 1, "{cmd:?}");
+        assert!(others(&env).is_empty(), "{cmd:?}: {:#?}", others(&env));
+    }
+    // Without the flag the same rotation finds GCC and verifies at its Management root; a
+    // record from before GCC was known (GCC recorded as global) is corrected, and the portal
+    // is told gcc.
+    let state = env.home().join("tenants.json");
+    let doc = std::fs::read_to_string(&state).unwrap();
+    assert!(doc.contains("\"cloud\":\"gcc\""), "{doc}");
+    std::fs::write(
+        &state,
+        doc.replace("\"cloud\":\"gcc\"", "\"cloud\":\"global\""),
+    )
+    .unwrap();
+    env.sb.clear_requests();
+    let out = env.run(&["secret", "rotate", &d, "--yes"]).await;
+    assert_ok(&out);
+    assert!(stderr(&out).contains("is in GCC"), "{}", stderr(&out));
+    assert_eq!(discoveries(&env).len(), 1);
+    assert!(
+        env.sb
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/manage/") && r.status == 200)
+    );
+    let doc = std::fs::read_to_string(&state).unwrap();
+    assert!(doc.contains("\"cloud\":\"gcc\""), "corrected: {doc}");
+    let sent = env.sb.portal().received(&env.id.to_string()).unwrap();
+    assert_eq!(sent.submission.cloud, "gcc");
+    // ual retry corrects it as well, before anything else.
+    std::fs::write(
+        &state,
+        doc.replace("\"cloud\":\"gcc\"", "\"cloud\":\"global\""),
+    )
+    .unwrap();
+    let _ = env.run(&["ual", "retry", &d]).await;
+    let doc = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        doc.contains("\"cloud\":\"gcc\""),
+        "ual retry corrected: {doc}"
+    );
+}

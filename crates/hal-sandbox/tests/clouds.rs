@@ -221,3 +221,20 @@ async fn directory_audits_need_audit_log_and_directory_read() {
     let (s, _) = get(&["Directory.Read.All"]).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn the_documented_scenario_has_a_tenant_in_every_cloud() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenarios/clouds.json");
+    let s = Scenario::from_file(&path).unwrap();
+    let clouds: Vec<TenantCloud> = s.tenants.iter().map(|t| t.cloud).collect();
+    for c in [
+        TenantCloud::Global,
+        TenantCloud::Gcc,
+        TenantCloud::Usgov,
+        TenantCloud::UsgovDod,
+        TenantCloud::China,
+    ] {
+        assert!(clouds.contains(&c), "{c:?}");
+    }
+}
