@@ -329,3 +329,37 @@ async fn every_command_that_signs_in_looks_the_cloud_up_first() {
         "ual retry corrected: {doc}"
     );
 }
+
+/// At a terminal, the tenant typed at the prompt is looked up before the name question.
+#[cfg(unix)]
+#[test]
+fn a_typed_tenant_that_does_not_exist_is_refused_before_the_name_question() {
+    use expectrl::Expect;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(start(vec![tenant(50)]));
+    let mut c = crate::support::hal_onboard_std();
+    for (k, v) in env.sb.env() {
+        c.env(k, v);
+    }
+    c.env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .arg("--home")
+        .arg(env.home())
+        .args(["tenant", "add", "--skip-exchange"]);
+    let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+    s.expect("Customer tenant").unwrap();
+    s.send_line("t50x.example.com").unwrap();
+    let said = s
+        .expect("Microsoft knows no tenant named t50x.example.com")
+        .unwrap();
+    let before = String::from_utf8_lossy(said.before()).into_owned();
+    s.expect("did you mean t50x.onmicrosoft.com?").unwrap();
+    let rest = s.expect(expectrl::Eof).unwrap();
+    let rest = String::from_utf8_lossy(rest.before()).into_owned();
+    for text in [&before, &rest] {
+        assert!(!text.contains("Your name for this customer"), "{text}");
+        assert!(!text.contains("enter the code"), "{text}");
+    }
+    assert!(others(&env).is_empty(), "{:#?}", others(&env));
+}
