@@ -156,7 +156,9 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let id = rotation.record.tenant_id;
     let rec = store.update(|doc| {
         let rec = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
-        rec.keep_sign_in |= args.sign_in.keep_sign_in;
+        if let Some(k) = args.sign_in.keep_sign_in() {
+            rec.keep_sign_in = k;
+        }
         Some(rec.clone())
     })?;
     if let Some(rec) = rec

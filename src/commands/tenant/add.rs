@@ -349,8 +349,13 @@ fn onboard(
     if let Some(n) = name {
         rec.display_name = n.to_string();
     }
-    let keep = args.sign_in.keep_sign_in && !rec.keep_sign_in;
-    rec.keep_sign_in |= args.sign_in.keep_sign_in;
+    let keep = args
+        .sign_in
+        .keep_sign_in()
+        .is_some_and(|k| k != rec.keep_sign_in);
+    if let Some(k) = args.sign_in.keep_sign_in() {
+        rec.keep_sign_in = k;
+    }
     if renamed || keep {
         store.update(|doc| doc.upsert(rec.clone()))?;
     }

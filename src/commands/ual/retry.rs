@@ -56,8 +56,12 @@ pub struct RetryArgs {
 
     /// Keep your Exchange sign-in (refresh token in the OS keyring) for these tenants after
     /// their work is finished; recorded, and shown by `list` as "sign-in kept".
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_keep_sign_in")]
     pub keep_sign_in: bool,
+
+    /// Stop keeping your sign-in for these tenants (undoes an earlier `--keep-sign-in`).
+    #[arg(long, overrides_with = "keep_sign_in")]
+    pub no_keep_sign_in: bool,
 }
 
 /// Parses humane durations: `90s`, `15m`, `2h`, `1h30m`, `1d`.
@@ -155,7 +159,7 @@ struct Deps {
     store: TenantStore,
     ops: Arc<dyn OpsFactory>,
     secrets: Arc<dyn crate::secrets::SecretStore>,
-    keep_sign_in: bool,
+    keep_sign_in: Option<bool>,
     /// The MSP portal, when configured: told (without the secret) when UAL is verified.
     portal: Option<Arc<dyn crate::portal::PortalApi>>,
 }
@@ -221,7 +225,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         store,
         ops: factory,
         secrets: ctx.secrets(),
-        keep_sign_in: args.keep_sign_in,
+        keep_sign_in: crate::cli::keep_sign_in_choice(args.keep_sign_in, args.no_keep_sign_in),
         portal,
     });
 
@@ -452,7 +456,9 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
                 let t = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
                 t.ual = ual;
                 t.steps.exchange = exchange_step;
-                t.keep_sign_in |= keep;
+                if let Some(k) = keep {
+                    t.keep_sign_in = k;
+                }
                 t.updated_at = OffsetDateTime::now_utc();
                 Some(t.clone())
             })
