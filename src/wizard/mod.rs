@@ -345,6 +345,13 @@ pub enum WizardError {
     },
     #[error("admin consent is missing for: {}", .missing.join(", "))]
     ConsentIncomplete { missing: Vec<String> },
+    #[error(
+        "cannot read what the MSP portal holds for this tenant, so nothing was changed: without it, the app and secret Hal uses cannot be told from foreign ones"
+    )]
+    PortalUnreadable {
+        #[source]
+        source: crate::portal::PortalError,
+    },
     #[error("the tenant store failed")]
     Store(#[from] StoreError),
     /// A step from elsewhere (the Exchange bridge) failed.
@@ -395,6 +402,13 @@ impl WizardError {
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
             WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
+            WizardError::PortalUnreadable { source } => format!(
+                "{} and run the same command again; or pass --no-portal to onboard without it now (it is then neither read nor sent to) and send the credentials later with `hal-onboard portal submit`.",
+                match source {
+                    crate::portal::PortalError::Unauthorized { .. } => "Save a valid API token with `hal-onboard portal login`",
+                    _ => "Check the portal with `hal-onboard portal status`",
+                }
+            ),
             WizardError::Store(e) => return e.hint(),
             WizardError::Step { hint, .. } => return hint.clone(),
         })
@@ -531,12 +545,9 @@ impl<'a> Wizard<'a> {
         let portal = match self.portal.as_ref().and_then(|p| p.portal_api()) {
             Some(api) => match api.tenant(&tid.to_string()).await {
                 Ok(r) => r,
-                Err(e) => {
-                    self.progress.event(Event::Warning(format!(
-                        "cannot read what the MSP portal holds for this tenant ({e}); nothing it may hold is adopted or removed"
-                    )));
-                    None
-                }
+                // Unread, the portal's app looks foreign and a second one would be made beside
+                // it: stop before any change.
+                Err(source) => return Err(WizardError::PortalUnreadable { source }),
             },
             None => None,
         };

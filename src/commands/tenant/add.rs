@@ -63,6 +63,12 @@ pub struct AddArgs {
     #[arg(short, long)]
     pub yes: bool,
 
+    /// Onboard without the MSP portal (it is down, or not yours to use): it is neither read
+    /// nor sent to, and `hal-onboard portal submit` sends the credentials later. What the portal
+    /// may hold is then not known: an app it holds looks foreign, and one of our own is made.
+    #[arg(long)]
+    pub no_portal: bool,
+
     #[command(flatten)]
     pub sign_in: SignInArgs,
 
@@ -254,11 +260,20 @@ fn onboard(
         )
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
-    let portal: Option<Box<dyn crate::wizard::steps::Step>> =
-        match (ctx.portal_url()?.0, ctx.portal(secrets.as_ref())) {
-            (Some(url), Ok(api)) => Some(Box::new(PortalStep::new(Arc::new(api), &url))),
-            _ => None,
-        };
+    // A portal that is configured but unusable (no token, not https) stops here, before any
+    // change, like one that cannot be read: --no-portal goes on without it.
+    let portal: Option<Box<dyn crate::wizard::steps::Step>> = match ctx.portal_url()?.0 {
+        Some(_) if args.no_portal => None,
+        Some(url) => {
+            let api = ctx.portal(secrets.as_ref()).map_err(|e| {
+                e.hint(format!(
+                    "Or pass --no-portal to onboard without it now: `hal-onboard tenant add {tenant} --no-portal`, then `hal-onboard portal submit {tenant}`."
+                ))
+            })?;
+            Some(Box::new(PortalStep::new(Arc::new(api), &url)))
+        }
+        None => None,
+    };
     let rt = ctx.runtime()?;
     let wizard = Wizard {
         settings,
@@ -475,6 +490,7 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
             | WizardError::Graph { .. }
             | WizardError::NotVerified { .. }
             | WizardError::SecretLost
+            | WizardError::PortalUnreadable { .. }
             | WizardError::Step { hint: Some(_), .. }
     );
     let c = CommandError::from(e);
