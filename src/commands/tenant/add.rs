@@ -227,6 +227,7 @@ fn onboard(
     settings.secret_months = args.secret_months;
     settings.adopt = args.adopt.clone();
     settings.skip_exchange = args.skip_exchange;
+    settings.secret_shown = args.show_secret || table_to_terminal(&ctx.ui);
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
     let progress = UiProgress::new(&ctx.ui, args.yes);
 
@@ -413,6 +414,16 @@ fn onboard(
     Ok(rec)
 }
 
+/// Whether the credentials table goes to a terminal (stdout, or stderr with --json).
+fn table_to_terminal(ui: &Ui) -> bool {
+    use std::io::IsTerminal;
+    if ui.json() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    }
+}
+
 /// The guide's "Record these credentials" table and what is still to do. Without a keyring
 /// and without the portal having it, the secret is shown once here: it exists nowhere else.
 fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn SecretStore) {
@@ -424,14 +435,7 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     let with_portal = crate::wizard::steps::portal::is_current(rec);
     // Unasked, a secret is only ever shown to a person: never into a redirected stdout (or,
     // with --json, stderr), where it would land in a file or a log.
-    let to_terminal = {
-        use std::io::IsTerminal;
-        if ui.json() {
-            std::io::stderr().is_terminal()
-        } else {
-            std::io::stdout().is_terminal()
-        }
-    };
+    let to_terminal = table_to_terminal(ui);
     let only_here = value.is_some() && !with_portal && !secrets.is_persistent();
     let reveal_once = only_here && to_terminal;
     let view = match &value {
