@@ -126,3 +126,36 @@ async fn tenant_add_from_skips_a_busy_tenant_and_onboards_the_others() {
     assert_eq!(env.sb.snapshot(b_id).applications.len(), 1);
     drop(held);
 }
+
+/// Issue 10 (4): a store write changes only the fields its command owns. `portal submit`
+/// reads its tenants, then waits for a tenant's lock while a `ual retry --keep-sign-in` holds
+/// it and records `keepSignIn`; the submit's write afterwards keeps that (it used to write back
+/// the whole record it had read before the lock, undoing the other run's change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_submit_keeps_what_the_run_it_waited_for_wrote() {
+    let env = std::sync::Arc::new(Env::start(tenant(0x10c4_0006)).await);
+    assert_ok(&env.add().await);
+    assert_eq!(env.record()["keepSignIn"], serde_json::Value::Null);
+    let held = lock::acquire(&env.home(), env.id, "Tenant", "ual retry").unwrap();
+    let submit = {
+        let env = env.clone();
+        tokio::spawn(async move { env.run(&["portal", "submit", &env.domain()]).await })
+    };
+    // The submit has read the store and waits for the lock (it waits up to 600 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let store = hal_onboard::store::TenantStore::open(&env.home()).unwrap();
+    store.change(env.id, |r| r.keep_sign_in = true).unwrap();
+    drop(held);
+    let out = submit.await.unwrap();
+    assert!(
+        !stderr(&out).contains("is working on"),
+        "the submit got the lock: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.record()["keepSignIn"],
+        true,
+        "the other run's field stays: {}",
+        env.state_file()
+    );
+}

@@ -482,6 +482,9 @@ pub struct Wizard<'a> {
     /// Step 6, sending the verified credentials to the MSP portal (`src/wizard/steps/portal.rs`
     /// when it exists). Runs only once verification is done. `None`: the plan shows it as later.
     pub portal: Option<Box<dyn Step + 'a>>,
+    /// The record as this run last read or saved it (`Default::default()`): a save writes only
+    /// the fields changed since, so what another process wrote to other fields stays.
+    pub saved: std::sync::Mutex<Option<TenantRecord>>,
 }
 
 impl<'a> Wizard<'a> {
@@ -516,6 +519,7 @@ impl<'a> Wizard<'a> {
             return Err(wrong("another tenant"));
         }
         let record = record.or_else(|| doc.get(tid).cloned());
+        *self.saved.lock().expect("not poisoned") = record.clone();
         let app = record.as_ref().and_then(|r| r.app.clone());
         let q = SurveyQuery {
             app_name: self.settings.app_name.clone(),
@@ -1195,9 +1199,12 @@ impl<'a> Wizard<'a> {
         }
     }
 
-    /// One short transaction: the record replaces the stored one with the same tenant ID.
+    /// One short transaction: the fields this run changed in `record` since it last read or
+    /// saved it are set on the stored record (never the whole record read earlier).
     pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
-        self.store.update(|doc| doc.upsert(record.clone()))?;
+        let mut saved = self.saved.lock().expect("not poisoned");
+        self.store.save_changes(saved.as_ref(), record)?;
+        *saved = Some(record.clone());
         Ok(())
     }
 }

@@ -476,6 +476,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         wiz.run(id).await
@@ -1087,6 +1088,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         let (record, app) = Wizard::onboarded(&id)?;
@@ -1184,4 +1186,61 @@ async fn a_failed_removal_after_the_portal_accepted_says_so() {
         "the record says the portal has the new one"
     );
     assert_eq!(h.keys().len(), 2);
+}
+
+/// Another process changes a field of the record that this run does not own while the run is
+/// between two of its writes: the run's later writes keep it (they set only the fields the
+/// steps changed, on the record as it is in the file then). A whole-record write of the copy
+/// read before used to put the old value back.
+struct OtherProcessMidRun<'a> {
+    inner: Recorder,
+    home: &'a std::path::Path,
+    done: Mutex<bool>,
+}
+
+impl Progress for OtherProcessMidRun<'_> {
+    fn event(&self, e: Event) {
+        if matches!(e, Event::StepStarted(StepId::Consent)) && !*self.done.lock().unwrap() {
+            // A second handle on the same home: to the store, another process.
+            let other = TenantStore::open(self.home).unwrap();
+            let id: Uuid = TID.parse().unwrap();
+            let changed = other
+                .change(id, |r| {
+                    r.keep_sign_in = true;
+                    r.portal.told = Some(crate::store::PortalStatus {
+                        ual_status: "enabled".into(),
+                        entra_license: "P2".into(),
+                    });
+                })
+                .unwrap();
+            assert!(changed.is_some(), "the run saved the record before step 4");
+            *self.done.lock().unwrap() = true;
+        }
+        self.inner.event(e)
+    }
+    fn ask(&self, q: &Question) -> Answer {
+        self.inner.ask(q)
+    }
+}
+
+#[tokio::test]
+async fn a_field_another_process_wrote_mid_run_survives_the_runs_later_writes() {
+    let h = Harness::new();
+    let p = OtherProcessMidRun {
+        inner: Recorder::default(),
+        home: h.home.path(),
+        done: Mutex::new(false),
+    };
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(*p.done.lock().unwrap(), "the other process ran mid-run");
+    let rec = h.record();
+    assert!(rec.keep_sign_in, "the other process's keepSignIn stays");
+    assert_eq!(
+        rec.portal.told.as_ref().map(|t| t.ual_status.as_str()),
+        Some("enabled"),
+        "the other process's portal.told stays"
+    );
+    // And the run's own fields were all saved.
+    assert!(rec.step(StepId::Verify).is_done());
+    assert!(rec.secret.is_some());
 }

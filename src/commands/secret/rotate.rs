@@ -105,6 +105,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
             meter: session.meter.clone(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wizard.identify().await?;
         if let Some(c) = &session.user_cred
@@ -154,12 +155,11 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let rotation = result.map_err(|e| rotate_error(e, &name))?;
     // The sign-in is kept only while the tenant has work pending, or when asked to.
     let id = rotation.record.tenant_id;
-    let rec = store.update(|doc| {
-        let rec = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
+    let rec = store.change(id, |rec| {
         if let Some(k) = args.sign_in.keep_sign_in() {
             rec.keep_sign_in = k;
         }
-        Some(rec.clone())
+        rec.clone()
     })?;
     if let Some(rec) = rec
         && let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec)

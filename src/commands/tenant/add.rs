@@ -289,6 +289,7 @@ fn onboard(
                 as Box<dyn crate::wizard::steps::Step>
         }),
         portal,
+        saved: Default::default(),
     };
     let identify = || {
         rt.block_on(wizard.identify()).map_err(|e| {
@@ -361,19 +362,24 @@ fn onboard(
         )));
     }
     let mut rec = report.record;
-    let renamed = name.is_some_and(|n| rec.display_name != n);
-    if let Some(n) = name {
-        rec.display_name = n.to_string();
-    }
-    let keep = args
-        .sign_in
-        .keep_sign_in()
-        .is_some_and(|k| k != rec.keep_sign_in);
-    if let Some(k) = args.sign_in.keep_sign_in() {
-        rec.keep_sign_in = k;
-    }
-    if renamed || keep {
-        store.update(|doc| doc.upsert(rec.clone()))?;
+    // The command's own fields (`--name`, `--keep-sign-in`), set on the record as it is now.
+    let keep = args.sign_in.keep_sign_in();
+    if name.is_some_and(|n| rec.display_name != n) || keep.is_some_and(|k| k != rec.keep_sign_in) {
+        let set = |r: &mut TenantRecord| {
+            if let Some(n) = name {
+                r.display_name = n.to_string();
+            }
+            if let Some(k) = keep {
+                r.keep_sign_in = k;
+            }
+        };
+        set(&mut rec);
+        if let Some(now) = store.change(rec.tenant_id, |r| {
+            set(r);
+            r.clone()
+        })? {
+            rec = now;
+        }
     }
     // The Global Administrator's sign-in is kept only while this tenant has work pending.
     if let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec) {

@@ -452,15 +452,13 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         let (ual, exchange_step) = (work.ual.clone(), work.steps.exchange.clone());
         let keep = deps.keep_sign_in;
         let committed = tokio::task::spawn_blocking(move || {
-            store.update(|doc| {
-                let t = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
+            store.change(id, |t| {
                 t.ual = ual;
                 t.steps.exchange = exchange_step;
                 if let Some(k) = keep {
                     t.keep_sign_in = k;
                 }
-                t.updated_at = OffsetDateTime::now_utc();
-                Some(t.clone())
+                t.clone()
             })
         })
         .await
@@ -486,14 +484,8 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         {
             let told = now.portal.told.clone();
             let store = deps.store.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                store.update(|doc| {
-                    if let Some(t) = doc.tenants.iter_mut().find(|t| t.tenant_id == id) {
-                        t.portal.told = told;
-                    }
-                })
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || store.change(id, |t| t.portal.told = told))
+                .await;
         }
     }
     match result {
