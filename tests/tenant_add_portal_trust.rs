@@ -44,7 +44,8 @@ async fn a_portal_answering_html_takes_nothing_and_nothing_is_forgotten() {
     assert_eq!(
         k.get(&hal_onboard::secrets::account::client_secret(env.id))
             .unwrap()
-            .as_deref(),
+            .as_ref()
+            .map(|s| s.expose()),
         Some(secrets[0].as_str()),
         "the secret is kept in the keyring for `portal submit`"
     );

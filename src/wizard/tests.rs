@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use azure_core::credentials::Secret;
 use serde_json::Value;
 
 use super::*;
@@ -266,7 +265,7 @@ impl DirectoryApi for FakeDir {
             hint: "abc".into(),
             start: OffsetDateTime::now_utc(),
             end,
-            text: Secret::new(format!("secret-for-{key}")),
+            text: crate::secrets::SecretText::new(format!("secret-for-{key}")),
         })
     }
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
@@ -340,7 +339,7 @@ impl CredentialVerifier for FakeVerifier {
         &self,
         _tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &crate::secrets::SecretText,
         _scope: &str,
     ) -> Result<TokenClaims, VerifyError> {
         let mut w = self.w.lock().unwrap();
@@ -356,7 +355,7 @@ impl CredentialVerifier for FakeVerifier {
         let known = app.password_credentials.iter().any(|p| {
             p.key_id
                 .as_deref()
-                .is_some_and(|k| secret.secret() == format!("secret-for-{k}"))
+                .is_some_and(|k| secret.expose() == format!("secret-for-{k}"))
         });
         if !known {
             return Err(VerifyError::Refused("AADSTS7000215: wrong secret".into()));

@@ -6,6 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
+
+use crate::secrets::SecretText;
 use azure_core::http::ClientOptions;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use url::Url;
@@ -29,7 +31,7 @@ pub trait CredentialVerifier: Send + Sync {
         &self,
         tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &SecretText,
         scope: &str,
     ) -> Result<TokenClaims, VerifyError>;
     /// Marks later attempts as retries in the request count.
@@ -67,7 +69,7 @@ impl CredentialVerifier for AzureVerifier {
         &self,
         tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &SecretText,
         scope: &str,
     ) -> Result<TokenClaims, VerifyError> {
         let mut custom = CustomConfiguration::default();
@@ -81,7 +83,9 @@ impl CredentialVerifier for AzureVerifier {
         let cred = ClientSecretCredential::new(
             tenant_id,
             client_id.to_string(),
-            secret.clone(),
+            // azure_identity takes its own `Secret` (not zeroed): made here, dropped with the
+            // credential at the end of this call.
+            Secret::new(secret.expose().to_string()),
             Some(ClientSecretCredentialOptions { client_options }),
         )
         .map_err(|e| VerifyError::Refused(e.to_string()))?;

@@ -446,7 +446,7 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     let reveal_once = only_here && to_terminal;
     let view = match &value {
         _ if with_portal => SecretView::WithPortal,
-        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
+        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v.expose()),
         Some(_) if only_here => SecretView::Masked {
             kept: "(not shown: the output is not a terminal; --show-secret prints it)",
         },

@@ -6,8 +6,6 @@
 //! round trip, our service principal's app role assignments are read back: all 15 must be
 //! listed (the portal's green checkmarks).
 
-use azure_core::credentials::Secret;
-
 use super::{Assessment, Step, StepCx, StepOutcome};
 use crate::secrets::account;
 use crate::store::StepId;
@@ -45,7 +43,7 @@ impl Step for VerifyStep {
             .secret_op(move |s| s.get(&account::client_secret(tenant)))
             .await?;
         let secret = match secret {
-            Some(s) => Secret::new(s),
+            Some(s) => s,
             // The portal holds this very secret (it was verified before it was sent, and this
             // machine rightly forgot it): after a repair, confirm the grants alone.
             None if crate::wizard::steps::portal::is_current(cx.record) => {
