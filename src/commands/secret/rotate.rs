@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, failed};
+use crate::error::{CommandError, CommandResult, failed, user_error};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::session::Session;
 use crate::tenant::TenantName;
@@ -58,6 +58,16 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         "secret rotate",
     )?;
     let secrets = ctx.secrets();
+    // Rotation never shows a secret: with --no-portal and no keyring the new one would be kept
+    // nowhere, a credential on the app that nobody holds. Refused before anything changes.
+    if args.no_portal && !secrets.is_persistent() {
+        return Err(user_error(
+            "secret rotate --no-portal needs an OS keyring: the new client secret would be kept nowhere (it is never shown, and the portal does not get it)",
+        )
+        .hint(format!(
+            "Nothing was changed. Run it on a machine with an OS keyring (`hal-onboard doctor` checks it), or without --no-portal once the portal is configured: `hal-onboard secret rotate {name}`."
+        )));
+    }
     let portal = if args.no_portal {
         None
     } else {
