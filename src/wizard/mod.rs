@@ -50,6 +50,97 @@ pub mod roles {
     pub const APPLICATION_ADMIN: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
     pub const CLOUD_APPLICATION_ADMIN: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
     pub const PRIVILEGED_ROLE_ADMIN: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+
+    /// What onboarding needs, in the admin center's words.
+    pub const NEEDED: &str = "Global Administrator, or Application Administrator (or Cloud Application Administrator) together with Privileged Role Administrator";
+
+    /// Built-in role names by template ID (Microsoft Entra built-in roles reference), for
+    /// saying which roles an account has.
+    const NAMES: &[(&str, &str)] = &[
+        (GLOBAL_ADMIN, "Global Administrator"),
+        (APPLICATION_ADMIN, "Application Administrator"),
+        (CLOUD_APPLICATION_ADMIN, "Cloud Application Administrator"),
+        (PRIVILEGED_ROLE_ADMIN, "Privileged Role Administrator"),
+        ("f2ef992c-3afb-46b9-b7cf-a126ee74c451", "Global Reader"),
+        (
+            "29232cdf-9323-42fd-ade2-1d097af3e4de",
+            "Exchange Administrator",
+        ),
+        ("5d6b6bb7-de71-4623-b4af-96380a352509", "Security Reader"),
+        (
+            "194ae4cb-b126-40b2-bd5b-6091b380977d",
+            "Security Administrator",
+        ),
+        ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator"),
+        (
+            "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+            "Helpdesk Administrator",
+        ),
+        ("88d8e3e3-8f55-4a1e-953a-9b9898b8876b", "Directory Readers"),
+        (
+            "b0f54661-2d74-4c50-afa3-1ec803f12efe",
+            "Billing Administrator",
+        ),
+        ("4a5d8f65-41da-4de4-8968-e035b65339cf", "Reports Reader"),
+        (
+            "17315797-102d-40b4-93e0-432062caca18",
+            "Compliance Administrator",
+        ),
+        (
+            "69091246-20e8-4a56-aa4d-066075b2a7a8",
+            "Teams Administrator",
+        ),
+        (
+            "f28a1f50-f6e7-4571-818b-6a12f2af6b6c",
+            "SharePoint Administrator",
+        ),
+        (
+            "f023fd81-a637-4b56-95fd-791ac0226033",
+            "Service Support Administrator",
+        ),
+    ];
+
+    /// Every member's default role, carried in `wids`: not a role anyone was given.
+    const MEMBER: &str = "b79fbf4d-3ef9-4689-8143-76b194e85509";
+
+    pub fn name(template_id: &str) -> Option<&'static str> {
+        NAMES
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(template_id))
+            .map(|(_, n)| *n)
+    }
+
+    /// "it has Global Reader and Exchange Administrator" / "it has no administrator role".
+    pub fn describe(held: &[String]) -> String {
+        let named: Vec<String> = held
+            .iter()
+            .filter(|id| !id.eq_ignore_ascii_case(MEMBER))
+            .map(|id| {
+                name(id)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("the role with template ID {id}"))
+            })
+            .collect();
+        if named.is_empty() {
+            "it has no administrator role".into()
+        } else {
+            format!("it has {}", named.join(", "))
+        }
+    }
+
+    /// The roles among `eligible` that would make the account able to onboard, by name.
+    pub fn needed_among(eligible: &[String]) -> Vec<String> {
+        [
+            GLOBAL_ADMIN,
+            APPLICATION_ADMIN,
+            CLOUD_APPLICATION_ADMIN,
+            PRIVILEGED_ROLE_ADMIN,
+        ]
+        .iter()
+        .filter(|r| eligible.iter().any(|e| e.eq_ignore_ascii_case(r)))
+        .filter_map(|r| name(r).map(str::to_string))
+        .collect()
+    }
 }
 
 /// What this run was asked to do (decided by the command from flags; steps never see flags).
@@ -65,12 +156,19 @@ pub struct Settings {
     /// Token audiences for verification (`Endpoints::graph_resource`, `manage_resource`).
     pub graph_resource: String,
     pub manage_resource: String,
+    /// Where verification's reads go (Graph and the Management Activity API): the cloud's
+    /// hosts unless the command sets the run's (with its overrides).
+    pub endpoints: crate::cloud::Endpoints,
     /// How long a new secret may take to work: attempts and the wait between them.
     pub verify_attempts: u32,
     pub verify_wait: Duration,
     /// `--adopt APPID`: adopt this app registration although neither this machine nor the
     /// portal holds it (only after a technician confirms at a terminal; `--yes` never does).
     pub adopt: Option<String>,
+    /// A new client secret will be shown to the technician at the end (a terminal, or
+    /// `--show-secret`). Without that and without a keyring it can be kept nowhere but the
+    /// portal: see [`WizardError::SecretKeptNowhere`].
+    pub secret_shown: bool,
 }
 
 impl Settings {
@@ -88,10 +186,12 @@ impl Settings {
             skip_exchange: false,
             graph_resource: graph_resource.into(),
             manage_resource: manage_resource.into(),
+            endpoints: crate::cloud::Endpoints::new(cloud, None, None),
             // Ten minutes for new credentials and grants to replicate, as for the app itself.
             verify_attempts: 60,
             verify_wait: Duration::from_secs(10),
             adopt: None,
+            secret_shown: true,
         }
     }
 }
@@ -296,8 +396,18 @@ pub enum WizardError {
         signed_in: String,
         signed_in_name: String,
     },
-    #[error("{user} is not an administrator who can onboard this tenant")]
-    NotAdmin { user: String },
+    #[error(
+        "{user} is not an administrator who can onboard this tenant: {}; onboarding needs {}",
+        roles::describe(.held),
+        roles::NEEDED
+    )]
+    NotAdmin {
+        user: String,
+        /// The directory role template IDs the account holds (active).
+        held: Vec<String>,
+        /// The role template IDs it is only eligible for (PIM); `None`: cannot tell.
+        eligible: Option<Vec<String>>,
+    },
     #[error("nothing was changed: the technician declined")]
     Declined,
     #[error("{question}: no one can answer here")]
@@ -353,6 +463,17 @@ pub enum WizardError {
     },
     #[error("admin consent is missing for: {}", .missing.join(", "))]
     ConsentIncomplete { missing: Vec<String> },
+    #[error(
+        "cannot read what the MSP portal holds for this tenant, so nothing was changed: without it, the app and secret Hal uses cannot be told from foreign ones"
+    )]
+    PortalUnreadable {
+        #[source]
+        source: crate::portal::PortalError,
+    },
+    #[error(
+        "a new client secret would be kept nowhere: there is no OS keyring, no MSP portal to send it to, and it would not be shown (the output is not a terminal)"
+    )]
+    SecretKeptNowhere,
     #[error("the tenant store failed")]
     Store(#[from] StoreError),
     /// A step from elsewhere (the Exchange bridge) failed.
@@ -382,7 +503,20 @@ impl WizardError {
             WizardError::WrongTenant { asked, .. } => format!(
                 "Nothing was changed and the sign-in was not kept. Run the command again and sign in as an administrator of {asked} (use a private browser window if another account is remembered)."
             ),
-            WizardError::NotAdmin { .. } => "Nothing was changed. Sign in as a Global Administrator (or an Application Administrator who is also a Privileged Role Administrator).".into(),
+            WizardError::NotAdmin { eligible, .. } => {
+                let activate = eligible
+                    .as_deref()
+                    .map(roles::needed_among)
+                    .unwrap_or_default();
+                match (eligible, activate.is_empty()) {
+                    (Some(_), false) => format!(
+                        "Nothing was changed. Your {} role is eligible but not active: activate it in Privileged Identity Management (Entra admin center → Identity governance → Privileged Identity Management → My roles), then run the same command again.",
+                        activate.join(" and ")
+                    ),
+                    (Some(_), true) => "Nothing was changed. Sign in as a Global Administrator of this tenant (or an Application Administrator who is also a Privileged Role Administrator).".into(),
+                    (None, _) => "Nothing was changed. Sign in as a Global Administrator of this tenant (or an Application Administrator who is also a Privileged Role Administrator); if such a role is eligible to you in Privileged Identity Management, activate it first (My roles), then run the same command again.".into(),
+                }
+            }
             WizardError::Declined => return None,
             WizardError::NeedsAnswer { flag, .. } => format!("Pass {flag} to answer yes from a script."),
             WizardError::AppNameTaken { name, .. } => format!(
@@ -402,8 +536,19 @@ impl WizardError {
             WizardError::SecretsForbidden { .. } => "Nothing more was changed. A Global Administrator (or Application Administrator) can allow it in the Microsoft Entra admin center under Entra ID → Enterprise apps → Application policies (the tenant default app management policy's password restriction, `passwordAddition`), or exempt only hal-onboard's app with an app management policy assigned to it (Microsoft Graph `policies/appManagementPolicies`); then run the same command again: it resumes at the secret.".into(),
             WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
+            WizardError::NotVerified { source: verify::VerifyError::ReadDenied { permission, .. }, .. } => format!(
+                "Check in the Entra admin center that admin consent for {permission} is granted (Enterprise applications → the app → Permissions), then run the same command again: it resumes at the verification."
+            ),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
             WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
+            WizardError::PortalUnreadable { source } => format!(
+                "{} and run the same command again; or pass --no-portal to onboard without it now (it is then neither read nor sent to) and send the credentials later with `hal-onboard portal submit`.",
+                match source {
+                    crate::portal::PortalError::Unauthorized { .. } => "Save a valid API token with `hal-onboard portal login`",
+                    _ => "Check the portal with `hal-onboard portal status`",
+                }
+            ),
+            WizardError::SecretKeptNowhere => "Nothing was changed. Run at a terminal, pass --show-secret to print the secret into the output on purpose, configure the portal (`hal-onboard portal login`), or use a machine with an OS keyring (`hal-onboard doctor` checks it).".into(),
             WizardError::Store(e) => return e.hint(),
             WizardError::Step { hint, .. } => return hint.clone(),
         })
@@ -423,6 +568,7 @@ impl WizardError {
                 | WizardError::AdoptNotFound { .. }
                 | WizardError::AdoptRefused { .. }
                 | WizardError::AdoptNeedsTerminal { .. }
+                | WizardError::SecretKeptNowhere
         )
     }
 }
@@ -466,6 +612,9 @@ pub struct Wizard<'a> {
     /// Step 6, sending the verified credentials to the MSP portal (`src/wizard/steps/portal.rs`
     /// when it exists). Runs only once verification is done. `None`: the plan shows it as later.
     pub portal: Option<Box<dyn Step + 'a>>,
+    /// The record as this run last read or saved it (`Default::default()`): a save writes only
+    /// the fields changed since, so what another process wrote to other fields stays.
+    pub saved: std::sync::Mutex<Option<TenantRecord>>,
 }
 
 impl<'a> Wizard<'a> {
@@ -500,6 +649,7 @@ impl<'a> Wizard<'a> {
             return Err(wrong("another tenant"));
         }
         let record = record.or_else(|| doc.get(tid).cloned());
+        *self.saved.lock().expect("not poisoned") = record.clone();
         let app = record.as_ref().and_then(|r| r.app.clone());
         let q = SurveyQuery {
             app_name: self.settings.app_name.clone(),
@@ -540,12 +690,9 @@ impl<'a> Wizard<'a> {
         let portal = match self.portal.as_ref().and_then(|p| p.portal_api()) {
             Some(api) => match api.tenant(&tid.to_string()).await {
                 Ok(r) => r,
-                Err(e) => {
-                    self.progress.event(Event::Warning(format!(
-                        "cannot read what the MSP portal holds for this tenant ({e}); nothing it may hold is adopted or removed"
-                    )));
-                    None
-                }
+                // Unread, the portal's app looks foreign and a second one would be made beside
+                // it: stop before any change.
+                Err(source) => return Err(WizardError::PortalUnreadable { source }),
             },
             None => None,
         };
@@ -864,6 +1011,15 @@ impl<'a> Wizard<'a> {
         }
         let plan = Plan { items };
         self.progress.event(Event::Plan(plan.clone()));
+        // A secret that would be kept nowhere (no keyring, not shown, no portal to send it to)
+        // is never made: it would be a credential on the app that nobody holds.
+        let makes_secret = plan
+            .items
+            .iter()
+            .any(|i| i.step == StepId::Secret && matches!(i.state, PlanState::ToDo(_)));
+        if makes_secret && self.secret_kept_nowhere() && self.portal.is_none() {
+            return Err(WizardError::SecretKeptNowhere);
+        }
 
         if plan.changes() {
             // Only an administrator who can consent may start changing the tenant.
@@ -874,8 +1030,14 @@ impl<'a> Wizard<'a> {
             };
             let role_info = !id.claims.wids.is_empty() || survey.role_template_ids.is_some();
             if role_info && !can_onboard(&held) {
+                let eligible = match id.claims.oid.as_deref() {
+                    Some(oid) => self.dir.eligible_roles(oid).await.unwrap_or(None),
+                    None => None,
+                };
                 return Err(WizardError::NotAdmin {
                     user: id.claims.user().unwrap_or("the signed-in user").to_string(),
+                    held,
+                    eligible,
                 });
             }
             if !role_info {
@@ -956,7 +1118,9 @@ impl<'a> Wizard<'a> {
             if due {
                 let r = self.run_one(portal.as_ref(), &mut cx).await;
                 self.persist(&record)?;
-                r?;
+                if let Err(e) = r {
+                    return Err(self.unkept_secret_goes(&mut record, &mut survey, e).await);
+                }
                 // The portal accepted the new secret in this run: only now may the secrets it
                 // replaces go (never the one the portal holds, which is now the new one).
                 self.remove_replaced(&mut record, &mut survey).await?;
@@ -984,6 +1148,77 @@ impl<'a> Wizard<'a> {
             plan,
             stats: self.meter.stats(),
         })
+    }
+
+    /// No keyring, and the secret is not going to be shown: the portal was its only keeper.
+    fn secret_kept_nowhere(&self) -> bool {
+        !self.secrets.is_persistent() && !self.settings.secret_shown
+    }
+
+    /// The portal did not take the secret. When it can be kept nowhere else, this run's
+    /// secret is removed from the app again (nobody holds its value, so nothing can use it) and
+    /// the record forgets it, so a re-run makes a new one; the error says so.
+    async fn unkept_secret_goes(
+        &self,
+        record: &mut TenantRecord,
+        survey: &mut Survey,
+        e: WizardError,
+    ) -> WizardError {
+        if !self.secret_kept_nowhere() {
+            return e;
+        }
+        let (Some(app), Some(sec)) = (survey.app_by_id.clone(), record.secret.clone()) else {
+            return e;
+        };
+        let tenant = record.tenant_id;
+        let held_here = self
+            .secrets
+            .get(&crate::secrets::account::client_secret(tenant))
+            .ok()
+            .flatten()
+            .is_some();
+        if !held_here {
+            return e;
+        }
+        let removed = self.dir.remove_password(&app.id, &sec.key_id).await;
+        let _ = self
+            .secrets
+            .delete(&crate::secrets::account::client_secret(tenant));
+        let what = match &removed {
+            Ok(()) => {
+                record.secret = None;
+                *record.step_mut(StepId::Secret) = Default::default();
+                *record.step_mut(StepId::Verify) = Default::default();
+                if let Some(a) = survey.app_by_id.as_mut() {
+                    a.password_credentials
+                        .retain(|p| p.key_id.as_deref() != Some(sec.key_id.as_str()));
+                }
+                "so it was removed from the app again"
+            }
+            Err(_) => {
+                "and could not be removed from the app (a re-run removes it once the portal has a newer one)"
+            }
+        };
+        if let Err(pe) = self.persist(record) {
+            return pe;
+        }
+        let (message, hint) = match &e {
+            WizardError::Step { message, hint, .. } => (message.clone(), hint.clone()),
+            other => (other.to_string(), other.hint()),
+        };
+        WizardError::Step {
+            step: StepId::Portal,
+            message: format!(
+                "{message}; the new client secret could be kept nowhere else (no OS keyring, and it is not shown: the output is not a terminal), {what}"
+            ),
+            hint: Some(format!(
+                "{}Run `hal-onboard tenant add {}` again once the portal answers: it makes a new secret. To keep one whatever the portal does, run at a terminal, pass --show-secret, or use a machine with an OS keyring (`hal-onboard doctor`).",
+                hint.map(|h| format!("{h} ")).unwrap_or_default(),
+                record.primary_domain
+            )),
+            waiting: false,
+            source: Some(Box::new(e)),
+        }
     }
 
     /// After the portal accepted the recorded secret in this run: removes the older secrets of
@@ -1100,9 +1335,12 @@ impl<'a> Wizard<'a> {
         }
     }
 
-    /// One short transaction: the record replaces the stored one with the same tenant ID.
+    /// One short transaction: the fields this run changed in `record` since it last read or
+    /// saved it are set on the stored record (never the whole record read earlier).
     pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
-        self.store.update(|doc| doc.upsert(record.clone()))?;
+        let mut saved = self.saved.lock().expect("not poisoned");
+        self.store.save_changes(saved.as_ref(), record)?;
+        *saved = Some(record.clone());
         Ok(())
     }
 }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use azure_core::credentials::Secret;
 use serde_json::Value;
 
 use super::*;
@@ -13,7 +12,7 @@ use crate::microsoft::graph::model::*;
 use crate::secrets::MemoryStore;
 use crate::store::StepStatus;
 use crate::wizard::permissions::tests::resource_sps;
-use crate::wizard::verify::VerifyError;
+use crate::wizard::verify::{AppToken, ReadAnswer, VerifyError};
 
 const TID: &str = "6b1c1f0e-8c1d-4d8e-9a3f-2f2b8e1d0c11";
 
@@ -36,6 +35,9 @@ struct World {
     /// The app management policy forbids client secrets (`passwordAddition`).
     secrets_forbidden: bool,
     n: u32,
+    /// Every read verification made, by URL, and every app token's scope.
+    reads: Vec<String>,
+    scopes: Vec<String>,
 }
 
 impl World {
@@ -310,7 +312,7 @@ impl DirectoryApi for FakeDir {
             hint: "abc".into(),
             start: OffsetDateTime::now_utc(),
             end,
-            text: Secret::new(format!("secret-for-{key}")),
+            text: crate::secrets::SecretText::new(format!("secret-for-{key}")),
         })
     }
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
@@ -384,10 +386,11 @@ impl CredentialVerifier for FakeVerifier {
         &self,
         _tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
-        _scope: &str,
-    ) -> Result<TokenClaims, VerifyError> {
+        secret: &crate::secrets::SecretText,
+        scope: &str,
+    ) -> Result<AppToken, VerifyError> {
         let mut w = self.w.lock().unwrap();
+        w.scopes.push(scope.to_string());
         if let Some(n) = w.fail.get_mut("verify")
             && *n > 0
         {
@@ -400,15 +403,52 @@ impl CredentialVerifier for FakeVerifier {
         let known = app.password_credentials.iter().any(|p| {
             p.key_id
                 .as_deref()
-                .is_some_and(|k| secret.secret() == format!("secret-for-{k}"))
+                .is_some_and(|k| secret.expose() == format!("secret-for-{k}"))
         });
         if !known {
             return Err(VerifyError::Refused("AADSTS7000215: wrong secret".into()));
         }
-        Ok(TokenClaims {
-            roles: w.our_roles(client_id),
-            ..Default::default()
+        let no_roles = scope.contains("manage")
+            && w.fail.get_mut("manage-no-roles").is_some_and(|n| {
+                let hit = *n > 0;
+                *n = n.saturating_sub(1);
+                hit
+            });
+        Ok(AppToken {
+            claims: TokenClaims {
+                roles: if no_roles {
+                    vec![]
+                } else {
+                    w.our_roles(client_id)
+                },
+                ..Default::default()
+            },
+            bearer: crate::secrets::SecretText::new(format!("token-for-{client_id}")),
         })
+    }
+
+    async fn read(
+        &self,
+        _bearer: &crate::secrets::SecretText,
+        url: &url::Url,
+    ) -> Result<ReadAnswer, VerifyError> {
+        let mut w = self.w.lock().unwrap();
+        let key = if url.path().contains("activity/feed") {
+            "read-manage"
+        } else {
+            "read-graph"
+        };
+        w.reads.push(url.to_string());
+        match w.fail.get_mut(key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Ok(ReadAnswer::Denied {
+                    status: 403,
+                    detail: "Authorization_RequestDenied: Insufficient privileges to complete the operation.".into(),
+                })
+            }
+            _ => Ok(ReadAnswer::Ok),
+        }
     }
 }
 
@@ -445,6 +485,8 @@ impl Recorder {
 }
 
 struct Harness {
+    /// The cloud the runs are for (the global one unless a test says otherwise).
+    cloud: Mutex<Cloud>,
     w: Arc<Mutex<World>>,
     dir: FakeDir,
     verifier: FakeVerifier,
@@ -473,6 +515,7 @@ impl Harness {
                 claims: admin_claims(),
             },
             verifier: FakeVerifier { w: w.clone() },
+            cloud: Mutex::new(Cloud::Global),
             w,
             secrets: Arc::new(MemoryStore::default()),
             home,
@@ -500,11 +543,12 @@ impl Harness {
         portal: Option<Box<dyn Step>>,
         adopt: Option<&str>,
     ) -> Result<RunReport, WizardError> {
+        let cloud = *self.cloud.lock().unwrap();
         let mut settings = Settings::new(
             tenant.parse().expect("a tenant name"),
-            Cloud::Global,
-            "https://graph.microsoft.com",
-            "https://manage.office.com",
+            cloud,
+            cloud.graph_host(),
+            cloud.manage_resource(),
         );
         settings.skip_exchange = true;
         settings.verify_attempts = 3;
@@ -520,6 +564,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         wiz.run(id).await
@@ -1131,6 +1176,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         let (record, app) = Wizard::onboarded(&id)?;
@@ -1254,7 +1300,7 @@ async fn lost_answers_to_creates_make_one_app_and_one_secret() {
         ))
         .unwrap();
     assert_eq!(
-        stored.as_deref(),
+        stored.as_ref().map(|s| s.expose()),
         Some(format!("secret-for-{key}").as_str())
     );
 }
@@ -1283,4 +1329,147 @@ async fn a_tenant_that_forbids_secrets_is_told_so_without_lifetime_questions() {
         )),
         "{asked:?}"
     );
+}
+
+#[tokio::test]
+async fn verification_reads_what_hal_reads_with_each_token_in_the_tenants_cloud() {
+    let h = Harness::new();
+    *h.cloud.lock().unwrap() = Cloud::Gcc;
+    h.run().await.unwrap();
+    h.assert_onboarded();
+    let w = h.w.lock().unwrap();
+    assert!(
+        w.scopes
+            .contains(&"https://manage-gcc.office.com/.default".to_string()),
+        "the Management token is for GCC's root: {:?}",
+        w.scopes
+    );
+    assert_eq!(
+        w.reads,
+        vec![
+            "https://graph.microsoft.com/v1.0/auditLogs/directoryAudits?$top=1".to_string(),
+            format!(
+                "https://manage-gcc.office.com/api/v1.0/{TID}/activity/feed/subscriptions/list"
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_read_is_retried_within_the_budget() {
+    let h = Harness::new();
+    h.w.lock().unwrap().fail.insert("read-manage", 2);
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(h.record().step(StepId::Verify).is_done());
+    let waits: Vec<String> = p
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Waiting { what, .. } => Some(what.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!(waits[0].contains("ActivityFeed.Read"), "{waits:?}");
+}
+
+#[tokio::test]
+async fn a_read_refused_past_the_budget_names_the_permission_that_did_not_take() {
+    let h = Harness::new();
+    h.w.lock().unwrap().fail.insert("read-graph", 100);
+    let e = h.run().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WizardError::NotVerified {
+                attempts: 3,
+                source: VerifyError::ReadDenied { status: 403, .. }
+            }
+        ),
+        "{e:?}"
+    );
+    let WizardError::NotVerified { source, .. } = &e else {
+        unreachable!()
+    };
+    assert!(source.to_string().contains("AuditLog.Read.All"), "{source}");
+    assert!(
+        e.hint().unwrap().contains("AuditLog.Read.All"),
+        "{:?}",
+        e.hint()
+    );
+    assert!(!h.record().step(StepId::Verify).is_done());
+}
+
+#[tokio::test]
+async fn a_management_token_without_roles_is_not_passed() {
+    let h = Harness::new();
+    h.w.lock().unwrap().fail.insert("manage-no-roles", 100);
+    let e = h.run().await.unwrap_err();
+    match e {
+        WizardError::NotVerified {
+            source: VerifyError::NotYet(why),
+            ..
+        } => assert!(why.contains("ActivityFeed.Read"), "{why}"),
+        e => panic!("{e:?}"),
+    }
+}
+
+/// Another process changes a field of the record that this run does not own while the run is
+/// between two of its writes: the run's later writes keep it (they set only the fields the
+/// steps changed, on the record as it is in the file then). A whole-record write of the copy
+/// read before used to put the old value back.
+struct OtherProcessMidRun<'a> {
+    inner: Recorder,
+    home: &'a std::path::Path,
+    done: Mutex<bool>,
+}
+
+impl Progress for OtherProcessMidRun<'_> {
+    fn event(&self, e: Event) {
+        if matches!(e, Event::StepStarted(StepId::Consent)) && !*self.done.lock().unwrap() {
+            // A second handle on the same home: to the store, another process.
+            let other = TenantStore::open(self.home).unwrap();
+            let id: Uuid = TID.parse().unwrap();
+            let changed = other
+                .change(id, |r| {
+                    r.keep_sign_in = true;
+                    r.portal.told = Some(crate::store::PortalStatus {
+                        ual_status: "enabled".into(),
+                        entra_license: "P2".into(),
+                    });
+                })
+                .unwrap();
+            assert!(changed.is_some(), "the run saved the record before step 4");
+            *self.done.lock().unwrap() = true;
+        }
+        self.inner.event(e)
+    }
+    fn ask(&self, q: &Question) -> Answer {
+        self.inner.ask(q)
+    }
+}
+
+#[tokio::test]
+async fn a_field_another_process_wrote_mid_run_survives_the_runs_later_writes() {
+    let h = Harness::new();
+    let p = OtherProcessMidRun {
+        inner: Recorder::default(),
+        home: h.home.path(),
+        done: Mutex::new(false),
+    };
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(*p.done.lock().unwrap(), "the other process ran mid-run");
+    let rec = h.record();
+    assert!(rec.keep_sign_in, "the other process's keepSignIn stays");
+    assert_eq!(
+        rec.portal.told.as_ref().map(|t| t.ual_status.as_str()),
+        Some("enabled"),
+        "the other process's portal.told stays"
+    );
+    // And the run's own fields were all saved.
+    assert!(rec.step(StepId::Verify).is_done());
+    assert!(rec.secret.is_some());
 }

@@ -12,9 +12,10 @@ use serde_json::json;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, failed};
+use crate::error::{CommandError, CommandResult, failed, user_error};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::session::Session;
+use crate::store::TenantRecord;
 use crate::tenant::TenantName;
 use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::rotate::{self, PortalResult, Rotation, SecretRef};
@@ -58,6 +59,16 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         "secret rotate",
     )?;
     let secrets = ctx.secrets();
+    // Rotation never shows a secret: with --no-portal and no keyring the new one would be kept
+    // nowhere, a credential on the app that nobody holds. Refused before anything changes.
+    if args.no_portal && !secrets.is_persistent() {
+        return Err(user_error(
+            "secret rotate --no-portal needs an OS keyring: the new client secret would be kept nowhere (it is never shown, and the portal does not get it)",
+        )
+        .hint(format!(
+            "Nothing was changed. Run it on a machine with an OS keyring (`hal-onboard doctor` checks it), or without --no-portal once the portal is configured: `hal-onboard secret rotate {name}`."
+        )));
+    }
     let portal = if args.no_portal {
         None
     } else {
@@ -68,14 +79,33 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         })?)
     };
 
+    ui.answer_needed(
+        args.yes,
+        &format!("Rotating the client secret of {name}"),
+        "--yes",
+    )?;
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
     let tenant = TenantName::from(known.tenant_id);
+    let cloud = ctx.tenant_cloud_blocking(&tenant)?.cloud;
+    // A record from before its cloud was known (GCC recorded as global) is corrected first:
+    // the portal is told the record's cloud.
+    let known = if known.cloud != cloud {
+        let id = known.tenant_id;
+        store.update(|d| {
+            if let Some(r) = d.tenants.iter_mut().find(|r| r.tenant_id == id) {
+                r.cloud = cloud;
+            }
+        })?;
+        TenantRecord { cloud, ..known }
+    } else {
+        known
+    };
     let session = Session::open(
         &ctx.env,
         ctx.http()?,
         &tenant,
         Some(&known),
-        &args.sign_in.sign_in(ctx.global.cloud),
+        &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
     )?;
@@ -86,6 +116,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
+    settings.endpoints = endpoints.clone();
     if let Some(a) = &known.app {
         settings.app_name = a.display_name.clone();
     }
@@ -106,6 +137,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
             meter: session.meter.clone(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wizard.identify().await?;
         if let Some(c) = &session.user_cred
@@ -155,10 +187,11 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let rotation = result.map_err(|e| rotate_error(e, &name))?;
     // The sign-in is kept only while the tenant has work pending, or when asked to.
     let id = rotation.record.tenant_id;
-    let rec = store.update(|doc| {
-        let rec = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
-        rec.keep_sign_in |= args.sign_in.keep_sign_in;
-        Some(rec.clone())
+    let rec = store.change(id, |rec| {
+        if let Some(k) = args.sign_in.keep_sign_in() {
+            rec.keep_sign_in = k;
+        }
+        rec.clone()
     })?;
     if let Some(rec) = rec
         && let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec)

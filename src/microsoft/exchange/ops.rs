@@ -166,8 +166,7 @@ impl PwshExchange {
         let connect = match &self.auth {
             ExchangeAuth::Token(sign_in) => {
                 let token = sign_in.token(self.target.cloud).await?;
-                env.push((scripts::env::ACCESS_TOKEN, token.clone()));
-                secrets.push(token);
+                secrets.push((scripts::env::ACCESS_TOKEN, token));
                 if let Some(upn) = &sign_in.upn {
                     env.push((scripts::env::UPN, upn.clone()));
                 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use azure_core::credentials::Secret;
+use crate::secrets::SecretText;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -50,14 +50,14 @@ pub struct Survey {
     pub assignments: Option<Vec<AppRoleAssignment>>,
 }
 
-/// A new client secret. Its text is a [`Secret`]: never printed by Debug.
+/// A new client secret. Its text is a [`SecretText`]: zeroed on drop, never printed by Debug.
 #[derive(Debug, Clone)]
 pub struct NewSecret {
     pub key_id: String,
     pub hint: String,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
-    pub text: Secret,
+    pub text: SecretText,
 }
 
 /// One application permission to grant to a service principal.
@@ -126,6 +126,12 @@ pub trait DirectoryApi: Send + Sync {
     async fn app_owners(&self, _object_id: &str) -> Result<Vec<Owner>, GraphError> {
         Ok(Vec::new())
     }
+    /// The directory role template IDs `principal_id` is only eligible for (Privileged
+    /// Identity Management), or `None` when that cannot be read here. Asked only when the
+    /// signed-in user cannot onboard, to say which role to activate.
+    async fn eligible_roles(&self, _principal_id: &str) -> Result<Option<Vec<String>>, GraphError> {
+        Ok(None)
+    }
 }
 
 /// One owner of an application (a user or a service principal).
@@ -167,7 +173,7 @@ fn assignments_path(principal_id: &str) -> String {
 impl DirectoryApi for GraphClient {
     async fn signed_in(&self) -> Result<TokenClaims, GraphError> {
         let t = self.token().await?;
-        TokenClaims::decode(&t).map_err(|e| GraphError::Decode {
+        TokenClaims::decode(t.expose()).map_err(|e| GraphError::Decode {
             what: "the sign-in token".into(),
             detail: e.to_string(),
         })
@@ -433,7 +439,7 @@ impl DirectoryApi for GraphClient {
             hint: p.hint.unwrap_or_default(),
             start: p.start_date_time.unwrap_or_else(OffsetDateTime::now_utc),
             end: p.end_date_time.unwrap_or(end),
-            text: Secret::new(p.secret_text.ok_or_else(|| missing("secretText"))?),
+            text: p.secret_text.ok_or_else(|| missing("secretText"))?,
         })
     }
 
@@ -474,6 +480,36 @@ impl DirectoryApi for GraphClient {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn eligible_roles(&self, principal_id: &str) -> Result<Option<Vec<String>>, GraphError> {
+        // Documented to need RoleEligibilitySchedule.Read.Directory, which the sign-in does not
+        // ask for (a technician whose role is not yet active could not consent to it): it is
+        // asked for silently, and a refusal means "cannot tell", not an error.
+        let scope = format!(
+            "{}/RoleEligibilitySchedule.Read.Directory",
+            self.endpoints().graph_resource.trim_end_matches('/')
+        );
+        let path = format!(
+            "roleManagement/directory/roleEligibilityScheduleInstances?$filter=principalId eq '{}'&$select=roleDefinitionId",
+            quote(principal_id)
+        );
+        match self.with_scopes(vec![scope]).get(&path).await {
+            Ok(r) => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Instance {
+                    role_definition_id: String,
+                }
+                let c = r.parse::<Collection<Instance>>("roleEligibilityScheduleInstances")?;
+                Ok(Some(
+                    c.value.into_iter().map(|i| i.role_definition_id).collect(),
+                ))
+            }
+            Err(GraphError::Token(_)) => Ok(None),
+            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => Ok(None),
             Err(e) => Err(e),
         }
     }

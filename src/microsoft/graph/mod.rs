@@ -516,13 +516,21 @@ impl GraphClient {
         &self.retry
     }
 
+    /// The same client asking its credential for other scopes (the same sign-in, silently).
+    pub fn with_scopes(&self, scopes: Vec<String>) -> GraphClient {
+        GraphClient {
+            scopes,
+            ..self.clone()
+        }
+    }
+
     /// A token for Graph (signing in on first use).
-    pub async fn token(&self) -> Result<String, GraphError> {
+    pub async fn token(&self) -> Result<crate::secrets::SecretText, GraphError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         self.credential
             .get_token(&scopes, None)
             .await
-            .map(|t| t.token.secret().to_string())
+            .map(|t| crate::secrets::SecretText::new(t.token.secret()))
             .map_err(GraphError::Token)
     }
 
@@ -548,7 +556,7 @@ impl GraphClient {
             let mut rb = self
                 .http
                 .request(req.method.clone(), url.clone())
-                .bearer_auth(&token);
+                .bearer_auth(token.expose());
             if let Some(b) = &req.body {
                 rb = rb.json(b);
             }
