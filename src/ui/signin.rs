@@ -113,7 +113,7 @@ impl SignInObserver for UiExchangeSignIn {
             ui.bold(ui.yellow(Untrusted(&p.user_code)))
         ));
         ui.status(
-            ui.dim("Sign in as a Global Administrator or Exchange Administrator of that tenant."),
+            ui.dim("Sign in as a Global, Exchange or Compliance Administrator of that tenant (hydrating needs Global or Exchange)."),
         );
     }
 

@@ -380,6 +380,23 @@ fn onboard(
     if ctx.ui.json() {
         ctx.ui.write_json(&rec)?;
     }
+    // Step 1 could not start on this machine (PowerShell, its module): everything else is
+    // done, and the reason names the fix.
+    if rec.steps.exchange.status == crate::store::StepStatus::Failed {
+        return Err(failed(format!(
+            "{} is onboarded except unified audit logging: {}",
+            rec.primary_domain,
+            rec.steps
+                .exchange
+                .last_error
+                .as_deref()
+                .unwrap_or("step 1 could not run")
+        ))
+        .hint(format!(
+            "Once that is fixed, run `hal-onboard ual retry {}` to turn it on.",
+            rec.primary_domain
+        )));
+    }
     if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
         return Err(waiting(format!(
             "{} is onboarded except unified audit logging, which waits on Microsoft (the organization's customization is still propagating)",
