@@ -351,6 +351,11 @@ async fn exchange_device_sign_in_on_windows_powershell_5_is_refused_before_it_st
         "{stderr}"
     );
     assert!(stderr.contains("5.1.22621.4391"), "{stderr}");
+    let said = stderr.find("needs PowerShell 7").unwrap();
+    let graph_code = stderr
+        .find("To sign in to the customer's tenant")
+        .expect("the Graph sign-in");
+    assert!(said < graph_code, "said before the first sign-in: {stderr}");
     assert!(
         !stderr.contains("SANDBOX42"),
         "no module device code: {stderr}"

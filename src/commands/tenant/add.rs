@@ -260,6 +260,16 @@ fn onboard(
             _ => None,
         };
     let rt = ctx.runtime()?;
+    // `--exchange-auth device` on Windows PowerShell 5.1: said before anyone signs in (the
+    // check is the one step 1 makes, asked once per run).
+    if let (Some(f), ExchangeAuthMode::Device) = (&exchange, args.exchange_auth)
+        && let Err(e @ crate::microsoft::exchange::ExchangeError::NeedsPowerShell7 { .. }) =
+            rt.block_on(f.preflight())
+    {
+        ctx.ui.warning(format!(
+            "{e}: step 1 (unified audit logging) will not run; the other steps will"
+        ));
+    }
     let wizard = Wizard {
         settings,
         dir: &graph,
