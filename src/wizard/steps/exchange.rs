@@ -74,8 +74,15 @@ impl ExchangeOutcome {
             ExchangeOutcome::Enabled { .. } => {
                 "Unified audit logging is on; events may take up to 24 hours to appear.".into()
             }
-            ExchangeOutcome::WaitingPropagation { .. } => {
+            ExchangeOutcome::WaitingPropagation {
+                hydrated_at: Some(_),
+            } => {
                 "Waiting on Microsoft: the organization is hydrated but its customization is still propagating (minutes to hours), so audit logging cannot be switched on yet.".into()
+            }
+            // Hydration not seen (someone else's, or an Enable-OrganizationCustomization that
+            // errored): say no more than is known.
+            ExchangeOutcome::WaitingPropagation { hydrated_at: None } => {
+                "Waiting on Microsoft: the organization's customization is not in effect yet (minutes to hours), so audit logging cannot be switched on yet.".into()
             }
         }
     }
