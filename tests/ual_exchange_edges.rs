@@ -412,3 +412,31 @@ async fn exchange_doctor_warns_about_a_module_release_known_to_break_connections
         "the sandbox tenant exists"
     );
 }
+
+/// No PowerShell at all: said before anyone signs in, the Graph steps go on, and the record
+/// says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_without_powershell_the_graph_steps_still_run() {
+    let mut env = Env::start(tenant(68, dehydrated(0))).await;
+    env.pwsh = env.dir.path().join("no-such-dir").join("pwsh");
+    let id = Uuid::from_u128(68);
+    let out = env
+        .run(&["tenant", "add", "t68.onmicrosoft.com", "--yes"])
+        .await;
+    let stderr = err(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = stderr.find("PowerShell was not found").expect("said");
+    let graph_code = stderr
+        .find("To sign in to the customer's tenant")
+        .expect("the Graph sign-in");
+    assert!(said < graph_code, "said before the first sign-in: {stderr}");
+    let rec = env.record(id);
+    assert!(
+        rec.steps.verify.is_done(),
+        "the Graph steps went on: {stderr}"
+    );
+    assert_eq!(rec.steps.exchange.status, StepStatus::Failed);
+    let why = rec.steps.exchange.last_error.unwrap_or_default();
+    assert!(why.contains("PowerShell was not found"), "{why}");
+    assert!(why.contains("`hal-onboard doctor`"), "{why}");
+}

@@ -225,6 +225,8 @@ fn onboard(
     let progress = UiProgress::new(&ctx.ui, args.yes);
 
     // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
+    // Without PowerShell, step 1 reports that for the tenant and the Graph steps still run.
+    let mut no_powershell: Option<Arc<dyn crate::microsoft::exchange::OpsFactory>> = None;
     let exchange = if args.skip_exchange {
         None
     } else {
@@ -238,20 +240,30 @@ fn onboard(
             sign_in: Arc::new(UiExchangeSignIn::new(&ctx.ui)),
             output: TenantOutput::per_tenant(&ctx.ui),
         };
-        Some(
-            crate::session::exchange_factory(
-                &ctx.env,
-                &how,
-                http.clone(),
-                || secrets.clone(),
-                display,
-            )
-            .map_err(|e| {
-                CommandError::from(e).hint(
+        match crate::session::exchange_factory(
+            &ctx.env,
+            &how,
+            http.clone(),
+            || secrets.clone(),
+            display,
+        ) {
+            Ok(f) => Some(f),
+            Err(crate::microsoft::exchange::ExchangeError::PwshNotFound { tried }) => {
+                ctx.ui.warning(format!(
+                    "PowerShell was not found (looked for {}): step 1 (unified audit logging) will not run; the other steps will",
+                    tried.join(", ")
+                ));
+                no_powershell = Some(Arc::new(crate::microsoft::exchange::ops::NoPowerShell {
+                    tried,
+                }));
+                None
+            }
+            Err(e) => {
+                return Err(CommandError::from(e).hint(
                     "Or leave out step 1 with --skip-exchange and turn on audit logging by hand.",
-                )
-            })?,
-        )
+                ));
+            }
+        }
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
     let portal: Option<Box<dyn crate::wizard::steps::Step>> =
@@ -278,10 +290,13 @@ fn onboard(
         store: &store,
         progress: &progress,
         meter: meter.clone(),
-        exchange: exchange.map(|f| {
-            Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
-                as Box<dyn crate::wizard::steps::Step>
-        }),
+        exchange: exchange
+            .map(|f| f as Arc<dyn crate::microsoft::exchange::OpsFactory>)
+            .or(no_powershell)
+            .map(|f| {
+                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                    as Box<dyn crate::wizard::steps::Step>
+            }),
         portal,
     };
     let identify = || {

@@ -435,3 +435,21 @@ pub fn organization(tenant: &crate::store::TenantRecord) -> String {
         .clone()
         .unwrap_or_else(|| tenant.tenant_id.to_string())
 }
+
+/// Step 1 on a machine without PowerShell: every tenant's step reports it before any sign-in,
+/// and (a prerequisite, [`ExchangeError::is_prerequisite`]) the Graph steps still run.
+pub struct NoPowerShell {
+    pub tried: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl OpsFactory for NoPowerShell {
+    async fn ops_for(
+        &self,
+        _tenant: &crate::store::TenantRecord,
+    ) -> Result<Box<dyn ExchangeOps>, ExchangeError> {
+        Err(ExchangeError::PwshNotFound {
+            tried: self.tried.clone(),
+        })
+    }
+}
