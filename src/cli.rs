@@ -77,7 +77,8 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SignInArgs {
     /// How to sign in: device code (default, works over SSH), a browser on this machine (for
-    /// Conditional Access that blocks device codes), or the Azure CLI's `az login`.
+    /// Conditional Access that blocks device codes; a device code instead where no browser can
+    /// be opened), or the Azure CLI's `az login`.
     #[arg(long, value_enum, default_value_t = AuthMethod::DeviceCode, value_name = "METHOD")]
     pub auth: AuthMethod,
 

@@ -20,6 +20,8 @@ pub const ENV_CA_CERT: &str = "HAL_ONBOARD_CA_CERT";
 pub const ENV_CLIENT_ID: &str = "HAL_ONBOARD_CLIENT_ID";
 /// Seconds one PowerShell session may take before it is ended (default 600).
 pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
+/// Seconds a browser sign-in (`--auth browser`) may take before it is given up (default 300).
+pub const ENV_BROWSER_TIMEOUT: &str = "HAL_ONBOARD_BROWSER_TIMEOUT";
 /// Exchange Online access tokens minted elsewhere (automation, tests); one per tenant,
 /// separated by whitespace or commas. Never logged.
 pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
@@ -60,6 +62,7 @@ pub struct EnvOverrides {
     pub ca_cert: Option<PathBuf>,
     pub client_id: Option<String>,
     pub pwsh_timeout: Option<std::time::Duration>,
+    pub browser_timeout: Option<std::time::Duration>,
     /// Never logged or printed.
     pub exchange_token: Option<String>,
 }
@@ -178,6 +181,18 @@ impl EnvOverrides {
                 })
                 .transpose()
         };
+        let seconds = |var: &'static str| {
+            get(var)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .map(std::time::Duration::from_secs)
+                        .ok_or(EnvError::NotSeconds { var, value: v })
+                })
+                .transpose()
+        };
         Ok(EnvOverrides {
             login_url: url(ENV_LOGIN_URL)?,
             graph_url: url(ENV_GRAPH_URL)?,
@@ -186,19 +201,8 @@ impl EnvOverrides {
             pwsh: get(ENV_PWSH).map(PathBuf::from),
             ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
             client_id: get(ENV_CLIENT_ID),
-            pwsh_timeout: get(ENV_PWSH_TIMEOUT)
-                .map(|v| {
-                    v.trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|s| *s > 0)
-                        .map(std::time::Duration::from_secs)
-                        .ok_or(EnvError::NotSeconds {
-                            var: ENV_PWSH_TIMEOUT,
-                            value: v,
-                        })
-                })
-                .transpose()?,
+            pwsh_timeout: seconds(ENV_PWSH_TIMEOUT)?,
+            browser_timeout: seconds(ENV_BROWSER_TIMEOUT)?,
             exchange_token: get(ENV_EXCHANGE_TOKEN),
         })
     }

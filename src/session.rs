@@ -92,6 +92,9 @@ impl Session {
                 );
                 opts.method = method;
                 opts.known_tenant = known.map(|r| r.tenant_id);
+                if let Some(w) = env.browser_timeout {
+                    opts.browser_wait = w;
+                }
                 let scopes = opts.scopes.clone();
                 let c = UserCredential::new(http.clone(), opts, secrets, observer);
                 user_cred = Some(c.clone());

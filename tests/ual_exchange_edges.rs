@@ -353,7 +353,7 @@ async fn exchange_device_sign_in_on_windows_powershell_5_is_refused_before_it_st
     assert!(stderr.contains("5.1.22621.4391"), "{stderr}");
     let said = stderr.find("needs PowerShell 7").unwrap();
     let graph_code = stderr
-        .find("To sign in to the customer's tenant")
+        .find("First copy your one-time code")
         .expect("the Graph sign-in");
     assert!(said < graph_code, "said before the first sign-in: {stderr}");
     assert!(
@@ -427,7 +427,7 @@ async fn exchange_without_powershell_the_graph_steps_still_run() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let said = stderr.find("PowerShell was not found").expect("said");
     let graph_code = stderr
-        .find("To sign in to the customer's tenant")
+        .find("First copy your one-time code")
         .expect("the Graph sign-in");
     assert!(said < graph_code, "said before the first sign-in: {stderr}");
     let rec = env.record(id);

@@ -68,6 +68,11 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         })?)
     };
 
+    ui.answer_needed(
+        args.yes,
+        &format!("Rotating the client secret of {name}"),
+        "--yes",
+    )?;
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
     let tenant = TenantName::from(known.tenant_id);
     let session = Session::open(

@@ -193,6 +193,17 @@ fn onboard(
         .load()
         .ok()
         .and_then(|d| d.find(tenant.as_str()).ok().cloned());
+    // Only a tenant already finished goes through without the plan's question.
+    let finished = known.as_ref().is_some_and(|r| {
+        crate::store::status::TenantStatus::of(r, time::OffsetDateTime::now_utc())
+            .pending
+            .is_empty()
+    });
+    ctx.ui.answer_needed(
+        args.yes || finished,
+        &format!("Changing {tenant} as planned"),
+        "--yes",
+    )?;
     let secrets: Arc<dyn SecretStore> = ctx.secrets();
     let Session {
         http,
@@ -209,7 +220,10 @@ fn onboard(
         known.as_ref(),
         &args.sign_in.sign_in(ctx.global.cloud),
         secrets.clone(),
-        Arc::new(UiSignIn::new(&ctx.ui)),
+        Arc::new(match two_sign_ins(ctx, args, known.as_ref()) {
+            Some(text) => UiSignIn::announcing(&ctx.ui, text),
+            None => UiSignIn::new(&ctx.ui),
+        }),
     )?;
     let mut settings = Settings::new(
         tenant.clone(),
@@ -433,6 +447,21 @@ fn onboard(
         )));
     }
     Ok(rec)
+}
+
+/// Microsoft Graph and Exchange Online PowerShell are different Microsoft clients, so a run
+/// that will turn on audit logging signs the technician in twice: said before the first code,
+/// not discovered at the second.
+fn two_sign_ins(ctx: &Ctx, args: &AddArgs, known: Option<&TenantRecord>) -> Option<String> {
+    let exchange_done = known.is_some_and(|r| r.step(StepId::Exchange).is_done());
+    let exchange_signs_in = match args.exchange_auth {
+        ExchangeAuthMode::Token => ctx.env.exchange_token.is_none(),
+        ExchangeAuthMode::Device => true,
+    };
+    let graph_signs_in = args.sign_in.auth != crate::microsoft::signin::AuthMethod::AzureCli;
+    (!args.skip_exchange && !exchange_done && exchange_signs_in && graph_signs_in).then(|| {
+        "You will sign in twice: first to Microsoft Graph (the app registration and its consent), then to Exchange Online (unified audit logging), because they are different Microsoft clients. Use the same administrator both times.".to_string()
+    })
 }
 
 /// The guide's "Record these credentials" table and what is still to do. Without a keyring

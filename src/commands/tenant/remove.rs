@@ -50,6 +50,11 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let secrets = ctx.secrets();
 
     let deleted = if args.delete_app {
+        ui.answer_needed(
+            args.yes,
+            &format!("Deleting the app registration of {name}"),
+            "--yes",
+        )?;
         match delete_app(ctx, args, &rec, secrets.clone())? {
             Some(d) => d,
             None => return Ok(()),
