@@ -53,7 +53,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// The Microsoft cloud the tenant lives in.
+    /// The Microsoft cloud the tenant lives in, as a check: the tenant's own OpenID
+    /// configuration decides, and a value that disagrees stops the command (docs/clouds.md).
     #[arg(long, global = true, value_enum, value_name = "CLOUD")]
     pub cloud: Option<Cloud>,
 

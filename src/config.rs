@@ -13,6 +13,8 @@ use crate::cloud::{Cloud, Endpoints};
 pub const ENV_HOME: &str = "HAL_ONBOARD_HOME";
 pub const ENV_LOGIN_URL: &str = "HAL_ONBOARD_LOGIN_URL";
 pub const ENV_GRAPH_URL: &str = "HAL_ONBOARD_GRAPH_URL";
+/// The Office 365 Management Activity API root (tests, proxies); tokens keep the cloud's audience.
+pub const ENV_MANAGE_URL: &str = "HAL_ONBOARD_MANAGE_URL";
 pub const ENV_PORTAL_URL: &str = "HAL_PORTAL_URL";
 pub const ENV_PORTAL_TOKEN: &str = "HAL_PORTAL_TOKEN";
 pub const ENV_PWSH: &str = "HAL_ONBOARD_PWSH";
@@ -55,6 +57,7 @@ pub enum Source {
 pub struct EnvOverrides {
     pub login_url: Option<Url>,
     pub graph_url: Option<Url>,
+    pub manage_url: Option<Url>,
     pub portal_url: Option<Url>,
     /// Never logged or printed.
     pub portal_token: Option<String>,
@@ -74,6 +77,7 @@ impl std::fmt::Debug for EnvOverrides {
         f.debug_struct("EnvOverrides")
             .field("login_url", &self.login_url)
             .field("graph_url", &self.graph_url)
+            .field("manage_url", &self.manage_url)
             .field("portal_url", &self.portal_url)
             .field("portal_token", &set(&self.portal_token))
             .field("pwsh", &self.pwsh)
@@ -91,7 +95,7 @@ mod https_tests {
 
     #[test]
     fn every_endpoint_override_must_be_https() {
-        for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_PORTAL_URL] {
+        for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_MANAGE_URL, ENV_PORTAL_URL] {
             let e: crate::error::CommandError =
                 EnvOverrides::from_lookup(|q| (q == k).then(|| "http://127.0.0.1:8080/".into()))
                     .unwrap_err()
@@ -196,6 +200,7 @@ impl EnvOverrides {
         Ok(EnvOverrides {
             login_url: url(ENV_LOGIN_URL)?,
             graph_url: url(ENV_GRAPH_URL)?,
+            manage_url: url(ENV_MANAGE_URL)?,
             portal_url: url(ENV_PORTAL_URL)?,
             portal_token: get(ENV_PORTAL_TOKEN),
             pwsh: get(ENV_PWSH).map(PathBuf::from),
@@ -209,6 +214,7 @@ impl EnvOverrides {
 
     pub fn endpoints(&self, cloud: Cloud) -> Endpoints {
         Endpoints::new(cloud, self.login_url.as_ref(), self.graph_url.as_ref())
+            .with_manage(self.manage_url.as_ref())
     }
 }
 

@@ -26,6 +26,7 @@ mod store_home;
 mod store_lookup;
 mod store_refuse;
 mod tenant_add_adoption;
+mod tenant_add_clouds;
 mod tenant_add_exchange;
 mod tenant_add_lock;
 mod tenant_add_portal_e2e;

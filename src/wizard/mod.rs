@@ -156,6 +156,9 @@ pub struct Settings {
     /// Token audiences for verification (`Endpoints::graph_resource`, `manage_resource`).
     pub graph_resource: String,
     pub manage_resource: String,
+    /// Where verification's reads go (Graph and the Management Activity API): the cloud's
+    /// hosts unless the command sets the run's (with its overrides).
+    pub endpoints: crate::cloud::Endpoints,
     /// How long a new secret may take to work: attempts and the wait between them.
     pub verify_attempts: u32,
     pub verify_wait: Duration,
@@ -179,6 +182,7 @@ impl Settings {
             skip_exchange: false,
             graph_resource: graph_resource.into(),
             manage_resource: manage_resource.into(),
+            endpoints: crate::cloud::Endpoints::new(cloud, None, None),
             verify_attempts: 30,
             verify_wait: Duration::from_secs(10),
             adopt: None,
@@ -507,6 +511,9 @@ impl WizardError {
             WizardError::SecretPolicy { .. } => "Ask the tenant's admin for the app management policy's longest secret lifetime and pass --secret-months N.".into(),
             WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
+            WizardError::NotVerified { source: verify::VerifyError::ReadDenied { permission, .. }, .. } => format!(
+                "Check in the Entra admin center that admin consent for {permission} is granted (Enterprise applications → the app → Permissions), then run the same command again: it resumes at the verification."
+            ),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
             WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
             WizardError::Store(e) => return e.hint(),

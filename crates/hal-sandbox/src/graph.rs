@@ -597,6 +597,12 @@ fn dispatch(
                 ctx.list("auditLogs/signIns", vec![])
             }
         }
+        // "List directoryAudits": AuditLog.Read.All and Directory.Read.All, every edition.
+        (["auditLogs", "directoryAudits"], Method::GET)
+            if !caller.delegated() && !caller.has_app_role(&["Directory.Read.All"]) =>
+        {
+            denied()
+        }
         (["auditLogs", "directoryAudits"], Method::GET) => {
             ctx.list("auditLogs/directoryAudits", vec![])
         }

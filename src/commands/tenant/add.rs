@@ -103,6 +103,8 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         Some(t) => t.clone(),
         None => ask_tenant(ctx)?,
     };
+    // A typo is caught before the name question and before any device code.
+    ctx.tenant_cloud_blocking(&tenant)?;
     let mut name = match (&args.name, args.tenant.is_none()) {
         (Some(n), _) => Some(n.clone()),
         (None, true) => ask_name(ui)?,
@@ -132,6 +134,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
             break;
         }
         tenant = ask_tenant(ctx)?;
+        ctx.tenant_cloud_blocking(&tenant)?;
         name = ask_name(ui)?;
     }
     match worst {
@@ -193,6 +196,8 @@ fn onboard(
         .load()
         .ok()
         .and_then(|d| d.find(tenant.as_str()).ok().cloned());
+    // The cloud Microsoft says the tenant is in (asked once per run; `--cloud` must agree).
+    let cloud = ctx.tenant_cloud_blocking(tenant)?.cloud;
     // Only a tenant already finished goes through without the plan's question.
     let finished = known.as_ref().is_some_and(|r| {
         crate::store::status::TenantStatus::of(r, time::OffsetDateTime::now_utc())
@@ -218,7 +223,7 @@ fn onboard(
         ctx.http()?,
         tenant,
         known.as_ref(),
-        &args.sign_in.sign_in(ctx.global.cloud),
+        &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(match two_sign_ins(ctx, args, known.as_ref()) {
             Some(text) => UiSignIn::announcing(&ctx.ui, text),
@@ -231,6 +236,7 @@ fn onboard(
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
+    settings.endpoints = endpoints.clone();
     settings.app_name = args.app_name.clone();
     settings.secret_months = args.secret_months;
     settings.adopt = args.adopt.clone();
@@ -247,7 +253,7 @@ fn onboard(
         let how = ExchangeSignIn {
             mode: args.exchange_auth,
             method: args.sign_in.auth,
-            cloud: ctx.global.cloud,
+            cloud: Some(cloud),
             pwsh_timeout: None,
         };
         let display = ExchangeDisplay {

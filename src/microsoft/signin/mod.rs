@@ -17,6 +17,7 @@
 pub mod browser;
 pub mod claims;
 pub mod device_code;
+pub mod discovery;
 
 use std::collections::HashMap;
 use std::sync::Arc;
