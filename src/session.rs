@@ -196,7 +196,7 @@ pub fn exchange_factory(
     let auth = match how.mode {
         ExchangeAuthMode::Device => AuthChoice::Device,
         ExchangeAuthMode::Token => AuthChoice::Token(match &env.exchange_token {
-            Some(t) => Arc::new(EnvTokens::new(t)),
+            Some(t) => Arc::new(EnvTokens::new(t.expose())),
             None => Arc::new(UserSignIn::new(
                 http,
                 env.login_url

@@ -775,7 +775,7 @@ mod product {
                 Pwsh::new(fake.exe.clone(), T),
                 target,
                 ExchangeAuth::Token(ExchangeSignIn {
-                    credential: Arc::new(StaticTokenCredential::new("the-access-token".into())),
+                    credential: Arc::new(StaticTokenCredential::new("the-access-token")),
                     upn: Some("tech@msp.example".into()),
                 }),
                 Arc::new(Quiet),

@@ -13,6 +13,7 @@ mod graph_client;
 mod interrupt_every_command;
 mod keyring_secret_service;
 mod list_output;
+mod lock_every_command;
 mod parsers_hostile_input;
 mod portal_commands;
 mod secret_rotate;

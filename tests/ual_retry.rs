@@ -41,7 +41,10 @@ async fn onboard(w: &World, home: &Path, id: Uuid, name: &str) -> TenantRecord {
         Arc::new(Quiet),
     );
     let _ = step::run(&ops, &mut rec, &NoProgress).await;
-    TenantStore::open(home).unwrap().upsert(&rec).unwrap();
+    TenantStore::open(home)
+        .unwrap()
+        .save_changes(None, &rec)
+        .unwrap();
     rec
 }
 
@@ -131,7 +134,7 @@ async fn ual_retry_several_tenants_at_once() {
     onboard(&w, &home, b, "bravo").await;
     TenantStore::open(&home)
         .unwrap()
-        .upsert(&waiting_record(c, "charlie"))
+        .save_changes(None, &waiting_record(c, "charlie"))
         .unwrap();
     let tokens: Vec<String> = [a, b, c].iter().map(|id| token(&w.signer, *id)).collect();
 
@@ -282,7 +285,7 @@ async fn ual_retry_hung_powershell_times_out() {
     let home = w.dir.path().join("home");
     TenantStore::open(&home)
         .unwrap()
-        .upsert(&waiting_record(id, "foxtrot"))
+        .save_changes(None, &waiting_record(id, "foxtrot"))
         .unwrap();
     let run = hal(
         &w,
@@ -310,7 +313,9 @@ async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
     .await;
     let home = w.dir.path().join("home");
     let store = TenantStore::open(&home).unwrap();
-    store.upsert(&waiting_record(id, "golf")).unwrap();
+    store
+        .save_changes(None, &waiting_record(id, "golf"))
+        .unwrap();
     let before = std::fs::read(store.path()).unwrap();
     let child = crate::support::hal_onboard()
         .arg("--home")
@@ -417,12 +422,10 @@ async fn ual_retry_named_tenant_never_hydrated_gets_the_whole_step() {
     let home = w.dir.path().join("home");
     TenantStore::open(&home)
         .unwrap()
-        .upsert(&TenantRecord::new(
-            id,
-            "hotel.onmicrosoft.com",
-            "hotel",
-            Cloud::Global,
-        ))
+        .save_changes(
+            None,
+            &TenantRecord::new(id, "hotel.onmicrosoft.com", "hotel", Cloud::Global),
+        )
         .unwrap();
     let run = hal(
         &w,

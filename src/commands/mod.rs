@@ -227,7 +227,10 @@ impl Ctx {
 
     /// The portal token and where it came from (never printed). A kept token is the one kept
     /// for the portal in use (by its origin): one home's token never goes to another portal.
-    pub fn portal_token(&self, secrets: &dyn SecretStore) -> (Option<String>, Source) {
+    pub fn portal_token(
+        &self,
+        secrets: &dyn SecretStore,
+    ) -> (Option<crate::secrets::SecretText>, Source) {
         if let Some(t) = &self.env.portal_token {
             return (Some(t.clone()), Source::Environment);
         }

@@ -165,6 +165,10 @@ pub struct Settings {
     /// `--adopt APPID`: adopt this app registration although neither this machine nor the
     /// portal holds it (only after a technician confirms at a terminal; `--yes` never does).
     pub adopt: Option<String>,
+    /// A new client secret will be shown to the technician at the end (a terminal, or
+    /// `--show-secret`). Without that and without a keyring it can be kept nowhere but the
+    /// portal: see [`WizardError::SecretKeptNowhere`].
+    pub secret_shown: bool,
 }
 
 impl Settings {
@@ -186,6 +190,7 @@ impl Settings {
             verify_attempts: 30,
             verify_wait: Duration::from_secs(10),
             adopt: None,
+            secret_shown: true,
         }
     }
 }
@@ -450,6 +455,17 @@ pub enum WizardError {
     },
     #[error("admin consent is missing for: {}", .missing.join(", "))]
     ConsentIncomplete { missing: Vec<String> },
+    #[error(
+        "cannot read what the MSP portal holds for this tenant, so nothing was changed: without it, the app and secret Hal uses cannot be told from foreign ones"
+    )]
+    PortalUnreadable {
+        #[source]
+        source: crate::portal::PortalError,
+    },
+    #[error(
+        "a new client secret would be kept nowhere: there is no OS keyring, no MSP portal to send it to, and it would not be shown (the output is not a terminal)"
+    )]
+    SecretKeptNowhere,
     #[error("the tenant store failed")]
     Store(#[from] StoreError),
     /// A step from elsewhere (the Exchange bridge) failed.
@@ -516,6 +532,14 @@ impl WizardError {
             ),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
             WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
+            WizardError::PortalUnreadable { source } => format!(
+                "{} and run the same command again; or pass --no-portal to onboard without it now (it is then neither read nor sent to) and send the credentials later with `hal-onboard portal submit`.",
+                match source {
+                    crate::portal::PortalError::Unauthorized { .. } => "Save a valid API token with `hal-onboard portal login`",
+                    _ => "Check the portal with `hal-onboard portal status`",
+                }
+            ),
+            WizardError::SecretKeptNowhere => "Nothing was changed. Run at a terminal, pass --show-secret to print the secret into the output on purpose, configure the portal (`hal-onboard portal login`), or use a machine with an OS keyring (`hal-onboard doctor` checks it).".into(),
             WizardError::Store(e) => return e.hint(),
             WizardError::Step { hint, .. } => return hint.clone(),
         })
@@ -543,6 +567,7 @@ impl WizardError {
                 | WizardError::AdoptNotFound { .. }
                 | WizardError::AdoptRefused { .. }
                 | WizardError::AdoptNeedsTerminal { .. }
+                | WizardError::SecretKeptNowhere
         )
     }
 }
@@ -586,6 +611,9 @@ pub struct Wizard<'a> {
     /// Step 6, sending the verified credentials to the MSP portal (`src/wizard/steps/portal.rs`
     /// when it exists). Runs only once verification is done. `None`: the plan shows it as later.
     pub portal: Option<Box<dyn Step + 'a>>,
+    /// The record as this run last read or saved it (`Default::default()`): a save writes only
+    /// the fields changed since, so what another process wrote to other fields stays.
+    pub saved: std::sync::Mutex<Option<TenantRecord>>,
 }
 
 impl<'a> Wizard<'a> {
@@ -620,6 +648,7 @@ impl<'a> Wizard<'a> {
             return Err(wrong("another tenant"));
         }
         let record = record.or_else(|| doc.get(tid).cloned());
+        *self.saved.lock().expect("not poisoned") = record.clone();
         let app = record.as_ref().and_then(|r| r.app.clone());
         let q = SurveyQuery {
             app_name: self.settings.app_name.clone(),
@@ -660,12 +689,9 @@ impl<'a> Wizard<'a> {
         let portal = match self.portal.as_ref().and_then(|p| p.portal_api()) {
             Some(api) => match api.tenant(&tid.to_string()).await {
                 Ok(r) => r,
-                Err(e) => {
-                    self.progress.event(Event::Warning(format!(
-                        "cannot read what the MSP portal holds for this tenant ({e}); nothing it may hold is adopted or removed"
-                    )));
-                    None
-                }
+                // Unread, the portal's app looks foreign and a second one would be made beside
+                // it: stop before any change.
+                Err(source) => return Err(WizardError::PortalUnreadable { source }),
             },
             None => None,
         };
@@ -987,6 +1013,15 @@ impl<'a> Wizard<'a> {
         }
         let plan = Plan { items };
         self.progress.event(Event::Plan(plan.clone()));
+        // A secret that would be kept nowhere (no keyring, not shown, no portal to send it to)
+        // is never made: it would be a credential on the app that nobody holds.
+        let makes_secret = plan
+            .items
+            .iter()
+            .any(|i| i.step == StepId::Secret && matches!(i.state, PlanState::ToDo(_)));
+        if makes_secret && self.secret_kept_nowhere() && self.portal.is_none() {
+            return Err(WizardError::SecretKeptNowhere);
+        }
 
         if plan.changes() {
             // Only an administrator who can consent may start changing the tenant.
@@ -1094,7 +1129,9 @@ impl<'a> Wizard<'a> {
             if due {
                 let r = self.run_one(portal.as_ref(), &mut cx).await;
                 self.persist(&record)?;
-                r?;
+                if let Err(e) = r {
+                    return Err(self.unkept_secret_goes(&mut record, &mut survey, e).await);
+                }
                 // The portal accepted the new secret in this run: only now may the secrets it
                 // replaces go (never the one the portal holds, which is now the new one).
                 self.remove_replaced(&mut record, &mut survey).await?;
@@ -1122,6 +1159,77 @@ impl<'a> Wizard<'a> {
             plan,
             stats: self.meter.stats(),
         })
+    }
+
+    /// No keyring, and the secret is not going to be shown: the portal was its only keeper.
+    fn secret_kept_nowhere(&self) -> bool {
+        !self.secrets.is_persistent() && !self.settings.secret_shown
+    }
+
+    /// The portal did not take the secret. When it can be kept nowhere else, this run's
+    /// secret is removed from the app again (nobody holds its value, so nothing can use it) and
+    /// the record forgets it, so a re-run makes a new one; the error says so.
+    async fn unkept_secret_goes(
+        &self,
+        record: &mut TenantRecord,
+        survey: &mut Survey,
+        e: WizardError,
+    ) -> WizardError {
+        if !self.secret_kept_nowhere() {
+            return e;
+        }
+        let (Some(app), Some(sec)) = (survey.app_by_id.clone(), record.secret.clone()) else {
+            return e;
+        };
+        let tenant = record.tenant_id;
+        let held_here = self
+            .secrets
+            .get(&crate::secrets::account::client_secret(tenant))
+            .ok()
+            .flatten()
+            .is_some();
+        if !held_here {
+            return e;
+        }
+        let removed = self.dir.remove_password(&app.id, &sec.key_id).await;
+        let _ = self
+            .secrets
+            .delete(&crate::secrets::account::client_secret(tenant));
+        let what = match &removed {
+            Ok(()) => {
+                record.secret = None;
+                *record.step_mut(StepId::Secret) = Default::default();
+                *record.step_mut(StepId::Verify) = Default::default();
+                if let Some(a) = survey.app_by_id.as_mut() {
+                    a.password_credentials
+                        .retain(|p| p.key_id.as_deref() != Some(sec.key_id.as_str()));
+                }
+                "so it was removed from the app again"
+            }
+            Err(_) => {
+                "and could not be removed from the app (a re-run removes it once the portal has a newer one)"
+            }
+        };
+        if let Err(pe) = self.persist(record) {
+            return pe;
+        }
+        let (message, hint) = match &e {
+            WizardError::Step { message, hint, .. } => (message.clone(), hint.clone()),
+            other => (other.to_string(), other.hint()),
+        };
+        WizardError::Step {
+            step: StepId::Portal,
+            message: format!(
+                "{message}; the new client secret could be kept nowhere else (no OS keyring, and it is not shown: the output is not a terminal), {what}"
+            ),
+            hint: Some(format!(
+                "{}Run `hal-onboard tenant add {}` again once the portal answers: it makes a new secret. To keep one whatever the portal does, run at a terminal, pass --show-secret, or use a machine with an OS keyring (`hal-onboard doctor`).",
+                hint.map(|h| format!("{h} ")).unwrap_or_default(),
+                record.primary_domain
+            )),
+            waiting: false,
+            source: Some(Box::new(e)),
+        }
     }
 
     /// After the portal accepted the recorded secret in this run: removes the older secrets of
@@ -1238,9 +1346,12 @@ impl<'a> Wizard<'a> {
         }
     }
 
-    /// One short transaction: the record replaces the stored one with the same tenant ID.
+    /// One short transaction: the fields this run changed in `record` since it last read or
+    /// saved it are set on the stored record (never the whole record read earlier).
     pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
-        self.store.update(|doc| doc.upsert(record.clone()))?;
+        let mut saved = self.saved.lock().expect("not poisoned");
+        self.store.save_changes(saved.as_ref(), record)?;
+        *saved = Some(record.clone());
         Ok(())
     }
 }

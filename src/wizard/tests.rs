@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use azure_core::credentials::Secret;
 use serde_json::Value;
 
 use super::*;
@@ -269,7 +268,7 @@ impl DirectoryApi for FakeDir {
             hint: "abc".into(),
             start: OffsetDateTime::now_utc(),
             end,
-            text: Secret::new(format!("secret-for-{key}")),
+            text: crate::secrets::SecretText::new(format!("secret-for-{key}")),
         })
     }
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
@@ -343,7 +342,7 @@ impl CredentialVerifier for FakeVerifier {
         &self,
         _tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &crate::secrets::SecretText,
         scope: &str,
     ) -> Result<AppToken, VerifyError> {
         let mut w = self.w.lock().unwrap();
@@ -360,7 +359,7 @@ impl CredentialVerifier for FakeVerifier {
         let known = app.password_credentials.iter().any(|p| {
             p.key_id
                 .as_deref()
-                .is_some_and(|k| secret.secret() == format!("secret-for-{k}"))
+                .is_some_and(|k| secret.expose() == format!("secret-for-{k}"))
         });
         if !known {
             return Err(VerifyError::Refused("AADSTS7000215: wrong secret".into()));
@@ -380,11 +379,15 @@ impl CredentialVerifier for FakeVerifier {
                 },
                 ..Default::default()
             },
-            bearer: Secret::new(format!("token-for-{client_id}")),
+            bearer: crate::secrets::SecretText::new(format!("token-for-{client_id}")),
         })
     }
 
-    async fn read(&self, _bearer: &Secret, url: &url::Url) -> Result<ReadAnswer, VerifyError> {
+    async fn read(
+        &self,
+        _bearer: &crate::secrets::SecretText,
+        url: &url::Url,
+    ) -> Result<ReadAnswer, VerifyError> {
         let mut w = self.w.lock().unwrap();
         let key = if url.path().contains("activity/feed") {
             "read-manage"
@@ -517,6 +520,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         wiz.run(id).await
@@ -1128,6 +1132,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         let (record, app) = Wizard::onboarded(&id)?;
@@ -1311,4 +1316,61 @@ async fn a_management_token_without_roles_is_not_passed() {
         } => assert!(why.contains("ActivityFeed.Read"), "{why}"),
         e => panic!("{e:?}"),
     }
+}
+
+/// Another process changes a field of the record that this run does not own while the run is
+/// between two of its writes: the run's later writes keep it (they set only the fields the
+/// steps changed, on the record as it is in the file then). A whole-record write of the copy
+/// read before used to put the old value back.
+struct OtherProcessMidRun<'a> {
+    inner: Recorder,
+    home: &'a std::path::Path,
+    done: Mutex<bool>,
+}
+
+impl Progress for OtherProcessMidRun<'_> {
+    fn event(&self, e: Event) {
+        if matches!(e, Event::StepStarted(StepId::Consent)) && !*self.done.lock().unwrap() {
+            // A second handle on the same home: to the store, another process.
+            let other = TenantStore::open(self.home).unwrap();
+            let id: Uuid = TID.parse().unwrap();
+            let changed = other
+                .change(id, |r| {
+                    r.keep_sign_in = true;
+                    r.portal.told = Some(crate::store::PortalStatus {
+                        ual_status: "enabled".into(),
+                        entra_license: "P2".into(),
+                    });
+                })
+                .unwrap();
+            assert!(changed.is_some(), "the run saved the record before step 4");
+            *self.done.lock().unwrap() = true;
+        }
+        self.inner.event(e)
+    }
+    fn ask(&self, q: &Question) -> Answer {
+        self.inner.ask(q)
+    }
+}
+
+#[tokio::test]
+async fn a_field_another_process_wrote_mid_run_survives_the_runs_later_writes() {
+    let h = Harness::new();
+    let p = OtherProcessMidRun {
+        inner: Recorder::default(),
+        home: h.home.path(),
+        done: Mutex::new(false),
+    };
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(*p.done.lock().unwrap(), "the other process ran mid-run");
+    let rec = h.record();
+    assert!(rec.keep_sign_in, "the other process's keepSignIn stays");
+    assert_eq!(
+        rec.portal.told.as_ref().map(|t| t.ual_status.as_str()),
+        Some("enabled"),
+        "the other process's portal.told stays"
+    );
+    // And the run's own fields were all saved.
+    assert!(rec.step(StepId::Verify).is_done());
+    assert!(rec.secret.is_some());
 }

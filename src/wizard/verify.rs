@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
+
+use crate::secrets::SecretText;
 use azure_core::http::ClientOptions;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use url::Url;
@@ -36,7 +38,7 @@ pub enum VerifyError {
 #[derive(Clone)]
 pub struct AppToken {
     pub claims: TokenClaims,
-    pub bearer: Secret,
+    pub bearer: SecretText,
 }
 
 /// How an API answered a read-only request.
@@ -57,11 +59,11 @@ pub trait CredentialVerifier: Send + Sync {
         &self,
         tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &SecretText,
         scope: &str,
     ) -> Result<AppToken, VerifyError>;
     /// One read-only GET with `bearer`. A 5xx or a dropped connection is "not yet".
-    async fn read(&self, bearer: &Secret, url: &Url) -> Result<ReadAnswer, VerifyError>;
+    async fn read(&self, bearer: &SecretText, url: &Url) -> Result<ReadAnswer, VerifyError>;
     /// Marks later attempts as retries in the request count.
     fn retrying(&self) {}
 }
@@ -98,7 +100,7 @@ impl CredentialVerifier for AzureVerifier {
         &self,
         tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &SecretText,
         scope: &str,
     ) -> Result<AppToken, VerifyError> {
         let mut custom = CustomConfiguration::default();
@@ -112,7 +114,9 @@ impl CredentialVerifier for AzureVerifier {
         let cred = ClientSecretCredential::new(
             tenant_id,
             client_id.to_string(),
-            secret.clone(),
+            // azure_identity takes its own `Secret` (not zeroed): made here, dropped with the
+            // credential at the end of this call.
+            Secret::new(secret.expose().to_string()),
             Some(ClientSecretCredentialOptions { client_options }),
         )
         .map_err(|e| VerifyError::Refused(e.to_string()))?;
@@ -120,7 +124,7 @@ impl CredentialVerifier for AzureVerifier {
             Ok(t) => TokenClaims::decode(t.token.secret())
                 .map(|claims| AppToken {
                     claims,
-                    bearer: t.token.clone(),
+                    bearer: SecretText::new(t.token.secret().to_string()),
                 })
                 .map_err(|e| VerifyError::Refused(format!("unreadable token: {e}"))),
             Err(e) => {
@@ -137,7 +141,7 @@ impl CredentialVerifier for AzureVerifier {
         }
     }
 
-    async fn read(&self, bearer: &Secret, url: &Url) -> Result<ReadAnswer, VerifyError> {
+    async fn read(&self, bearer: &SecretText, url: &Url) -> Result<ReadAnswer, VerifyError> {
         use std::sync::atomic::Ordering;
         let attempt = if self.transport.retrying.load(Ordering::SeqCst) {
             Attempt::Other
@@ -150,7 +154,7 @@ impl CredentialVerifier for AzureVerifier {
             .inner
             .0
             .get(url.clone())
-            .bearer_auth(bearer.secret())
+            .bearer_auth(bearer.expose())
             .header("Accept", "application/json")
             .send()
             .await

@@ -63,6 +63,12 @@ pub struct AddArgs {
     #[arg(short, long)]
     pub yes: bool,
 
+    /// Onboard without the MSP portal (it is down, or not yours to use): it is neither read
+    /// nor sent to, and `hal-onboard portal submit` sends the credentials later. What the portal
+    /// may hold is then not known: an app it holds looks foreign, and one of our own is made.
+    #[arg(long)]
+    pub no_portal: bool,
+
     #[command(flatten)]
     pub sign_in: SignInArgs,
 
@@ -241,6 +247,7 @@ fn onboard(
     settings.secret_months = args.secret_months;
     settings.adopt = args.adopt.clone();
     settings.skip_exchange = args.skip_exchange;
+    settings.secret_shown = args.show_secret || table_to_terminal(&ctx.ui);
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
     let progress = UiProgress::new(&ctx.ui, args.yes);
 
@@ -286,11 +293,20 @@ fn onboard(
         }
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
-    let portal: Option<Box<dyn crate::wizard::steps::Step>> =
-        match (ctx.portal_url()?.0, ctx.portal(secrets.as_ref())) {
-            (Some(url), Ok(api)) => Some(Box::new(PortalStep::new(Arc::new(api), &url))),
-            _ => None,
-        };
+    // A portal that is configured but unusable (no token, not https) stops here, before any
+    // change, like one that cannot be read: --no-portal goes on without it.
+    let portal: Option<Box<dyn crate::wizard::steps::Step>> = match ctx.portal_url()?.0 {
+        Some(_) if args.no_portal => None,
+        Some(url) => {
+            let api = ctx.portal(secrets.as_ref()).map_err(|e| {
+                e.hint(format!(
+                    "Or pass --no-portal to onboard without it now: `hal-onboard tenant add {tenant} --no-portal`, then `hal-onboard portal submit {tenant}`."
+                ))
+            })?;
+            Some(Box::new(PortalStep::new(Arc::new(api), &url)))
+        }
+        None => None,
+    };
     let rt = ctx.runtime()?;
     // `--exchange-auth device` on Windows PowerShell 5.1: said before anyone signs in (the
     // check is the one step 1 makes, asked once per run).
@@ -318,6 +334,7 @@ fn onboard(
                     as Box<dyn crate::wizard::steps::Step>
             }),
         portal,
+        saved: Default::default(),
     };
     let identify = || {
         rt.block_on(wizard.identify()).map_err(|e| {
@@ -390,14 +407,24 @@ fn onboard(
         )));
     }
     let mut rec = report.record;
-    let renamed = name.is_some_and(|n| rec.display_name != n);
-    if let Some(n) = name {
-        rec.display_name = n.to_string();
-    }
-    let keep = args.sign_in.keep_sign_in && !rec.keep_sign_in;
-    rec.keep_sign_in |= args.sign_in.keep_sign_in;
-    if renamed || keep {
-        store.update(|doc| doc.upsert(rec.clone()))?;
+    // The command's own fields (`--name`, `--keep-sign-in`), set on the record as it is now.
+    let keep = args.sign_in.keep_sign_in();
+    if name.is_some_and(|n| rec.display_name != n) || keep.is_some_and(|k| k != rec.keep_sign_in) {
+        let set = |r: &mut TenantRecord| {
+            if let Some(n) = name {
+                r.display_name = n.to_string();
+            }
+            if let Some(k) = keep {
+                r.keep_sign_in = k;
+            }
+        };
+        set(&mut rec);
+        if let Some(now) = store.change(rec.tenant_id, |r| {
+            set(r);
+            r.clone()
+        })? {
+            rec = now;
+        }
     }
     // The Global Administrator's sign-in is kept only while this tenant has work pending.
     if let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec) {
@@ -470,6 +497,16 @@ fn two_sign_ins(ctx: &Ctx, args: &AddArgs, known: Option<&TenantRecord>) -> Opti
     })
 }
 
+/// Whether the credentials table goes to a terminal (stdout, or stderr with --json).
+fn table_to_terminal(ui: &Ui) -> bool {
+    use std::io::IsTerminal;
+    if ui.json() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    }
+}
+
 /// The guide's "Record these credentials" table and what is still to do. Without a keyring
 /// and without the portal having it, the secret is shown once here: it exists nowhere else.
 fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn SecretStore) {
@@ -481,19 +518,12 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     let with_portal = crate::wizard::steps::portal::is_current(rec);
     // Unasked, a secret is only ever shown to a person: never into a redirected stdout (or,
     // with --json, stderr), where it would land in a file or a log.
-    let to_terminal = {
-        use std::io::IsTerminal;
-        if ui.json() {
-            std::io::stderr().is_terminal()
-        } else {
-            std::io::stdout().is_terminal()
-        }
-    };
+    let to_terminal = table_to_terminal(ui);
     let only_here = value.is_some() && !with_portal && !secrets.is_persistent();
     let reveal_once = only_here && to_terminal;
     let view = match &value {
         _ if with_portal => SecretView::WithPortal,
-        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
+        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v.expose()),
         Some(_) if only_here => SecretView::Masked {
             kept: "(not shown: the output is not a terminal; --show-secret prints it)",
         },
@@ -547,6 +577,7 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
             | WizardError::Graph { .. }
             | WizardError::NotVerified { .. }
             | WizardError::SecretLost
+            | WizardError::PortalUnreadable { .. }
             | WizardError::Step { hint: Some(_), .. }
     );
     let c = CommandError::from(e);

@@ -56,8 +56,12 @@ pub struct RetryArgs {
 
     /// Keep your Exchange sign-in (refresh token in the OS keyring) for these tenants after
     /// their work is finished; recorded, and shown by `list` as "sign-in kept".
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_keep_sign_in")]
     pub keep_sign_in: bool,
+
+    /// Stop keeping your sign-in for these tenants (undoes an earlier `--keep-sign-in`).
+    #[arg(long, overrides_with = "keep_sign_in")]
+    pub no_keep_sign_in: bool,
 }
 
 /// Parses humane durations: `90s`, `15m`, `2h`, `1h30m`, `1d`.
@@ -158,7 +162,7 @@ struct Deps {
     store: TenantStore,
     ops: Arc<dyn OpsFactory>,
     secrets: Arc<dyn crate::secrets::SecretStore>,
-    keep_sign_in: bool,
+    keep_sign_in: Option<bool>,
     /// The MSP portal, when configured: told (without the secret) when UAL is verified.
     portal: Option<Arc<dyn crate::portal::PortalApi>>,
 }
@@ -242,7 +246,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         store,
         ops: factory,
         secrets: ctx.secrets(),
-        keep_sign_in: args.keep_sign_in,
+        keep_sign_in: crate::cli::keep_sign_in_choice(args.keep_sign_in, args.no_keep_sign_in),
         portal,
     });
 
@@ -478,13 +482,13 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         let (ual, exchange_step) = (work.ual.clone(), work.steps.exchange.clone());
         let keep = deps.keep_sign_in;
         let committed = tokio::task::spawn_blocking(move || {
-            store.update(|doc| {
-                let t = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
+            store.change(id, |t| {
                 t.ual = ual;
                 t.steps.exchange = exchange_step;
-                t.keep_sign_in |= keep;
-                t.updated_at = OffsetDateTime::now_utc();
-                Some(t.clone())
+                if let Some(k) = keep {
+                    t.keep_sign_in = k;
+                }
+                t.clone()
             })
         })
         .await
@@ -510,14 +514,8 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         {
             let told = now.portal.told.clone();
             let store = deps.store.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                store.update(|doc| {
-                    if let Some(t) = doc.tenants.iter_mut().find(|t| t.tenant_id == id) {
-                        t.portal.told = told;
-                    }
-                })
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || store.change(id, |t| t.portal.told = told))
+                .await;
         }
     }
     let mut o = match result {

@@ -16,6 +16,7 @@ use base64::Engine;
 use time::OffsetDateTime;
 
 use super::ExchangeError;
+use crate::secrets::SecretText;
 use crate::store::TenantRecord;
 
 /// How `Connect-ExchangeOnline` signs in for one tenant.
@@ -46,14 +47,17 @@ pub struct ExchangeSignIn {
 
 impl ExchangeSignIn {
     /// An Exchange Online access token for `cloud`.
-    pub async fn token(&self, cloud: crate::cloud::Cloud) -> Result<String, ExchangeError> {
+    pub async fn token(
+        &self,
+        cloud: crate::cloud::Cloud,
+    ) -> Result<crate::secrets::SecretText, ExchangeError> {
         let scope = super::exchange_scope(cloud);
         let t = self
             .credential
             .get_token(&[scope.as_str()], None::<TokenRequestOptions<'_>>)
             .await
             .map_err(ExchangeError::Token)?;
-        Ok(t.token.secret().to_string())
+        Ok(crate::secrets::SecretText::new(t.token.secret()))
     }
 }
 
@@ -69,7 +73,7 @@ pub trait SignInFactory: Send + Sync {
 
 /// An access token obtained elsewhere, used as is until it expires.
 pub struct StaticTokenCredential {
-    token: String,
+    token: SecretText,
     expires_on: OffsetDateTime,
 }
 
@@ -80,8 +84,9 @@ impl std::fmt::Debug for StaticTokenCredential {
 }
 
 impl StaticTokenCredential {
-    pub fn new(token: String) -> StaticTokenCredential {
-        let expires_on = jwt_claims(&token)
+    pub fn new<T: Into<SecretText>>(token: T) -> StaticTokenCredential {
+        let token = token.into();
+        let expires_on = jwt_claims(token.expose())
             .and_then(|c| c.get("exp").and_then(|v| v.as_i64()))
             .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
             .unwrap_or_else(|| OffsetDateTime::now_utc() + time::Duration::hours(1));
@@ -96,7 +101,10 @@ impl TokenCredential for StaticTokenCredential {
         _scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(self.token.clone(), self.expires_on))
+        Ok(AccessToken::new(
+            self.token.expose().to_string(),
+            self.expires_on,
+        ))
     }
 }
 
@@ -113,7 +121,7 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Val
 /// Online access tokens separated by whitespace or commas; each tenant gets the one whose
 /// `tid` claim is its tenant ID.
 pub struct EnvTokens {
-    tokens: Vec<String>,
+    tokens: Vec<SecretText>,
 }
 
 impl EnvTokens {
@@ -122,7 +130,7 @@ impl EnvTokens {
             tokens: value
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(SecretText::new)
                 .collect(),
         }
     }
@@ -136,7 +144,7 @@ impl SignInFactory for EnvTokens {
     ) -> Result<ExchangeSignIn, ExchangeError> {
         let want = tenant.tenant_id.to_string();
         for t in &self.tokens {
-            let Some(claims) = jwt_claims(t) else {
+            let Some(claims) = jwt_claims(t.expose()) else {
                 continue;
             };
             if claims.get("tid").and_then(|v| v.as_str()) == Some(want.as_str()) {

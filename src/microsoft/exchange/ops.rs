@@ -179,13 +179,12 @@ impl PwshExchange {
                 // Asked for before every session (the credential refreshes it), so a late
                 // session never starts with a token that expired meanwhile.
                 let token = sign_in.token(self.target.cloud).await?;
-                let wids: Vec<String> = super::auth::jwt_claims(&token)
+                let wids: Vec<String> = super::auth::jwt_claims(token.expose())
                     .and_then(|c| c.get("wids").cloned())
                     .and_then(|w| serde_json::from_value(w).ok())
                     .unwrap_or_default();
                 *self.role.lock().expect("not poisoned") = super::ual_role(&wids);
-                env.push((scripts::env::ACCESS_TOKEN, token.clone()));
-                secrets.push(token);
+                secrets.push((scripts::env::ACCESS_TOKEN, token));
                 if let Some(upn) = &sign_in.upn {
                     env.push((scripts::env::UPN, upn.clone()));
                 }

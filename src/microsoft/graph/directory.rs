@@ -1,7 +1,7 @@
 //! The directory operations the wizard needs, behind a trait so the engine can be tested with
 //! a fake while integration tests drive the real client against the sandbox.
 
-use azure_core::credentials::Secret;
+use crate::secrets::SecretText;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -48,14 +48,14 @@ pub struct Survey {
     pub assignments: Option<Vec<AppRoleAssignment>>,
 }
 
-/// A new client secret. Its text is a [`Secret`]: never printed by Debug.
+/// A new client secret. Its text is a [`SecretText`]: zeroed on drop, never printed by Debug.
 #[derive(Debug, Clone)]
 pub struct NewSecret {
     pub key_id: String,
     pub hint: String,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
-    pub text: Secret,
+    pub text: SecretText,
 }
 
 /// One application permission to grant to a service principal.
@@ -166,7 +166,7 @@ fn assignments_path(principal_id: &str) -> String {
 impl DirectoryApi for GraphClient {
     async fn signed_in(&self) -> Result<TokenClaims, GraphError> {
         let t = self.token().await?;
-        TokenClaims::decode(&t).map_err(|e| GraphError::Decode {
+        TokenClaims::decode(t.expose()).map_err(|e| GraphError::Decode {
             what: "the sign-in token".into(),
             detail: e.to_string(),
         })
@@ -407,7 +407,7 @@ impl DirectoryApi for GraphClient {
             hint: p.hint.unwrap_or_default(),
             start: p.start_date_time.unwrap_or_else(OffsetDateTime::now_utc),
             end: p.end_date_time.unwrap_or(end),
-            text: Secret::new(p.secret_text.ok_or_else(|| missing("secretText"))?),
+            text: p.secret_text.ok_or_else(|| missing("secretText"))?,
         })
     }
 

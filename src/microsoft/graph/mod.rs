@@ -350,12 +350,12 @@ impl GraphClient {
     }
 
     /// A token for Graph (signing in on first use).
-    pub async fn token(&self) -> Result<String, GraphError> {
+    pub async fn token(&self) -> Result<crate::secrets::SecretText, GraphError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         self.credential
             .get_token(&scopes, None)
             .await
-            .map(|t| t.token.secret().to_string())
+            .map(|t| crate::secrets::SecretText::new(t.token.secret()))
             .map_err(GraphError::Token)
     }
 
@@ -372,7 +372,7 @@ impl GraphClient {
             let mut rb = self
                 .http
                 .request(req.method.clone(), url.clone())
-                .bearer_auth(&token);
+                .bearer_auth(token.expose());
             if let Some(b) = &req.body {
                 rb = rb.json(b);
             }
@@ -639,7 +639,7 @@ impl GraphClient {
         let rsp = self
             .http
             .post(url)
-            .bearer_auth(&token)
+            .bearer_auth(token.expose())
             .json(req.body.as_ref().unwrap_or(&Value::Null))
             .send()
             .await

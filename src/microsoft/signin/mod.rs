@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 pub use claims::TokenClaims;
 
-use crate::secrets::{SecretError, SecretStore};
+use crate::secrets::{SecretError, SecretStore, SecretText};
 
 /// Microsoft Graph Command Line Tools, a first-party public client present in every tenant.
 pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
@@ -393,9 +393,9 @@ impl SignInOptions {
 /// A token endpoint's answer.
 #[derive(Deserialize)]
 pub(crate) struct TokenResponse {
-    pub access_token: String,
+    pub access_token: SecretText,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretText>,
     #[serde(default)]
     pub expires_in: Option<i64>,
 }
@@ -495,7 +495,7 @@ pub(crate) async fn post_form<T: for<'de> Deserialize<'de>>(
 struct State {
     /// Access tokens by the scope string they were asked for.
     tokens: HashMap<String, AccessToken>,
-    refresh: Option<String>,
+    refresh: Option<SecretText>,
     /// The kept refresh token was looked up already.
     loaded: bool,
     /// Write rotated refresh tokens to the keyring under this tenant.
@@ -611,7 +611,7 @@ impl UserCredential {
             let form = [
                 ("grant_type", "refresh_token"),
                 ("client_id", self.opts.client_id.as_str()),
-                ("refresh_token", rt.as_str()),
+                ("refresh_token", rt.expose()),
                 ("scope", scope.as_str()),
             ];
             let extra = want != self.opts.scopes;
@@ -659,7 +659,7 @@ impl UserCredential {
         };
         self.observer.finished();
         let t = t.map_err(|e| e.during(method))?;
-        let user = TokenClaims::decode(&t.access_token)
+        let user = TokenClaims::decode(t.access_token.expose())
             .ok()
             .and_then(|c| c.user().map(str::to_string));
         self.observer.signed_in(user.as_deref());
@@ -674,7 +674,8 @@ impl UserCredential {
     ) -> Result<AccessToken, SignInError> {
         let expires = OffsetDateTime::now_utc()
             + time::Duration::seconds(t.expires_in.unwrap_or(3600).clamp(60, 86_400));
-        let token = AccessToken::new(t.access_token, expires);
+        // azure_core's AccessToken (the TokenCredential contract) holds its own, unzeroed copy.
+        let token = AccessToken::new(t.access_token.expose().to_string(), expires);
         st.tokens.insert(key, token.clone());
         if let Some(rt) = t.refresh_token {
             if let Some(tenant) = st.keep_under {
@@ -686,13 +687,13 @@ impl UserCredential {
         Ok(token)
     }
 
-    async fn secret_get(&self, account: String) -> Result<Option<String>, SignInError> {
+    async fn secret_get(&self, account: String) -> Result<Option<SecretText>, SignInError> {
         let s = self.secrets.clone();
         blocking(move || s.get(&account)).await
     }
-    async fn secret_set(&self, account: String, value: String) -> Result<(), SignInError> {
+    async fn secret_set(&self, account: String, value: SecretText) -> Result<(), SignInError> {
         let s = self.secrets.clone();
-        blocking(move || s.set(&account, &value)).await
+        blocking(move || s.set(&account, value.expose())).await
     }
     async fn secret_delete(&self, account: String) -> Result<(), SignInError> {
         let s = self.secrets.clone();

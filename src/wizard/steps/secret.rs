@@ -213,9 +213,9 @@ impl Step for SecretStep {
 
         // The value goes to the store before anything records it; if that fails, the secret
         // is removed again so no credential exists that nobody holds.
-        let value = new.text.secret().to_string();
+        let value = new.text.clone();
         let stored = cx
-            .secret_op(move |s| s.set(&account::client_secret(tenant), &value))
+            .secret_op(move |s| s.set(&account::client_secret(tenant), value.expose()))
             .await;
         if let Err(e) = stored {
             let _ = cx.dir.remove_password(&app.id, &new.key_id).await;
