@@ -561,20 +561,16 @@ async fn ual_retry_as_compliance_administrator_says_so() {
     let home = w.dir.path().join("home");
     let store = TenantStore::open(&home).unwrap();
     store
-        .upsert(&TenantRecord::new(
-            a,
-            &domain("juliet"),
-            "juliet",
-            Cloud::Global,
-        ))
+        .save_changes(
+            None,
+            &TenantRecord::new(a, &domain("juliet"), "juliet", Cloud::Global),
+        )
         .unwrap();
     store
-        .upsert(&TenantRecord::new(
-            b,
-            &domain("kilo"),
-            "kilo",
-            Cloud::Global,
-        ))
+        .save_changes(
+            None,
+            &TenantRecord::new(b, &domain("kilo"), "kilo", Cloud::Global),
+        )
         .unwrap();
     let compliance = |t| {
         exchange_support::token_with_roles(&w.signer, t, vec![ROLE_COMPLIANCE_ADMIN.to_string()])
