@@ -211,11 +211,11 @@ pub fn exchange_factory(
             )),
         }),
     };
-    Ok(Arc::new(PwshOpsFactory {
-        pwsh: Pwsh::new(exe, timeout),
+    Ok(Arc::new(PwshOpsFactory::new(
+        Pwsh::new(exe, timeout),
         auth,
-        out: display.output,
-    }))
+        display.output,
+    )))
 }
 
 /// A Global Administrator's sign-in is kept only while its tenant has work pending (UAL

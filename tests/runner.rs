@@ -39,4 +39,5 @@ mod tenant_add_sanitize;
 mod tenant_add_secrets_never_leak;
 mod tenant_add_signin_kept;
 mod tenant_remove;
+mod ual_exchange_edges;
 mod ual_retry;

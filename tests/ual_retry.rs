@@ -539,3 +539,75 @@ async fn ual_retry_skips_a_busy_tenant_and_does_the_others() {
     assert!(w.sim.snapshot(a).unwrap().ual_enabled);
     drop(held);
 }
+
+/// Issue 12: the Audit Logs role is enough. A Compliance Administrator's token turns UAL on in
+/// a hydrated organization, and the run says which role was used; hydrating a dehydrated one
+/// needs Exchange or Global Administrator, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_as_compliance_administrator_says_so() {
+    use hal_onboard::microsoft::exchange::ROLE_COMPLIANCE_ADMIN;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let w = world(vec![
+        (a, ExchangeScenario::default()),
+        (
+            b,
+            ExchangeScenario {
+                dehydrated: true,
+                ..Default::default()
+            },
+        ),
+    ])
+    .await;
+    let home = w.dir.path().join("home");
+    let store = TenantStore::open(&home).unwrap();
+    store
+        .save_changes(
+            None,
+            &TenantRecord::new(a, &domain("juliet"), "juliet", Cloud::Global),
+        )
+        .unwrap();
+    store
+        .save_changes(
+            None,
+            &TenantRecord::new(b, &domain("kilo"), "kilo", Cloud::Global),
+        )
+        .unwrap();
+    let compliance = |t| {
+        exchange_support::token_with_roles(&w.signer, t, vec![ROLE_COMPLIANCE_ADMIN.to_string()])
+    };
+    let run = hal(
+        &w,
+        &home,
+        &[compliance(a)],
+        &["ual", "retry", &domain("juliet")],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("signed in as Compliance Administrator"),
+        "{}",
+        run.stderr
+    );
+    let run = hal(
+        &w,
+        &home,
+        &[compliance(b)],
+        &["--json", "ual", "retry", &domain("kilo")],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let v = run.json();
+    let e = &v["tenants"][0]["error"];
+    assert_eq!(e["code"], "missingRole", "{v}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Exchange Administrator or Global Administrator"),
+        "{v}"
+    );
+    assert_eq!(
+        v["tenants"][0]["signedInAs"], "Compliance Administrator",
+        "{v}"
+    );
+}

@@ -554,6 +554,14 @@ impl WizardError {
         })
     }
 
+    /// Step 1 could not start because of this machine's PowerShell or its module (not the
+    /// tenant): the Graph steps go on without it.
+    pub fn is_machine_prerequisite(&self) -> bool {
+        matches!(self, WizardError::Step { source: Some(s), .. }
+            if s.downcast_ref::<crate::microsoft::exchange::ExchangeError>()
+                .is_some_and(|e| e.is_prerequisite()))
+    }
+
     /// Waiting on Microsoft rather than failed.
     pub fn is_waiting(&self) -> bool {
         matches!(self, WizardError::Step { waiting: true, .. })
@@ -893,6 +901,9 @@ impl<'a> Wizard<'a> {
         });
         record.display_name = id.display_name.clone();
         record.primary_domain = id.default_domain.clone();
+        if let Some(d) = id.survey.organization.initial_domain() {
+            record.initial_domain = Some(d.to_string());
+        }
         record.cloud = self.settings.cloud;
         for d in &id.survey.organization.verified_domains {
             if !record
@@ -1076,7 +1087,16 @@ impl<'a> Wizard<'a> {
         } else if let Some(ex) = exchange.as_mut() {
             let mut cx = self.cx(&mut record, &mut survey, secret_present, false);
             if matches!(ex.assess(&cx), Assessment::ToDo(_)) {
-                self.run_one(ex.as_ref(), &mut cx).await?;
+                if let Err(e) = self.run_one(ex.as_ref(), &mut cx).await {
+                    if !e.is_machine_prerequisite() {
+                        return Err(e);
+                    }
+                    // This machine's PowerShell, not the tenant: the Graph steps go on, and
+                    // the record says why UAL is still to do.
+                    self.progress.event(Event::Warning(format!(
+                        "unified audit logging is not turned on: {e}; the other steps go on"
+                    )));
+                }
                 self.persist(&record)?;
             }
         }

@@ -257,6 +257,8 @@ fn onboard(
     graph.set_wait_observer(progress.clone());
 
     // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
+    // Without PowerShell, step 1 reports that for the tenant and the Graph steps still run.
+    let mut no_powershell: Option<Arc<dyn crate::microsoft::exchange::OpsFactory>> = None;
     let exchange = if args.skip_exchange {
         None
     } else {
@@ -270,20 +272,30 @@ fn onboard(
             sign_in: Arc::new(UiExchangeSignIn::new(&ctx.ui)),
             output: TenantOutput::per_tenant(&ctx.ui),
         };
-        Some(
-            crate::session::exchange_factory(
-                &ctx.env,
-                &how,
-                http.clone(),
-                || secrets.clone(),
-                display,
-            )
-            .map_err(|e| {
-                CommandError::from(e).hint(
+        match crate::session::exchange_factory(
+            &ctx.env,
+            &how,
+            http.clone(),
+            || secrets.clone(),
+            display,
+        ) {
+            Ok(f) => Some(f),
+            Err(crate::microsoft::exchange::ExchangeError::PwshNotFound { tried }) => {
+                ctx.ui.warning(format!(
+                    "PowerShell was not found (looked for {}): step 1 (unified audit logging) will not run; the other steps will",
+                    tried.join(", ")
+                ));
+                no_powershell = Some(Arc::new(crate::microsoft::exchange::ops::NoPowerShell {
+                    tried,
+                }));
+                None
+            }
+            Err(e) => {
+                return Err(CommandError::from(e).hint(
                     "Or leave out step 1 with --skip-exchange and turn on audit logging by hand.",
-                )
-            })?,
-        )
+                ));
+            }
+        }
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
     // A portal that is configured but unusable (no token, not https) stops here, before any
@@ -301,6 +313,16 @@ fn onboard(
         None => None,
     };
     let rt = ctx.runtime()?;
+    // `--exchange-auth device` on Windows PowerShell 5.1: said before anyone signs in (the
+    // check is the one step 1 makes, asked once per run).
+    if let (Some(f), ExchangeAuthMode::Device) = (&exchange, args.exchange_auth)
+        && let Err(e @ crate::microsoft::exchange::ExchangeError::NeedsPowerShell7 { .. }) =
+            rt.block_on(f.preflight())
+    {
+        ctx.ui.warning(format!(
+            "{e}: step 1 (unified audit logging) will not run; the other steps will"
+        ));
+    }
     let wizard = Wizard {
         settings,
         dir: &graph,
@@ -309,10 +331,13 @@ fn onboard(
         store: &store,
         progress: &*progress,
         meter: meter.clone(),
-        exchange: exchange.map(|f| {
-            Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
-                as Box<dyn crate::wizard::steps::Step>
-        }),
+        exchange: exchange
+            .map(|f| f as Arc<dyn crate::microsoft::exchange::OpsFactory>)
+            .or(no_powershell)
+            .map(|f| {
+                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                    as Box<dyn crate::wizard::steps::Step>
+            }),
         portal,
         saved: Default::default(),
     };
@@ -431,6 +456,23 @@ fn onboard(
     }
     if ctx.ui.json() {
         ctx.ui.write_json(&rec)?;
+    }
+    // Step 1 could not start on this machine (PowerShell, its module): everything else is
+    // done, and the reason names the fix.
+    if rec.steps.exchange.status == crate::store::StepStatus::Failed {
+        return Err(failed(format!(
+            "{} is onboarded except unified audit logging: {}",
+            rec.primary_domain,
+            rec.steps
+                .exchange
+                .last_error
+                .as_deref()
+                .unwrap_or("step 1 could not run")
+        ))
+        .hint(format!(
+            "Once that is fixed, run `hal-onboard ual retry {}` to turn it on.",
+            rec.primary_domain
+        )));
     }
     if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
         return Err(waiting(format!(

@@ -133,6 +133,9 @@ pub struct TenantOutcome {
     pub enabled_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_attempt_at: Option<OffsetDateTime>,
+    /// The role the Exchange sign-in carried (`Global Administrator`, `Exchange Administrator`
+    /// or `Compliance Administrator`), when the token said.
+    pub signed_in_as: Option<&'static str>,
     pub error: Option<OutcomeError>,
 }
 
@@ -403,9 +406,13 @@ fn show(ui: &Ui, o: &TenantOutcome) {
         o.attempts,
         if o.attempts == 1 { "" } else { "s" }
     );
+    let role = o
+        .signed_in_as
+        .map(|r| format!(", signed in as {r}"))
+        .unwrap_or_default();
     match (o.result, &o.error) {
         ("enabled", _) => ui.success(format!(
-            "{}: unified audit logging is on ({attempts}{since}); events may take up to 24 hours to appear.",
+            "{}: unified audit logging is on ({attempts}{since}{role}); events may take up to 24 hours to appear.",
             o.domain
         )),
         ("waiting", _) => ui.status(format!(
@@ -461,8 +468,13 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         Err(e) => return error_outcome_for_id(id, &e.to_string()),
     };
     let mut work = rec.clone();
+    let mut role = None;
     let result = match deps.ops.ops_for(&rec).await {
-        Ok(ops) => step::resume(ops.as_ref(), &mut work, &NoProgress).await,
+        Ok(ops) => {
+            let r = step::resume(ops.as_ref(), &mut work, &NoProgress).await;
+            role = ops.signed_in_role();
+            r
+        }
         Err(e) => Err(e),
     };
     if !matches!(result, Err(ExchangeError::Interrupted)) {
@@ -506,7 +518,7 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
                 .await;
         }
     }
-    match result {
+    let mut o = match result {
         Ok(ExchangeOutcome::Enabled { .. }) => outcome(&work, "enabled", None),
         Ok(ExchangeOutcome::WaitingPropagation { .. }) => outcome(&work, "waiting", None),
         Err(ExchangeError::Interrupted) => outcome(&rec, "interrupted", None),
@@ -514,7 +526,9 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
             let hint = e.hint(&rec.primary_domain);
             outcome(&work, "error", Some((e.code(), e.to_string(), hint)))
         }
-    }
+    };
+    o.signed_in_as = role;
+    o
 }
 
 fn outcome(
@@ -534,6 +548,7 @@ fn outcome(
         since_hydration_seconds: rec.ual.hydrated_at.map(|h| (now - h).whole_seconds()),
         enabled_at: rec.ual.enabled_at,
         last_attempt_at: rec.ual.last_attempt_at,
+        signed_in_as: None,
         error: error.map(|(code, message, hint)| OutcomeError {
             code,
             message,

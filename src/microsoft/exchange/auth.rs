@@ -246,8 +246,45 @@ impl SignInFactory for UserSignIn {
                 .map(str::to_string)
         });
         Ok(ExchangeSignIn {
-            credential: cred,
+            credential: Arc::new(FreshEachSession {
+                cred,
+                first: std::sync::atomic::AtomicBool::new(true),
+            }),
             upn,
+        })
+    }
+}
+
+/// The Exchange credential as sessions use it: the first session gets the token the sign-in
+/// just obtained; every later one a newly issued token (refreshed silently), so a late session
+/// — the next `ual retry --watch` round, a re-check after a long hydration — never starts with
+/// a token that expired meanwhile. Exchange Online judges expiry by its own clock.
+struct FreshEachSession {
+    cred: Arc<crate::microsoft::signin::UserCredential>,
+    first: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for FreshEachSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FreshEachSession(..)")
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for FreshEachSession {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let r = if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.cred.token(scopes).await
+        } else {
+            self.cred.fresh_token(scopes).await
+        };
+        r.map_err(|e| {
+            let msg = e.to_string();
+            azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, e, msg)
         })
     }
 }

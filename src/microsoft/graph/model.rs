@@ -24,6 +24,14 @@ impl Organization {
             .map(|d| d.name.as_str())
     }
 
+    /// The initial `*.onmicrosoft.com` domain, the one Microsoft made with the tenant.
+    pub fn initial_domain(&self) -> Option<&str> {
+        self.verified_domains
+            .iter()
+            .find(|d| d.is_initial)
+            .map(|d| d.name.as_str())
+    }
+
     pub fn has_domain(&self, name: &str) -> bool {
         self.verified_domains
             .iter()

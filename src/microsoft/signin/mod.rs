@@ -568,13 +568,31 @@ impl UserCredential {
             .await
     }
 
-    /// A token for `scopes` (the sign-in scopes when empty).
-    pub async fn token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
-        let want: Vec<String> = if scopes.is_empty() {
+    fn wanted(&self, scopes: &[&str]) -> Vec<String> {
+        if scopes.is_empty() {
             self.opts.scopes.clone()
         } else {
             scopes.iter().map(|s| s.to_string()).collect()
-        };
+        }
+    }
+
+    /// A newly issued token for `scopes`, not the cached one, whenever the refresh token allows
+    /// it silently (else as [`UserCredential::token`]). For work that must not meet an expiry
+    /// our clock cannot see coming: the far end's clock is the one that counts.
+    pub async fn fresh_token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
+        let key = self.wanted(scopes).join(" ");
+        {
+            let mut st = self.state.lock().await;
+            if st.refresh.is_some() {
+                st.tokens.remove(&key);
+            }
+        }
+        self.token(scopes).await
+    }
+
+    /// A token for `scopes` (the sign-in scopes when empty).
+    pub async fn token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
+        let want = self.wanted(scopes);
         let key = want.join(" ");
         let mut st = self.state.lock().await;
         if let Some(t) = st.tokens.get(&key)
