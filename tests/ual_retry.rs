@@ -611,3 +611,25 @@ async fn ual_retry_as_compliance_administrator_says_so() {
         "{v}"
     );
 }
+
+/// The step, `ual retry` and the end-of-run line say one wait (issue 12: 60 minutes), not the old
+/// "up to 24 hours".
+#[tokio::test]
+async fn ual_retry_says_the_documented_delay() {
+    let id = Uuid::new_v4();
+    let w = world(vec![(
+        id,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..Default::default()
+        },
+    )])
+    .await;
+    let home = w.dir.path().join("home");
+    onboard(&w, &home, id, "echo").await;
+    let run = hal(&w, &home, &[token(&w.signer, id)], &["ual", "retry"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("up to 60 minutes"), "{}", run.stderr);
+    assert!(!run.stderr.contains("24 hours"), "{}", run.stderr);
+}

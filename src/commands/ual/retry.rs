@@ -22,7 +22,7 @@ use crate::microsoft::signin::AuthMethod;
 use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
 use crate::store::{TenantRecord, TenantStore, UalState};
 use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, interrupt};
-use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress};
+use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress, UAL_EVENTS_DELAY};
 
 #[derive(Debug, Args)]
 pub struct RetryArgs {
@@ -358,7 +358,9 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         )));
     }
     if !ui.json() {
-        ui.success("Unified audit logging is on for every tenant; events may take up to 24 hours to appear.");
+        ui.success(format!(
+            "Unified audit logging is on for every tenant; {UAL_EVENTS_DELAY}."
+        ));
     }
     Ok(())
 }
@@ -412,7 +414,7 @@ fn show(ui: &Ui, o: &TenantOutcome) {
         .unwrap_or_default();
     match (o.result, &o.error) {
         ("enabled", _) => ui.success(format!(
-            "{}: unified audit logging is on ({attempts}{since}{role}); events may take up to 24 hours to appear.",
+            "{}: unified audit logging is on ({attempts}{since}{role}); {UAL_EVENTS_DELAY}.",
             o.domain
         )),
         ("waiting", _) => ui.status(format!(

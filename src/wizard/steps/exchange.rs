@@ -60,6 +60,10 @@ pub enum ExchangeOutcome {
     },
 }
 
+/// Microsoft's documented delay once UAL is on (issue 12), said the same way by the step, `ual
+/// retry` and the end-of-run delays line, so a technician never reads two different waits.
+pub const UAL_EVENTS_DELAY: &str = "audit events appear up to 60 minutes after it is enabled";
+
 impl ExchangeOutcome {
     pub fn is_done(&self) -> bool {
         matches!(self, ExchangeOutcome::Enabled { .. })
@@ -72,7 +76,7 @@ impl ExchangeOutcome {
                 "Unified audit logging was already on.".into()
             }
             ExchangeOutcome::Enabled { .. } => {
-                "Unified audit logging is on; events may take up to 24 hours to appear.".into()
+                format!("Unified audit logging is on; {UAL_EVENTS_DELAY}.")
             }
             ExchangeOutcome::WaitingPropagation {
                 hydrated_at: Some(_),
@@ -463,7 +467,12 @@ mod tests {
         assert!(r.ual.enabled_at.is_some());
         assert_eq!(r.ual.hydrated_at, None);
         assert_eq!(r.steps.exchange.status, StepStatus::Done);
-        assert!(out.summary().contains("24 hours"));
+        assert!(
+            out.summary().contains("up to 60 minutes"),
+            "{}",
+            out.summary()
+        );
+        assert!(!out.summary().contains("24 hours"));
     }
 
     #[tokio::test]
