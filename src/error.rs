@@ -81,13 +81,13 @@ impl CommandError {
         self
     }
 
-    /// Ctrl-C ended the command (exit 130).
+    /// Ctrl-C ended the command (exit 130). One line, the same for every command (`Ui`
+    /// prints it without the `error:` prefix: stopping is not a failure).
     pub fn interrupted() -> Self {
         CommandError::new(
             ExitStatus::Interrupted,
-            "interrupted: everything done so far is saved",
+            "interrupted: everything done so far is saved; run the same command to resume",
         )
-        .hint("Run the same command again to resume.")
     }
 
     /// A bug: something hal-onboard assumed did not hold. Says how to report it.

@@ -11,6 +11,7 @@ mod contract_portal;
 mod doctor_exchange;
 mod graph_client;
 mod interrupt_every_command;
+mod interrupt_pty;
 mod keyring_secret_service;
 mod list_output;
 mod parsers_hostile_input;

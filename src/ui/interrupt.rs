@@ -67,7 +67,6 @@ pub fn watch(ui: &Ui) {
         });
         if interrupted {
             let _exiting = exiting();
-            ui.status("");
             ui.error(&CommandError::interrupted());
             std::process::exit(ExitStatus::Interrupted.code());
         }

@@ -135,6 +135,9 @@ impl Ui {
     /// may quote a server (Graph's or the portal's message, a tenant's name), so each passes
     /// the sanitizer.
     pub fn error(&self, e: &CommandError) {
+        if e.status == crate::error::ExitStatus::Interrupted {
+            return self.interrupted(&e.message);
+        }
         self.err_line(&format!(
             "{} {}",
             Style::new().red().bold().apply_to("error:"),
@@ -172,6 +175,19 @@ impl Ui {
         for h in &e.hints {
             self.hint(sanitize(h));
         }
+    }
+
+    /// Ctrl-C's one line, on a line of its own: live spinners stop first, and on a terminal
+    /// the line they (or the echoed `^C`) left is cleared and the cursor shown again.
+    fn interrupted(&self, msg: &str) {
+        let stopped = stop_spinners();
+        let mut e = std::io::stderr().lock();
+        if self.live {
+            let _ = write!(e, "\r\x1b[2K\x1b[?25h");
+        } else if stopped {
+            let _ = writeln!(e);
+        }
+        let _ = writeln!(e, "{}", sanitize::sanitize_line(msg));
     }
 
     /// Human output for stdout (tables, records). Commands print JSON with [`Ui::write_json`].
@@ -273,7 +289,7 @@ impl Ui {
         let dialoguer::Error::IO(io) = &e;
         if io.kind() == std::io::ErrorKind::Interrupted {
             interrupt::note();
-            self.status(""); // off the prompt's line
+            self.status(""); // off the prompt's line, which stays on the screen
             return CommandError::interrupted();
         }
         crate::error::failed("the prompt was interrupted").with_source(e)
@@ -290,6 +306,7 @@ impl Ui {
             );
             pb.set_message(msg);
             pb.enable_steady_tick(Duration::from_millis(100));
+            live_spinners().push(pb.clone());
             Spinner { bar: Some(pb) }
         } else {
             self.status(format!("… {msg}"));
@@ -337,6 +354,24 @@ impl Drop for Spinner {
     fn drop(&mut self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+            live_spinners().retain(|s| !s.is_finished());
         }
     }
+}
+
+/// Every spinner on the screen, so that Ctrl-C (on the watcher's thread) can stop them
+/// before it prints: a spinner ticking on would draw over the interruption's line.
+fn live_spinners() -> std::sync::MutexGuard<'static, Vec<ProgressBar>> {
+    static LIVE: std::sync::Mutex<Vec<ProgressBar>> = std::sync::Mutex::new(Vec::new());
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops and clears every live spinner; whether there was one.
+fn stop_spinners() -> bool {
+    let bars = std::mem::take(&mut *live_spinners());
+    for b in &bars {
+        b.finish_and_clear();
+    }
+    !bars.is_empty()
 }

@@ -112,12 +112,24 @@ impl PortalSim {
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(sim: PortalSim) -> Router<S> {
+    let slow = sim.clone();
     Router::new()
         .route("/api/v1/m365/tenants", get(list).post(create))
         .route(
             "/api/v1/m365/tenants/{tenant_id}",
             get(read).put(replace).patch(update_status),
         )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let latency = slow.inner.lock().unwrap().config.latency_ms;
+                async move {
+                    if latency > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+                    }
+                    next.run(req).await
+                }
+            },
+        ))
         .with_state(sim)
 }
 

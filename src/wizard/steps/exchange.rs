@@ -252,6 +252,7 @@ impl super::Step for ExchangeStep {
     ) -> Result<super::StepOutcome, crate::wizard::WizardError> {
         let domain = cx.record.primary_domain.clone();
         let kept = cx.record.steps.exchange.clone();
+        let ual_before = cx.record.ual.clone();
         let result = async {
             let ops = self.ops.ops_for(cx.record).await?;
             resume(ops.as_ref(), cx.record, &NoProgress).await
@@ -267,9 +268,10 @@ impl super::Step for ExchangeStep {
                 o.hint(&domain).unwrap_or_default()
             ))),
             Err(e) => {
-                if !matches!(e, ExchangeError::Interrupted)
-                    && cx.record.ual.state != UalState::WaitingPropagation
-                {
+                if matches!(e, ExchangeError::Interrupted) {
+                    // Stopped by Ctrl-C: the attempt that was under way is not counted.
+                    cx.record.ual = ual_before;
+                } else if cx.record.ual.state != UalState::WaitingPropagation {
                     cx.record.ual.state = UalState::Failed;
                 }
                 Err(crate::wizard::WizardError::Step {
