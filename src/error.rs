@@ -90,6 +90,20 @@ impl CommandError {
         )
     }
 
+    /// The run ends waiting on Microsoft's unified audit logging propagation (exit 3): the
+    /// one status line that says so, naming the command that finishes it.
+    pub fn ual_waiting() -> Self {
+        CommandError::new(
+            ExitStatus::Waiting,
+            "unified audit logging is propagating; `hal-onboard ual retry --watch` finishes it",
+        )
+    }
+
+    /// A status already shown to the technician: the run only ends with it (nothing printed).
+    pub fn shown(status: ExitStatus) -> Self {
+        CommandError::new(status, "")
+    }
+
     /// A bug: something hal-onboard assumed did not hold. Says how to report it.
     pub fn internal(what: impl std::fmt::Display) -> Self {
         CommandError::new(ExitStatus::Internal, format!("internal error: {what}")).hint(

@@ -33,5 +33,6 @@ mod tenant_add_pty;
 mod tenant_add_sanitize;
 mod tenant_add_secrets_never_leak;
 mod tenant_add_signin_kept;
+mod tenant_add_waiting;
 mod tenant_remove;
 mod ual_retry;

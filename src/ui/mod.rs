@@ -138,6 +138,20 @@ impl Ui {
         if e.status == crate::error::ExitStatus::Interrupted {
             return self.interrupted(&e.message);
         }
+        // Waiting on Microsoft is where the run stands, not a failure: a status line.
+        if e.status == crate::error::ExitStatus::Waiting {
+            if !e.message.is_empty() {
+                self.err_line(&format!(
+                    "{} {}",
+                    Style::new().yellow().bold().apply_to("waiting:"),
+                    Untrusted(&e.message)
+                ));
+            }
+            for h in &e.hints {
+                self.hint(sanitize(h));
+            }
+            return;
+        }
         self.err_line(&format!(
             "{} {}",
             Style::new().red().bold().apply_to("error:"),

@@ -262,11 +262,8 @@ impl super::Step for ExchangeStep {
         cx.record.steps.exchange = kept;
         match result {
             Ok(o @ ExchangeOutcome::Enabled { .. }) => Ok(super::StepOutcome::Done(o.summary())),
-            Ok(o) => Ok(super::StepOutcome::Waiting(format!(
-                "{} {}",
-                o.summary(),
-                o.hint(&domain).unwrap_or_default()
-            ))),
+            // The run's end names the command that finishes it (once per screen).
+            Ok(o) => Ok(super::StepOutcome::Waiting(o.summary())),
             Err(e) => {
                 if matches!(e, ExchangeError::Interrupted) {
                     // Stopped by Ctrl-C: the attempt that was under way is not counted.
