@@ -47,6 +47,7 @@ fn main() {
             e.status.code()
         }
     };
+    hal_onboard::cleanup::run();
     std::process::exit(code);
 }
 

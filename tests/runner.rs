@@ -16,6 +16,7 @@ mod keyring_secret_service;
 mod list_output;
 mod parsers_hostile_input;
 mod portal_commands;
+mod sandbox_kept;
 mod secret_rotate;
 mod signin_device_code;
 mod signin_sandbox;
