@@ -10,6 +10,7 @@ mod contract_bridge;
 mod contract_portal;
 mod doctor_exchange;
 mod graph_client;
+mod help_and_man;
 mod interrupt_every_command;
 mod interrupt_pty;
 mod keyring_secret_service;
