@@ -329,6 +329,41 @@ impl Ui {
     }
 }
 
+/// A secret's lifetime as a person says it: "12 months" from about 60 days on (a 12-month
+/// secret has 364 days left the day after), else "45 days".
+pub fn lifetime(days: i64) -> String {
+    match days {
+        1 => "1 day".into(),
+        d if d < 60 => format!("{d} days"),
+        d => format!("{} months", d / 30),
+    }
+}
+
+/// `text` cut to `max` columns at a word boundary, with "…" (a reason is never cut mid-word).
+pub fn cut_words(text: &str, max: usize) -> String {
+    if console::measure_text_width(text) <= max {
+        return text.to_string();
+    }
+    let room = max.saturating_sub(1);
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let next = if out.is_empty() {
+            word.to_string()
+        } else {
+            format!("{out} {word}")
+        };
+        if console::measure_text_width(&next) > room {
+            break;
+        }
+        out = next;
+    }
+    let out = out.trim_end_matches([',', ';', ':', ' ']).to_string();
+    if out.is_empty() {
+        return console::truncate_str(text, max, "…").into_owned();
+    }
+    format!("{out}…")
+}
+
 /// A running step's spinner. Finish it with `done`/`fail`, or drop it to clear it.
 pub struct Spinner {
     bar: Option<ProgressBar>,
