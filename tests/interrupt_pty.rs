@@ -328,3 +328,29 @@ fn twice_at_the_plan_question() {
     s.send(ControlCode::EndOfText).unwrap();
     press_ctrl_c_and_check(&w, s);
 }
+
+/// A line printed while a spinner runs (the Exchange sign-in's code) goes above the spinner,
+/// not onto its line: there it would stay on the screen beside a stale spinner frame.
+#[test]
+fn lines_printed_during_a_spinner_do_not_land_on_its_line() {
+    let w = world(|t, _| {
+        t.exchange = ExchangeScenario {
+            hang: true,
+            ..Default::default()
+        }
+    });
+    let mut s = w.spawn(&["tenant", "add", "pty.onmicrosoft.com"]);
+    s.expect("as planned?").unwrap();
+    s.send("y").unwrap();
+    let seen = s.expect("Signed in to Exchange Online").unwrap();
+    let screen = String::from_utf8_lossy(seen.before()).to_string();
+    for line in screen.split("\r\n") {
+        let visible = strip_controls(line);
+        assert!(
+            !(visible.contains("To sign in to Exchange Online")
+                && visible.contains("Exchange audit logging (hydrate")),
+            "printed onto the spinner's line: {line:?}"
+        );
+    }
+    press_ctrl_c_and_check(&w, s);
+}

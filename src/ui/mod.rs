@@ -95,10 +95,27 @@ impl Ui {
         self.color
     }
 
-    /// Every message line reaches stderr through the sanitizer's backstop.
+    /// Every message line reaches stderr through the sanitizer's backstop, above a live
+    /// spinner (written onto the spinner's line, it would stay there beside a stale frame).
     fn err_line(&self, s: &str) {
-        let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "{}", sanitize::sanitize_line(s));
+        let line = sanitize::sanitize_line(s);
+        let write = || {
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "{line}");
+        };
+        let live = if IN_SUSPEND.get() {
+            None
+        } else {
+            live_spinners().first().cloned()
+        };
+        match live {
+            Some(bar) => {
+                IN_SUSPEND.set(true);
+                bar.suspend(write);
+                IN_SUSPEND.set(false);
+            }
+            None => write(),
+        }
     }
 
     /// A plain status line on stderr.
@@ -387,8 +404,13 @@ impl Spinner {
 
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.bar {
-            Some(b) => b.suspend(f),
-            None => f(),
+            Some(b) if !IN_SUSPEND.get() => {
+                IN_SUSPEND.set(true);
+                let r = b.suspend(f);
+                IN_SUSPEND.set(false);
+                r
+            }
+            _ => f(),
         }
     }
 
@@ -406,6 +428,11 @@ impl Drop for Spinner {
             live_spinners().retain(|s| !s.is_finished());
         }
     }
+}
+
+thread_local! {
+    /// This thread is inside a spinner's `suspend` (which must not be entered twice).
+    static IN_SUSPEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Every spinner on the screen, so that Ctrl-C (on the watcher's thread) can stop them
