@@ -147,3 +147,24 @@ fn doctor_hints_name_commands() {
         assert!(!all.contains(bad), "{bad} in doctor's output: {all}");
     }
 }
+
+/// Without a keyring, a command that keeps no secret says nothing about it (`portal status`
+/// with the token from the environment used to warn).
+#[test]
+fn no_keyring_warning_when_no_secret_is_at_stake() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::hal_onboard_std()
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .env("NO_COLOR", "1")
+        .env("HAL_PORTAL_URL", "https://127.0.0.1:9/")
+        .env("HAL_PORTAL_TOKEN", "not-a-real-token")
+        .arg("--home")
+        .arg(dir.path().join("home"))
+        .args(["portal", "status", "--offline"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("keyring"), "{stderr}");
+}

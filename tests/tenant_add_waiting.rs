@@ -90,6 +90,12 @@ fn piped_run_ends_with_one_waiting_status() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     check_once(&stderr);
+    // No keyring here: said once in the run, when the first secret is kept.
+    assert_eq!(
+        stderr.matches("OS keyring is not available").count(),
+        1,
+        "{stderr}"
+    );
     assert!(
         stderr.trim_end().ends_with(WAITING),
         "the status is the last line: {stderr}"

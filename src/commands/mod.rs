@@ -202,6 +202,40 @@ impl Ctx {
     }
 }
 
+/// Memory in place of a keyring that is not there. It warns once, when the first secret is
+/// kept (only then is something lost when the run ends), not on every command that merely
+/// looks for one.
+struct MemoryFallback {
+    inner: MemoryStore,
+    why: String,
+    ui: Ui,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl SecretStore for MemoryFallback {
+    fn get(&self, account: &str) -> Result<Option<String>, crate::secrets::SecretError> {
+        self.inner.get(account)
+    }
+
+    fn set(&self, account: &str, value: &str) -> Result<(), crate::secrets::SecretError> {
+        if !self.warned.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.ui.warning(format!(
+                "{}: secrets and the sign-in are kept in memory for this run only, never written to disk.",
+                self.why
+            ));
+        }
+        self.inner.set(account, value)
+    }
+
+    fn delete(&self, account: &str) -> Result<(), crate::secrets::SecretError> {
+        self.inner.delete(account)
+    }
+
+    fn is_persistent(&self) -> bool {
+        false
+    }
+}
+
 /// What several commands need from the run: the HTTPS client, the secret store, the tenant
 /// store, the portal. Each is made on first use so `list` stays instant.
 impl Ctx {
@@ -209,18 +243,18 @@ impl Ctx {
         Ok(crate::http::build_client(self.env.ca_cert.as_deref())?)
     }
 
-    /// The OS keyring, or (warned once) memory for this run only.
+    /// The OS keyring, or memory for this run only (warned once, when a secret is kept).
     pub fn secrets(&self) -> Arc<dyn SecretStore> {
         self.secrets
             .get_or_init(
                 || match KeyringStore::probe_within(std::time::Duration::from_secs(5)) {
                     Ok(k) => Arc::new(k),
-                    Err(e) => {
-                        self.ui.warning(format!(
-                            "{e}: secrets and the sign-in are kept in memory for this run only, never written to disk."
-                        ));
-                        Arc::new(MemoryStore::default())
-                    }
+                    Err(e) => Arc::new(MemoryFallback {
+                        inner: MemoryStore::default(),
+                        why: e.to_string(),
+                        ui: self.ui.clone(),
+                        warned: std::sync::atomic::AtomicBool::new(false),
+                    }),
                 },
             )
             .clone()
