@@ -55,7 +55,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// The Microsoft cloud the tenant lives in.
+    /// The Microsoft cloud the tenant lives in, as a check: the tenant's own OpenID
+    /// configuration decides, and a value that disagrees stops the command (docs/clouds.md).
     #[arg(long, global = true, value_enum, value_name = "CLOUD")]
     pub cloud: Option<Cloud>,
 
@@ -111,7 +112,8 @@ impl Cli {
 #[derive(Debug, Clone, Args)]
 pub struct SignInArgs {
     /// How to sign in: device code (default, works over SSH), a browser on this machine (for
-    /// Conditional Access that blocks device codes), or the Azure CLI's `az login`.
+    /// Conditional Access that blocks device codes; a device code instead where no browser can
+    /// be opened), or the Azure CLI's `az login`.
     #[arg(long, value_enum, default_value_t = AuthMethod::DeviceCode, value_name = "METHOD")]
     pub auth: AuthMethod,
 

@@ -3,7 +3,8 @@
 //! Each Microsoft 365 tenant lives in exactly one cloud, and a token from one cloud's sign-in
 //! service is useless in another, so every far end is derived from one `Cloud` value recorded
 //! per tenant. Hosts come from Microsoft's "national cloud deployments" pages for Microsoft
-//! Graph, Exchange Online PowerShell and the Office 365 Management Activity API.
+//! Graph, Exchange Online PowerShell and the Office 365 Management Activity API; GCC's own
+//! Management Activity API root is in that API's reference (docs/clouds.md lists the sources).
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,12 @@ use url::Url;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cloud {
-    /// Microsoft's global service (commercial and GCC).
+    /// Microsoft's global service (commercial).
     #[default]
     Global,
+    /// US Government Community Cloud (moderate): the global service's sign-in, Graph and
+    /// Exchange, but its own Office 365 Management Activity API root.
+    Gcc,
     /// Microsoft Cloud for US Government, GCC High.
     Usgov,
     /// Microsoft Cloud for US Government, DoD.
@@ -28,6 +32,7 @@ impl Cloud {
     pub fn as_str(self) -> &'static str {
         match self {
             Cloud::Global => "global",
+            Cloud::Gcc => "gcc",
             Cloud::Usgov => "usgov",
             Cloud::UsgovDod => "usgov-dod",
             Cloud::China => "china",
@@ -37,7 +42,7 @@ impl Cloud {
     /// Microsoft Entra ID sign-in host.
     pub fn login_host(self) -> &'static str {
         match self {
-            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::Global | Cloud::Gcc => "https://login.microsoftonline.com",
             Cloud::Usgov | Cloud::UsgovDod => "https://login.microsoftonline.us",
             Cloud::China => "https://login.chinacloudapi.cn",
         }
@@ -46,7 +51,7 @@ impl Cloud {
     /// Microsoft Graph service root (without the version segment).
     pub fn graph_host(self) -> &'static str {
         match self {
-            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::Global | Cloud::Gcc => "https://graph.microsoft.com",
             Cloud::Usgov => "https://graph.microsoft.us",
             Cloud::UsgovDod => "https://dod-graph.microsoft.us",
             Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
@@ -56,7 +61,7 @@ impl Cloud {
     /// Exchange Online resource, the audience of the token `Connect-ExchangeOnline -AccessToken` takes.
     pub fn exchange_resource(self) -> &'static str {
         match self {
-            Cloud::Global => "https://outlook.office365.com",
+            Cloud::Global | Cloud::Gcc => "https://outlook.office365.com",
             Cloud::Usgov => "https://outlook.office365.us",
             Cloud::UsgovDod => "https://webmail.apps.mil",
             Cloud::China => "https://partner.outlook.cn",
@@ -66,17 +71,20 @@ impl Cloud {
     /// `-ExchangeEnvironmentName` for Connect-ExchangeOnline.
     pub fn exchange_environment(self) -> &'static str {
         match self {
-            Cloud::Global => "O365Default",
+            Cloud::Global | Cloud::Gcc => "O365Default",
             Cloud::Usgov => "O365USGovGCCHigh",
             Cloud::UsgovDod => "O365USGovDoD",
             Cloud::China => "O365China",
         }
     }
 
-    /// Office 365 Management APIs resource, the audience Hal's collector asks tokens for.
+    /// Office 365 Management APIs resource, the audience Hal's collector asks tokens for, and
+    /// the Activity API's root (`{root}/api/v1.0/{tenant}/activity/feed/...`): Microsoft names
+    /// the same host for both in every plan.
     pub fn manage_resource(self) -> &'static str {
         match self {
             Cloud::Global => "https://manage.office.com",
+            Cloud::Gcc => "https://manage-gcc.office.com",
             Cloud::Usgov => "https://manage.office365.us",
             Cloud::UsgovDod => "https://manage.protection.apps.mil",
             Cloud::China => "https://manage.office365.cn",
@@ -103,6 +111,9 @@ pub struct Endpoints {
     pub graph_resource: String,
     pub exchange_resource: String,
     pub manage_resource: String,
+    /// Office 365 Management Activity API root: the cloud's (`manage_resource`) unless
+    /// `HAL_ONBOARD_MANAGE_URL` says otherwise; tokens keep the cloud's audience.
+    pub manage: Url,
 }
 
 impl Endpoints {
@@ -120,7 +131,23 @@ impl Endpoints {
             graph_resource: cloud.graph_host().to_string(),
             exchange_resource: cloud.exchange_resource().to_string(),
             manage_resource: cloud.manage_resource().to_string(),
+            manage: parse(cloud.manage_resource()),
         }
+    }
+
+    /// With the `HAL_ONBOARD_MANAGE_URL` override applied.
+    pub fn with_manage(mut self, manage_override: Option<&Url>) -> Self {
+        if let Some(m) = manage_override {
+            self.manage = with_trailing_slash(m);
+        }
+        self
+    }
+
+    /// `{manage}/api/v1.0/{tenant_id}/activity/feed/{operation}`.
+    pub fn manage_url(&self, tenant_id: &str, operation: &str) -> Url {
+        self.manage
+            .join(&format!("api/v1.0/{tenant_id}/activity/feed/{operation}"))
+            .expect("manage path joins")
     }
 
     /// `{graph}/v1.0/{path}`.
@@ -178,5 +205,28 @@ mod tests {
             Cloud::China.manage_resource(),
             "https://manage.office365.cn"
         );
+    }
+
+    #[test]
+    fn gcc_signs_in_publicly_but_has_its_own_management_root() {
+        let e = Endpoints::new(Cloud::Gcc, None, None);
+        assert_eq!(e.login.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(e.graph_resource, "https://graph.microsoft.com");
+        assert_eq!(e.exchange_resource, "https://outlook.office365.com");
+        assert_eq!(Cloud::Gcc.exchange_environment(), "O365Default");
+        assert_eq!(e.manage_resource, "https://manage-gcc.office.com");
+        assert_eq!(
+            e.manage_url("t1", "subscriptions/list").as_str(),
+            "https://manage-gcc.office.com/api/v1.0/t1/activity/feed/subscriptions/list"
+        );
+        let o = Url::parse("https://127.0.0.1:9/manage").unwrap();
+        let e = e.with_manage(Some(&o));
+        assert_eq!(
+            e.manage_url("t1", "subscriptions/list").as_str(),
+            "https://127.0.0.1:9/manage/api/v1.0/t1/activity/feed/subscriptions/list"
+        );
+        assert_eq!(e.manage_resource, "https://manage-gcc.office.com");
+        assert_eq!(Cloud::Gcc.as_str(), "gcc");
+        assert_eq!(serde_json::to_string(&Cloud::Gcc).unwrap(), "\"gcc\"");
     }
 }

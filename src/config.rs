@@ -13,6 +13,8 @@ use crate::cloud::{Cloud, Endpoints};
 pub const ENV_HOME: &str = "HAL_ONBOARD_HOME";
 pub const ENV_LOGIN_URL: &str = "HAL_ONBOARD_LOGIN_URL";
 pub const ENV_GRAPH_URL: &str = "HAL_ONBOARD_GRAPH_URL";
+/// The Office 365 Management Activity API root (tests, proxies); tokens keep the cloud's audience.
+pub const ENV_MANAGE_URL: &str = "HAL_ONBOARD_MANAGE_URL";
 pub const ENV_PORTAL_URL: &str = "HAL_PORTAL_URL";
 pub const ENV_PORTAL_TOKEN: &str = "HAL_PORTAL_TOKEN";
 pub const ENV_PWSH: &str = "HAL_ONBOARD_PWSH";
@@ -20,6 +22,8 @@ pub const ENV_CA_CERT: &str = "HAL_ONBOARD_CA_CERT";
 pub const ENV_CLIENT_ID: &str = "HAL_ONBOARD_CLIENT_ID";
 /// Seconds one PowerShell session may take before it is ended (default 600).
 pub const ENV_PWSH_TIMEOUT: &str = "HAL_ONBOARD_PWSH_TIMEOUT";
+/// Seconds a browser sign-in (`--auth browser`) may take before it is given up (default 300).
+pub const ENV_BROWSER_TIMEOUT: &str = "HAL_ONBOARD_BROWSER_TIMEOUT";
 /// Exchange Online access tokens minted elsewhere (automation, tests); one per tenant,
 /// separated by whitespace or commas. Never logged.
 pub const ENV_EXCHANGE_TOKEN: &str = "HAL_ONBOARD_EXCHANGE_TOKEN";
@@ -53,6 +57,7 @@ pub enum Source {
 pub struct EnvOverrides {
     pub login_url: Option<Url>,
     pub graph_url: Option<Url>,
+    pub manage_url: Option<Url>,
     pub portal_url: Option<Url>,
     /// Never logged or printed.
     pub portal_token: Option<String>,
@@ -60,6 +65,7 @@ pub struct EnvOverrides {
     pub ca_cert: Option<PathBuf>,
     pub client_id: Option<String>,
     pub pwsh_timeout: Option<std::time::Duration>,
+    pub browser_timeout: Option<std::time::Duration>,
     /// Never logged or printed.
     pub exchange_token: Option<String>,
 }
@@ -71,6 +77,7 @@ impl std::fmt::Debug for EnvOverrides {
         f.debug_struct("EnvOverrides")
             .field("login_url", &self.login_url)
             .field("graph_url", &self.graph_url)
+            .field("manage_url", &self.manage_url)
             .field("portal_url", &self.portal_url)
             .field("portal_token", &set(&self.portal_token))
             .field("pwsh", &self.pwsh)
@@ -88,7 +95,7 @@ mod https_tests {
 
     #[test]
     fn every_endpoint_override_must_be_https() {
-        for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_PORTAL_URL] {
+        for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_MANAGE_URL, ENV_PORTAL_URL] {
             let e: crate::error::CommandError =
                 EnvOverrides::from_lookup(|q| (q == k).then(|| "http://127.0.0.1:8080/".into()))
                     .unwrap_err()
@@ -178,33 +185,36 @@ impl EnvOverrides {
                 })
                 .transpose()
         };
-        Ok(EnvOverrides {
-            login_url: url(ENV_LOGIN_URL)?,
-            graph_url: url(ENV_GRAPH_URL)?,
-            portal_url: url(ENV_PORTAL_URL)?,
-            portal_token: get(ENV_PORTAL_TOKEN),
-            pwsh: get(ENV_PWSH).map(PathBuf::from),
-            ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
-            client_id: get(ENV_CLIENT_ID),
-            pwsh_timeout: get(ENV_PWSH_TIMEOUT)
+        let seconds = |var: &'static str| {
+            get(var)
                 .map(|v| {
                     v.trim()
                         .parse::<u64>()
                         .ok()
                         .filter(|s| *s > 0)
                         .map(std::time::Duration::from_secs)
-                        .ok_or(EnvError::NotSeconds {
-                            var: ENV_PWSH_TIMEOUT,
-                            value: v,
-                        })
+                        .ok_or(EnvError::NotSeconds { var, value: v })
                 })
-                .transpose()?,
+                .transpose()
+        };
+        Ok(EnvOverrides {
+            login_url: url(ENV_LOGIN_URL)?,
+            graph_url: url(ENV_GRAPH_URL)?,
+            manage_url: url(ENV_MANAGE_URL)?,
+            portal_url: url(ENV_PORTAL_URL)?,
+            portal_token: get(ENV_PORTAL_TOKEN),
+            pwsh: get(ENV_PWSH).map(PathBuf::from),
+            ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
+            client_id: get(ENV_CLIENT_ID),
+            pwsh_timeout: seconds(ENV_PWSH_TIMEOUT)?,
+            browser_timeout: seconds(ENV_BROWSER_TIMEOUT)?,
             exchange_token: get(ENV_EXCHANGE_TOKEN),
         })
     }
 
     pub fn endpoints(&self, cloud: Cloud) -> Endpoints {
         Endpoints::new(cloud, self.login_url.as_ref(), self.graph_url.as_ref())
+            .with_manage(self.manage_url.as_ref())
     }
 }
 

@@ -261,6 +261,29 @@ impl From<SignInError> for CommandError {
     }
 }
 
+/// The tenant's OpenID configuration: no such tenant, or a `--cloud` Microsoft contradicts, is
+/// bad input (exit 2); an unreachable or unreadable sign-in service is a failure.
+impl From<crate::microsoft::signin::discovery::DiscoveryError> for CommandError {
+    fn from(e: crate::microsoft::signin::discovery::DiscoveryError) -> Self {
+        let c = if e.is_usage() {
+            user_error(e.to_string())
+        } else {
+            failed(e.to_string())
+        };
+        let hint = e.hint();
+        let c = match &e {
+            crate::microsoft::signin::discovery::DiscoveryError::Unreachable { .. } => {
+                c.with_source(e)
+            }
+            _ => c,
+        };
+        match hint {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
 /// A Graph request failed (a token failure reads as the sign-in failure it is).
 impl From<GraphError> for CommandError {
     fn from(e: GraphError) -> Self {

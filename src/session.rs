@@ -19,6 +19,7 @@ use crate::microsoft::exchange::{
 };
 use crate::microsoft::graph::meter::RequestMeter;
 use crate::microsoft::graph::{GraphClient, RetryPolicy};
+use crate::microsoft::signin::discovery::{self, DiscoveryError, TenantCloud};
 use crate::microsoft::signin::{
     self, AuthMethod, GRAPH_CLI_CLIENT_ID, SignInError, SignInObserver, SignInOptions,
     UserCredential,
@@ -28,6 +29,27 @@ use crate::store::TenantRecord;
 use crate::store::status::TenantStatus;
 use crate::tenant::TenantName;
 use crate::wizard::verify::AzureVerifier;
+
+/// The tenant's cloud from its OpenID configuration (one GET, before any sign-in): also the
+/// check that the tenant exists. Asked at `HAL_ONBOARD_LOGIN_URL` when set, else at
+/// Microsoft's public authority (and 21Vianet's when the public one does not know a tenant
+/// that may be there). `flag` (`--cloud`) must agree with what Microsoft says.
+pub async fn find_cloud(
+    env: &EnvOverrides,
+    http: &reqwest::Client,
+    tenant: &TenantName,
+    flag: Option<Cloud>,
+) -> Result<TenantCloud, DiscoveryError> {
+    let authority = env
+        .login_url
+        .clone()
+        .unwrap_or_else(|| url::Url::parse(discovery::PUBLIC_AUTHORITY).expect("built-in"));
+    let china = env.login_url.is_none()
+        && (flag == Some(Cloud::China) || tenant.as_str().to_ascii_lowercase().ends_with(".cn"));
+    let found = discovery::discover(http, &authority, tenant.as_str(), china).await?;
+    discovery::reconcile(tenant.as_str(), &found, flag)?;
+    Ok(found)
+}
 
 /// How the technician signs in (`--auth`, `--client-id`, `--cloud`).
 #[derive(Debug, Clone, Default)]
@@ -92,6 +114,9 @@ impl Session {
                 );
                 opts.method = method;
                 opts.known_tenant = known.map(|r| r.tenant_id);
+                if let Some(w) = env.browser_timeout {
+                    opts.browser_wait = w;
+                }
                 let scopes = opts.scopes.clone();
                 let c = UserCredential::new(http.clone(), opts, secrets, observer);
                 user_cred = Some(c.clone());

@@ -453,7 +453,10 @@ async fn portal_every_submission_fits_the_documented_schema() {
             }
         }
     }
-    assert_eq!(n, 4 * 4 * 4);
+    assert_eq!(
+        n,
+        <Cloud as clap::ValueEnum>::value_variants().len() * 4 * 4
+    );
     // Each enum of the schema is exactly what the product can send: no value it never sends.
     for (name, prop) in schema["properties"].as_object().unwrap() {
         if let Some(allowed) = resolve(&root, prop)["enum"].as_array() {
@@ -848,4 +851,28 @@ fn portal_md_agrees_with_the_yaml() {
         fields, all,
         "{MD}'s field table (left) and {YAML}'s properties (right)"
     );
+}
+
+/// The sandbox's portal re-declares the `cloud` values (crates/hal-sandbox/src/contract.rs):
+/// they must be the document's, as the product's are (`portal_every_submission_fits…`).
+#[test]
+fn portal_sandbox_accepts_exactly_the_documented_clouds() {
+    let root = openapi();
+    let schema = body_schema(&root, operation(&root, TENANTS, "post"));
+    let allowed: BTreeSet<String> = resolve(&root, &schema["properties"]["cloud"])["enum"]
+        .as_array()
+        .expect("cloud has an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let sandbox: BTreeSet<String> = hal_sandbox::contract::CLOUDS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(sandbox, allowed, "the sandbox (left), {YAML} (right)");
+    let product: BTreeSet<String> = <Cloud as clap::ValueEnum>::value_variants()
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(product, allowed, "--cloud (left), {YAML} (right)");
 }

@@ -33,6 +33,7 @@ struct Seen {
     waits: Mutex<u32>,
     /// Plays the technician's browser for the browser flow.
     browser: Mutex<Option<reqwest::Client>>,
+    refused: Mutex<Vec<String>>,
 }
 
 impl SignInObserver for Seen {
@@ -54,6 +55,9 @@ impl SignInObserver for Seen {
     }
     fn waiting(&self, _polls: u32, _slowed: bool) {
         *self.waits.lock().unwrap() += 1;
+    }
+    fn saved_sign_in_refused(&self, why: &str) {
+        self.refused.lock().unwrap().push(why.to_string());
     }
 }
 
@@ -191,7 +195,7 @@ async fn an_unknown_tenant_is_refused_with_its_aadsts_code() {
         ),
         "{e:?}"
     );
-    assert!(e.hint().unwrap().contains("tenant name"));
+    assert!(e.hint().unwrap().contains("spelling of the tenant"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,4 +238,120 @@ async fn the_same_credential_serves_exchange_online() {
     let t = c.token(&[]).await.unwrap();
     let claims = TokenClaims::decode(t.token.secret()).unwrap();
     assert_eq!(claims.aud.as_deref(), Some("https://outlook.office365.com"));
+}
+
+/// Every AADSTS code of the table, answered by the sandbox as Entra does, comes back as that
+/// code with the table's plain words and next step; Conditional Access offers the other flow.
+#[tokio::test]
+async fn every_aadsts_code_in_the_table_is_said_in_plain_words_with_the_next_step() {
+    use hal_onboard::microsoft::signin::{AADSTS, aadsts};
+    let wanted = [
+        53003, 53000, 50076, 50079, 50020, 90072, 90002, 50105, 7000112, 65001, 65002, 500011,
+        50011, 700082, 50173,
+    ];
+    for code in wanted {
+        assert!(aadsts(code).is_some(), "AADSTS{code} is in the table");
+    }
+    assert_eq!(
+        AADSTS.iter().map(|a| a.codes.len()).sum::<usize>(),
+        wanted.len(),
+        "one entry per code"
+    );
+    for (n, code) in wanted.iter().enumerate() {
+        let mut t = tenant(100 + n as u128);
+        t.sign_in_error = Some(*code as u32);
+        let (sb, _d, http) = start(t).await;
+        let c = UserCredential::new(
+            http,
+            graph_opts(&sb, &format!("t{}.onmicrosoft.com", 100 + n)),
+            Arc::new(MemoryStore::default()),
+            Arc::new(Seen::default()),
+        );
+        let e = c.token(&[]).await.unwrap_err();
+        let SignInError::Refused { code: got, .. } = &e else {
+            panic!("AADSTS{code}: {e:?}");
+        };
+        assert_eq!(*got, Some(*code), "{e}");
+        let entry = aadsts(*code).unwrap();
+        assert!(e.to_string().contains(entry.means), "{e}");
+        assert!(e.to_string().contains(&format!("(AADSTS{code})")), "{e}");
+        assert_eq!(e.hint().as_deref(), Some(entry.next), "AADSTS{code}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_access_in_the_browser_offers_the_device_code_and_the_reverse() {
+    let mut t = tenant(120);
+    t.sign_in_error = Some(53003);
+    let (sb, _d, http) = start(t).await;
+    // Device code refused: the browser is the way out.
+    let c = UserCredential::new(
+        http.clone(),
+        graph_opts(&sb, "t120.onmicrosoft.com"),
+        Arc::new(MemoryStore::default()),
+        Arc::new(Seen::default()),
+    );
+    let e = c.token(&[]).await.unwrap_err();
+    assert!(e.hint().unwrap().contains("`--auth browser`"), "{e:?}");
+    // Browser refused: the device code is.
+    let seen = Arc::new(Seen::default());
+    *seen.browser.lock().unwrap() = Some(browser_client(&sb));
+    let mut o = graph_opts(&sb, "t120.onmicrosoft.com");
+    o.method = AuthMethod::Browser;
+    let c = UserCredential::new(http, o, Arc::new(MemoryStore::default()), seen);
+    let e = c.token(&[]).await.unwrap_err();
+    assert!(e.hint().unwrap().contains("`--auth device-code`"), "{e:?}");
+}
+
+/// A saved sign-in that expired (700082) or was revoked (50173) is said so, and the run signs
+/// in again interactively, once, by itself.
+#[tokio::test]
+async fn an_expired_or_revoked_saved_sign_in_signs_in_again_once() {
+    for (n, code) in [(130u128, 700082u32), (131, 50173)] {
+        let (sb, _d, http) = start(tenant(n)).await;
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
+        let domain = format!("t{n}.onmicrosoft.com");
+        let c = UserCredential::new(
+            http.clone(),
+            graph_opts(&sb, &domain),
+            store.clone(),
+            Arc::new(Seen::default()),
+        );
+        c.token(&[]).await.unwrap();
+        c.keep_signed_in(Uuid::from_u128(n)).await.unwrap();
+        sb.state()
+            .lock()
+            .tenant_mut(Uuid::from_u128(n))
+            .unwrap()
+            .scenario
+            .refresh_error = Some(code);
+
+        let seen = Arc::new(Seen::default());
+        let mut o = graph_opts(&sb, &domain);
+        o.known_tenant = Some(Uuid::from_u128(n));
+        let c = UserCredential::new(http, o, store.clone(), seen.clone());
+        c.token(&[]).await.unwrap();
+        let refused = seen.refused.lock().unwrap().clone();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("expired or was revoked")
+                && refused[0].contains(&format!("AADSTS{code}")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            seen.codes.lock().unwrap().len(),
+            1,
+            "one interactive sign-in"
+        );
+    }
+}
+
+fn browser_client(sb: &Sandbox) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(sb.ca_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap()
 }

@@ -19,9 +19,11 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::cloud::Cloud;
 use crate::config::{EnvOverrides, HomeConfig, Source, default_home};
 use crate::error::{CommandResult, failed, user_error};
+use crate::microsoft::signin::discovery::TenantCloud;
 use crate::portal::HttpPortal;
 use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
 use crate::store::TenantStore;
+use crate::tenant::TenantName;
 use crate::ui::Ui;
 
 /// What every command gets: the terminal, the resolved home, the environment's overrides.
@@ -31,6 +33,8 @@ pub struct Ctx {
     pub env: EnvOverrides,
     pub home: PathBuf,
     secrets: OnceLock<Arc<dyn SecretStore>>,
+    /// Each tenant's cloud as its OpenID configuration said, by name: asked once per run.
+    clouds: std::sync::Mutex<std::collections::HashMap<String, TenantCloud>>,
     /// Kept alive for the whole command when `--sandbox` runs one.
     #[cfg(feature = "sandbox")]
     sandbox: Option<SandboxRun>,
@@ -64,6 +68,7 @@ impl Ctx {
             env,
             home,
             secrets: OnceLock::new(),
+            clouds: Default::default(),
             #[cfg(feature = "sandbox")]
             sandbox: None,
         })
@@ -164,6 +169,7 @@ impl Ctx {
             env,
             home,
             secrets: OnceLock::from(secrets),
+            clouds: Default::default(),
             sandbox: Some(SandboxRun {
                 sandbox,
                 kept: kept_home.is_some(),
@@ -199,6 +205,39 @@ impl Ctx {
 
     pub fn cloud(&self) -> Cloud {
         self.global.cloud.unwrap_or_default()
+    }
+
+    /// The tenant's cloud from its OpenID configuration (`session::find_cloud`): asked once
+    /// per tenant per run, before any sign-in, and said to the technician (the commercial
+    /// cloud only with -v). A tenant Microsoft does not know, or a `--cloud` it contradicts,
+    /// stops here (exit 2).
+    pub async fn tenant_cloud(&self, tenant: &TenantName) -> CommandResult<TenantCloud> {
+        let key = tenant.as_str().to_ascii_lowercase();
+        if let Some(c) = self.clouds.lock().expect("not poisoned").get(&key) {
+            return Ok(c.clone());
+        }
+        let found =
+            crate::session::find_cloud(&self.env, &self.http()?, tenant, self.global.cloud).await?;
+        let line = format!(
+            "{} is in {}.",
+            crate::ui::Untrusted(tenant.as_str()),
+            found.describe()
+        );
+        if found.cloud != Cloud::Global {
+            self.ui.status(line);
+        } else if self.ui.verbose() > 0 {
+            self.ui.status(self.ui.dim(line));
+        }
+        self.clouds
+            .lock()
+            .expect("not poisoned")
+            .insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// [`Ctx::tenant_cloud`] for a command that is not async.
+    pub fn tenant_cloud_blocking(&self, tenant: &TenantName) -> CommandResult<TenantCloud> {
+        self.runtime()?.block_on(self.tenant_cloud(tenant))
     }
 }
 

@@ -133,6 +133,7 @@ fn serve(ctx: &Ctx, args: &ServeArgs) -> CommandResult {
         let line = serde_json::json!({
             "authority": sb.login_url(),
             "graph": sb.graph_url(),
+            "manage": sb.manage_url(),
             "exchange": sb.exchange_url(),
             "portal": sb.portal_url(),
             "portalToken": sb.portal().token(),

@@ -18,8 +18,37 @@ pub struct TenantName {
 
 /// Text that names no tenant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID)")]
 pub struct TenantNameError(pub String);
+
+impl fmt::Display for TenantNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID)",
+            self.0
+        )?;
+        match self.suggestion() {
+            Some(s) => write!(f, "; did you mean {s}?"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl TenantNameError {
+    /// What the technician probably meant: an email address's domain, a bare word's
+    /// `.onmicrosoft.com` domain.
+    pub fn suggestion(&self) -> Option<String> {
+        let t = self.0.trim();
+        let candidate = match t.rsplit_once('@') {
+            Some((_, domain)) => domain.to_string(),
+            None if !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                format!("{}.onmicrosoft.com", t.to_ascii_lowercase())
+            }
+            None => return None,
+        };
+        candidate.parse::<TenantName>().ok().map(|n| n.to_string())
+    }
+}
 
 impl TenantName {
     pub fn as_str(&self) -> &str {
@@ -108,7 +137,16 @@ mod tests {
         );
         assert_eq!(
             "contoso".parse::<TenantName>().unwrap_err().to_string(),
-            "\"contoso\" is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID)"
+            "\"contoso\" is neither a domain (contoso.onmicrosoft.com) nor a tenant ID (GUID); did you mean contoso.onmicrosoft.com?"
         );
+    }
+
+    #[test]
+    fn an_email_or_a_bare_word_suggests_a_domain() {
+        let e = |s: &str| s.parse::<TenantName>().unwrap_err().suggestion();
+        assert_eq!(e("admin@Contoso.com").as_deref(), Some("Contoso.com"));
+        assert_eq!(e("fabrikam").as_deref(), Some("fabrikam.onmicrosoft.com"));
+        assert_eq!(e("https://contoso.com"), None);
+        assert_eq!(e("a..com"), None);
     }
 }

@@ -260,6 +260,21 @@ impl Ui {
         Style::new().red().apply_to(s).to_string()
     }
 
+    /// A run that will ask `question` stops here, before any sign-in, when no one can answer
+    /// and `flag` (`--yes`) did not: a device code nobody will approve, or a sign-in that ends
+    /// in "no one can answer here", costs the technician a round trip for nothing.
+    pub fn answer_needed(&self, answered: bool, question: &str, flag: &str) -> CommandResult {
+        if answered || self.interactive {
+            return Ok(());
+        }
+        Err(user_error(format!(
+            "{question} needs an answer, and input is off (--no-input, or stdin is not a terminal): nothing was signed in to or changed"
+        ))
+        .hint(format!(
+            "Pass {flag} to answer yes from a script, or run the command at a terminal without --no-input."
+        )))
+    }
+
     /// Asks yes/no. Without a person at the terminal this is an error naming `flag`.
     pub fn confirm(&self, prompt: &str, default: bool, flag: &str) -> CommandResult<bool> {
         if !self.interactive {

@@ -50,6 +50,97 @@ pub mod roles {
     pub const APPLICATION_ADMIN: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
     pub const CLOUD_APPLICATION_ADMIN: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
     pub const PRIVILEGED_ROLE_ADMIN: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+
+    /// What onboarding needs, in the admin center's words.
+    pub const NEEDED: &str = "Global Administrator, or Application Administrator (or Cloud Application Administrator) together with Privileged Role Administrator";
+
+    /// Built-in role names by template ID (Microsoft Entra built-in roles reference), for
+    /// saying which roles an account has.
+    const NAMES: &[(&str, &str)] = &[
+        (GLOBAL_ADMIN, "Global Administrator"),
+        (APPLICATION_ADMIN, "Application Administrator"),
+        (CLOUD_APPLICATION_ADMIN, "Cloud Application Administrator"),
+        (PRIVILEGED_ROLE_ADMIN, "Privileged Role Administrator"),
+        ("f2ef992c-3afb-46b9-b7cf-a126ee74c451", "Global Reader"),
+        (
+            "29232cdf-9323-42fd-ade2-1d097af3e4de",
+            "Exchange Administrator",
+        ),
+        ("5d6b6bb7-de71-4623-b4af-96380a352509", "Security Reader"),
+        (
+            "194ae4cb-b126-40b2-bd5b-6091b380977d",
+            "Security Administrator",
+        ),
+        ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator"),
+        (
+            "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+            "Helpdesk Administrator",
+        ),
+        ("88d8e3e3-8f55-4a1e-953a-9b9898b8876b", "Directory Readers"),
+        (
+            "b0f54661-2d74-4c50-afa3-1ec803f12efe",
+            "Billing Administrator",
+        ),
+        ("4a5d8f65-41da-4de4-8968-e035b65339cf", "Reports Reader"),
+        (
+            "17315797-102d-40b4-93e0-432062caca18",
+            "Compliance Administrator",
+        ),
+        (
+            "69091246-20e8-4a56-aa4d-066075b2a7a8",
+            "Teams Administrator",
+        ),
+        (
+            "f28a1f50-f6e7-4571-818b-6a12f2af6b6c",
+            "SharePoint Administrator",
+        ),
+        (
+            "f023fd81-a637-4b56-95fd-791ac0226033",
+            "Service Support Administrator",
+        ),
+    ];
+
+    /// Every member's default role, carried in `wids`: not a role anyone was given.
+    const MEMBER: &str = "b79fbf4d-3ef9-4689-8143-76b194e85509";
+
+    pub fn name(template_id: &str) -> Option<&'static str> {
+        NAMES
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(template_id))
+            .map(|(_, n)| *n)
+    }
+
+    /// "it has Global Reader and Exchange Administrator" / "it has no administrator role".
+    pub fn describe(held: &[String]) -> String {
+        let named: Vec<String> = held
+            .iter()
+            .filter(|id| !id.eq_ignore_ascii_case(MEMBER))
+            .map(|id| {
+                name(id)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("the role with template ID {id}"))
+            })
+            .collect();
+        if named.is_empty() {
+            "it has no administrator role".into()
+        } else {
+            format!("it has {}", named.join(", "))
+        }
+    }
+
+    /// The roles among `eligible` that would make the account able to onboard, by name.
+    pub fn needed_among(eligible: &[String]) -> Vec<String> {
+        [
+            GLOBAL_ADMIN,
+            APPLICATION_ADMIN,
+            CLOUD_APPLICATION_ADMIN,
+            PRIVILEGED_ROLE_ADMIN,
+        ]
+        .iter()
+        .filter(|r| eligible.iter().any(|e| e.eq_ignore_ascii_case(r)))
+        .filter_map(|r| name(r).map(str::to_string))
+        .collect()
+    }
 }
 
 /// What this run was asked to do (decided by the command from flags; steps never see flags).
@@ -65,6 +156,9 @@ pub struct Settings {
     /// Token audiences for verification (`Endpoints::graph_resource`, `manage_resource`).
     pub graph_resource: String,
     pub manage_resource: String,
+    /// Where verification's reads go (Graph and the Management Activity API): the cloud's
+    /// hosts unless the command sets the run's (with its overrides).
+    pub endpoints: crate::cloud::Endpoints,
     /// How long a new secret may take to work: attempts and the wait between them.
     pub verify_attempts: u32,
     pub verify_wait: Duration,
@@ -88,6 +182,7 @@ impl Settings {
             skip_exchange: false,
             graph_resource: graph_resource.into(),
             manage_resource: manage_resource.into(),
+            endpoints: crate::cloud::Endpoints::new(cloud, None, None),
             verify_attempts: 30,
             verify_wait: Duration::from_secs(10),
             adopt: None,
@@ -295,8 +390,18 @@ pub enum WizardError {
         signed_in: String,
         signed_in_name: String,
     },
-    #[error("{user} is not an administrator who can onboard this tenant")]
-    NotAdmin { user: String },
+    #[error(
+        "{user} is not an administrator who can onboard this tenant: {}; onboarding needs {}",
+        roles::describe(.held),
+        roles::NEEDED
+    )]
+    NotAdmin {
+        user: String,
+        /// The directory role template IDs the account holds (active).
+        held: Vec<String>,
+        /// The role template IDs it is only eligible for (PIM); `None`: cannot tell.
+        eligible: Option<Vec<String>>,
+    },
     #[error("nothing was changed: the technician declined")]
     Declined,
     #[error("{question}: no one can answer here")]
@@ -383,7 +488,20 @@ impl WizardError {
             WizardError::WrongTenant { asked, .. } => format!(
                 "Nothing was changed and the sign-in was not kept. Run the command again and sign in as an administrator of {asked} (use a private browser window if another account is remembered)."
             ),
-            WizardError::NotAdmin { .. } => "Nothing was changed. Sign in as a Global Administrator (or an Application Administrator who is also a Privileged Role Administrator).".into(),
+            WizardError::NotAdmin { eligible, .. } => {
+                let activate = eligible
+                    .as_deref()
+                    .map(roles::needed_among)
+                    .unwrap_or_default();
+                match (eligible, activate.is_empty()) {
+                    (Some(_), false) => format!(
+                        "Nothing was changed. Your {} role is eligible but not active: activate it in Privileged Identity Management (Entra admin center → Identity governance → Privileged Identity Management → My roles), then run the same command again.",
+                        activate.join(" and ")
+                    ),
+                    (Some(_), true) => "Nothing was changed. Sign in as a Global Administrator of this tenant (or an Application Administrator who is also a Privileged Role Administrator).".into(),
+                    (None, _) => "Nothing was changed. Sign in as a Global Administrator of this tenant (or an Application Administrator who is also a Privileged Role Administrator); if such a role is eligible to you in Privileged Identity Management, activate it first (My roles), then run the same command again.".into(),
+                }
+            }
             WizardError::Declined => return None,
             WizardError::NeedsAnswer { flag, .. } => format!("Pass {flag} to answer yes from a script."),
             WizardError::AppNameTaken { name, .. } => format!(
@@ -402,6 +520,9 @@ impl WizardError {
             WizardError::SecretPolicy { .. } => "Ask the tenant's admin for the app management policy's longest secret lifetime and pass --secret-months N.".into(),
             WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
+            WizardError::NotVerified { source: verify::VerifyError::ReadDenied { permission, .. }, .. } => format!(
+                "Check in the Entra admin center that admin consent for {permission} is granted (Enterprise applications → the app → Permissions), then run the same command again: it resumes at the verification."
+            ),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
             WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
             WizardError::Store(e) => return e.hint(),
@@ -874,8 +995,14 @@ impl<'a> Wizard<'a> {
             };
             let role_info = !id.claims.wids.is_empty() || survey.role_template_ids.is_some();
             if role_info && !can_onboard(&held) {
+                let eligible = match id.claims.oid.as_deref() {
+                    Some(oid) => self.dir.eligible_roles(oid).await.unwrap_or(None),
+                    None => None,
+                };
                 return Err(WizardError::NotAdmin {
                     user: id.claims.user().unwrap_or("the signed-in user").to_string(),
+                    held,
+                    eligible,
                 });
             }
             if !role_info {

@@ -13,7 +13,7 @@ use crate::microsoft::graph::model::*;
 use crate::secrets::MemoryStore;
 use crate::store::StepStatus;
 use crate::wizard::permissions::tests::resource_sps;
-use crate::wizard::verify::VerifyError;
+use crate::wizard::verify::{AppToken, ReadAnswer, VerifyError};
 
 const TID: &str = "6b1c1f0e-8c1d-4d8e-9a3f-2f2b8e1d0c11";
 
@@ -31,6 +31,9 @@ struct World {
     policy_hidden: bool,
     o365_missing: bool,
     n: u32,
+    /// Every read verification made, by URL, and every app token's scope.
+    reads: Vec<String>,
+    scopes: Vec<String>,
 }
 
 impl World {
@@ -341,9 +344,10 @@ impl CredentialVerifier for FakeVerifier {
         _tenant_id: &str,
         client_id: &str,
         secret: &Secret,
-        _scope: &str,
-    ) -> Result<TokenClaims, VerifyError> {
+        scope: &str,
+    ) -> Result<AppToken, VerifyError> {
         let mut w = self.w.lock().unwrap();
+        w.scopes.push(scope.to_string());
         if let Some(n) = w.fail.get_mut("verify")
             && *n > 0
         {
@@ -361,10 +365,43 @@ impl CredentialVerifier for FakeVerifier {
         if !known {
             return Err(VerifyError::Refused("AADSTS7000215: wrong secret".into()));
         }
-        Ok(TokenClaims {
-            roles: w.our_roles(client_id),
-            ..Default::default()
+        let no_roles = scope.contains("manage")
+            && w.fail.get_mut("manage-no-roles").is_some_and(|n| {
+                let hit = *n > 0;
+                *n = n.saturating_sub(1);
+                hit
+            });
+        Ok(AppToken {
+            claims: TokenClaims {
+                roles: if no_roles {
+                    vec![]
+                } else {
+                    w.our_roles(client_id)
+                },
+                ..Default::default()
+            },
+            bearer: Secret::new(format!("token-for-{client_id}")),
         })
+    }
+
+    async fn read(&self, _bearer: &Secret, url: &url::Url) -> Result<ReadAnswer, VerifyError> {
+        let mut w = self.w.lock().unwrap();
+        let key = if url.path().contains("activity/feed") {
+            "read-manage"
+        } else {
+            "read-graph"
+        };
+        w.reads.push(url.to_string());
+        match w.fail.get_mut(key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Ok(ReadAnswer::Denied {
+                    status: 403,
+                    detail: "Authorization_RequestDenied: Insufficient privileges to complete the operation.".into(),
+                })
+            }
+            _ => Ok(ReadAnswer::Ok),
+        }
     }
 }
 
@@ -401,6 +438,8 @@ impl Recorder {
 }
 
 struct Harness {
+    /// The cloud the runs are for (the global one unless a test says otherwise).
+    cloud: Mutex<Cloud>,
     w: Arc<Mutex<World>>,
     dir: FakeDir,
     verifier: FakeVerifier,
@@ -429,6 +468,7 @@ impl Harness {
                 claims: admin_claims(),
             },
             verifier: FakeVerifier { w: w.clone() },
+            cloud: Mutex::new(Cloud::Global),
             w,
             secrets: Arc::new(MemoryStore::default()),
             home,
@@ -456,11 +496,12 @@ impl Harness {
         portal: Option<Box<dyn Step>>,
         adopt: Option<&str>,
     ) -> Result<RunReport, WizardError> {
+        let cloud = *self.cloud.lock().unwrap();
         let mut settings = Settings::new(
             tenant.parse().expect("a tenant name"),
-            Cloud::Global,
-            "https://graph.microsoft.com",
-            "https://manage.office.com",
+            cloud,
+            cloud.graph_host(),
+            cloud.manage_resource(),
         );
         settings.skip_exchange = true;
         settings.verify_attempts = 3;
@@ -1184,4 +1225,90 @@ async fn a_failed_removal_after_the_portal_accepted_says_so() {
         "the record says the portal has the new one"
     );
     assert_eq!(h.keys().len(), 2);
+}
+
+#[tokio::test]
+async fn verification_reads_what_hal_reads_with_each_token_in_the_tenants_cloud() {
+    let h = Harness::new();
+    *h.cloud.lock().unwrap() = Cloud::Gcc;
+    h.run().await.unwrap();
+    h.assert_onboarded();
+    let w = h.w.lock().unwrap();
+    assert!(
+        w.scopes
+            .contains(&"https://manage-gcc.office.com/.default".to_string()),
+        "the Management token is for GCC's root: {:?}",
+        w.scopes
+    );
+    assert_eq!(
+        w.reads,
+        vec![
+            "https://graph.microsoft.com/v1.0/auditLogs/directoryAudits?$top=1".to_string(),
+            format!(
+                "https://manage-gcc.office.com/api/v1.0/{TID}/activity/feed/subscriptions/list"
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_read_is_retried_within_the_budget() {
+    let h = Harness::new();
+    h.w.lock().unwrap().fail.insert("read-manage", 2);
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(h.record().step(StepId::Verify).is_done());
+    let waits: Vec<String> = p
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Waiting { what, .. } => Some(what.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!(waits[0].contains("ActivityFeed.Read"), "{waits:?}");
+}
+
+#[tokio::test]
+async fn a_read_refused_past_the_budget_names_the_permission_that_did_not_take() {
+    let h = Harness::new();
+    h.w.lock().unwrap().fail.insert("read-graph", 100);
+    let e = h.run().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WizardError::NotVerified {
+                attempts: 3,
+                source: VerifyError::ReadDenied { status: 403, .. }
+            }
+        ),
+        "{e:?}"
+    );
+    let WizardError::NotVerified { source, .. } = &e else {
+        unreachable!()
+    };
+    assert!(source.to_string().contains("AuditLog.Read.All"), "{source}");
+    assert!(
+        e.hint().unwrap().contains("AuditLog.Read.All"),
+        "{:?}",
+        e.hint()
+    );
+    assert!(!h.record().step(StepId::Verify).is_done());
+}
+
+#[tokio::test]
+async fn a_management_token_without_roles_is_not_passed() {
+    let h = Harness::new();
+    h.w.lock().unwrap().fail.insert("manage-no-roles", 100);
+    let e = h.run().await.unwrap_err();
+    match e {
+        WizardError::NotVerified {
+            source: VerifyError::NotYet(why),
+            ..
+        } => assert!(why.contains("ActivityFeed.Read"), "{why}"),
+        e => panic!("{e:?}"),
+    }
 }

@@ -1,5 +1,6 @@
-//! Proving the new credentials work: client-credentials tokens through azure_identity's
-//! `ClientSecretCredential`, on our HTTP client and the run's sign-in host.
+//! Proving the new credentials work the way Hal will use them: client-credentials tokens
+//! through azure_identity's `ClientSecretCredential`, on our HTTP client and the run's sign-in
+//! host, then one read-only request per API with each token (docs/clouds.md names them).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -10,7 +11,7 @@ use azure_core::http::ClientOptions;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use url::Url;
 
-use crate::microsoft::graph::meter::{MeteredTransport, RequestMeter};
+use crate::microsoft::graph::meter::{Attempt, MeteredTransport, RequestMeter};
 use crate::microsoft::signin::{TokenClaims, aadsts_code, first_sentence};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,33 @@ pub enum VerifyError {
     NotYet(String),
     #[error("Microsoft refused the new credentials: {0}")]
     Refused(String),
+    /// The token was issued but the API refused the read: the grant has not taken (yet).
+    #[error("{api} answered {status} to {read}: {permission} has not taken effect ({detail})")]
+    ReadDenied {
+        api: &'static str,
+        read: &'static str,
+        permission: &'static str,
+        status: u16,
+        detail: String,
+    },
+}
+
+/// An app-only token: its claims, and the token itself for the reads.
+#[derive(Clone)]
+pub struct AppToken {
+    pub claims: TokenClaims,
+    pub bearer: Secret,
+}
+
+/// How an API answered a read-only request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadAnswer {
+    Ok,
+    /// 401 or 403: the token's roles or audience do not allow it (yet).
+    Denied {
+        status: u16,
+        detail: String,
+    },
 }
 
 /// Gets an app-only token. One attempt; the verify step decides about retrying.
@@ -31,15 +59,18 @@ pub trait CredentialVerifier: Send + Sync {
         client_id: &str,
         secret: &Secret,
         scope: &str,
-    ) -> Result<TokenClaims, VerifyError>;
+    ) -> Result<AppToken, VerifyError>;
+    /// One read-only GET with `bearer`. A 5xx or a dropped connection is "not yet".
+    async fn read(&self, bearer: &Secret, url: &Url) -> Result<ReadAnswer, VerifyError>;
     /// Marks later attempts as retries in the request count.
     fn retrying(&self) {}
 }
 
 /// AADSTS codes that mean "not yet": invalid secret (7000215), app not found in the
-/// directory (700016), and the principal not yet replicated (7000222 is an expired secret, not
-/// a delay, so it is not here).
-const NOT_YET: &[u64] = &[7000215, 700016, 70001, 700027];
+/// directory (700016), the principal not yet replicated, and the resource's principal not
+/// found (500011, e.g. right after the Office 365 Management APIs principal was made).
+/// 7000222 is an expired secret, not a delay, so it is not here.
+const NOT_YET: &[u64] = &[7000215, 700016, 70001, 700027, 500011];
 
 /// The real verifier: azure_identity against `authority`, through the run's HTTPS client.
 pub struct AzureVerifier {
@@ -69,7 +100,7 @@ impl CredentialVerifier for AzureVerifier {
         client_id: &str,
         secret: &Secret,
         scope: &str,
-    ) -> Result<TokenClaims, VerifyError> {
+    ) -> Result<AppToken, VerifyError> {
         let mut custom = CustomConfiguration::default();
         custom.authority_host = self.authority.as_str().trim_end_matches('/').to_string();
         let mut client_options = ClientOptions {
@@ -87,6 +118,10 @@ impl CredentialVerifier for AzureVerifier {
         .map_err(|e| VerifyError::Refused(e.to_string()))?;
         match cred.get_token(&[scope], None).await {
             Ok(t) => TokenClaims::decode(t.token.secret())
+                .map(|claims| AppToken {
+                    claims,
+                    bearer: t.token.clone(),
+                })
                 .map_err(|e| VerifyError::Refused(format!("unreadable token: {e}"))),
             Err(e) => {
                 let text = chain(&e);
@@ -102,11 +137,54 @@ impl CredentialVerifier for AzureVerifier {
         }
     }
 
+    async fn read(&self, bearer: &Secret, url: &Url) -> Result<ReadAnswer, VerifyError> {
+        use std::sync::atomic::Ordering;
+        let attempt = if self.transport.retrying.load(Ordering::SeqCst) {
+            Attempt::Other
+        } else {
+            Attempt::First
+        };
+        let _g = self.transport.meter.start(attempt);
+        let rsp = self
+            .transport
+            .inner
+            .0
+            .get(url.clone())
+            .bearer_auth(bearer.secret())
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| VerifyError::NotYet(format!("{}: {e}", url.path())))?;
+        let status = rsp.status();
+        if status.is_success() {
+            return Ok(ReadAnswer::Ok);
+        }
+        let body = rsp.text().await.unwrap_or_default();
+        let detail = error_detail(&body).unwrap_or_else(|| status.to_string());
+        match status.as_u16() {
+            s @ (401 | 403) => Ok(ReadAnswer::Denied { status: s, detail }),
+            s => Err(VerifyError::NotYet(format!(
+                "{} answered {s} ({detail})",
+                url.path()
+            ))),
+        }
+    }
+
     fn retrying(&self) {
         self.transport
             .retrying
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// `{"error": {"code", "message"}}`, as Graph and the Management Activity API both answer.
+fn error_detail(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let e = &v["error"];
+    let code = e["code"].as_str().unwrap_or_default();
+    let msg = e["message"].as_str().unwrap_or_default();
+    let text = format!("{code}: {}", first_sentence(msg));
+    (!code.is_empty() || !msg.is_empty()).then(|| text.trim_matches([' ', ':']).to_string())
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {

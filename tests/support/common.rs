@@ -90,7 +90,18 @@ impl Env {
 
     /// Runs `hal-onboard` with the environment a technician would set for the sandbox.
     pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(&[], args).await
+    }
+
+    /// As [`Env::run`], with variables set (`Some`) or removed (`None`) on top.
+    pub async fn run_with(&self, extra_env: &[(&str, Option<&str>)], args: &[&str]) -> Output {
         let mut c = super::hal_onboard();
+        for (k, v) in extra_env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
         c.env_remove("HAL_PORTAL_URL")
             .env_remove("HAL_PORTAL_TOKEN")
             .env_remove("HAL_ONBOARD_HOME");

@@ -287,6 +287,7 @@ pub fn resource_app_id(resource: &str) -> Option<&'static str> {
         | "https://microsoftgraph.chinacloudapi.cn"
         | GRAPH_APP_ID => Some(GRAPH_APP_ID),
         "https://manage.office.com"
+        | "https://manage-gcc.office.com"
         | "https://manage.office365.us"
         | "https://manage.protection.apps.mil"
         | "https://manage.office365.cn"

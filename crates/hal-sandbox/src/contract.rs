@@ -101,6 +101,9 @@ pub mod bridge {
     }
 }
 
+/// docs/portal-api.yaml: the `cloud` values of `TenantRegistration` and `TenantStatus`.
+pub const CLOUDS: &[&str] = &["global", "gcc", "usgov", "usgov-dod", "china"];
+
 /// docs/portal-api.yaml: `TenantRegistration`, the body of POST and PUT.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

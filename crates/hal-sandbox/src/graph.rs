@@ -567,6 +567,14 @@ fn dispatch(
             ],
             Method::GET,
         ) => me_guard(caller).unwrap_or_else(|| ctx.list("directoryObjects", member_of(t, caller))),
+        (
+            [
+                "roleManagement",
+                "directory",
+                "roleEligibilityScheduleInstances",
+            ],
+            Method::GET,
+        ) => role_eligibility(&ctx, t, caller),
         (["subscribedSkus"], Method::GET) => ctx.list("subscribedSkus", subscribed_skus(t)),
         (["domains"], Method::GET) => ctx.list("domains", domains(t)),
         (["applications"], Method::GET) => list_applications(&ctx, t),
@@ -588,6 +596,12 @@ fn dispatch(
             } else {
                 ctx.list("auditLogs/signIns", vec![])
             }
+        }
+        // "List directoryAudits": AuditLog.Read.All and Directory.Read.All, every edition.
+        (["auditLogs", "directoryAudits"], Method::GET)
+            if !caller.delegated() && !caller.has_app_role(&["Directory.Read.All"]) =>
+        {
+            denied()
         }
         (["auditLogs", "directoryAudits"], Method::GET) => {
             ctx.list("auditLogs/directoryAudits", vec![])
@@ -1970,6 +1984,71 @@ fn app_policy(t: &TenantState) -> Value {
         "applicationRestrictions": {"passwordCredentials": passwords, "keyCredentials": []},
         "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
     })
+}
+
+/// `GET /roleManagement/directory/roleEligibilityScheduleInstances?$filter=principalId eq '…'`:
+/// the roles a principal may activate (Privileged Identity Management). Delegated, it needs
+/// RoleEligibilitySchedule.Read.Directory or a higher RoleManagement scope, as documented.
+fn role_eligibility(ctx: &Ctx, t: &TenantState, caller: &Caller) -> GResp {
+    const SCOPES: &[&str] = &[
+        "RoleEligibilitySchedule.Read.Directory",
+        "RoleEligibilitySchedule.ReadWrite.Directory",
+        "RoleManagement.Read.All",
+        "RoleManagement.Read.Directory",
+        "RoleManagement.ReadWrite.Directory",
+    ];
+    let allowed = if caller.delegated() {
+        caller.has_scope(SCOPES)
+    } else {
+        caller.has_app_role(SCOPES)
+    };
+    if !allowed {
+        return denied();
+    }
+    let user = &t.scenario.signed_in_user;
+    let principal = user.id.to_string();
+    let wanted = ctx.q.get("$filter").map(|f| {
+        f.trim()
+            .strip_prefix("principalId eq '")
+            .and_then(|r| r.strip_suffix('\''))
+            .map(str::to_ascii_lowercase)
+    });
+    let all = match wanted {
+        Some(Some(p)) => p == principal,
+        Some(None) => {
+            return gerr(
+                400,
+                "BadRequest",
+                "The $filter this sandbox understands is principalId eq '<id>'.",
+            );
+        }
+        None => true,
+    };
+    let items = if all {
+        user.eligible_roles
+            .iter()
+            .filter_map(|name| catalog::role_template_id(name))
+            .map(|role| {
+                json!({
+                    "id": Uuid::new_v4().to_string(),
+                    "principalId": principal,
+                    "roleDefinitionId": role,
+                    "directoryScopeId": "/",
+                    "appScopeId": null,
+                    "startDateTime": "2026-01-01T00:00:00Z",
+                    "endDateTime": null,
+                    "memberType": "Direct",
+                    "roleEligibilityScheduleId": Uuid::new_v4().to_string(),
+                })
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    ctx.list(
+        "roleManagement/directory/roleEligibilityScheduleInstances",
+        items,
+    )
 }
 
 #[cfg(test)]

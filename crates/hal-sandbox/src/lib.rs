@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod exchange;
 pub mod graph;
 pub mod login;
+pub mod manage;
 pub mod odata;
 mod persist;
 pub mod portal;
@@ -211,6 +212,12 @@ impl Sandbox {
         self.state.url("graph")
     }
 
+    /// The Office 365 Management Activity API root (`HAL_ONBOARD_MANAGE_URL`); clients append
+    /// `api/v1.0/{tenant}/activity/feed/...`.
+    pub fn manage_url(&self) -> Url {
+        self.state.url("manage")
+    }
+
     /// Base of the Exchange simulator's routes.
     pub fn exchange_url(&self) -> Url {
         self.state.url("exchange")
@@ -231,6 +238,10 @@ impl Sandbox {
         vec![
             ("HAL_ONBOARD_LOGIN_URL".into(), self.login_url().to_string()),
             ("HAL_ONBOARD_GRAPH_URL".into(), self.graph_url().to_string()),
+            (
+                "HAL_ONBOARD_MANAGE_URL".into(),
+                self.manage_url().to_string(),
+            ),
             (
                 "HAL_ONBOARD_CA_CERT".into(),
                 self.ca_path.display().to_string(),
@@ -398,7 +409,8 @@ pub fn router(
     let app: Router<Arc<State>> = Router::new()
         .merge(login::router())
         .merge(discovery::router())
-        .nest("/graph", graph::router());
+        .nest("/graph", graph::router())
+        .nest("/manage", manage::router());
     // The Exchange simulator: self-contained (its own state, the sandbox's signer).
     let app = app.nest_service("/exchange", exchange::router(exchange));
     // ------------------------------------------------------------------------------------

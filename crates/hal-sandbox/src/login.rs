@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::catalog;
+use super::scenario::SignInFlow;
 use super::state::{AuthCode, DeviceCode, DeviceOutcome, Inner, State, TenantState};
 use super::tagged;
 use super::token::{Claims, pairwise_sub};
@@ -43,7 +44,10 @@ pub fn router() -> Router<Arc<State>> {
             post(device_code).get(only_post),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(token).get(only_post))
-        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize).post(authorize_submit),
+        )
         .route("/{tenant}/oauth2/v2.0/logout", get(logout))
 }
 
@@ -630,6 +634,7 @@ fn device_code_grant(
         DeviceOutcome::Approved => {
             dc.redeemed = true;
             let (tid, scope) = (dc.tenant, dc.scope.clone());
+            refused(inner, tid, &client_id, SignInFlow::DeviceCode)?;
             let v = user_tokens(
                 state,
                 inner,
@@ -685,6 +690,14 @@ fn refresh_grant(
             70000,
             "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid. The refresh token was issued to a different client.",
         ));
+    }
+    if let Some(code) = Uuid::parse_str(&claims.tid)
+        .ok()
+        .and_then(|t| inner.tenant(t))
+        .and_then(|t| t.scenario.refresh_error)
+    {
+        let tid = Uuid::parse_str(&claims.tid).expect("parsed");
+        return Err(refusal(inner, tid, client_id, code));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
     let v = mint_user(
@@ -834,15 +847,52 @@ fn is_loopback(uri: &str) -> bool {
     })
 }
 
+/// `GET {tenant}/oauth2/v2.0/authorize`. A web browser (one that accepts `text/html`) gets the
+/// sign-in page, as Entra shows one: a form that signs the scenario's technician in and that
+/// submits itself, as Entra's pages do for an account already signed in. Anything else is
+/// signed in at once and redirected back, as with a single sign-on session.
 async fn authorize(
     Ax(state): Ax<Arc<State>>,
     Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let f = form(q.unwrap_or_default().as_bytes());
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    authorize_request(&state, &tenant, q.unwrap_or_default(), browser)
+}
+
+/// `POST {tenant}/oauth2/v2.0/authorize`: the sign-in page's form (`request`: the original
+/// authorization request's query), submitted.
+async fn authorize_submit(
+    Ax(state): Ax<Arc<State>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f = form(&body);
+    let q = f.get("request").cloned().unwrap_or_default();
+    authorize_request(&state, &tenant, q, false)
+}
+
+fn sign_in_page(inner: &Inner, tid: Uuid, client_id: &str, query: &str) -> Response {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let page = format!(
+        r#"<!doctype html><html><head><title>Sign in to your account</title></head><body><h1>Sign in</h1><p>{app} wants to sign you in to {tenant}.</p><form method="POST" name="signin" action="authorize"><input type="hidden" name="request" value="{query}" /><p>Account: <strong>{upn}</strong></p><input type="submit" id="idSIButton9" value="Sign in" /></form><p>This is the hal-onboard sandbox: there is no password; the page signs the scenario's technician in by itself.</p><script>document.forms[0].submit();</script></body></html>"#,
+        app = html_escape(&client_name(inner, client_id)),
+        tenant = html_escape(&t.scenario.display_name),
+        upn = html_escape(&t.upn()),
+        query = html_escape(query),
+    );
+    html(StatusCode::OK, page)
+}
+
+fn authorize_request(state: &State, tenant: &str, q: String, page: bool) -> Response {
+    let f = form(q.as_bytes());
     let mut inner = state.lock();
-    let Some(tid) = inner.resolve_tenant(&tenant) else {
-        return tenant_not_found(&tenant);
+    let Some(tid) = inner.resolve_tenant(tenant) else {
+        return tenant_not_found(tenant);
     };
     let r = (|| {
         let client_id = required(&f, "client_id")?.to_string();
@@ -885,6 +935,9 @@ async fn authorize(
                 50147,
                 "The code_challenge_method must be 'S256'.",
             ));
+        }
+        if page {
+            return Ok(sign_in_page(&inner, tid, &client_id, &q));
         }
         let code = random_code(64);
         inner.auth_codes.insert(
@@ -1032,12 +1085,93 @@ fn authorization_code(
         }
     }
     inner.auth_codes.remove(&code);
+    refused(inner, ac.tenant, &client_id, SignInFlow::Browser)?;
     let extras = SignInExtras {
         nonce: ac.nonce.clone(),
         ..SignInExtras::from_form(f)
     };
     let v = user_tokens(state, inner, ac.tenant, &client_id, &ac.scope, &extras)?;
     Ok(Json(v).into_response())
+}
+
+/// The scenario's `signInError` for this flow, if it has one.
+fn refused(inner: &Inner, tid: Uuid, client_id: &str, flow: SignInFlow) -> Result<(), Response> {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    match t.scenario.sign_in_error {
+        Some(code) if t.scenario.sign_in_error_flow.is_none_or(|f| f == flow) => {
+            Err(refusal(inner, tid, client_id, code))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Entra's answer to a refused sign-in, by AADSTS code, in Entra's words (Microsoft Entra
+/// authentication and authorization error codes).
+pub fn refusal(inner: &Inner, tid: Uuid, client_id: &str, code: u32) -> Response {
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let upn = t.upn();
+    let name = t.scenario.display_name.clone();
+    let app = client_name(inner, client_id);
+    let graph = catalog::GRAPH_APP_ID;
+    let now = super::state::iso(OffsetDateTime::now_utc());
+    let (error, message) = match code {
+        53003 => (
+            "invalid_grant",
+            "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.".to_string(),
+        ),
+        53000 => (
+            "invalid_grant",
+            "Device is not in required device state: compliant. Conditional Access policy requires a compliant device, and the device is not compliant. The user must enroll their device with an approved MDM provider like Intune.".to_string(),
+        ),
+        50076 => (
+            "invalid_grant",
+            format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{graph}'."),
+        ),
+        50079 => (
+            "invalid_grant",
+            format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{graph}'."),
+        ),
+        50020 => (
+            "invalid_request",
+            format!("User account '{upn}' from identity provider 'live.com' does not exist in tenant '{name}' and cannot access the application '{client_id}'({app}) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account."),
+        ),
+        90072 => (
+            "invalid_request",
+            format!("User account '{upn}' from identity provider 'https://sts.windows.net/{}/' does not exist in tenant '{name}' and cannot access the application '{client_id}'({app}) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.", Uuid::new_v4()),
+        ),
+        90002 => return tenant_not_found(t.scenario.default_domain()),
+        50105 => (
+            "invalid_grant",
+            format!("Your administrator has configured the application {app} ('{client_id}') to block users unless they are specifically granted ('assigned') access to the application. The signed in user '{upn}' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator. Please contact your administrator to assign access to this application."),
+        ),
+        7000112 => (
+            "unauthorized_client",
+            format!("Application '{client_id}'({app}) is disabled."),
+        ),
+        65001 => (
+            "invalid_grant",
+            format!("The user or administrator has not consented to use the application with ID '{client_id}' named '{app}'. Send an interactive authorization request for this user and resource."),
+        ),
+        65002 => (
+            "invalid_grant",
+            format!("Consent between first party application '{client_id}' and first party resource '{graph}' must be configured via preauthorization - applications owned and operated by Microsoft must get approval from the API owner before requesting tokens for that API."),
+        ),
+        500011 => return invalid_resource("https://graph.microsoft.com", t),
+        50011 => (
+            "invalid_request",
+            format!("The redirect URI 'http://localhost' specified in the request does not match the redirect URIs configured for the application '{client_id}'."),
+        ),
+        700082 => (
+            "invalid_grant",
+            "The refresh token has expired due to inactivity. The token was issued and was inactive for 90.00:00:00.".to_string(),
+        ),
+        50173 => (
+            "invalid_grant",
+            format!("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{now}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{now}'."),
+        ),
+        other => ("invalid_grant", format!("Sign-in refused (scenario signInError {other}).")),
+    };
+    bad(error, code, &message)
 }
 
 /// Marks a device code (by user code) approved or declined; false if unknown.

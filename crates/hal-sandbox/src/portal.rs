@@ -204,7 +204,7 @@ fn validate(s: &Submission) -> Result<(), String> {
     if !s.tenant_domain.contains('.') {
         return Err("tenantDomain must be a domain name".into());
     }
-    if !["global", "usgov", "usgov-dod", "china"].contains(&s.cloud.as_str()) {
+    if !crate::contract::CLOUDS.contains(&s.cloud.as_str()) {
         return Err(format!("cloud {:?} is not supported", s.cloud));
     }
     if !["enabled", "waiting"].contains(&s.ual_status.as_str()) {

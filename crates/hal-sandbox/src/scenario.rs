@@ -94,7 +94,24 @@ pub struct TenantScenario {
     pub device_code_expires_in: u64,
     /// Device code polling interval in seconds (Microsoft: 5); polling faster answers `slow_down`.
     pub device_code_interval: u64,
+    /// An interactive sign-in (a device code once approved, a browser's authorization code) is
+    /// refused with this AADSTS code, as Entra answers it (login.rs `refusal`): 53003, 53000,
+    /// 50076, 50079, 50020, 90072, 50105, 7000112, 65001, 65002, 500011, 50011, 700082, 50173.
+    pub sign_in_error: Option<u32>,
+    /// Only this flow is refused with `sign_in_error` (Conditional Access that blocks the
+    /// device code flow but not a browser): `device-code` or `browser`; both when unset.
+    pub sign_in_error_flow: Option<SignInFlow>,
+    /// Refresh token grants are refused with this AADSTS code (700082 expired, 50173 revoked).
+    pub refresh_error: Option<u32>,
     pub exchange: ExchangeScenario,
+}
+
+/// A technician's sign-in flow, for [`TenantScenario::sign_in_error_flow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignInFlow {
+    DeviceCode,
+    Browser,
 }
 
 impl Default for TenantScenario {
@@ -116,6 +133,9 @@ impl Default for TenantScenario {
             device_code_decline: false,
             device_code_expires_in: 900,
             device_code_interval: 5,
+            sign_in_error: None,
+            sign_in_error_flow: None,
+            refresh_error: None,
             exchange: ExchangeScenario::default(),
         }
     }
@@ -143,6 +163,9 @@ pub struct UserScenario {
     pub roles: Vec<String>,
     /// Some(other tenant): the technician is signed into the wrong tenant; tokens carry that tid.
     pub home_tenant: Option<Uuid>,
+    /// Directory role names the technician is only eligible for (Privileged Identity
+    /// Management): listed by `roleEligibilityScheduleInstances`, absent from `wids`.
+    pub eligible_roles: Vec<String>,
 }
 
 impl Default for UserScenario {
@@ -153,6 +176,7 @@ impl Default for UserScenario {
             id: Uuid::new_v4(),
             roles: vec!["Global Administrator".into()],
             home_tenant: None,
+            eligible_roles: vec![],
         }
     }
 }

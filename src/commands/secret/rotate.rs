@@ -15,6 +15,7 @@ use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, failed};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::session::Session;
+use crate::store::TenantRecord;
 use crate::tenant::TenantName;
 use crate::ui::{UiProgress, UiSignIn};
 use crate::wizard::rotate::{self, PortalResult, Rotation, SecretRef};
@@ -68,14 +69,33 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         })?)
     };
 
+    ui.answer_needed(
+        args.yes,
+        &format!("Rotating the client secret of {name}"),
+        "--yes",
+    )?;
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
     let tenant = TenantName::from(known.tenant_id);
+    let cloud = ctx.tenant_cloud_blocking(&tenant)?.cloud;
+    // A record from before its cloud was known (GCC recorded as global) is corrected first:
+    // the portal is told the record's cloud.
+    let known = if known.cloud != cloud {
+        let id = known.tenant_id;
+        store.update(|d| {
+            if let Some(r) = d.tenants.iter_mut().find(|r| r.tenant_id == id) {
+                r.cloud = cloud;
+            }
+        })?;
+        TenantRecord { cloud, ..known }
+    } else {
+        known
+    };
     let session = Session::open(
         &ctx.env,
         ctx.http()?,
         &tenant,
         Some(&known),
-        &args.sign_in.sign_in(ctx.global.cloud),
+        &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
     )?;
@@ -86,6 +106,7 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
+    settings.endpoints = endpoints.clone();
     if let Some(a) = &known.app {
         settings.app_name = a.display_name.clone();
     }

@@ -103,6 +103,8 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         Some(t) => t.clone(),
         None => ask_tenant(ctx)?,
     };
+    // A typo is caught before the name question and before any device code.
+    ctx.tenant_cloud_blocking(&tenant)?;
     let mut name = match (&args.name, args.tenant.is_none()) {
         (Some(n), _) => Some(n.clone()),
         (None, true) => ask_name(ui)?,
@@ -133,6 +135,7 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
             break;
         }
         tenant = ask_tenant(ctx)?;
+        ctx.tenant_cloud_blocking(&tenant)?;
         name = ask_name(ui)?;
     }
     match worst {
@@ -191,6 +194,19 @@ fn onboard(
         .load()
         .ok()
         .and_then(|d| d.find(tenant.as_str()).ok().cloned());
+    // The cloud Microsoft says the tenant is in (asked once per run; `--cloud` must agree).
+    let cloud = ctx.tenant_cloud_blocking(tenant)?.cloud;
+    // Only a tenant already finished goes through without the plan's question.
+    let finished = known.as_ref().is_some_and(|r| {
+        crate::store::status::TenantStatus::of(r, time::OffsetDateTime::now_utc())
+            .pending
+            .is_empty()
+    });
+    ctx.ui.answer_needed(
+        args.yes || finished,
+        &format!("Changing {tenant} as planned"),
+        "--yes",
+    )?;
     let secrets: Arc<dyn SecretStore> = ctx.secrets();
     let Session {
         http,
@@ -205,9 +221,12 @@ fn onboard(
         ctx.http()?,
         tenant,
         known.as_ref(),
-        &args.sign_in.sign_in(ctx.global.cloud),
+        &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
-        Arc::new(UiSignIn::new(&ctx.ui)),
+        Arc::new(match two_sign_ins(ctx, args, known.as_ref()) {
+            Some(text) => UiSignIn::announcing(&ctx.ui, text),
+            None => UiSignIn::new(&ctx.ui),
+        }),
     )?;
     let mut settings = Settings::new(
         tenant.clone(),
@@ -215,6 +234,7 @@ fn onboard(
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
+    settings.endpoints = endpoints.clone();
     settings.app_name = args.app_name.clone();
     settings.secret_months = args.secret_months;
     settings.adopt = args.adopt.clone();
@@ -229,7 +249,7 @@ fn onboard(
         let how = ExchangeSignIn {
             mode: args.exchange_auth,
             method: args.sign_in.auth,
-            cloud: ctx.global.cloud,
+            cloud: Some(cloud),
             pwsh_timeout: None,
         };
         let display = ExchangeDisplay {
@@ -382,6 +402,21 @@ fn onboard(
         return Err(CommandError::ual_waiting());
     }
     Ok(rec)
+}
+
+/// Microsoft Graph and Exchange Online PowerShell are different Microsoft clients, so a run
+/// that will turn on audit logging signs the technician in twice: said before the first code,
+/// not discovered at the second.
+fn two_sign_ins(ctx: &Ctx, args: &AddArgs, known: Option<&TenantRecord>) -> Option<String> {
+    let exchange_done = known.is_some_and(|r| r.step(StepId::Exchange).is_done());
+    let exchange_signs_in = match args.exchange_auth {
+        ExchangeAuthMode::Token => ctx.env.exchange_token.is_none(),
+        ExchangeAuthMode::Device => true,
+    };
+    let graph_signs_in = args.sign_in.auth != crate::microsoft::signin::AuthMethod::AzureCli;
+    (!args.skip_exchange && !exchange_done && exchange_signs_in && graph_signs_in).then(|| {
+        "You will sign in twice: first to Microsoft Graph (the app registration and its consent), then to Exchange Online (unified audit logging), because they are different Microsoft clients. Use the same administrator both times.".to_string()
+    })
 }
 
 /// The guide's "Record these credentials" table and what is still to do. Without a keyring

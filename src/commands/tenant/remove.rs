@@ -50,6 +50,11 @@ pub fn cmd_tenant_remove(ctx: &Ctx, args: &RemoveArgs) -> CommandResult {
     let secrets = ctx.secrets();
 
     let deleted = if args.delete_app {
+        ui.answer_needed(
+            args.yes,
+            &format!("Deleting the app registration of {name}"),
+            "--yes",
+        )?;
         match delete_app(ctx, args, &rec, secrets.clone())? {
             Some(d) => d,
             None => return Ok(()),
@@ -140,12 +145,13 @@ fn delete_app(
         );
     };
     let tenant = TenantName::from(rec.tenant_id);
+    let cloud = ctx.tenant_cloud_blocking(&tenant)?.cloud;
     let session = Session::open(
         &ctx.env,
         ctx.http()?,
         &tenant,
         Some(rec),
-        &args.sign_in.sign_in(ctx.global.cloud),
+        &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
     )?;
@@ -156,6 +162,7 @@ fn delete_app(
         &endpoints.graph_resource,
         &endpoints.manage_resource,
     );
+    settings.endpoints = endpoints.clone();
     settings.app_name = if recorded.display_name.is_empty() {
         DEFAULT_APP_NAME.into()
     } else {

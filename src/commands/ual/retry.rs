@@ -201,6 +201,24 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         return Ok(());
     }
 
+    // Each tenant's cloud, as Microsoft says it now (one look-up per tenant for the whole run,
+    // every round included): a record from before GCC was known is corrected here. Not when
+    // the Exchange tokens come from HAL_ONBOARD_EXCHANGE_TOKEN: nothing signs in then, and
+    // whoever minted them chose the cloud.
+    let signs_in =
+        !(args.exchange_auth == ExchangeAuthMode::Token && ctx.env.exchange_token.is_some());
+    for id in ids.iter().filter(|_| signs_in) {
+        let found = ctx
+            .tenant_cloud(&crate::tenant::TenantName::from(*id))
+            .await?;
+        if doc.get(*id).is_some_and(|r| r.cloud != found.cloud) {
+            store.update(|d| {
+                if let Some(r) = d.tenants.iter_mut().find(|r| r.tenant_id == *id) {
+                    r.cloud = found.cloud;
+                }
+            })?;
+        }
+    }
     let http = ctx.http()?;
     let how = ExchangeSignIn {
         mode: args.exchange_auth,

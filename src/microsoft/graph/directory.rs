@@ -119,6 +119,12 @@ pub trait DirectoryApi: Send + Sync {
     async fn app_owners(&self, _object_id: &str) -> Result<Vec<Owner>, GraphError> {
         Ok(Vec::new())
     }
+    /// The directory role template IDs `principal_id` is only eligible for (Privileged
+    /// Identity Management), or `None` when that cannot be read here. Asked only when the
+    /// signed-in user cannot onboard, to say which role to activate.
+    async fn eligible_roles(&self, _principal_id: &str) -> Result<Option<Vec<String>>, GraphError> {
+        Ok(None)
+    }
 }
 
 /// One owner of an application (a user or a service principal).
@@ -438,6 +444,36 @@ impl DirectoryApi for GraphClient {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn eligible_roles(&self, principal_id: &str) -> Result<Option<Vec<String>>, GraphError> {
+        // Documented to need RoleEligibilitySchedule.Read.Directory, which the sign-in does not
+        // ask for (a technician whose role is not yet active could not consent to it): it is
+        // asked for silently, and a refusal means "cannot tell", not an error.
+        let scope = format!(
+            "{}/RoleEligibilitySchedule.Read.Directory",
+            self.endpoints().graph_resource.trim_end_matches('/')
+        );
+        let path = format!(
+            "roleManagement/directory/roleEligibilityScheduleInstances?$filter=principalId eq '{}'&$select=roleDefinitionId",
+            quote(principal_id)
+        );
+        match self.with_scopes(vec![scope]).get(&path).await {
+            Ok(r) => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Instance {
+                    role_definition_id: String,
+                }
+                let c = r.parse::<Collection<Instance>>("roleEligibilityScheduleInstances")?;
+                Ok(Some(
+                    c.value.into_iter().map(|i| i.role_definition_id).collect(),
+                ))
+            }
+            Err(GraphError::Token(_)) => Ok(None),
+            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -341,6 +341,14 @@ impl GraphClient {
         &self.retry
     }
 
+    /// The same client asking its credential for other scopes (the same sign-in, silently).
+    pub fn with_scopes(&self, scopes: Vec<String>) -> GraphClient {
+        GraphClient {
+            scopes,
+            ..self.clone()
+        }
+    }
+
     /// A token for Graph (signing in on first use).
     pub async fn token(&self) -> Result<String, GraphError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();

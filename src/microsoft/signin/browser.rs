@@ -5,8 +5,6 @@
 //! `redirect_uri=http://localhost:<port>` (Microsoft's public clients accept any port on
 //! localhost), take exactly one redirect, check `state`, and redeem the code with the verifier.
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
@@ -15,9 +13,6 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use super::{SignInError, SignInObserver, SignInOptions, TokenResponse, post_form};
-
-/// How long we wait for the browser to come back.
-const WAIT: Duration = Duration::from_secs(600);
 
 fn random_b64(n: usize) -> String {
     let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
@@ -57,12 +52,12 @@ pub(crate) async fn sign_in(
         .append_pair("code_challenge_method", "S256")
         .append_pair("prompt", "select_account");
     observer.browser_url(&url);
+    let wait = opts.browser_wait;
+    observer.browser_waiting(wait);
 
-    let (code, got_state) = tokio::time::timeout(WAIT, accept_one(&listener))
+    let (code, got_state) = tokio::time::timeout(wait, accept_one(&listener))
         .await
-        .map_err(|_| {
-            SignInError::Browser("no answer from the browser within 10 minutes".into())
-        })??;
+        .map_err(|_| SignInError::BrowserTimeout(wait))??;
     if got_state != state {
         return Err(SignInError::Browser(
             "the redirect's state did not match (another sign-in interfered)".into(),

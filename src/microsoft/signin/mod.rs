@@ -17,6 +17,7 @@
 pub mod browser;
 pub mod claims;
 pub mod device_code;
+pub mod discovery;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +77,19 @@ pub trait SignInObserver: Send + Sync {
     fn waiting(&self, _polls: u32, _slowed_down: bool) {}
     /// Signed in (the interactive part is over).
     fn signed_in(&self, _user: Option<&str>) {}
+    /// Why no browser can be opened here, if none can: `--auth browser` then signs in with a
+    /// device code instead ([`SignInObserver::browser_fallback`]).
+    fn no_browser(&self) -> Option<String> {
+        None
+    }
+    /// `--auth browser` signs in with a device code instead, because of `why`.
+    fn browser_fallback(&self, _why: &str) {}
+    /// The browser flow waits this long for the browser to come back.
+    fn browser_waiting(&self, _limit: Duration) {}
+    /// The saved sign-in was refused (`why`, in plain words): an interactive sign-in follows.
+    fn saved_sign_in_refused(&self, _why: &str) {}
+    /// The interactive sign-in ended, however it ended (stop waiting for a key press).
+    fn finished(&self) {}
 }
 
 /// An observer that shows nothing (tests, library callers with a token already kept).
@@ -111,18 +125,28 @@ pub enum SignInError {
     Expired,
     #[error("the code entered did not match the one shown")]
     BadVerificationCode,
-    #[error("Microsoft refused the sign-in: {}", first_sentence(.description))]
+    #[error("Microsoft refused the sign-in: {}", refusal(*.code, .description))]
     Refused {
         /// The OAuth error (`invalid_grant`, ...).
         error: String,
         /// Microsoft's AADSTS number, when given.
         code: Option<u64>,
         description: String,
+        /// The flow that was refused (Conditional Access: the other flow is the way out).
+        flow: Option<AuthMethod>,
     },
     #[error("the sign-in service sent something unexpected: {0}")]
     Protocol(String),
     #[error("the browser sign-in failed: {0}")]
     Browser(String),
+    #[error("no answer from the browser within {}", minutes(*.0))]
+    BrowserTimeout(Duration),
+    #[error("the Azure CLI (`az`) is not installed, or not on PATH")]
+    AzNotFound,
+    #[error("the Azure CLI is not signed in")]
+    AzNotSignedIn { tenant: String },
+    #[error("the Azure CLI is signed in, but not to {tenant}: {}", first_sentence(.detail))]
+    AzOtherTenant { tenant: String, detail: String },
     #[error("cannot keep the sign-in in the keyring")]
     Keyring(#[source] SecretError),
     #[error(transparent)]
@@ -137,26 +161,160 @@ impl SignInError {
             SignInError::Declined => "Run the command again and approve the sign-in.".into(),
             SignInError::Expired => "Run the command again and enter the code within its time (about 15 minutes).".into(),
             SignInError::BadVerificationCode => "Run the command again and enter the code exactly as shown.".into(),
-            SignInError::Refused { code: Some(53003 | 50199 | 50097 | 53000 | 53001), .. } => {
-                "Conditional Access blocked this sign-in; try `--auth browser` on a compliant device, or ask the customer for an exclusion.".into()
+            SignInError::Refused { code: Some(code), flow, .. } if aadsts(*code).is_some() => {
+                aadsts(*code).expect("known").next_step(*flow).to_string()
             }
-            SignInError::Refused { code: Some(50076 | 50079), .. } => {
-                "Multi-factor authentication is required: use `--auth browser` or complete MFA at the device code page.".into()
-            }
-            SignInError::Refused { code: Some(700016 | 90002 | 900023), .. } => {
+            SignInError::Refused { code: Some(700016 | 900023), .. } => {
                 "Check the tenant name (a verified domain or the tenant GUID), and --client-id / HAL_ONBOARD_CLIENT_ID.".into()
-            }
-            SignInError::Refused { code: Some(65001), .. } => {
-                "The app has no consent in this tenant; sign in as a Global Administrator and accept the consent prompt.".into()
             }
             SignInError::Refused { error, .. } if error == "invalid_grant" => {
                 "Run the command again to sign in afresh.".into()
             }
-            SignInError::Browser(_) => "Use the default device code sign-in (drop --auth browser).".into(),
+            SignInError::Browser(_) | SignInError::BrowserTimeout(_) => "Sign in with a device code instead: run the same command with `--auth device-code` (the code can be entered on any device).".into(),
             SignInError::Keyring(_) => "Unlock the OS keyring, or run on a machine that has one.".into(),
+            SignInError::AzNotFound => "Install the Azure CLI (https://aka.ms/installazurecli) and run `az login`, or sign in without it: `--auth device-code` (the default) or `--auth browser`.".into(),
+            SignInError::AzNotSignedIn { tenant } | SignInError::AzOtherTenant { tenant, .. } => format!(
+                "Run `az login --tenant {tenant} --allow-no-subscriptions`, then the same command again; or sign in without the Azure CLI: `--auth device-code` (the default) or `--auth browser`."
+            ),
             SignInError::AzureCli(_) => "Run `az login --tenant <tenant> --allow-no-subscriptions`, or drop --auth azure-cli.".into(),
             _ => return None,
         })
+    }
+
+    /// The same error, knowing which flow was refused.
+    fn during(self, method: AuthMethod) -> SignInError {
+        match self {
+            SignInError::Refused {
+                error,
+                code,
+                description,
+                flow: None,
+            } => SignInError::Refused {
+                error,
+                code,
+                description,
+                flow: Some(method),
+            },
+            e => e,
+        }
+    }
+}
+
+/// "5 minutes", "30 seconds".
+pub fn minutes(d: Duration) -> String {
+    match d.as_secs() {
+        60 => "1 minute".into(),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        1 => "1 second".into(),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// An AADSTS code in plain words with the next step: the one table (docs/signin.md repeats it).
+#[derive(Debug, Clone, Copy)]
+pub struct Aadsts {
+    pub codes: &'static [u64],
+    /// What happened, in the technician's words.
+    pub means: &'static str,
+    /// What to do next.
+    pub next: &'static str,
+    /// What to do next when the browser flow was the one refused (else `next` holds).
+    pub next_after_browser: Option<&'static str>,
+}
+
+impl Aadsts {
+    pub fn next_step(&self, flow: Option<AuthMethod>) -> &'static str {
+        match (flow, self.next_after_browser) {
+            (Some(AuthMethod::Browser), Some(n)) => n,
+            _ => self.next,
+        }
+    }
+}
+
+/// Every AADSTS code a technician meets while signing in, in plain words with the next step.
+pub const AADSTS: &[Aadsts] = &[
+    Aadsts {
+        codes: &[53003],
+        means: "the customer's Conditional Access policies block this sign-in",
+        next: "Sign in with a browser on this machine instead of a device code: run the same command with `--auth browser`; if that is blocked too, ask the customer to exclude your account or this location from the policy.",
+        next_after_browser: Some(
+            "Sign in with a device code instead: run the same command with `--auth device-code`; if that is blocked too, ask the customer to exclude your account or this location from the policy.",
+        ),
+    },
+    Aadsts {
+        codes: &[53000],
+        means: "the customer's Conditional Access requires a compliant or managed device, and this one is not",
+        next: "Sign in with a browser on a device the customer manages: run the same command there with `--auth browser`; or ask the customer to exclude your account from the device policy.",
+        next_after_browser: Some(
+            "Sign in with a device code and enter it on a device the customer manages: run the same command with `--auth device-code`; or ask the customer to exclude your account from the device policy.",
+        ),
+    },
+    Aadsts {
+        codes: &[50076, 50079],
+        means: "the account must use (or first register) multi-factor authentication",
+        next: "Complete the multi-factor prompt in the browser when you sign in (register a method at https://aka.ms/mfasetup first if asked), then run the same command again.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[50020, 90072],
+        means: "the account you signed in with is not in this tenant: a guest or an MSP (partner) account",
+        next: "Sign in with the customer's own administrator account (an account of that tenant, e.g. admin@customer.onmicrosoft.com), in a private browser window if another account is remembered; or use partner mode when hal-onboard has it.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[90002],
+        means: "there is no tenant of that name",
+        next: "Check the spelling of the tenant (a verified domain such as contoso.onmicrosoft.com, or the tenant GUID) and --cloud, then run the command again.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[50105],
+        means: "the customer's tenant allows only assigned users to use this sign-in app, and your account is not assigned",
+        next: "Ask the customer to assign your account to \"Microsoft Graph Command Line Tools\" (Enterprise applications → Users and groups), or sign in as their Global Administrator.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[7000112],
+        means: "the sign-in app is disabled in the customer's tenant",
+        next: "Ask the customer to enable \"Microsoft Graph Command Line Tools\" (Enterprise applications → Properties → Enabled for users to sign in), or pass --client-id with a public client they allow.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[65001, 65002],
+        means: "the sign-in app has no consent for the permissions hal-onboard asks for",
+        next: "Sign in as a Global Administrator and accept the consent prompt; with --client-id, grant that app the delegated permissions in docs/signin.md first.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[500011],
+        means: "a Microsoft service hal-onboard needs (Microsoft Graph or Exchange Online) does not exist in this tenant",
+        next: "Check --cloud (a GCC High or 21Vianet tenant signs in elsewhere); a tenant without Exchange Online can still be onboarded with --skip-exchange.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[50011],
+        means: "the sign-in app does not accept hal-onboard's loopback redirect (http://localhost)",
+        next: "Sign in with a device code instead (`--auth device-code`), or add http://localhost as a \"Mobile and desktop applications\" redirect URI of the app given with --client-id.",
+        next_after_browser: None,
+    },
+    Aadsts {
+        codes: &[700082, 50173],
+        means: "the saved sign-in expired or was revoked (a password change, a sign-out everywhere, 90 days unused)",
+        next: "Sign in again: hal-onboard does so by itself once; if this persists, run the same command again.",
+        next_after_browser: None,
+    },
+];
+
+/// The table's entry for `code`.
+pub fn aadsts(code: u64) -> Option<&'static Aadsts> {
+    AADSTS.iter().find(|a| a.codes.contains(&code))
+}
+
+/// Microsoft's refusal in plain words when the code is in the table, else its first sentence.
+fn refusal(code: Option<u64>, description: &str) -> String {
+    match code.and_then(aadsts) {
+        Some(a) => format!("{} (AADSTS{})", a.means, code.expect("known")),
+        None => first_sentence(description),
     }
 }
 
@@ -177,7 +335,12 @@ pub struct SignInOptions {
     pub refresh_account: fn(Uuid) -> String,
     /// The tenant's GUID when already known (a re-run): the kept refresh token is tried first.
     pub known_tenant: Option<Uuid>,
+    /// How long the browser flow waits for the browser to come back.
+    pub browser_wait: Duration,
 }
+
+/// The browser flow's wait unless HAL_ONBOARD_BROWSER_TIMEOUT says otherwise.
+pub const BROWSER_WAIT: Duration = Duration::from_secs(300);
 
 impl SignInOptions {
     /// The technician's sign-in for Microsoft Graph in `tenant`.
@@ -190,6 +353,7 @@ impl SignInOptions {
             method: AuthMethod::DeviceCode,
             refresh_account: crate::secrets::account::graph_refresh_token,
             known_tenant: None,
+            browser_wait: BROWSER_WAIT,
         }
     }
 
@@ -207,6 +371,7 @@ impl SignInOptions {
             method: AuthMethod::DeviceCode,
             refresh_account: crate::secrets::account::exchange_refresh_token,
             known_tenant: None,
+            browser_wait: BROWSER_WAIT,
         }
     }
 
@@ -264,6 +429,7 @@ impl OAuthError {
                     }),
                     description: self.error_description.unwrap_or_else(|| self.error.clone()),
                     error: self.error,
+                    flow: None,
                 }
             }
         }
@@ -430,11 +596,23 @@ impl UserCredential {
                 ("refresh_token", rt.as_str()),
                 ("scope", scope.as_str()),
             ];
+            let extra = want != self.opts.scopes;
             match post_form::<TokenResponse>(&self.http, &url, &form).await? {
                 Ok(t) => return self.accept(&mut st, key, t).await,
+                // Scopes beyond the sign-in's (e.g. reading PIM eligibility) are asked for
+                // silently only: a refusal is the caller's to handle, never a second prompt,
+                // and the saved sign-in stays.
+                Err(e) if extra => return Err(e.into_error()),
                 Err(e) => {
-                    // An expired or revoked refresh token: sign in interactively instead.
+                    // An expired or revoked refresh token: sign in interactively instead, once.
                     tracing::debug!(error = %e.error, "refresh token refused");
+                    let why = e.into_error();
+                    if let SignInError::Refused { code: Some(c), .. } = &why
+                        && let Some(a) = aadsts(*c)
+                    {
+                        self.observer
+                            .saved_sign_in_refused(&format!("{} (AADSTS{c})", a.means));
+                    }
                     st.refresh = None;
                     if let Some(tenant) = st.keep_under.or(self.opts.known_tenant) {
                         self.secret_delete((self.opts.refresh_account)(tenant))
@@ -443,14 +621,26 @@ impl UserCredential {
                 }
             }
         }
-        let t = match self.opts.method {
+        if want != self.opts.scopes {
+            return Err(SignInError::Protocol(
+                "extra scopes are asked for only with a saved sign-in".into(),
+            ));
+        }
+        let mut method = self.opts.method;
+        if method == AuthMethod::Browser
+            && let Some(why) = self.observer.no_browser()
+        {
+            self.observer.browser_fallback(&why);
+            method = AuthMethod::DeviceCode;
+        }
+        let t = match method {
             AuthMethod::Browser => {
-                browser::sign_in(&self.http, &self.opts, &want, self.observer.as_ref()).await?
+                browser::sign_in(&self.http, &self.opts, &want, self.observer.as_ref()).await
             }
-            _ => {
-                device_code::sign_in(&self.http, &self.opts, &want, self.observer.as_ref()).await?
-            }
+            _ => device_code::sign_in(&self.http, &self.opts, &want, self.observer.as_ref()).await,
         };
+        self.observer.finished();
+        let t = t.map_err(|e| e.during(method))?;
         let user = TokenClaims::decode(&t.access_token)
             .ok()
             .and_then(|c| c.user().map(str::to_string));
@@ -524,7 +714,69 @@ pub fn azure_cli(tenant: &str) -> Result<Arc<dyn TokenCredential>, SignInError> 
         ..Default::default()
     };
     let c = azure_identity::AzureCliCredential::new(Some(opts)).map_err(SignInError::AzureCli)?;
-    Ok(c)
+    Ok(Arc::new(AzureCli {
+        inner: c,
+        tenant: tenant.to_string(),
+    }))
+}
+
+/// azure_identity's `AzureCliCredential`, its failures said as what is wrong: `az` missing,
+/// not signed in, or signed in elsewhere than the tenant asked for.
+#[derive(Debug)]
+struct AzureCli {
+    inner: Arc<azure_identity::AzureCliCredential>,
+    tenant: String,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for AzureCli {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.inner.get_token(scopes, options).await.map_err(|e| {
+            let e = az_error(&self.tenant, e);
+            let msg = e.to_string();
+            azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, e, msg)
+        })
+    }
+}
+
+/// What `az account get-access-token` said, classified. Its own words: "ERROR: Please run 'az
+/// login' to setup account." when signed out; an AADSTS error (50020, 90072, 90002…) followed
+/// by "Interactive authentication is needed" when the account is not in the tenant asked for;
+/// exit 127 ("not found on PATH") from the shell when there is no `az`.
+fn az_error(tenant: &str, e: azure_core::Error) -> SignInError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("not found on path") || lower.contains("wasn't found on path") {
+        return SignInError::AzNotFound;
+    }
+    if lower.contains("az login' to setup account")
+        || lower.contains("az login\" to setup account")
+        || lower.contains("no subscription found")
+        || matches!(aadsts_code(&text), Some(700082 | 50173))
+    {
+        return SignInError::AzNotSignedIn {
+            tenant: tenant.to_string(),
+        };
+    }
+    let code = aadsts_code(&text);
+    if matches!(code, Some(50020 | 90072)) || lower.contains("interactive authentication is needed")
+    {
+        let detail = text[text.find("AADSTS").unwrap_or(0)..]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        return SignInError::AzOtherTenant {
+            tenant: tenant.to_string(),
+            detail,
+        };
+    }
+    SignInError::AzureCli(e)
 }
 
 /// Runs `az` for [`azure_cli`] with the environment every child gets
@@ -558,6 +810,26 @@ pub(crate) async fn pause(d: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/signin.md holds the same table: every code, its words and its next step.
+    #[test]
+    fn the_aadsts_table_is_the_one_in_docs() {
+        let doc = include_str!("../../../docs/signin.md");
+        for a in AADSTS {
+            let codes: Vec<String> = a.codes.iter().map(|c| format!("AADSTS{c}")).collect();
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| {} |", codes.join(", "))))
+                .unwrap_or_else(|| panic!("docs/signin.md has a row for {codes:?}"));
+            assert!(row.contains(a.means), "{row}");
+            assert!(row.contains(a.next), "{row}");
+            if let Some(n) = a.next_after_browser {
+                assert!(row.contains(n), "{row}");
+            }
+        }
+        let rows = doc.lines().filter(|l| l.starts_with("| AADSTS")).count();
+        assert_eq!(rows, AADSTS.len(), "no row the code does not have");
+    }
 
     #[test]
     fn scopes_are_qualified_by_the_clouds_graph() {
@@ -610,7 +882,13 @@ mod tests {
         assert!(r.hint().unwrap().contains("--auth browser"));
         assert_eq!(
             r.to_string(),
-            "Microsoft refused the sign-in: AADSTS53003: Access has been blocked by Conditional Access policies."
+            "Microsoft refused the sign-in: the customer's Conditional Access policies block this sign-in (AADSTS53003)"
+        );
+        // A code outside the table keeps Microsoft's first sentence.
+        let other = e("invalid_grant", "AADSTS70000: The grant is invalid. More.").into_error();
+        assert_eq!(
+            other.to_string(),
+            "Microsoft refused the sign-in: AADSTS70000: The grant is invalid."
         );
         assert_eq!(
             first_sentence("AADSTS90002: Tenant 'x' not found. Check to make sure. Trace ID: 1"),

@@ -2,9 +2,11 @@
 //!
 //! Client-credentials tokens for Microsoft Graph and Office 365 Management, retried (bounded,
 //! with a visible attempt count) through the minutes a new secret or new grants take to
-//! replicate; the Graph token's `roles` must hold every granted Graph permission. In the same
-//! round trip, our service principal's app role assignments are read back: all 15 must be
-//! listed (the portal's green checkmarks).
+//! replicate; each token's `roles` must hold every permission granted on its API (a Management
+//! token without roles fails). In the same round trip, our service principal's app role
+//! assignments are read back: all 15 must be listed (the portal's green checkmarks). Then, in
+//! one more round trip, one read-only request per API with its token, the calls Hal's
+//! collector depends on ([`GRAPH_READ`], [`MANAGE_READ`]; docs/clouds.md says why these).
 
 use azure_core::credentials::Secret;
 
@@ -12,10 +14,49 @@ use super::{Assessment, Step, StepCx, StepOutcome};
 use crate::secrets::account;
 use crate::store::StepId;
 use crate::wizard::permissions::{self, Resource, missing_grants, required_for};
-use crate::wizard::verify::VerifyError;
+use crate::wizard::verify::{ReadAnswer, VerifyError};
 use crate::wizard::{Event, WizardError};
 
 pub struct VerifyStep;
+
+/// The Graph read: directory audits, which every Microsoft Entra ID edition has (sign-in logs
+/// need P1 and answer 403 without it), allowed by AuditLog.Read.All with Directory.Read.All.
+pub const GRAPH_READ: &str = "auditLogs/directoryAudits?$top=1";
+/// The Office 365 Management Activity API read: the tenant's subscriptions.
+pub const MANAGE_READ: &str = "subscriptions/list";
+
+/// What each read proves, for the message when it is refused.
+struct Probe {
+    api: &'static str,
+    read: &'static str,
+    permission: &'static str,
+}
+
+const GRAPH_PROBE: Probe = Probe {
+    api: "Microsoft Graph",
+    read: "GET /auditLogs/directoryAudits",
+    permission: "AuditLog.Read.All (with Directory.Read.All)",
+};
+const MANAGE_PROBE: Probe = Probe {
+    api: "the Office 365 Management Activity API",
+    read: "GET /activity/feed/subscriptions/list",
+    permission: "ActivityFeed.Read",
+};
+
+/// A refused read is "not yet" while the budget lasts (grants take minutes to apply), and says
+/// which permission did not take once it is spent.
+fn read_outcome(r: Result<ReadAnswer, VerifyError>, p: Probe) -> Result<(), VerifyError> {
+    match r? {
+        ReadAnswer::Ok => Ok(()),
+        ReadAnswer::Denied { status, detail } => Err(VerifyError::ReadDenied {
+            api: p.api,
+            read: p.read,
+            permission: p.permission,
+            status,
+            detail,
+        }),
+    }
+}
 
 fn missing_roles(roles: &[String], r: Resource) -> Vec<&'static str> {
     required_for(r)
@@ -75,6 +116,8 @@ impl Step for VerifyStep {
             .and_then(|a| a.service_principal_id.clone())
             .expect("the app step made the service principal");
         let perms = permissions::resolve(cx.survey.graph_sp.as_ref(), cx.survey.o365_sp.as_ref())?;
+        let graph_read = cx.settings.endpoints.graph_url(GRAPH_READ);
+        let manage_read = cx.settings.endpoints.manage_url(&tid, MANAGE_READ);
         let of = cx.settings.verify_attempts.max(1);
         let mut attempt = 0;
         let mut listed = false;
@@ -109,18 +152,18 @@ impl Step for VerifyStep {
                 }
                 None => Vec::new(),
             };
-            let outcome = match (g, m) {
+            let tokens = match (g, m) {
                 _ if !not_listed.is_empty() => Err(VerifyError::NotYet(format!(
                     "Graph does not list the grant of {} yet",
                     not_listed.join(", ")
                 ))),
                 (Ok(g), Ok(m)) => {
-                    let mut missing = missing_roles(&g.roles, Resource::Graph);
-                    if !m.roles.is_empty() {
-                        missing.extend(missing_roles(&m.roles, Resource::O365Management));
-                    }
+                    // A Management token must carry its roles too: without them Hal's
+                    // collector would be refused, so none is a failure, not a skipped check.
+                    let mut missing = missing_roles(&g.claims.roles, Resource::Graph);
+                    missing.extend(missing_roles(&m.claims.roles, Resource::O365Management));
                     if missing.is_empty() {
-                        Ok(g.roles.len())
+                        Ok((g, m))
                     } else {
                         Err(VerifyError::NotYet(format!(
                             "the token does not carry {} yet",
@@ -130,10 +173,25 @@ impl Step for VerifyStep {
                 }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
+            // The reads Hal itself depends on, with the new credentials (one round trip).
+            let outcome = match tokens {
+                Ok((g, m)) => {
+                    let together = (attempt == 1).then(|| cx.meter.concurrently());
+                    let (gr, mr) = futures::join!(
+                        cx.verifier.read(&g.bearer, &graph_read),
+                        cx.verifier.read(&m.bearer, &manage_read),
+                    );
+                    drop(together);
+                    read_outcome(gr, GRAPH_PROBE)
+                        .and_then(|()| read_outcome(mr, MANAGE_PROBE))
+                        .map(|()| g.claims.roles.len())
+                }
+                Err(e) => Err(e),
+            };
             match outcome {
                 Ok(n) => {
                     return Ok(StepOutcome::Done(format!(
-                        "the app signs in to Microsoft Graph and Office 365 Management; the Graph token carries {n} roles{}",
+                        "the app signs in to Microsoft Graph and Office 365 Management and reads both (GET /auditLogs/directoryAudits, GET activity/feed/subscriptions/list); the Graph token carries {n} roles{}",
                         if attempt > 1 {
                             format!(" (after {attempt} attempts)")
                         } else {
@@ -141,7 +199,13 @@ impl Step for VerifyStep {
                         }
                     )));
                 }
-                Err(VerifyError::NotYet(why)) if attempt < of => {
+                Err(e @ (VerifyError::NotYet(_) | VerifyError::ReadDenied { .. }))
+                    if attempt < of =>
+                {
+                    let why = match e {
+                        VerifyError::NotYet(why) => why,
+                        e => e.to_string(),
+                    };
                     cx.progress.event(Event::Waiting {
                         what: format!("Microsoft to accept the new credentials ({why})"),
                         attempt,
