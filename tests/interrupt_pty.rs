@@ -247,7 +247,7 @@ fn inside_the_exchange_step() {
 fn inside_graph_step(before: Option<&str>, title: &str) {
     let w = world(|_, _| {});
     let id = w.sb.tenants()[0].id;
-    let slow = || w.sb.with_tenant(id, |t| t.scenario.latency_ms = 1500);
+    let slow = || w.sb.with_tenant(id, |t| t.scenario.latency_ms = 3000);
     let mut s = w.spawn(&["tenant", "add", "pty.onmicrosoft.com", "--skip-exchange"]);
     s.expect("as planned?").unwrap();
     match before {
