@@ -94,8 +94,12 @@ impl World {
 fn press_ctrl_c_and_check(w: &World, mut s: expectrl::session::OsSession) -> String {
     // (After a first Ctrl-C the process may be gone already.)
     let _ = s.send(ControlCode::EndOfText);
+    // The line first, then the end: waiting for the end alone can miss the last output.
+    let said = s.expect(LINE).unwrap();
+    let mut bytes = said.before().to_vec();
+    bytes.extend(said.matches().flatten());
     let after = s.expect(expectrl::Eof).unwrap();
-    let mut bytes = after.before().to_vec();
+    bytes.extend(after.before());
     bytes.extend(after.matches().flatten());
     let screen = String::from_utf8_lossy(&bytes).to_string();
     // The last line is the message, alone on its line (after a possible "^C" echo and the
@@ -242,29 +246,18 @@ fn inside_the_exchange_step() {
     press_ctrl_c_and_check(&w, s);
 }
 
-/// Each Graph step, interrupted while its spinner runs: from the step before it on, the
-/// sandbox answers slowly, so the step is still under way when Ctrl-C comes.
-fn inside_graph_step(before: Option<&str>, title: &str) {
+/// Each Graph step, interrupted while its spinner runs: the sandbox answers every request
+/// slowly (from the plan's answer on), so the step is still under way when Ctrl-C comes.
+fn inside_graph_step(title: &str) {
     let w = world(|_, _| {});
     let id = w.sb.tenants()[0].id;
-    let slow = || w.sb.with_tenant(id, |t| t.scenario.latency_ms = 3000);
     let mut s = w.spawn(&["tenant", "add", "pty.onmicrosoft.com", "--skip-exchange"]);
     s.expect("as planned?").unwrap();
-    match before {
-        Some(b) => {
-            s.send("y").unwrap();
-            s.expect(Regex(&format!("[⠁-⣿] {}", regex_escape(b))))
-                .unwrap();
-            slow();
-        }
-        None => {
-            slow();
-            s.send("y").unwrap();
-        }
-    }
+    w.sb.with_tenant(id, |t| t.scenario.latency_ms = 2000);
+    s.send("y").unwrap();
     s.expect(Regex(&format!("[⠁-⣿] {}", regex_escape(title))))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(200));
     let screen = press_ctrl_c_and_check(&w, s);
     assert!(
         !screen.contains(&format!("✔ {title}")),
@@ -286,25 +279,22 @@ fn regex_escape(s: &str) -> String {
 
 #[test]
 fn inside_the_app_step() {
-    inside_graph_step(None, "App registration");
+    inside_graph_step("App registration");
 }
 
 #[test]
 fn inside_the_secret_step() {
-    inside_graph_step(Some("App registration"), "Client secret");
+    inside_graph_step("Client secret");
 }
 
 #[test]
 fn inside_the_consent_step() {
-    inside_graph_step(Some("Client secret"), "Permissions and admin consent");
+    inside_graph_step("Permissions and admin consent");
 }
 
 #[test]
 fn inside_the_verify_step() {
-    inside_graph_step(
-        Some("Permissions and admin consent"),
-        "Verify the credentials",
-    );
+    inside_graph_step("Verify the credentials");
 }
 
 /// The portal, slowed down by its own knob.
