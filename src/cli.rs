@@ -125,11 +125,31 @@ pub struct SignInArgs {
     /// Keep your sign-in (refresh tokens in the OS keyring) for this tenant after its work is
     /// finished; recorded, and shown by `list` as "sign-in kept". Without it the sign-in is
     /// forgotten once nothing is pending for the tenant.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_keep_sign_in")]
     pub keep_sign_in: bool,
+
+    /// Stop keeping your sign-in for this tenant (undoes an earlier `--keep-sign-in`): it is
+    /// forgotten now if nothing is pending, otherwise once the tenant's work is finished.
+    #[arg(long, overrides_with = "keep_sign_in")]
+    pub no_keep_sign_in: bool,
+}
+
+/// What `--keep-sign-in` / `--no-keep-sign-in` ask of the tenant's recorded choice: set it,
+/// clear it, or leave it as an earlier run recorded it (neither given). The last one given wins.
+pub fn keep_sign_in_choice(keep: bool, no_keep: bool) -> Option<bool> {
+    match (keep, no_keep) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }
 
 impl SignInArgs {
+    /// The recorded `keepSignIn` this run asks for ([`keep_sign_in_choice`]).
+    pub fn keep_sign_in(&self) -> Option<bool> {
+        keep_sign_in_choice(self.keep_sign_in, self.no_keep_sign_in)
+    }
+
     /// The sign-in these flags ask for, in `cloud` (`--cloud`) when given.
     pub fn sign_in(&self, cloud: Option<Cloud>) -> SignIn {
         SignIn {

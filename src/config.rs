@@ -60,20 +60,20 @@ pub struct EnvOverrides {
     pub manage_url: Option<Url>,
     pub portal_url: Option<Url>,
     /// Never logged or printed.
-    pub portal_token: Option<String>,
+    pub portal_token: Option<crate::secrets::SecretText>,
     pub pwsh: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
     pub client_id: Option<String>,
     pub pwsh_timeout: Option<std::time::Duration>,
     pub browser_timeout: Option<std::time::Duration>,
     /// Never logged or printed.
-    pub exchange_token: Option<String>,
+    pub exchange_token: Option<crate::secrets::SecretText>,
 }
 
 /// Shows which tokens are set, never their values.
 impl std::fmt::Debug for EnvOverrides {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let set = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        let set = |v: &Option<crate::secrets::SecretText>| v.as_ref().map(|_| "[redacted]");
         f.debug_struct("EnvOverrides")
             .field("login_url", &self.login_url)
             .field("graph_url", &self.graph_url)
@@ -202,13 +202,13 @@ impl EnvOverrides {
             graph_url: url(ENV_GRAPH_URL)?,
             manage_url: url(ENV_MANAGE_URL)?,
             portal_url: url(ENV_PORTAL_URL)?,
-            portal_token: get(ENV_PORTAL_TOKEN),
+            portal_token: get(ENV_PORTAL_TOKEN).map(crate::secrets::SecretText::new),
             pwsh: get(ENV_PWSH).map(PathBuf::from),
             ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
             client_id: get(ENV_CLIENT_ID),
             pwsh_timeout: seconds(ENV_PWSH_TIMEOUT)?,
             browser_timeout: seconds(ENV_BROWSER_TIMEOUT)?,
-            exchange_token: get(ENV_EXCHANGE_TOKEN),
+            exchange_token: get(ENV_EXCHANGE_TOKEN).map(crate::secrets::SecretText::new),
         })
     }
 

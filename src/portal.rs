@@ -19,7 +19,8 @@ pub struct Submission {
     pub tenant_name: String,
     pub cloud: String,
     pub client_id: String,
-    pub client_secret: String,
+    #[serde(serialize_with = "crate::secrets::serialize_exposed")]
+    pub client_secret: crate::secrets::SecretText,
     pub secret_key_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub secret_expires_at: OffsetDateTime,
@@ -254,7 +255,7 @@ impl Default for RetryPolicy {
 pub struct HttpPortal {
     http: reqwest::Client,
     base: Url,
-    token: String,
+    token: crate::secrets::SecretText,
     retry: RetryPolicy,
 }
 
@@ -267,7 +268,7 @@ impl std::fmt::Debug for HttpPortal {
 }
 
 impl HttpPortal {
-    pub fn new(http: reqwest::Client, base: Url, token: String) -> Self {
+    pub fn new(http: reqwest::Client, base: Url, token: crate::secrets::SecretText) -> Self {
         let mut base = base;
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
@@ -304,7 +305,7 @@ impl HttpPortal {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let res = build()
                 .timeout(self.retry.per_try.min(left).max(Duration::from_millis(1)))
-                .bearer_auth(&self.token)
+                .bearer_auth(self.token.expose())
                 .header("Accept", "application/json")
                 .send()
                 .await;
@@ -455,7 +456,7 @@ impl PortalApi for HttpPortal {
                 &url,
             )
             .await?;
-        let secret = Some(s.client_secret.as_str());
+        let secret = Some(s.client_secret.expose());
         match status {
             200..=299 => parse_acknowledgement(body.as_bytes(), s).map(|_| SubmitOutcome::Created),
             409 => {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::secrets::{SecretError, SecretStore};
+use crate::secrets::{SecretError, SecretStore, SecretText};
 
 pub struct SandboxKeyring {
     path: PathBuf,
@@ -57,9 +57,9 @@ impl SandboxKeyring {
 }
 
 impl SecretStore for SandboxKeyring {
-    fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
+    fn get(&self, account: &str) -> Result<Option<SecretText>, SecretError> {
         let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(self.read()?.get(account).cloned())
+        Ok(self.read()?.remove(account).map(SecretText::new))
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {

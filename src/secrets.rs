@@ -47,7 +47,7 @@ pub fn portal_token_for(
     secrets: &dyn SecretStore,
     url: &url::Url,
     saved_for: Option<&url::Url>,
-) -> Result<Option<String>, SecretError> {
+) -> Result<Option<SecretText>, SecretError> {
     let account = account::portal_token(url);
     if let Some(t) = secrets.get(&account)? {
         return Ok(Some(t));
@@ -59,7 +59,7 @@ pub fn portal_token_for(
     let Some(old) = secrets.get(account::PORTAL_TOKEN)? else {
         return Ok(None);
     };
-    secrets.set(&account, &old)?;
+    secrets.set(&account, old.expose())?;
     secrets.delete(account::PORTAL_TOKEN)?;
     Ok(Some(old))
 }
@@ -105,6 +105,86 @@ pub fn child_env(cmd: &mut std::process::Command) -> &mut std::process::Command 
     cmd
 }
 
+/// A secret value we hold — a client secret, a refresh or access token, the portal token —
+/// from where it enters (an HTTP answer, the keyring, an environment variable) to where it
+/// leaves (the keyring, a request body, a child's environment). Its memory is zeroed when it is
+/// dropped (`zeroize`), and Debug and Display never show it: reading it takes an explicit
+/// [`SecretText::expose`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretText(zeroize::Zeroizing<String>);
+
+impl SecretText {
+    pub fn new(value: impl Into<String>) -> SecretText {
+        SecretText(zeroize::Zeroizing::new(value.into()))
+    }
+
+    /// The value, for the one place it must go (a request, the keyring, a child's env).
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Compares without exposing (tests, and `assert_eq!` on a record that holds one).
+impl PartialEq<str> for SecretText {
+    fn eq(&self, other: &str) -> bool {
+        self.expose() == other
+    }
+}
+
+impl PartialEq<&str> for SecretText {
+    fn eq(&self, other: &&str) -> bool {
+        self.expose() == *other
+    }
+}
+
+impl PartialEq<String> for SecretText {
+    fn eq(&self, other: &String) -> bool {
+        self.expose() == other
+    }
+}
+
+/// Zeroed on drop: its only field is `Zeroizing`.
+impl zeroize::ZeroizeOnDrop for SecretText {}
+
+impl From<String> for SecretText {
+    fn from(s: String) -> SecretText {
+        SecretText::new(s)
+    }
+}
+
+impl From<&str> for SecretText {
+    fn from(s: &str) -> SecretText {
+        SecretText::new(s)
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+impl std::fmt::Display for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SecretText, D::Error> {
+        String::deserialize(d).map(SecretText::new)
+    }
+}
+
+/// For the one body that must carry a secret (the portal submission): `serialize_with`.
+pub fn serialize_exposed<S: serde::Serializer>(v: &SecretText, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("the OS keyring is not available ({0})")]
@@ -117,7 +197,7 @@ pub enum SecretError {
 
 /// A place to keep secrets. Implementations must never log the values.
 pub trait SecretStore: Send + Sync {
-    fn get(&self, account: &str) -> Result<Option<String>, SecretError>;
+    fn get(&self, account: &str) -> Result<Option<SecretText>, SecretError>;
     fn set(&self, account: &str, value: &str) -> Result<(), SecretError>;
     /// Deleting what is not there is not an error.
     fn delete(&self, account: &str) -> Result<(), SecretError>;
@@ -207,11 +287,11 @@ fn map_err(e: keyring::Error) -> SecretError {
 }
 
 impl SecretStore for KeyringStore {
-    fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
+    fn get(&self, account: &str) -> Result<Option<SecretText>, SecretError> {
         let account = account.to_string();
         within(KEYRING_CALL_LIMIT, move || {
             match Self::entry(&account)?.get_password() {
-                Ok(v) => Ok(Some(v)),
+                Ok(v) => Ok(Some(SecretText::new(v))),
                 Err(keyring::Error::NoEntry) => Ok(None),
                 Err(e) => Err(map_err(e)),
             }
@@ -219,9 +299,11 @@ impl SecretStore for KeyringStore {
     }
 
     fn set(&self, account: &str, value: &str) -> Result<(), SecretError> {
-        let (account, value) = (account.to_string(), value.to_string());
+        let (account, value) = (account.to_string(), SecretText::new(value));
         within(KEYRING_CALL_LIMIT, move || {
-            Self::entry(&account)?.set_password(&value).map_err(map_err)
+            Self::entry(&account)?
+                .set_password(value.expose())
+                .map_err(map_err)
         })
     }
 
@@ -243,7 +325,7 @@ impl SecretStore for KeyringStore {
 /// Secrets held for this process only: the fallback without a keyring, and the tests' store.
 #[derive(Default)]
 pub struct MemoryStore {
-    values: Mutex<HashMap<String, String>>,
+    values: Mutex<HashMap<String, SecretText>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -254,7 +336,7 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl SecretStore for MemoryStore {
-    fn get(&self, account: &str) -> Result<Option<String>, SecretError> {
+    fn get(&self, account: &str) -> Result<Option<SecretText>, SecretError> {
         Ok(self.values.lock().unwrap().get(account).cloned())
     }
 
@@ -262,7 +344,7 @@ impl SecretStore for MemoryStore {
         self.values
             .lock()
             .unwrap()
-            .insert(account.to_string(), value.to_string());
+            .insert(account.to_string(), SecretText::new(value));
         Ok(())
     }
 
@@ -285,7 +367,7 @@ mod tests {
         let s = MemoryStore::default();
         assert_eq!(s.get("a").unwrap(), None);
         s.set("a", "v").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some("v"));
+        assert_eq!(s.get("a").unwrap().as_ref().map(|s| s.expose()), Some("v"));
         s.delete("a").unwrap();
         s.delete("a").unwrap();
         assert_eq!(s.get("a").unwrap(), None);
@@ -392,7 +474,10 @@ mod portal_token_tests {
         m.set(&account::portal_token(&url("https://a.example")), "ta")
             .unwrap();
         let got = |u| portal_token_for(&m, &url(u), None).unwrap();
-        assert_eq!(got("https://a.example/x").as_deref(), Some("ta"));
+        assert_eq!(
+            got("https://a.example/x").as_ref().map(|s| s.expose()),
+            Some("ta")
+        );
         assert_eq!(
             got("https://b.example"),
             None,
@@ -410,17 +495,26 @@ mod portal_token_tests {
         assert_eq!(portal_token_for(&m, &b, Some(&a)).unwrap(), None);
         assert_eq!(portal_token_for(&m, &a, None).unwrap(), None);
         assert_eq!(
-            m.get(account::PORTAL_TOKEN).unwrap().as_deref(),
+            m.get(account::PORTAL_TOKEN)
+                .unwrap()
+                .as_ref()
+                .map(|s| s.expose()),
             Some("old")
         );
         // The portal config.json names: migrated once.
         assert_eq!(
-            portal_token_for(&m, &a, Some(&a)).unwrap().as_deref(),
+            portal_token_for(&m, &a, Some(&a))
+                .unwrap()
+                .as_ref()
+                .map(|s| s.expose()),
             Some("old")
         );
         assert_eq!(m.get(account::PORTAL_TOKEN).unwrap(), None);
         assert_eq!(
-            m.get(&account::portal_token(&a)).unwrap().as_deref(),
+            m.get(&account::portal_token(&a))
+                .unwrap()
+                .as_ref()
+                .map(|s| s.expose()),
             Some("old")
         );
         assert_eq!(portal_token_for(&m, &b, Some(&a)).unwrap(), None);
@@ -455,5 +549,96 @@ mod keyring_limit_tests {
             map_err(keyring::Error::NoStorageAccess("no D-Bus".into())),
             SecretError::Unavailable(_)
         ));
+    }
+}
+
+/// Every secret on its way through hal-onboard is a [`SecretText`]: zeroed on drop (checked
+/// here at compile time, through `ZeroizeOnDrop`), and never shown by Debug or Display of it
+/// or of any record or error that holds one.
+#[cfg(test)]
+mod zeroizing_tests {
+    use super::*;
+    use zeroize::ZeroizeOnDrop;
+
+    const VALUE: &str = "Zx8Q~very.secret-value_123";
+
+    /// Compiles only for a type whose memory is zeroed when dropped.
+    fn zeroed_on_drop<T: ZeroizeOnDrop>(_: &T) {}
+
+    fn assert_hidden(what: &str, text: String) {
+        assert!(!text.contains(VALUE), "{what} shows the secret: {text}");
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = SecretText::new(VALUE);
+        assert_hidden("Debug", format!("{s:?}"));
+        assert_hidden("Display", format!("{s}"));
+        assert_hidden("alternate Debug", format!("{s:#?}"));
+        assert_eq!(s.expose(), VALUE, "only expose() gives it");
+        zeroed_on_drop(&s);
+    }
+
+    #[test]
+    fn every_path_holds_the_zeroizing_type_and_hides_it() {
+        // Where it enters: addPassword's answer, parsed.
+        let p: crate::microsoft::graph::model::PasswordCredential = serde_json::from_value(
+            serde_json::json!({"keyId": "k", "secretText": VALUE, "hint": "Zx8"}),
+        )
+        .unwrap();
+        let text = p.secret_text.clone().unwrap();
+        zeroed_on_drop(&text);
+        assert_hidden("PasswordCredential", format!("{p:?}"));
+        let n = crate::microsoft::graph::directory::NewSecret {
+            key_id: "k".into(),
+            hint: "Zx8".into(),
+            start: time::OffsetDateTime::now_utc(),
+            end: time::OffsetDateTime::now_utc(),
+            text,
+        };
+        zeroed_on_drop(&n.text);
+        assert_hidden("NewSecret", format!("{n:?}"));
+
+        // A token endpoint's answer: the access and refresh tokens.
+        let t: crate::microsoft::signin::TokenResponse = serde_json::from_value(
+            serde_json::json!({"access_token": VALUE, "refresh_token": VALUE, "expires_in": 60}),
+        )
+        .unwrap();
+        zeroed_on_drop(&t.access_token);
+        zeroed_on_drop(t.refresh_token.as_ref().unwrap());
+        assert_hidden("TokenResponse", format!("{t:?}"));
+
+        // The keyring (here its in-memory stand-in): what comes back is zeroizing too.
+        let m = MemoryStore::default();
+        m.set("a", VALUE).unwrap();
+        let got = m.get("a").unwrap().unwrap();
+        zeroed_on_drop(&got);
+        assert_hidden("MemoryStore", format!("{m:?}"));
+
+        // The portal: the submission's secret and the token from the environment.
+        let sub = crate::portal::Submission {
+            tenant_id: "t".into(),
+            tenant_domain: "contoso.onmicrosoft.com".into(),
+            tenant_name: "Contoso".into(),
+            cloud: "global".into(),
+            client_id: "c".into(),
+            client_secret: got.clone(),
+            secret_key_id: "k".into(),
+            secret_expires_at: time::OffsetDateTime::now_utc(),
+            ual_status: "waiting".into(),
+            entra_license: "none".into(),
+        };
+        zeroed_on_drop(&sub.client_secret);
+        assert_hidden("Submission", format!("{sub:?}"));
+        // ... which the body to the portal does carry, on purpose.
+        assert!(serde_json::to_string(&sub).unwrap().contains(VALUE));
+        let env = crate::config::EnvOverrides::from_lookup(|k| {
+            (k == crate::config::ENV_PORTAL_TOKEN || k == crate::config::ENV_EXCHANGE_TOKEN)
+                .then(|| VALUE.to_string())
+        })
+        .unwrap();
+        zeroed_on_drop(env.portal_token.as_ref().unwrap());
+        zeroed_on_drop(env.exchange_token.as_ref().unwrap());
+        assert_hidden("EnvOverrides", format!("{env:?}"));
     }
 }

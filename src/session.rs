@@ -196,7 +196,7 @@ pub fn exchange_factory(
     let auth = match how.mode {
         ExchangeAuthMode::Device => AuthChoice::Device,
         ExchangeAuthMode::Token => AuthChoice::Token(match &env.exchange_token {
-            Some(t) => Arc::new(EnvTokens::new(t)),
+            Some(t) => Arc::new(EnvTokens::new(t.expose())),
             None => Arc::new(UserSignIn::new(
                 http,
                 env.login_url
@@ -211,11 +211,11 @@ pub fn exchange_factory(
             )),
         }),
     };
-    Ok(Arc::new(PwshOpsFactory {
-        pwsh: Pwsh::new(exe, timeout),
+    Ok(Arc::new(PwshOpsFactory::new(
+        Pwsh::new(exe, timeout),
         auth,
-        out: display.output,
-    }))
+        display.output,
+    )))
 }
 
 /// A Global Administrator's sign-in is kept only while its tenant has work pending (UAL

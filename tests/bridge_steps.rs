@@ -341,8 +341,8 @@ async fn exchange_bridge_passes_the_script_on_stdin_and_the_token_in_the_environ
     let out = Pwsh::new(fake, T)
         .run(
             "& {\n'hello'\n}\n\n",
-            &[("HAL_EXO_ACCESS_TOKEN", token.to_string())],
-            &[token.to_string()],
+            &[],
+            &[("HAL_EXO_ACCESS_TOKEN", token.into())],
             &move |l: &str| sink.lock().unwrap().push(l.to_string()),
         )
         .await

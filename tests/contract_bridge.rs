@@ -775,7 +775,7 @@ mod product {
                 Pwsh::new(fake.exe.clone(), T),
                 target,
                 ExchangeAuth::Token(ExchangeSignIn {
-                    credential: Arc::new(StaticTokenCredential::new("the-access-token".into())),
+                    credential: Arc::new(StaticTokenCredential::new("the-access-token")),
                     upn: Some("tech@msp.example".into()),
                 }),
                 Arc::new(Quiet),
@@ -836,5 +836,33 @@ mod product {
         let e = ops.org_config().await.unwrap_err();
         assert!(matches!(e, ExchangeError::NotSignedIn { .. }), "{e}");
         assert!(e.to_string().contains("wrong tenant"), "{e}");
+    }
+}
+
+/// The module releases `doctor` warns about are the ones the document names, each with the
+/// same public report as its source, and the other way round.
+#[test]
+fn bridge_known_bad_module_releases_are_the_documented_ones() {
+    let d = bridge_doc();
+    let t = table(DOC, &d, "version");
+    let documented: BTreeMap<String, String> = t
+        .column("version")
+        .into_iter()
+        .zip(t.column("source"))
+        .map(|(v, s)| (v.to_string(), s.to_string()))
+        .collect();
+    let product: BTreeMap<String, String> = hal_onboard::microsoft::exchange::KNOWN_BAD_MODULES
+        .iter()
+        .map(|(v, _, s)| (v.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(
+        product, documented,
+        "{DOC}: \"Releases known to break connections\""
+    );
+    for v in product.keys() {
+        assert!(
+            hal_onboard::microsoft::exchange::known_bad_module(v).is_some(),
+            "{v} is warned about"
+        );
     }
 }

@@ -177,7 +177,58 @@ async fn the_policy_says_the_longest_secret_lifetime() {
     let ok = time::OffsetDateTime::now_utc() + time::Duration::days(100);
     let s = g.add_password(&app.id, "hal", ok).await.unwrap();
     assert!(
-        !format!("{s:?}").contains(s.text.secret()),
+        !format!("{s:?}").contains(s.text.expose()),
         "Debug hides the secret"
     );
+}
+
+/// A 429 on one item of a `$batch` resends that item alone (the sandbox counts every item it
+/// answers: five, then the throttled one, twice), each time after its own Retry-After.
+#[tokio::test]
+async fn a_throttled_batch_item_is_resent_alone() {
+    let mut t = tenant(6);
+    t.throttle_every = 3;
+    let id = t.id;
+    let (sb, _d, g) = client(t).await;
+    let reqs: Vec<GraphRequest> = (0..5).map(|_| GraphRequest::get("organization")).collect();
+    let res = g.batch(&reqs).await.unwrap();
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    assert_eq!(
+        sb.snapshot(id).graph_requests,
+        7,
+        "5 items, then item 3 alone twice"
+    );
+    assert_eq!(g.meter().stats().throttle_retries, 2);
+}
+
+/// A 429 is waited out for every method, a POST included, and a whole `$batch` answered 429
+/// (twice in a row here) is sent again; throttling that outlasts the budget says so.
+#[tokio::test]
+async fn throttling_is_waited_out_for_every_method_within_a_budget() {
+    let mut t = tenant(7);
+    t.throttle_every = 2;
+    t.throttle_batch_every = 1;
+    let (sb, _d, g) = client(t).await;
+    let app = g
+        .create_application(&json!({"displayName": "z"}))
+        .await
+        .unwrap();
+    g.update_application(&app.id, &json!({"notes": "n"}))
+        .await
+        .unwrap();
+    assert!(sb.requests().iter().filter(|r| r.status == 429).count() >= 1);
+    // Every envelope throttled: the budget (3 s at this scale) runs out, and says so.
+    let reqs: Vec<GraphRequest> = (0..3).map(|_| GraphRequest::get("organization")).collect();
+    let started = std::time::Instant::now();
+    let e = g.batch(&reqs).await.unwrap_err();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After obeyed"
+    );
+    let s = e.to_string();
+    assert!(
+        s.contains("kept throttling POST $batch: waited 3 s of the 3 s"),
+        "{s}"
+    );
+    assert!(e.hint().unwrap().contains("busy"), "{e:?}");
 }

@@ -90,7 +90,7 @@ async fn ual_retry_exits_130() {
     rec.ual.state = UalState::WaitingPropagation;
     rec.ual.attempts = 1;
     rec.steps.exchange.status = StepStatus::Waiting;
-    store.upsert(&rec).unwrap();
+    store.save_changes(None, &rec).unwrap();
     let before = std::fs::read(store.path()).unwrap();
 
     let child = hal(&home)

@@ -28,11 +28,14 @@ fn keyring_round_trip_or_reported_unavailable() {
     assert_eq!(store.get(&account).unwrap(), None);
     store.set(&account, "s3cret~value").unwrap();
     assert_eq!(
-        store.get(&account).unwrap().as_deref(),
+        store.get(&account).unwrap().as_ref().map(|s| s.expose()),
         Some("s3cret~value")
     );
     store.set(&account, "rotated").unwrap();
-    assert_eq!(store.get(&account).unwrap().as_deref(), Some("rotated"));
+    assert_eq!(
+        store.get(&account).unwrap().as_ref().map(|s| s.expose()),
+        Some("rotated")
+    );
     store.delete(&account).unwrap();
     assert_eq!(store.get(&account).unwrap(), None);
     store.delete(&account).unwrap();

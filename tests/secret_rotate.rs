@@ -162,6 +162,11 @@ async fn without_a_portal_it_refuses_unless_no_portal_and_then_keeps_the_old_sec
     assert_eq!(env.app_keys(), vec![old.clone()], "nothing changed");
 
     let out = env.rotate(&["--no-portal", "--secret-months", "6"]).await;
+    if !env.keyring {
+        // Kept nowhere: refused (see the test below).
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        return;
+    }
     assert_ok(&out);
     let new = recorded_key(&env);
     assert_ne!(new, old);
@@ -235,4 +240,22 @@ async fn a_sign_in_to_another_tenant_rotates_nothing() {
         })
         .count();
     assert_eq!(writes, 0, "no Graph write");
+}
+
+/// Without a keyring, `--no-portal` would make a secret that is kept nowhere (rotation never
+/// shows one): refused before anything changes (it used to add it and say its value is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_portal_without_a_keyring_adds_no_secret() {
+    let mut env = Env::start(tenant(0x7070_0005)).await;
+    env.keyring = false;
+    assert_ok(&env.add().await);
+    let keys = env.app_keys();
+    let out = env.rotate(&["--no-portal"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("would be kept nowhere") && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(env.app_keys(), keys, "no secret added");
 }

@@ -168,7 +168,7 @@ fn a_writer_killed_while_holding_the_lock_changes_nothing_and_frees_the_lock() {
     let home = dir.path().to_path_buf();
     let store = TenantStore::open(&home).unwrap();
     store
-        .upsert(&blank(1, "contoso.onmicrosoft.com", "Contoso"))
+        .save_changes(None, &blank(1, "contoso.onmicrosoft.com", "Contoso"))
         .unwrap();
     let before = std::fs::read(store.path()).unwrap();
 
@@ -239,7 +239,7 @@ fn concurrent_writers_lose_no_update() {
     let home = dir.path();
     let store = TenantStore::open(home).unwrap();
     store
-        .upsert(&blank(1, "contoso.onmicrosoft.com", "Contoso"))
+        .save_changes(None, &blank(1, "contoso.onmicrosoft.com", "Contoso"))
         .unwrap();
 
     let children: Vec<KillOnDrop> = (0..N)
@@ -273,7 +273,7 @@ fn a_dropped_transaction_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = TenantStore::open(dir.path()).unwrap();
     store
-        .upsert(&blank(1, "contoso.onmicrosoft.com", "Contoso"))
+        .save_changes(None, &blank(1, "contoso.onmicrosoft.com", "Contoso"))
         .unwrap();
     let before = std::fs::read(store.path()).unwrap();
     {

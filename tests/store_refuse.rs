@@ -15,7 +15,7 @@ fn assert_refused_and_untouched(home: &Path, bytes: &[u8], check: impl Fn(&Store
     check(&store.update(|d| d.tenants.clear()).unwrap_err());
     check(
         &store
-            .upsert(&blank(1, "contoso.onmicrosoft.com", "Contoso"))
+            .save_changes(None, &blank(1, "contoso.onmicrosoft.com", "Contoso"))
             .unwrap_err(),
     );
     assert_eq!(

@@ -5,8 +5,7 @@ use crate::support::common::{Env, stderr, stdout, tenant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_busy_tenant_exits_1_and_changes_nothing() {
-    let mut env = Env::start(tenant(41)).await;
-    env.no_portal_env = true;
+    let env = Env::start(tenant(41)).await;
     let held =
         hal_onboard::store::lock::acquire(&env.home(), env.id, "Tenant 41", "tenant add").unwrap();
 
@@ -42,8 +41,7 @@ async fn a_second_run_on_a_busy_tenant_exits_1_and_changes_nothing() {
 /// says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_runs_make_one_app() {
-    let mut env = Env::start(tenant(42)).await;
-    env.no_portal_env = true;
+    let env = Env::start(tenant(42)).await;
     let (a, b) = tokio::join!(env.add(), env.add());
     for o in [&a, &b] {
         let err = stderr(o);

@@ -54,11 +54,18 @@ async fn fresh_tenant_full_wizard_portal_gets_working_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_down_then_up() {
     let env = Env::start(tenant(0x5e50_0002)).await;
-    env.sb.portal().fail_next(1000);
+    env.sb.portal().fail_next_writes(1000);
     let out = env.add().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("MSP portal"), "{err}");
+    if !env.keyring {
+        // No keyring: the secret could be kept nowhere, so it went again (see the test below);
+        // `tenant add` makes a new one once the portal answers.
+        assert!(err.contains("removed from the app again"), "{err}");
+        assert!(env.app_keys().is_empty());
+        return;
+    }
     assert!(
         err.contains(&format!("hal-onboard portal submit {}", env.domain())),
         "{err}"
@@ -73,55 +80,57 @@ async fn portal_down_then_up() {
     let secret = &secrets[0];
     assert!(!env.state_file().contains(secret.as_str()));
 
-    env.sb.portal().fail_next(0);
+    // The secret waited in the keyring; the resend delivers it and forgets it.
+    env.sb.portal().fail_next_writes(0);
     let out = env.run(&["portal", "submit", &env.domain()]).await;
-    if env.keyring {
-        // The secret waited in the keyring; the resend delivers it and forgets it.
-        assert_ok(&out);
-        let got = env.sb.portal().received(&env.id.to_string()).unwrap();
-        assert_eq!(&got.submission.client_secret, secret);
-        assert!(env.portal_credentials_work().await);
-        assert_eq!(env.record()["portal"]["state"], "submitted");
-    } else {
-        // No keyring: the secret lived in memory (the first run showed it once, see the test
-        // below), so the resend says how to make a new one.
-        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains(&format!("hal-onboard secret rotate {}", env.domain())),
-            "{}",
-            stderr(&out)
-        );
-    }
+    assert_ok(&out);
+    let got = env.sb.portal().received(&env.id.to_string()).unwrap();
+    assert_eq!(&got.submission.client_secret, secret);
+    assert!(env.portal_credentials_work().await);
+    assert_eq!(env.record()["portal"]["state"], "submitted");
 }
 
 /// Issue 10 (8): unasked, the secret is shown only to a terminal, never into a redirected
-/// stdout; `--show-secret` prints it there (shown once).
+/// stdout; `--show-secret` prints it there (shown once). Without a keyring and with stdout
+/// redirected, a secret the portal did not take could be kept nowhere: it is removed from the
+/// app again (it used to stay there, its value lost with the process), and a re-run makes one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_keyring_a_secret_the_portal_did_not_take_is_shown_once() {
     let mut env = Env::start(tenant(0x5e50_0003)).await;
     // Force the no-keyring path whatever the machine has.
     env.keyring = false;
-    env.sb.portal().fail_next(1000);
+    env.sb.portal().fail_next_writes(1000);
     let out = env.add().await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let secret: String = env
-        .sb
-        .with_tenant(env.id, |t| t.secrets.values().next().unwrap().text.clone());
+    let err = stderr(&out);
     assert!(
-        !stdout(&out).contains(&secret) && !stderr(&out).contains(&secret),
-        "stdout is a pipe here: masked: {}",
-        stdout(&out)
+        err.contains("kept nowhere else") && err.contains("removed from the app again"),
+        "{err}"
     );
-    assert!(stdout(&out).contains("--show-secret"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("not a terminal"), "{}", stderr(&out));
-    assert!(!env.state_file().contains(&secret), "never on disk");
+    assert!(
+        err.contains(&format!("hal-onboard tenant add {}", env.domain())),
+        "{err}"
+    );
+    assert!(
+        env.app_keys().is_empty(),
+        "no credential nobody holds is left on the app: {:?}",
+        env.app_keys()
+    );
+    let rec = env.record();
+    assert_eq!(rec["secret"], serde_json::Value::Null, "{rec:#}");
+    assert_ne!(rec["steps"]["verify"]["status"], "done", "{rec:#}");
+    // The portal is back: a re-run makes a new secret and the portal takes it.
+    env.sb.portal().fail_next_writes(0);
+    assert_ok(&env.add().await);
+    assert_eq!(env.app_keys().len(), 1);
+    assert!(env.portal_credentials_work().await);
 
     let env = {
         let mut e = Env::start(tenant(0x5e50_0005)).await;
         e.keyring = false;
         e
     };
-    env.sb.portal().fail_next(1000);
+    env.sb.portal().fail_next_writes(1000);
     let d = env.domain();
     let out = env
         .run(&[
@@ -180,7 +189,8 @@ async fn portal_rejecting_the_token_says_portal_login() {
         stderr(&out)
     );
     assert!(env.sb.portal().received(&env.id.to_string()).is_none());
-    assert_eq!(env.record()["steps"]["verify"]["status"], "done");
+    // The token fails on the first read, before anything is made in the tenant.
+    assert!(env.sb.snapshot(env.id).applications.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,4 +243,42 @@ async fn batch_file_with_a_bad_line_does_the_others() {
         names.contains(&"Alpha Ltd") && names.contains(&"Beta, Inc"),
         "{names:?}"
     );
+}
+
+/// Without a keyring, without a portal, and with stdout redirected, a new secret could be
+/// kept nowhere at all: `tenant add` refuses before any change (it used to make the app and a
+/// secret whose value then died with the process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_that_could_be_kept_nowhere_is_never_made() {
+    let mut env = Env::start(tenant(0x5e50_0007)).await;
+    env.keyring = false;
+    env.no_portal_env = true;
+    let out = env.add().await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("would be kept nowhere"), "{err}");
+    assert!(
+        err.contains("Nothing was changed") && err.contains("--show-secret"),
+        "{err}"
+    );
+    assert!(
+        env.sb.snapshot(env.id).applications.is_empty(),
+        "nothing made in the tenant"
+    );
+    // --show-secret is a keeper: the technician prints it into the output on purpose.
+    let d = env.domain();
+    let out = env
+        .run(&[
+            "tenant",
+            "add",
+            &d,
+            "--skip-exchange",
+            "--yes",
+            "--show-secret",
+        ])
+        .await;
+    let secret: String = env
+        .sb
+        .with_tenant(env.id, |t| t.secrets.values().next().unwrap().text.clone());
+    assert!(stdout(&out).contains(&secret), "{}", stderr(&out));
 }

@@ -573,6 +573,8 @@ async fn lost_secret_is_replaced_and_the_old_one_kept_until_a_portal_accepts_the
             "--skip-exchange",
             "--yes",
             "--json",
+            // No keyring, no portal: shown on purpose, else it would be kept nowhere (never made).
+            "--show-secret",
         ])
         .await,
     );
@@ -584,6 +586,8 @@ async fn lost_secret_is_replaced_and_the_old_one_kept_until_a_portal_accepts_the
             "--skip-exchange",
             "--yes",
             "--json",
+            // No keyring, no portal: shown on purpose, else it would be kept nowhere (never made).
+            "--show-secret",
         ])
         .await;
     assert_ok(&out);

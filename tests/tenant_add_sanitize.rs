@@ -24,8 +24,7 @@ fn assert_clean(what: &str, text: &str) {
 async fn a_hostile_display_name_is_shown_sanitized_by_tenant_add_and_list() {
     let mut t = tenant(43);
     t.display_name = HOSTILE.into();
-    let mut env = Env::start(t).await;
-    env.no_portal_env = true;
+    let env = Env::start(t).await;
 
     let out = env.add().await;
     assert_ok(&out);

@@ -60,3 +60,50 @@ async fn keep_sign_in_is_recorded_kept_and_listed() {
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v[0]["signInKept"], true, "{}", stderr(&out));
 }
+
+/// `--keep-sign-in` is not for ever: `--no-keep-sign-in` clears the recorded choice, and a
+/// tenant with nothing pending then forgets the sign-in in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_keep_sign_in_undoes_keep_sign_in() {
+    let env = Env::start(tenant(0x5161_0003)).await;
+    let d = env.domain();
+    let add = |flag: &'static str| {
+        let d = d.clone();
+        let env = &env;
+        async move {
+            env.run(&["tenant", "add", &d, "--skip-exchange", "--yes", flag])
+                .await
+        }
+    };
+    assert_ok(&add("--keep-sign-in").await);
+    assert_eq!(env.record()["keepSignIn"], true);
+
+    let out = add("--no-keep-sign-in").await;
+    assert_ok(&out);
+    assert_eq!(
+        env.record()["keepSignIn"],
+        Value::Null,
+        "cleared: {}",
+        env.state_file()
+    );
+    if let Some(k) = kept(&env) {
+        assert!(!k, "nothing is pending: the refresh token is forgotten now");
+    }
+    let out = env.run(&["list"]).await;
+    assert!(!stdout(&out).contains("sign-in kept"), "{}", stdout(&out));
+
+    // The last of the two flags wins, as for every clap on/off pair.
+    let out = env
+        .run(&[
+            "tenant",
+            "add",
+            &d,
+            "--skip-exchange",
+            "--yes",
+            "--no-keep-sign-in",
+            "--keep-sign-in",
+        ])
+        .await;
+    assert_ok(&out);
+    assert_eq!(env.record()["keepSignIn"], true);
+}

@@ -41,7 +41,10 @@ async fn onboard(w: &World, home: &Path, id: Uuid, name: &str) -> TenantRecord {
         Arc::new(Quiet),
     );
     let _ = step::run(&ops, &mut rec, &NoProgress).await;
-    TenantStore::open(home).unwrap().upsert(&rec).unwrap();
+    TenantStore::open(home)
+        .unwrap()
+        .save_changes(None, &rec)
+        .unwrap();
     rec
 }
 
@@ -131,7 +134,7 @@ async fn ual_retry_several_tenants_at_once() {
     onboard(&w, &home, b, "bravo").await;
     TenantStore::open(&home)
         .unwrap()
-        .upsert(&waiting_record(c, "charlie"))
+        .save_changes(None, &waiting_record(c, "charlie"))
         .unwrap();
     let tokens: Vec<String> = [a, b, c].iter().map(|id| token(&w.signer, *id)).collect();
 
@@ -282,7 +285,7 @@ async fn ual_retry_hung_powershell_times_out() {
     let home = w.dir.path().join("home");
     TenantStore::open(&home)
         .unwrap()
-        .upsert(&waiting_record(id, "foxtrot"))
+        .save_changes(None, &waiting_record(id, "foxtrot"))
         .unwrap();
     let run = hal(
         &w,
@@ -310,7 +313,9 @@ async fn ual_retry_ctrl_c_ends_powershell_and_leaves_the_store_as_it_was() {
     .await;
     let home = w.dir.path().join("home");
     let store = TenantStore::open(&home).unwrap();
-    store.upsert(&waiting_record(id, "golf")).unwrap();
+    store
+        .save_changes(None, &waiting_record(id, "golf"))
+        .unwrap();
     let before = std::fs::read(store.path()).unwrap();
     let child = crate::support::hal_onboard()
         .arg("--home")
@@ -417,12 +422,10 @@ async fn ual_retry_named_tenant_never_hydrated_gets_the_whole_step() {
     let home = w.dir.path().join("home");
     TenantStore::open(&home)
         .unwrap()
-        .upsert(&TenantRecord::new(
-            id,
-            "hotel.onmicrosoft.com",
-            "hotel",
-            Cloud::Global,
-        ))
+        .save_changes(
+            None,
+            &TenantRecord::new(id, "hotel.onmicrosoft.com", "hotel", Cloud::Global),
+        )
         .unwrap();
     let run = hal(
         &w,
@@ -535,4 +538,76 @@ async fn ual_retry_skips_a_busy_tenant_and_does_the_others() {
     assert!(!w.sim.snapshot(b).unwrap().ual_enabled);
     assert!(w.sim.snapshot(a).unwrap().ual_enabled);
     drop(held);
+}
+
+/// Issue 12: the Audit Logs role is enough. A Compliance Administrator's token turns UAL on in
+/// a hydrated organization, and the run says which role was used; hydrating a dehydrated one
+/// needs Exchange or Global Administrator, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_as_compliance_administrator_says_so() {
+    use hal_onboard::microsoft::exchange::ROLE_COMPLIANCE_ADMIN;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let w = world(vec![
+        (a, ExchangeScenario::default()),
+        (
+            b,
+            ExchangeScenario {
+                dehydrated: true,
+                ..Default::default()
+            },
+        ),
+    ])
+    .await;
+    let home = w.dir.path().join("home");
+    let store = TenantStore::open(&home).unwrap();
+    store
+        .save_changes(
+            None,
+            &TenantRecord::new(a, &domain("juliet"), "juliet", Cloud::Global),
+        )
+        .unwrap();
+    store
+        .save_changes(
+            None,
+            &TenantRecord::new(b, &domain("kilo"), "kilo", Cloud::Global),
+        )
+        .unwrap();
+    let compliance = |t| {
+        exchange_support::token_with_roles(&w.signer, t, vec![ROLE_COMPLIANCE_ADMIN.to_string()])
+    };
+    let run = hal(
+        &w,
+        &home,
+        &[compliance(a)],
+        &["ual", "retry", &domain("juliet")],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("signed in as Compliance Administrator"),
+        "{}",
+        run.stderr
+    );
+    let run = hal(
+        &w,
+        &home,
+        &[compliance(b)],
+        &["--json", "ual", "retry", &domain("kilo")],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let v = run.json();
+    let e = &v["tenants"][0]["error"];
+    assert_eq!(e["code"], "missingRole", "{v}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Exchange Administrator or Global Administrator"),
+        "{v}"
+    );
+    assert_eq!(
+        v["tenants"][0]["signedInAs"], "Compliance Administrator",
+        "{v}"
+    );
 }

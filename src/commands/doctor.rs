@@ -91,17 +91,11 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
             let spinner = ui.spinner("Asking PowerShell for ExchangeOnlineManagement");
             let status = rt.block_on(pwsh.module_status());
             drop(spinner);
+            if let Ok(s) = &status {
+                checks.extend(powershell_7_check(s));
+            }
             match status {
-                Ok(s) if s.module_version.is_some() => checks.push(Check::new(
-                    "exchange-module",
-                    true,
-                    Status::Ok,
-                    format!(
-                        "ExchangeOnlineManagement {} on PowerShell {}",
-                        s.module_version.unwrap_or_default(),
-                        s.ps_version.unwrap_or_else(|| "?".into())
-                    ),
-                )),
+                Ok(s) if s.module_version.is_some() => checks.push(module_ok(&s)),
                 Ok(s) => {
                     let what = match &s.too_old {
                         Some(v) => format!("ExchangeOnlineManagement {v} is too old (3.1 or later is needed: it added Connect-ExchangeOnline -AccessToken)"),
@@ -235,6 +229,43 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
         Err(failed("this machine is not ready to onboard tenants")
             .hint("Fix the checks marked fail above: each says how."))
     }
+}
+
+/// The module found, warned about when its release is publicly reported to break connections
+/// ([`crate::microsoft::exchange::KNOWN_BAD_MODULES`] names the reports).
+fn module_ok(s: &crate::microsoft::exchange::ModuleStatus) -> Check {
+    let version = s.module_version.clone().unwrap_or_default();
+    let detail = format!(
+        "ExchangeOnlineManagement {version} on PowerShell {}",
+        s.ps_version.as_deref().unwrap_or("?")
+    );
+    match crate::microsoft::exchange::known_bad_module(&version) {
+        None => Check::new("exchange-module", true, Status::Ok, detail),
+        Some((what, source)) => Check::new(
+            "exchange-module",
+            true,
+            Status::Warn,
+            format!("{detail}: {what} ({source})"),
+        )
+        .hint("Update it in PowerShell: `Update-Module ExchangeOnlineManagement`."),
+    }
+}
+
+/// `--exchange-auth device` runs `Connect-ExchangeOnline -Device`, which exists only in
+/// PowerShell 7 (Connect-ExchangeOnline reference): say so on Windows PowerShell 5.1.
+fn powershell_7_check(s: &crate::microsoft::exchange::ModuleStatus) -> Option<Check> {
+    (!s.is_powershell_7()).then(|| {
+        Check::new(
+            "exchange-device",
+            false,
+            Status::Warn,
+            format!(
+                "Windows PowerShell {}: `--exchange-auth device` needs PowerShell 7 (Connect-ExchangeOnline -Device exists only there); the default token sign-in works here",
+                s.ps_version.as_deref().unwrap_or("5.1")
+            ),
+        )
+        .hint("Install PowerShell 7 (https://aka.ms/powershell) to use `--exchange-auth device`, or leave it out.")
+    })
 }
 
 fn module_fail(detail: String) -> Check {

@@ -252,7 +252,10 @@ struct MemoryFallback {
 }
 
 impl SecretStore for MemoryFallback {
-    fn get(&self, account: &str) -> Result<Option<String>, crate::secrets::SecretError> {
+    fn get(
+        &self,
+        account: &str,
+    ) -> Result<Option<crate::secrets::SecretText>, crate::secrets::SecretError> {
         self.inner.get(account)
     }
 
@@ -320,7 +323,10 @@ impl Ctx {
 
     /// The portal token and where it came from (never printed). A kept token is the one kept
     /// for the portal in use (by its origin): one home's token never goes to another portal.
-    pub fn portal_token(&self, secrets: &dyn SecretStore) -> (Option<String>, Source) {
+    pub fn portal_token(
+        &self,
+        secrets: &dyn SecretStore,
+    ) -> (Option<crate::secrets::SecretText>, Source) {
         if let Some(t) = &self.env.portal_token {
             return (Some(t.clone()), Source::Environment);
         }

@@ -6,12 +6,16 @@
 //! the new document, and two processes never lose each other's updates (a killed writer's temp
 //! file is swept by the next transaction). Readers (`list`) need no lock: a rename is atomic.
 //! A file that cannot be parsed, or that a newer hal-onboard wrote, is never overwritten.
+//! A command changes a record only through [`TenantStore::change`] (a closure on the record as
+//! it is in the file) or [`TenantStore::save_changes`] (the fields it changed since it read the
+//! record, [`RecordPatch`]): never by writing back a whole record read earlier.
 //!
 //! The file is compact JSON with one tenant per line: small enough that `list` reads a
 //! thousand tenants in a few milliseconds, and still editable by hand in an emergency.
 
 pub mod lock;
 pub mod model;
+pub mod patch;
 pub mod status;
 
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +26,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use model::*;
+pub use patch::RecordPatch;
 
 pub const STATE_FILE: &str = "tenants.json";
 const LOCK_FILE: &str = "tenants.lock";
@@ -228,9 +233,62 @@ impl TenantStore {
         Ok(r)
     }
 
-    /// Replaces (or adds) the record with `rec.tenant_id`, stamping `updated_at`.
-    pub fn upsert(&self, rec: &TenantRecord) -> Result<(), StoreError> {
-        self.update(|doc| doc.upsert(rec.clone()))
+    /// Changes the record of tenant `id` as it is in the file now, under the store's lock
+    /// (stamping `updated_at`): `f` sets only the fields its caller owns. `None` when there is
+    /// no such record (nothing is written).
+    pub fn change<R>(
+        &self,
+        id: Uuid,
+        f: impl FnOnce(&mut TenantRecord) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        let mut tx = self.transaction()?;
+        let Some(rec) = tx.doc.tenants.iter_mut().find(|t| t.tenant_id == id) else {
+            return Ok(None);
+        };
+        let r = f(rec);
+        rec.updated_at = OffsetDateTime::now_utc();
+        tx.commit()?;
+        Ok(Some(r))
+    }
+
+    /// Saves what a step changed in its copy of a record: the fields that differ from
+    /// `before` (the record as the step last read or wrote it) are set on the record as it is
+    /// in the file now, under the lock; every other field keeps what the file has, whoever
+    /// wrote it. With no `before`, or no record in the file, `after` is the record. Returns
+    /// the record as saved.
+    pub fn save_changes(
+        &self,
+        before: Option<&TenantRecord>,
+        after: &TenantRecord,
+    ) -> Result<TenantRecord, StoreError> {
+        let mut tx = self.transaction()?;
+        let now = OffsetDateTime::now_utc();
+        let saved = match (
+            before,
+            tx.doc
+                .tenants
+                .iter_mut()
+                .find(|t| t.tenant_id == after.tenant_id),
+        ) {
+            (Some(before), Some(fresh)) => {
+                let patch = RecordPatch::between(before, after);
+                if patch.is_empty() {
+                    return Ok(fresh.clone());
+                }
+                patch.apply(fresh).map_err(|e| StoreError::Corrupt {
+                    path: self.path(),
+                    detail: format!("a change to {} could not be applied: {e}", after.tenant_id),
+                })?;
+                fresh.updated_at = now;
+                fresh.clone()
+            }
+            _ => {
+                tx.doc.upsert(after.clone());
+                tx.doc.get(after.tenant_id).cloned().expect("just written")
+            }
+        };
+        tx.commit()?;
+        Ok(saved)
     }
 
     fn write_atomic(&self, doc: &StoreDoc) -> Result<(), StoreError> {

@@ -41,6 +41,11 @@ pub struct TenantRecord {
     /// Every verified domain seen, so a technician can name the tenant by any of them.
     #[serde(default)]
     pub domains: Vec<String>,
+    /// The initial `*.onmicrosoft.com` domain (Graph `verifiedDomains` `isInitial`): what
+    /// `Connect-ExchangeOnline -Organization` is given, since Microsoft documents only it and
+    /// the tenant ID there, never a vanity default domain. `None` in records from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_domain: Option<String>,
     pub display_name: String,
     #[serde(default)]
     pub cloud: Cloud,
@@ -78,6 +83,7 @@ impl TenantRecord {
             tenant_id,
             primary_domain: primary_domain.to_string(),
             domains: vec![primary_domain.to_string()],
+            initial_domain: None,
             display_name: display_name.to_string(),
             cloud,
             created_at: now,

@@ -30,6 +30,33 @@ impl UiProgress {
     }
 }
 
+/// The Graph client's waits: a new object's replication always (it can take minutes), and
+/// throttling when it is long or with `-v`.
+impl crate::microsoft::graph::WaitObserver for UiProgress {
+    fn waiting(&self, note: &crate::microsoft::graph::WaitNote) {
+        use crate::microsoft::graph::WaitReason;
+        let show = match note.reason {
+            WaitReason::Replication(_) => true,
+            WaitReason::Throttled => {
+                self.ui.verbose() > 0 || note.next_in >= std::time::Duration::from_secs(5)
+            }
+        };
+        if !show {
+            return;
+        }
+        let line = format!(
+            "{}; next try in {}",
+            note.sentence(),
+            crate::microsoft::graph::human(note.next_in)
+        );
+        let sp = self.spinner.lock().unwrap();
+        match sp.as_ref() {
+            Some(s) if self.ui.live() => s.set_message(line),
+            _ => self.ui.status(line),
+        }
+    }
+}
+
 impl Progress for UiProgress {
     fn event(&self, e: Event) {
         let ui = &self.ui;
@@ -109,9 +136,12 @@ impl Progress for UiProgress {
                 of,
                 next_in,
             } => {
+                // Time as well as attempts: the budget is what the technician plans around.
                 let line = format!(
-                    "Waiting for {}: attempt {attempt}/{of}, next try in {} s",
+                    "Waiting for {}: {} of {} (attempt {attempt}/{of}), next try in {} s",
                     Untrusted(&what),
+                    crate::microsoft::graph::human(next_in * attempt),
+                    crate::microsoft::graph::human(next_in * of),
                     next_in.as_secs_f64().ceil() as u64
                 );
                 let sp = self.spinner.lock().unwrap();

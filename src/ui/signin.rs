@@ -372,7 +372,7 @@ impl SignInObserver for UiExchangeSignIn {
             ui.bold(Untrusted(&p.verification_uri))
         ));
         ui.status(ui.dim(format!(
-            "Sign in as a Global Administrator or Exchange Administrator of that tenant. The code expires at {}.",
+            "Sign in as a Global, Exchange or Compliance Administrator of that tenant (hydrating needs Global or Exchange). The code expires at {}.",
             local_time(p.expires_at)
         )));
     }

@@ -165,6 +165,10 @@ pub struct Settings {
     /// `--adopt APPID`: adopt this app registration although neither this machine nor the
     /// portal holds it (only after a technician confirms at a terminal; `--yes` never does).
     pub adopt: Option<String>,
+    /// A new client secret will be shown to the technician at the end (a terminal, or
+    /// `--show-secret`). Without that and without a keyring it can be kept nowhere but the
+    /// portal: see [`WizardError::SecretKeptNowhere`].
+    pub secret_shown: bool,
 }
 
 impl Settings {
@@ -183,9 +187,11 @@ impl Settings {
             graph_resource: graph_resource.into(),
             manage_resource: manage_resource.into(),
             endpoints: crate::cloud::Endpoints::new(cloud, None, None),
-            verify_attempts: 30,
+            // Ten minutes for new credentials and grants to replicate, as for the app itself.
+            verify_attempts: 60,
             verify_wait: Duration::from_secs(10),
             adopt: None,
+            secret_shown: true,
         }
     }
 }
@@ -438,6 +444,13 @@ pub enum WizardError {
         #[source]
         source: GraphError,
     },
+    #[error(
+        "this tenant's app management policy does not allow client secrets, and Hal signs in with one"
+    )]
+    SecretsForbidden {
+        #[source]
+        source: GraphError,
+    },
     #[error("cannot keep the client secret in the keyring; the new secret was removed again")]
     SecretStore(#[source] SecretError),
     #[error("the client secret is no longer in this machine's keyring")]
@@ -450,6 +463,17 @@ pub enum WizardError {
     },
     #[error("admin consent is missing for: {}", .missing.join(", "))]
     ConsentIncomplete { missing: Vec<String> },
+    #[error(
+        "cannot read what the MSP portal holds for this tenant, so nothing was changed: without it, the app and secret Hal uses cannot be told from foreign ones"
+    )]
+    PortalUnreadable {
+        #[source]
+        source: crate::portal::PortalError,
+    },
+    #[error(
+        "a new client secret would be kept nowhere: there is no OS keyring, no MSP portal to send it to, and it would not be shown (the output is not a terminal)"
+    )]
+    SecretKeptNowhere,
     #[error("the tenant store failed")]
     Store(#[from] StoreError),
     /// A step from elsewhere (the Exchange bridge) failed.
@@ -518,6 +542,7 @@ impl WizardError {
                 (d / 31).clamp(1, 24)
             ),
             WizardError::SecretPolicy { .. } => "Ask the tenant's admin for the app management policy's longest secret lifetime and pass --secret-months N.".into(),
+            WizardError::SecretsForbidden { .. } => "Nothing more was changed. A Global Administrator (or Application Administrator) can allow it in the Microsoft Entra admin center under Entra ID → Enterprise apps → Application policies (the tenant default app management policy's password restriction, `passwordAddition`), or exempt only hal-onboard's app with an app management policy assigned to it (Microsoft Graph `policies/appManagementPolicies`); then run the same command again: it resumes at the secret.".into(),
             WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
             WizardError::NotVerified { source: verify::VerifyError::ReadDenied { permission, .. }, .. } => format!(
@@ -525,9 +550,25 @@ impl WizardError {
             ),
             WizardError::NotVerified { .. } => "New secrets can take several minutes to work. Run the same command again in 5 minutes: it resumes at the verification.".into(),
             WizardError::ConsentIncomplete { .. } => "Run the same command again; if it persists, grant admin consent in the Entra admin center (App registrations → API permissions).".into(),
+            WizardError::PortalUnreadable { source } => format!(
+                "{} and run the same command again; or pass --no-portal to onboard without it now (it is then neither read nor sent to) and send the credentials later with `hal-onboard portal submit`.",
+                match source {
+                    crate::portal::PortalError::Unauthorized { .. } => "Save a valid API token with `hal-onboard portal login`",
+                    _ => "Check the portal with `hal-onboard portal status`",
+                }
+            ),
+            WizardError::SecretKeptNowhere => "Nothing was changed. Run at a terminal, pass --show-secret to print the secret into the output on purpose, configure the portal (`hal-onboard portal login`), or use a machine with an OS keyring (`hal-onboard doctor` checks it).".into(),
             WizardError::Store(e) => return e.hint(),
             WizardError::Step { hint, .. } => return hint.clone(),
         })
+    }
+
+    /// Step 1 could not start because of this machine's PowerShell or its module (not the
+    /// tenant): the Graph steps go on without it.
+    pub fn is_machine_prerequisite(&self) -> bool {
+        matches!(self, WizardError::Step { source: Some(s), .. }
+            if s.downcast_ref::<crate::microsoft::exchange::ExchangeError>()
+                .is_some_and(|e| e.is_prerequisite()))
     }
 
     /// Waiting on Microsoft rather than failed.
@@ -544,6 +585,7 @@ impl WizardError {
                 | WizardError::AdoptNotFound { .. }
                 | WizardError::AdoptRefused { .. }
                 | WizardError::AdoptNeedsTerminal { .. }
+                | WizardError::SecretKeptNowhere
         )
     }
 }
@@ -587,6 +629,9 @@ pub struct Wizard<'a> {
     /// Step 6, sending the verified credentials to the MSP portal (`src/wizard/steps/portal.rs`
     /// when it exists). Runs only once verification is done. `None`: the plan shows it as later.
     pub portal: Option<Box<dyn Step + 'a>>,
+    /// The record as this run last read or saved it (`Default::default()`): a save writes only
+    /// the fields changed since, so what another process wrote to other fields stays.
+    pub saved: std::sync::Mutex<Option<TenantRecord>>,
 }
 
 impl<'a> Wizard<'a> {
@@ -621,6 +666,7 @@ impl<'a> Wizard<'a> {
             return Err(wrong("another tenant"));
         }
         let record = record.or_else(|| doc.get(tid).cloned());
+        *self.saved.lock().expect("not poisoned") = record.clone();
         let app = record.as_ref().and_then(|r| r.app.clone());
         let q = SurveyQuery {
             app_name: self.settings.app_name.clone(),
@@ -661,12 +707,9 @@ impl<'a> Wizard<'a> {
         let portal = match self.portal.as_ref().and_then(|p| p.portal_api()) {
             Some(api) => match api.tenant(&tid.to_string()).await {
                 Ok(r) => r,
-                Err(e) => {
-                    self.progress.event(Event::Warning(format!(
-                        "cannot read what the MSP portal holds for this tenant ({e}); nothing it may hold is adopted or removed"
-                    )));
-                    None
-                }
+                // Unread, the portal's app looks foreign and a second one would be made beside
+                // it: stop before any change.
+                Err(source) => return Err(WizardError::PortalUnreadable { source }),
             },
             None => None,
         };
@@ -867,6 +910,9 @@ impl<'a> Wizard<'a> {
         });
         record.display_name = id.display_name.clone();
         record.primary_domain = id.default_domain.clone();
+        if let Some(d) = id.survey.organization.initial_domain() {
+            record.initial_domain = Some(d.to_string());
+        }
         record.cloud = self.settings.cloud;
         for d in &id.survey.organization.verified_domains {
             if !record
@@ -985,6 +1031,15 @@ impl<'a> Wizard<'a> {
         }
         let plan = Plan { items };
         self.progress.event(Event::Plan(plan.clone()));
+        // A secret that would be kept nowhere (no keyring, not shown, no portal to send it to)
+        // is never made: it would be a credential on the app that nobody holds.
+        let makes_secret = plan
+            .items
+            .iter()
+            .any(|i| i.step == StepId::Secret && matches!(i.state, PlanState::ToDo(_)));
+        if makes_secret && self.secret_kept_nowhere() && self.portal.is_none() {
+            return Err(WizardError::SecretKeptNowhere);
+        }
 
         if plan.changes() {
             // Only an administrator who can consent may start changing the tenant.
@@ -1041,7 +1096,16 @@ impl<'a> Wizard<'a> {
         } else if let Some(ex) = exchange.as_mut() {
             let mut cx = self.cx(&mut record, &mut survey, secret_present, false);
             if matches!(ex.assess(&cx), Assessment::ToDo(_)) {
-                self.run_one(ex.as_ref(), &mut cx).await?;
+                if let Err(e) = self.run_one(ex.as_ref(), &mut cx).await {
+                    if !e.is_machine_prerequisite() {
+                        return Err(e);
+                    }
+                    // This machine's PowerShell, not the tenant: the Graph steps go on, and
+                    // the record says why UAL is still to do.
+                    self.progress.event(Event::Warning(format!(
+                        "unified audit logging is not turned on: {e}; the other steps go on"
+                    )));
+                }
                 self.persist(&record)?;
             }
         }
@@ -1083,7 +1147,9 @@ impl<'a> Wizard<'a> {
             if due {
                 let r = self.run_one(portal.as_ref(), &mut cx).await;
                 self.persist(&record)?;
-                r?;
+                if let Err(e) = r {
+                    return Err(self.unkept_secret_goes(&mut record, &mut survey, e).await);
+                }
                 // The portal accepted the new secret in this run: only now may the secrets it
                 // replaces go (never the one the portal holds, which is now the new one).
                 self.remove_replaced(&mut record, &mut survey).await?;
@@ -1111,6 +1177,77 @@ impl<'a> Wizard<'a> {
             plan,
             stats: self.meter.stats(),
         })
+    }
+
+    /// No keyring, and the secret is not going to be shown: the portal was its only keeper.
+    fn secret_kept_nowhere(&self) -> bool {
+        !self.secrets.is_persistent() && !self.settings.secret_shown
+    }
+
+    /// The portal did not take the secret. When it can be kept nowhere else, this run's
+    /// secret is removed from the app again (nobody holds its value, so nothing can use it) and
+    /// the record forgets it, so a re-run makes a new one; the error says so.
+    async fn unkept_secret_goes(
+        &self,
+        record: &mut TenantRecord,
+        survey: &mut Survey,
+        e: WizardError,
+    ) -> WizardError {
+        if !self.secret_kept_nowhere() {
+            return e;
+        }
+        let (Some(app), Some(sec)) = (survey.app_by_id.clone(), record.secret.clone()) else {
+            return e;
+        };
+        let tenant = record.tenant_id;
+        let held_here = self
+            .secrets
+            .get(&crate::secrets::account::client_secret(tenant))
+            .ok()
+            .flatten()
+            .is_some();
+        if !held_here {
+            return e;
+        }
+        let removed = self.dir.remove_password(&app.id, &sec.key_id).await;
+        let _ = self
+            .secrets
+            .delete(&crate::secrets::account::client_secret(tenant));
+        let what = match &removed {
+            Ok(()) => {
+                record.secret = None;
+                *record.step_mut(StepId::Secret) = Default::default();
+                *record.step_mut(StepId::Verify) = Default::default();
+                if let Some(a) = survey.app_by_id.as_mut() {
+                    a.password_credentials
+                        .retain(|p| p.key_id.as_deref() != Some(sec.key_id.as_str()));
+                }
+                "so it was removed from the app again"
+            }
+            Err(_) => {
+                "and could not be removed from the app (a re-run removes it once the portal has a newer one)"
+            }
+        };
+        if let Err(pe) = self.persist(record) {
+            return pe;
+        }
+        let (message, hint) = match &e {
+            WizardError::Step { message, hint, .. } => (message.clone(), hint.clone()),
+            other => (other.to_string(), other.hint()),
+        };
+        WizardError::Step {
+            step: StepId::Portal,
+            message: format!(
+                "{message}; the new client secret could be kept nowhere else (no OS keyring, and it is not shown: the output is not a terminal), {what}"
+            ),
+            hint: Some(format!(
+                "{}Run `hal-onboard tenant add {}` again once the portal answers: it makes a new secret. To keep one whatever the portal does, run at a terminal, pass --show-secret, or use a machine with an OS keyring (`hal-onboard doctor`).",
+                hint.map(|h| format!("{h} ")).unwrap_or_default(),
+                record.primary_domain
+            )),
+            waiting: false,
+            source: Some(Box::new(e)),
+        }
     }
 
     /// After the portal accepted the recorded secret in this run: removes the older secrets of
@@ -1229,9 +1366,12 @@ impl<'a> Wizard<'a> {
         }
     }
 
-    /// One short transaction: the record replaces the stored one with the same tenant ID.
+    /// One short transaction: the fields this run changed in `record` since it last read or
+    /// saved it are set on the stored record (never the whole record read earlier).
     pub(crate) fn persist(&self, record: &TenantRecord) -> Result<(), WizardError> {
-        self.store.update(|doc| doc.upsert(record.clone()))?;
+        let mut saved = self.saved.lock().expect("not poisoned");
+        self.store.save_changes(saved.as_ref(), record)?;
+        *saved = Some(record.clone());
         Ok(())
     }
 }

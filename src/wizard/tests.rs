@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use azure_core::credentials::Secret;
 use serde_json::Value;
 
 use super::*;
@@ -30,6 +29,11 @@ struct World {
     /// The policy cannot be read (no Policy.Read.All): its limit stays unknown.
     policy_hidden: bool,
     o365_missing: bool,
+    /// Operation name → times it is carried out and its answer then lost (a 503
+    /// `Directory_ConcurrencyViolation` after the create was applied).
+    lost: HashMap<&'static str, u32>,
+    /// The app management policy forbids client secrets (`passwordAddition`).
+    secrets_forbidden: bool,
     n: u32,
     /// Every read verification made, by URL, and every app token's scope.
     reads: Vec<String>,
@@ -49,9 +53,27 @@ impl World {
             return Err(GraphError::Api {
                 method: reqwest::Method::POST,
                 path: op.into(),
-                status: 500,
+                status: 400,
                 code: "injected".into(),
                 message: format!("injected failure in {op}"),
+                request_id: Some("rid".into()),
+                retried: 0,
+            });
+        }
+        Ok(())
+    }
+    /// The answer to `op`, carried out, is lost.
+    fn lose(&mut self, op: &'static str) -> Result<(), GraphError> {
+        if let Some(n) = self.lost.get_mut(op)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(GraphError::Api {
+                method: reqwest::Method::POST,
+                path: op.into(),
+                status: 503,
+                code: "Directory_ConcurrencyViolation".into(),
+                message: "Error due to concurrent requests being made to the tenant. Please wait briefly and retry.".into(),
                 request_id: Some("rid".into()),
                 retried: 0,
             });
@@ -201,7 +223,16 @@ impl DirectoryApi for FakeDir {
             key_credentials: vec![],
         };
         w.apps.push(app.clone());
+        w.lose("create_application")?;
         Ok(app)
+    }
+    async fn applications_named(&self, name: &str) -> Result<Vec<Application>, GraphError> {
+        let w = self.w.lock().unwrap();
+        Ok(w.apps
+            .iter()
+            .filter(|a| a.display_name.as_deref() == Some(name))
+            .cloned()
+            .collect())
     }
     async fn update_application(&self, object_id: &str, patch: &Value) -> Result<(), GraphError> {
         let mut w = self.w.lock().unwrap();
@@ -238,6 +269,17 @@ impl DirectoryApi for FakeDir {
     ) -> Result<NewSecret, GraphError> {
         let mut w = self.w.lock().unwrap();
         w.check("add_password")?;
+        if w.secrets_forbidden {
+            return Err(GraphError::Api {
+                method: reqwest::Method::POST,
+                path: "addPassword".into(),
+                status: 400,
+                code: "CredentialTypeNotAllowedAsPerAppPolicy".into(),
+                message: "Credential type not allowed as per assigned policy 'x'.".into(),
+                request_id: None,
+                retried: 0,
+            });
+        }
         if let Some(d) = w.max_days
             && end > OffsetDateTime::now_utc() + time::Duration::days(d as i64)
         {
@@ -264,12 +306,13 @@ impl DirectoryApi for FakeDir {
             start_date_time: None,
             secret_text: None,
         });
+        w.lose("add_password")?;
         Ok(NewSecret {
             key_id: key.clone(),
             hint: "abc".into(),
             start: OffsetDateTime::now_utc(),
             end,
-            text: Secret::new(format!("secret-for-{key}")),
+            text: crate::secrets::SecretText::new(format!("secret-for-{key}")),
         })
     }
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
@@ -343,7 +386,7 @@ impl CredentialVerifier for FakeVerifier {
         &self,
         _tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &crate::secrets::SecretText,
         scope: &str,
     ) -> Result<AppToken, VerifyError> {
         let mut w = self.w.lock().unwrap();
@@ -360,7 +403,7 @@ impl CredentialVerifier for FakeVerifier {
         let known = app.password_credentials.iter().any(|p| {
             p.key_id
                 .as_deref()
-                .is_some_and(|k| secret.secret() == format!("secret-for-{k}"))
+                .is_some_and(|k| secret.expose() == format!("secret-for-{k}"))
         });
         if !known {
             return Err(VerifyError::Refused("AADSTS7000215: wrong secret".into()));
@@ -380,11 +423,15 @@ impl CredentialVerifier for FakeVerifier {
                 },
                 ..Default::default()
             },
-            bearer: Secret::new(format!("token-for-{client_id}")),
+            bearer: crate::secrets::SecretText::new(format!("token-for-{client_id}")),
         })
     }
 
-    async fn read(&self, _bearer: &Secret, url: &url::Url) -> Result<ReadAnswer, VerifyError> {
+    async fn read(
+        &self,
+        _bearer: &crate::secrets::SecretText,
+        url: &url::Url,
+    ) -> Result<ReadAnswer, VerifyError> {
         let mut w = self.w.lock().unwrap();
         let key = if url.path().contains("activity/feed") {
             "read-manage"
@@ -517,6 +564,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         wiz.run(id).await
@@ -1128,6 +1176,7 @@ impl Harness {
             meter: RequestMeter::new(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wiz.identify().await?;
         let (record, app) = Wizard::onboarded(&id)?;
@@ -1227,6 +1276,61 @@ async fn a_failed_removal_after_the_portal_accepted_says_so() {
     assert_eq!(h.keys().len(), 2);
 }
 
+/// A 503 concurrency violation after the create was applied, on the app and on the secret:
+/// one app and one secret afterwards (the orphan secret, whose value was lost, removed), and
+/// the secret kept is the one whose value the store holds.
+#[tokio::test]
+async fn lost_answers_to_creates_make_one_app_and_one_secret() {
+    let h = Harness::new();
+    {
+        let mut w = h.w.lock().unwrap();
+        w.lost.insert("create_application", 1);
+        w.lost.insert("add_password", 1);
+    }
+    let p = Recorder::default();
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    h.assert_onboarded();
+    let w = h.w.lock().unwrap();
+    let key = w.apps[0].password_credentials[0].key_id.clone().unwrap();
+    assert_eq!(h.record().secret.unwrap().key_id, key);
+    let stored = h
+        .secrets
+        .get(&crate::secrets::account::client_secret(
+            Uuid::parse_str(TID).unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(
+        stored.as_ref().map(|s| s.expose()),
+        Some(format!("secret-for-{key}").as_str())
+    );
+}
+
+/// A policy that forbids client secrets is said once, plainly, with what an admin can change:
+/// no shorter lifetimes are offered.
+#[tokio::test]
+async fn a_tenant_that_forbids_secrets_is_told_so_without_lifetime_questions() {
+    let h = Harness::new();
+    h.w.lock().unwrap().secrets_forbidden = true;
+    let p = Recorder::default();
+    let e = h.run_as("contoso.onmicrosoft.com", &p).await.unwrap_err();
+    assert!(matches!(e, WizardError::SecretsForbidden { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("does not allow client secrets"),
+        "{e}"
+    );
+    let hint = e.hint().unwrap();
+    assert!(hint.contains("Application policies"), "{hint}");
+    assert!(hint.contains("passwordAddition"), "{hint}");
+    let asked = p.asked.lock().unwrap();
+    assert!(
+        !asked.iter().any(|q| matches!(
+            q,
+            Question::ShorterSecret { .. } | Question::ShorterSecretUnknown { .. }
+        )),
+        "{asked:?}"
+    );
+}
+
 #[tokio::test]
 async fn verification_reads_what_hal_reads_with_each_token_in_the_tenants_cloud() {
     let h = Harness::new();
@@ -1311,4 +1415,61 @@ async fn a_management_token_without_roles_is_not_passed() {
         } => assert!(why.contains("ActivityFeed.Read"), "{why}"),
         e => panic!("{e:?}"),
     }
+}
+
+/// Another process changes a field of the record that this run does not own while the run is
+/// between two of its writes: the run's later writes keep it (they set only the fields the
+/// steps changed, on the record as it is in the file then). A whole-record write of the copy
+/// read before used to put the old value back.
+struct OtherProcessMidRun<'a> {
+    inner: Recorder,
+    home: &'a std::path::Path,
+    done: Mutex<bool>,
+}
+
+impl Progress for OtherProcessMidRun<'_> {
+    fn event(&self, e: Event) {
+        if matches!(e, Event::StepStarted(StepId::Consent)) && !*self.done.lock().unwrap() {
+            // A second handle on the same home: to the store, another process.
+            let other = TenantStore::open(self.home).unwrap();
+            let id: Uuid = TID.parse().unwrap();
+            let changed = other
+                .change(id, |r| {
+                    r.keep_sign_in = true;
+                    r.portal.told = Some(crate::store::PortalStatus {
+                        ual_status: "enabled".into(),
+                        entra_license: "P2".into(),
+                    });
+                })
+                .unwrap();
+            assert!(changed.is_some(), "the run saved the record before step 4");
+            *self.done.lock().unwrap() = true;
+        }
+        self.inner.event(e)
+    }
+    fn ask(&self, q: &Question) -> Answer {
+        self.inner.ask(q)
+    }
+}
+
+#[tokio::test]
+async fn a_field_another_process_wrote_mid_run_survives_the_runs_later_writes() {
+    let h = Harness::new();
+    let p = OtherProcessMidRun {
+        inner: Recorder::default(),
+        home: h.home.path(),
+        done: Mutex::new(false),
+    };
+    h.run_as("contoso.onmicrosoft.com", &p).await.unwrap();
+    assert!(*p.done.lock().unwrap(), "the other process ran mid-run");
+    let rec = h.record();
+    assert!(rec.keep_sign_in, "the other process's keepSignIn stays");
+    assert_eq!(
+        rec.portal.told.as_ref().map(|t| t.ual_status.as_str()),
+        Some("enabled"),
+        "the other process's portal.told stays"
+    );
+    // And the run's own fields were all saved.
+    assert!(rec.step(StepId::Verify).is_done());
+    assert!(rec.secret.is_some());
 }

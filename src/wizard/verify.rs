@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
+
+use crate::secrets::SecretText;
 use azure_core::http::ClientOptions;
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use url::Url;
@@ -36,7 +38,7 @@ pub enum VerifyError {
 #[derive(Clone)]
 pub struct AppToken {
     pub claims: TokenClaims,
-    pub bearer: Secret,
+    pub bearer: SecretText,
 }
 
 /// How an API answered a read-only request.
@@ -57,20 +59,35 @@ pub trait CredentialVerifier: Send + Sync {
         &self,
         tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &SecretText,
         scope: &str,
     ) -> Result<AppToken, VerifyError>;
     /// One read-only GET with `bearer`. A 5xx or a dropped connection is "not yet".
-    async fn read(&self, bearer: &Secret, url: &Url) -> Result<ReadAnswer, VerifyError>;
+    async fn read(&self, bearer: &SecretText, url: &Url) -> Result<ReadAnswer, VerifyError>;
     /// Marks later attempts as retries in the request count.
     fn retrying(&self) {}
 }
 
 /// AADSTS codes that mean "not yet": invalid secret (7000215), app not found in the
-/// directory (700016), the principal not yet replicated, and the resource's principal not
-/// found (500011, e.g. right after the Office 365 Management APIs principal was made).
-/// 7000222 is an expired secret, not a delay, so it is not here.
-const NOT_YET: &[u64] = &[7000215, 700016, 70001, 700027, 500011];
+/// directory (700016), the principal not yet replicated (7000222 is an expired secret, not
+/// a delay, so it is not here), and the resource's principal not found (500011: right after
+/// the Office 365 Management APIs principal was created in a tenant that lacked it, token
+/// issuance does not see it for a while).
+pub const NOT_YET: &[u64] = &[7000215, 700016, 70001, 700027, 500011];
+
+/// The verdict on a token request that failed with `text` (the error chain): "not yet"
+/// (Microsoft is still replicating something new) or a refusal. Every app-only token request
+/// the product makes goes through here.
+pub fn classify(text: &str) -> VerifyError {
+    let first = match text.find("AADSTS") {
+        Some(i) => first_sentence(&text[i..]),
+        None => first_sentence(text),
+    };
+    match aadsts_code(text) {
+        Some(c) if NOT_YET.contains(&c) => VerifyError::NotYet(first),
+        _ => VerifyError::Refused(first),
+    }
+}
 
 /// The real verifier: azure_identity against `authority`, through the run's HTTPS client.
 pub struct AzureVerifier {
@@ -98,7 +115,7 @@ impl CredentialVerifier for AzureVerifier {
         &self,
         tenant_id: &str,
         client_id: &str,
-        secret: &Secret,
+        secret: &SecretText,
         scope: &str,
     ) -> Result<AppToken, VerifyError> {
         let mut custom = CustomConfiguration::default();
@@ -112,7 +129,9 @@ impl CredentialVerifier for AzureVerifier {
         let cred = ClientSecretCredential::new(
             tenant_id,
             client_id.to_string(),
-            secret.clone(),
+            // azure_identity takes its own `Secret` (not zeroed): made here, dropped with the
+            // credential at the end of this call.
+            Secret::new(secret.expose().to_string()),
             Some(ClientSecretCredentialOptions { client_options }),
         )
         .map_err(|e| VerifyError::Refused(e.to_string()))?;
@@ -120,24 +139,14 @@ impl CredentialVerifier for AzureVerifier {
             Ok(t) => TokenClaims::decode(t.token.secret())
                 .map(|claims| AppToken {
                     claims,
-                    bearer: t.token.clone(),
+                    bearer: SecretText::new(t.token.secret().to_string()),
                 })
                 .map_err(|e| VerifyError::Refused(format!("unreadable token: {e}"))),
-            Err(e) => {
-                let text = chain(&e);
-                let first = match text.find("AADSTS") {
-                    Some(i) => first_sentence(&text[i..]),
-                    None => first_sentence(&text),
-                };
-                match aadsts_code(&text) {
-                    Some(c) if NOT_YET.contains(&c) => Err(VerifyError::NotYet(first)),
-                    _ => Err(VerifyError::Refused(first)),
-                }
-            }
+            Err(e) => Err(classify(&chain(&e))),
         }
     }
 
-    async fn read(&self, bearer: &Secret, url: &Url) -> Result<ReadAnswer, VerifyError> {
+    async fn read(&self, bearer: &SecretText, url: &Url) -> Result<ReadAnswer, VerifyError> {
         use std::sync::atomic::Ordering;
         let attempt = if self.transport.retrying.load(Ordering::SeqCst) {
             Attempt::Other
@@ -150,7 +159,7 @@ impl CredentialVerifier for AzureVerifier {
             .inner
             .0
             .get(url.clone())
-            .bearer_auth(bearer.secret())
+            .bearer_auth(bearer.expose())
             .header("Accept", "application/json")
             .send()
             .await
@@ -196,4 +205,22 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_principal_not_found_is_not_yet() {
+        let t = "invalid_resource\nAADSTS500011: The resource principal named https://manage.office.com was not found in the tenant named Contoso. This can happen if the application has not been installed by the administrator of the tenant.";
+        match classify(t) {
+            VerifyError::NotYet(why) => assert!(why.starts_with("AADSTS500011"), "{why}"),
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(
+            classify("AADSTS7000222: The provided client secret keys are expired."),
+            VerifyError::Refused(_)
+        ));
+    }
 }

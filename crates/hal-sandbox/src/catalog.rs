@@ -213,6 +213,10 @@ pub const DIRECTORY_ROLES: &[(&str, &str)] = &[
         "29232cdf-9323-42fd-ade2-1d097af3e4de",
     ),
     ("Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509"),
+    (
+        "Compliance Administrator",
+        "17315797-102d-40b4-93e0-432062caca18",
+    ),
 ];
 
 pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";

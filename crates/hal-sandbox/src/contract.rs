@@ -15,6 +15,10 @@ pub mod microsoft {
     pub const ROLE_EXCHANGE_ADMIN: &str = "29232cdf-9323-42fd-ade2-1d097af3e4de";
     /// Built-in role template: Global Administrator.
     pub const ROLE_GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+    /// Built-in role template: Compliance Administrator (Microsoft Entra built-in roles
+    /// reference). In Exchange Online it is the Compliance Management role group, which holds
+    /// the Audit Logs role (learn.microsoft.com/exchange/permissions-exo).
+    pub const ROLE_COMPLIANCE_ADMIN: &str = "17315797-102d-40b4-93e0-432062caca18";
     /// Exchange Online's resource in the global cloud.
     pub const EXCHANGE_RESOURCE: &str = "https://outlook.office365.com";
 }
@@ -48,6 +52,9 @@ pub mod bridge {
 
     /// "Environment": the tenant the script works on.
     pub const ENV_TENANT_ID: &str = "HAL_EXO_TENANT_ID";
+
+    /// "Which PowerShell": the oldest module with `Connect-ExchangeOnline -AccessToken`.
+    pub const MODULE_MINIMUM: &str = "3.1.0";
 
     /// One result line.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::token::{Claims, Signer};
 
 use crate::contract::microsoft::{
-    EXCHANGE_RESOURCE, EXO_CLIENT_ID, ROLE_EXCHANGE_ADMIN, ROLE_GLOBAL_ADMIN,
+    EXCHANGE_RESOURCE, EXO_CLIENT_ID, ROLE_COMPLIANCE_ADMIN, ROLE_EXCHANGE_ADMIN, ROLE_GLOBAL_ADMIN,
 };
 
 /// Per-tenant Exchange knobs in a scenario file.
@@ -58,6 +58,14 @@ pub struct ExchangeScenario {
     pub hang: bool,
     /// The stand-in PowerShell writes a broken result line.
     pub garbage_stdout: bool,
+    /// The ExchangeOnlineManagement version this machine has (default 3.7.1); one older than
+    /// 3.1.0 is reported as too old, as the scripts' prelude does. Machine-wide, like
+    /// `moduleMissing`.
+    pub module_version: Option<String>,
+    /// `Enable-OrganizationCustomization` hydrates the organization but answers an error, as
+    /// reported in MicrosoftDocs/microsoft-365-docs#7403 (the first run "took some time to run
+    /// and then threw an error"; a later run said it had already been completed).
+    pub enable_customization_fails_but_hydrates: bool,
 }
 
 /// Calls seen, per tenant.
@@ -86,6 +94,12 @@ pub struct ExchangeSnapshot {
     pub propagation_remaining: u32,
     pub ual_enabled: bool,
     pub counters: ExchangeCounters,
+    /// The initial `*.onmicrosoft.com` domain, the only name (besides the tenant ID)
+    /// `Connect-ExchangeOnline -Organization` accepts; `None` when the sandbox was not told
+    /// (any `*.onmicrosoft.com` name is accepted then).
+    pub initial_domain: Option<String>,
+    /// Every `-Organization` value a token connection was accepted with, in order.
+    pub organizations_connected: Vec<String>,
 }
 
 /// The simulated Exchange Online of every sandbox tenant.
@@ -94,6 +108,7 @@ pub struct ExchangeSim {
     audience: String,
     tenants: Mutex<HashMap<Uuid, ExchangeSnapshot>>,
     module_installed: AtomicBool,
+    module_version: Mutex<String>,
 }
 
 impl std::fmt::Debug for ExchangeSim {
@@ -118,6 +133,7 @@ impl ExchangeSim {
             audience: EXCHANGE_RESOURCE.to_string(),
             tenants: Mutex::new(HashMap::new()),
             module_installed: AtomicBool::new(true),
+            module_version: Mutex::new(SANDBOX_MODULE_VERSION.to_string()),
         };
         for (id, s) in tenants {
             sim.add_tenant(id, s);
@@ -135,6 +151,9 @@ impl ExchangeSim {
         if scenario.module_missing {
             self.module_installed.store(false, Ordering::SeqCst);
         }
+        if let Some(v) = &scenario.module_version {
+            *self.module_version.lock().unwrap() = v.clone();
+        }
         self.tenants.lock().unwrap().insert(
             id,
             ExchangeSnapshot {
@@ -143,9 +162,19 @@ impl ExchangeSim {
                 propagation_remaining: scenario.propagation_attempts,
                 ual_enabled: scenario.ual_enabled,
                 counters: ExchangeCounters::default(),
+                initial_domain: None,
+                organizations_connected: Vec::new(),
                 scenario,
             },
         );
+    }
+
+    /// Tells the simulator a tenant's initial domain (from its verified domains), so
+    /// `-Organization` is checked against it.
+    pub fn set_initial_domain(&self, id: Uuid, domain: &str) {
+        if let Some(t) = self.tenants.lock().unwrap().get_mut(&id) {
+            t.initial_domain = Some(domain.to_string());
+        }
     }
 
     pub fn snapshot(&self, id: Uuid) -> Option<ExchangeSnapshot> {
@@ -199,10 +228,20 @@ impl ExchangeSim {
                 if let Some(t) = self.tenants.lock().unwrap().get_mut(&tenant) {
                     t.counters.rejected += 1;
                 }
+                // An expired token is refused as Exchange Online refuses one: 401, no cmdlet run.
+                let expired = self
+                    .signer
+                    .verify_signature(token)
+                    .is_some_and(|c| c.exp <= now);
+                let message = if expired {
+                    "UnAuthorized: the access token has expired. Sign in again to get a new one."
+                } else {
+                    "UnAuthorized: the access token is invalid, expired, or not issued for Exchange Online in this organization."
+                };
                 Err((
                     StatusCode::UNAUTHORIZED,
                     Json(json!({"ok": false, "error": {
-                        "message": "UnAuthorized: the access token is invalid, expired, or not issued for Exchange Online in this organization.",
+                        "message": message,
                         "category": "AuthenticationError",
                         "reason": "UnauthorizedAccessException",
                         "errorId": "UnAuthorized"
@@ -228,6 +267,9 @@ fn unknown_tenant(tenant: Uuid) -> Response {
 
 /// Exchange Online's answer to a change on a dehydrated organization.
 pub const DEHYDRATED_MESSAGE: &str = "The command you tried to run isn't currently allowed in your organization. To run this command, you first need to run the command: Enable-OrganizationCustomization.";
+/// What `Enable-OrganizationCustomization` answers when it fails after hydrating (the knob
+/// `enableCustomizationFailsButHydrates`): a transient server error.
+pub const ENABLE_FAILED_MESSAGE: &str = "Active Directory operation failed on SANDBOX-DC. This error is not retriable. Additional information: the operation timed out.";
 /// What `Enable-OrganizationCustomization` says on an organization already customized.
 pub const ALREADY_CUSTOMIZED_MESSAGE: &str =
     "This operation is not required. Organization is already enabled for customization.";
@@ -247,6 +289,9 @@ struct CmdletCall {
 struct ConnectCall {
     #[serde(default)]
     device: bool,
+    /// `-Organization`, when the script passed one.
+    #[serde(default)]
+    organization: Option<String>,
 }
 
 /// The routes, state applied; mount at the sandbox's `exchange_url`.
@@ -260,11 +305,13 @@ pub fn router(sim: Arc<ExchangeSim>) -> axum::Router {
 }
 
 async fn module(State(sim): State<Arc<ExchangeSim>>) -> Json<Value> {
-    Json(json!({"installed": sim.module_installed(), "version": SANDBOX_MODULE_VERSION}))
+    let version = sim.module_version.lock().unwrap().clone();
+    Json(json!({"installed": sim.module_installed(), "version": version}))
 }
 
 async fn install(State(sim): State<Arc<ExchangeSim>>) -> Json<Value> {
     sim.module_installed.store(true, Ordering::SeqCst);
+    *sim.module_version.lock().unwrap() = SANDBOX_MODULE_VERSION.to_string();
     Json(json!({"installed": true, "version": SANDBOX_MODULE_VERSION}))
 }
 
@@ -326,6 +373,34 @@ fn connect_inner(
     } else if let Err(r) = sim.check_token(tenant, headers) {
         return r.into_response();
     }
+    // `-Organization` is documented as "the primary .onmicrosoft.com domain or tenant ID of the
+    // organization" (Connect-ExchangeOnline): a vanity domain is not accepted.
+    if let Some(org) = &call.organization {
+        let initial = sim.snapshot(tenant).and_then(|t| t.initial_domain);
+        let org_l = org.trim().to_ascii_lowercase();
+        let ok = org_l == tenant.to_string()
+            || match &initial {
+                Some(i) => org_l == i.to_ascii_lowercase(),
+                None => org_l.ends_with(".onmicrosoft.com"),
+            };
+        if !ok {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(cmdlet_error(
+                    &format!(
+                        "Cannot connect to the organization {org:?}: -Organization must be the organization's primary .onmicrosoft.com domain or its tenant ID."
+                    ),
+                    "InvalidArgument",
+                    "ArgumentException",
+                    "InvalidOrganization",
+                )),
+            )
+                .into_response();
+        }
+        if let Some(t) = sim.tenants.lock().unwrap().get_mut(&tenant) {
+            t.organizations_connected.push(org.clone());
+        }
+    }
     if let Some(t) = sim.tenants.lock().unwrap().get_mut(&tenant) {
         t.counters.connects += 1;
     }
@@ -356,11 +431,20 @@ fn cmdlet_inner(
     };
     let mut tenants = sim.tenants.lock().unwrap();
     let t = tenants.get_mut(&tenant).expect("checked above");
-    let has_role = !t.scenario.missing_role
-        && claims
-            .wids
-            .iter()
-            .any(|w| w == ROLE_EXCHANGE_ADMIN || w == ROLE_GLOBAL_ADMIN);
+    // Exchange Online maps Entra roles to role groups (learn.microsoft.com/exchange/
+    // permissions-exo): Global and Exchange Administrator to Organization Management, Compliance
+    // Administrator to Compliance Management. Both groups hold the Audit Logs role behind
+    // Get-/Set-AdminAuditLogConfig ("Turn auditing on or off"); only Organization Management
+    // holds the organization-wide configuration that Enable-OrganizationCustomization changes.
+    let holds = |ids: &[&str]| {
+        !t.scenario.missing_role && claims.wids.iter().any(|w| ids.contains(&w.as_str()))
+    };
+    let has_role = holds(&[ROLE_EXCHANGE_ADMIN, ROLE_GLOBAL_ADMIN]);
+    let has_audit_logs = holds(&[
+        ROLE_EXCHANGE_ADMIN,
+        ROLE_GLOBAL_ADMIN,
+        ROLE_COMPLIANCE_ADMIN,
+    ]);
     let not_loaded = |name: &str| {
         cmdlet_error(
             &format!(
@@ -403,12 +487,21 @@ fn cmdlet_inner(
             } else {
                 t.dehydrated = false;
                 t.hydrated_at = Some(OffsetDateTime::now_utc());
-                json!({"ok": true})
+                if t.scenario.enable_customization_fails_but_hydrates {
+                    cmdlet_error(
+                        ENABLE_FAILED_MESSAGE,
+                        "NotSpecified",
+                        "ADTransientException",
+                        "[Server=SANDBOX] [FailureCategory=Cmdlet-ADTransientException]",
+                    )
+                } else {
+                    json!({"ok": true})
+                }
             }
         }
         "set-adminauditlogconfig" => {
             t.counters.set_ual += 1;
-            if !has_role {
+            if !has_audit_logs {
                 not_loaded(name)
             } else if t.dehydrated {
                 t.counters.set_ual_refused += 1;

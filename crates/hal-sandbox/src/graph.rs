@@ -315,8 +315,33 @@ fn finish(mut r: GResp, client_request_id: Option<&str>) -> GResp {
     r
 }
 
+/// A body that fails before its first byte: the connection drops after the status line.
+struct Dropped;
+
+impl http_body::Body for Dropped {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other(
+            "the sandbox dropped the connection (scripted fault)",
+        ))))
+    }
+}
+
 impl GResp {
     fn into_http(self) -> Response {
+        if self.status == 0 {
+            // A scripted dropped connection: headers go out, the body never comes.
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, "1024")
+                .body(axum::body::Body::new(Dropped))
+                .expect("a response");
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = match self.body {
             Some(b) => (
@@ -339,7 +364,31 @@ impl GResp {
     }
 }
 
+/// Graph's documented throttling answer, with `Retry-After` (seconds; 0: none).
+fn throttled(retry_after: u64) -> GResp {
+    let mut r = gerr(429, "TooManyRequests", "Please retry again later.");
+    if let Some(b) = r.body.as_mut() {
+        b["error"]["innerError"] =
+            json!({"code": "429", "status": "429", "message": "Please retry after"});
+    }
+    if retry_after > 0 {
+        r.headers
+            .push(("Retry-After".into(), retry_after.to_string()));
+    }
+    r
+}
+
 fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
+    {
+        let mut inner = state.lock();
+        if let Some(t) = inner.tenant_mut(caller.tenant) {
+            t.batch_requests += 1;
+            let every = t.scenario.throttle_batch_every as u64;
+            if every > 0 && t.batch_requests % every == 0 {
+                return throttled(t.scenario.throttle_retry_after);
+            }
+        }
+    }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return gerr(400, "BadRequest", "Invalid batch payload format.");
     };
@@ -424,6 +473,10 @@ fn batch(state: &State, caller: &Caller, body: &[u8]) -> GResp {
             .get("headers")
             .and_then(|h| h.get("client-request-id"))
             .and_then(Value::as_str);
+        if resp.status == 0 {
+            // The connection drops: nothing of the batch's answer arrives.
+            return resp;
+        }
         let resp = finish(resp, client_request_id);
         statuses.insert(id.to_lowercase(), resp.status);
         let mut headers = Map::new();
@@ -482,15 +535,66 @@ fn dispatch(
     t.graph_requests += 1;
     let every = t.scenario.throttle_every as u64;
     if every > 0 && t.graph_requests % every == 0 {
-        // The shape of Graph's documented throttling answer.
-        let mut r = gerr(429, "TooManyRequests", "Please retry again later.");
-        if let Some(b) = r.body.as_mut() {
-            b["error"]["innerError"] =
-                json!({"code": "429", "status": "429", "message": "Please retry after"});
-        }
-        r.headers.push(("Retry-After".into(), "1".into()));
-        return r;
+        return throttled(t.scenario.throttle_retry_after);
     }
+    // A scripted fault: refused before anything happens, or carried out and its answer lost.
+    let fault = t.scenario.faults.iter_mut().find(|f| {
+        f.times > 0
+            && f.method.eq_ignore_ascii_case(method.as_str())
+            && path
+                .trim_end_matches('/')
+                .ends_with(f.path.trim_end_matches('/'))
+    });
+    if let Some(f) = fault {
+        f.times -= 1;
+        let (status, code, applied) = (f.status, f.code.clone(), f.applied);
+        let lost = fault_answer(status, &code);
+        if !applied {
+            return lost;
+        }
+        drop(inner);
+        let done = dispatch_inner(state, caller, method, path, query, body);
+        if done.status >= 300 {
+            return done;
+        }
+        return lost;
+    }
+    drop(inner);
+    dispatch_inner(state, caller, method, path, query, body)
+}
+
+/// Graph's error body for a scripted fault's code (Microsoft's wording where it has one).
+fn fault_answer(status: u16, code: &str) -> GResp {
+    if status == 0 {
+        return GResp {
+            status: 0,
+            body: None,
+            headers: vec![],
+        };
+    }
+    let message = match code {
+        "Directory_ConcurrencyViolation" => {
+            "Error due to concurrent requests being made to the tenant. Please wait briefly and retry."
+        }
+        "serviceNotAvailable" => "The service is temporarily unavailable. Please retry later.",
+        "UnknownError" => "",
+        _ => "The request failed.",
+    };
+    gerr(status, code, message)
+}
+
+fn dispatch_inner(
+    state: &State,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: Option<Value>,
+) -> GResp {
+    let mut inner = state.lock();
+    let Some(t) = inner.tenant_mut(caller.tenant) else {
+        return unauthorized("Access token validation failure.");
+    };
     let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -1685,6 +1789,15 @@ fn add_password(caller: &Caller, t: &mut TenantState, idx: usize, body: Option<V
     if end <= start {
         return bad_prop("endDateTime", "PasswordCredential");
     }
+    if t.scenario.secrets_forbidden {
+        return gerr(
+            400,
+            "CredentialTypeNotAllowedAsPerAppPolicy",
+            &format!(
+                "Credential type not allowed as per assigned policy '{DEFAULT_APP_POLICY_ID}'."
+            ),
+        );
+    }
     if let Some(days) = t.scenario.secret_max_lifetime_days
         && end - start > time::Duration::days(days as i64)
     {
@@ -1790,6 +1903,11 @@ fn create_service_principal(caller: &Caller, t: &mut TenantState, body: Option<V
     };
     let now = iso(OffsetDateTime::now_utc());
     let sp = if app_id.eq_ignore_ascii_case(catalog::O365_MANAGEMENT_APP_ID) {
+        let delay = t.scenario.resource_principal_delay_requests;
+        if delay > 0 {
+            t.resource_delay
+                .insert(catalog::O365_MANAGEMENT_APP_ID.to_string(), delay);
+        }
         o365_management_sp(&now)
     } else {
         let Ok(u) = Uuid::parse_str(&app_id) else {
@@ -1963,7 +2081,7 @@ fn list_assignments(ctx: &Ctx, context: &str, items: Vec<Value>) -> GResp {
 
 /// `GET /policies/defaultAppManagementPolicy`, showing `secretMaxLifetimeDays` when set.
 fn app_policy(t: &TenantState) -> Value {
-    let passwords: Vec<Value> = t
+    let mut passwords: Vec<Value> = t
         .scenario
         .secret_max_lifetime_days
         .map(|d| {
@@ -1976,6 +2094,14 @@ fn app_policy(t: &TenantState) -> Value {
         })
         .into_iter()
         .collect();
+    if t.scenario.secrets_forbidden {
+        passwords.push(json!({
+            "restrictionType": "passwordAddition",
+            "state": "enabled",
+            "maxLifetime": null,
+            "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z",
+        }));
+    }
     json!({
         "id": DEFAULT_APP_POLICY_ID,
         "displayName": "Default app management tenant policy",

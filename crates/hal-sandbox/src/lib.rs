@@ -158,6 +158,16 @@ impl Sandbox {
                 .map(|t| (t.scenario.id, t.scenario.exchange.clone()))
                 .collect::<Vec<_>>(),
         ));
+        // `-Organization` is checked against each tenant's initial `*.onmicrosoft.com` domain.
+        for t in &scenario.tenants {
+            if let Some(d) = t
+                .domains
+                .iter()
+                .find(|d| d.to_ascii_lowercase().ends_with(".onmicrosoft.com"))
+            {
+                exchange.set_initial_domain(t.id, d);
+            }
+        }
         let mut app = router(state.clone(), portal.clone(), exchange.clone());
         if keep {
             let keeper = Arc::new(Keeper {

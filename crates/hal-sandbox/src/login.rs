@@ -800,6 +800,14 @@ fn client_credentials(
     let Some(resource_id) = resource_sp(state, t, &resource) else {
         return Err(invalid_resource(&resource, t));
     };
+    // A resource principal created moments ago is not seen by token issuance yet.
+    if let Some(app) = state.resource_app_id(&resource)
+        && let Some(left) = t.resource_delay.get_mut(app)
+        && *left > 0
+    {
+        *left -= 1;
+        return Err(invalid_resource(&resource, t));
+    }
     let resource_sp = t
         .service_principals
         .iter()

@@ -41,6 +41,8 @@ pub struct Received {
 struct Inner {
     config: PortalScenario,
     failures_left: u32,
+    write_failures_left: u32,
+    html_writes: bool,
     tenants: HashMap<String, Received>,
     requests: u32,
 }
@@ -87,6 +89,18 @@ impl PortalSim {
     /// Makes the next `n` requests fail with 503.
     pub fn fail_next(&self, n: u32) {
         self.inner.lock().unwrap().failures_left = n;
+    }
+
+    /// Makes the next `n` writes (POST, PUT, PATCH) fail with 503 while reads still answer: a
+    /// portal in read-only maintenance, or one that goes down between the read and the write.
+    pub fn fail_next_writes(&self, n: u32) {
+        self.inner.lock().unwrap().write_failures_left = n;
+    }
+
+    /// Answers every write with `200 OK` and an HTML page while reads still answer as a
+    /// portal (a proxy that sends POST/PUT somewhere else), or not.
+    pub fn set_html_writes(&self, on: bool) {
+        self.inner.lock().unwrap().html_writes = on;
     }
 
     pub fn set_token(&self, token: &str) {
@@ -152,17 +166,22 @@ fn problem(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// A captive portal's answer: 200 with an HTML page.
+fn html_page() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "text/html; charset=utf-8")],
+        "<!DOCTYPE html><html><head><title>Welcome to Guest Wi-Fi</title></head><body><p>Please accept the terms to continue.</p></body></html>",
+    )
+        .into_response()
+}
+
 /// Counts the request, applies the outage knob and checks the token.
 fn gate(sim: &PortalSim, headers: &HeaderMap) -> Result<(), Response> {
     let mut inner = sim.inner.lock().unwrap();
     inner.requests += 1;
     if inner.config.html_answers {
-        return Err((
-            StatusCode::OK,
-            [("content-type", "text/html; charset=utf-8")],
-            "<!DOCTYPE html><html><head><title>Welcome to Guest Wi-Fi</title></head><body><p>Please accept the terms to continue.</p></body></html>",
-        )
-            .into_response());
+        return Err(html_page());
     }
     if inner.failures_left > 0 {
         inner.failures_left -= 1;
@@ -186,6 +205,23 @@ fn gate(sim: &PortalSim, headers: &HeaderMap) -> Result<(), Response> {
             "An API token is required.",
         )),
     }
+}
+
+/// The write-only outage knob ([`PortalSim::fail_next_writes`]), after [`gate`].
+fn write_gate(sim: &PortalSim) -> Result<(), Response> {
+    let mut inner = sim.inner.lock().unwrap();
+    if inner.html_writes {
+        return Err(html_page());
+    }
+    if inner.write_failures_left > 0 {
+        inner.write_failures_left -= 1;
+        return Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The portal is in read-only maintenance. Try again shortly.",
+        ));
+    }
+    Ok(())
 }
 
 /// The checks a real portal makes before it stores credentials.
@@ -314,6 +350,9 @@ async fn update_status(
     if let Err(r) = gate(&sim, &headers) {
         return r;
     }
+    if let Err(r) = write_gate(&sim) {
+        return r;
+    }
     let u: StatusUpdate = match serde_json::from_slice(&body) {
         Ok(u) => u,
         Err(e) => {
@@ -375,6 +414,9 @@ async fn create(
     if let Err(r) = gate(&sim, &headers) {
         return r;
     }
+    if let Err(r) = write_gate(&sim) {
+        return r;
+    }
     let key = match idempotency_key(&headers) {
         Ok(k) => k,
         Err(r) => return r,
@@ -414,6 +456,9 @@ async fn replace(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = gate(&sim, &headers) {
+        return r;
+    }
+    if let Err(r) = write_gate(&sim) {
         return r;
     }
     let key = match idempotency_key(&headers) {

@@ -22,6 +22,9 @@ use crate::contract::bridge::{Report, ReportError, kind, op};
 pub const CONFIG_FILE: &str = "sandbox-pwsh.json";
 /// Overrides where the config is looked for.
 pub const ENV_CONFIG: &str = "HAL_SANDBOX_PWSH_CONFIG";
+/// Overrides `$PSVersionTable.PSVersion` (e.g. `5.1.22621.4391` for Windows PowerShell 5.1,
+/// whose `PSEdition` is `Desktop`).
+pub const ENV_PS_VERSION: &str = "HAL_SANDBOX_PWSH_VERSION";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -253,6 +256,23 @@ fn params(stmt: &str) -> HashMap<String, Value> {
     out
 }
 
+/// `[version]a -lt [version]b`, for dotted numeric versions.
+fn older_than(a: &str, b: &str) -> bool {
+    let parts =
+        |v: &str| -> Vec<u64> { v.split(['.', '-']).map_while(|p| p.parse().ok()).collect() };
+    let (a, b) = (parts(a), parts(b));
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
 fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.as_object()?
         .iter()
@@ -394,10 +414,23 @@ impl Interp {
             "send-halresult" => {
                 let p = params(call);
                 match p.get("op").and_then(|v| v.as_str()) {
-                    Some(op::HOST) => report(Report::success(
-                        op::HOST,
-                        json!({"psVersion": self.cfg.ps_version, "edition": "Core"}),
-                    )),
+                    Some(op::HOST) => {
+                        let version = std::env::var(ENV_PS_VERSION)
+                            .ok()
+                            .filter(|v| !v.trim().is_empty())
+                            .unwrap_or_else(|| self.cfg.ps_version.clone());
+                        // Windows PowerShell (5.x and older) is "Desktop"; PowerShell 6+ "Core".
+                        let major: u32 = version
+                            .split('.')
+                            .next()
+                            .and_then(|m| m.parse().ok())
+                            .unwrap_or(7);
+                        let edition = if major < 6 { "Desktop" } else { "Core" };
+                        report(Report::success(
+                            op::HOST,
+                            json!({"psVersion": version, "edition": edition}),
+                        ))
+                    }
                     Some(op::DONE) => report(Report::success(op::DONE, Value::Null)),
                     _ => {}
                 }
@@ -449,11 +482,15 @@ impl Interp {
                 return Flow::Stop;
             }
         };
-        if get_ci(&answer, "installed").and_then(|v| v.as_bool()) == Some(true) {
-            let version = get_ci(&answer, "version")
-                .and_then(|v| v.as_str())
-                .unwrap_or("3.1.0")
-                .to_string();
+        let version = get_ci(&answer, "version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("3.1.0")
+            .to_string();
+        let installed = get_ci(&answer, "installed").and_then(|v| v.as_bool()) == Some(true);
+        // As the prelude does: `$module.Version -lt [version]'3.1.0'` counts as missing, and
+        // the too-old version is reported as `found`.
+        let too_old = installed && older_than(&version, crate::contract::bridge::MODULE_MINIMUM);
+        if installed && !too_old {
             if let Some(a) = assign {
                 self.vars.insert(a, json!({"Version": version}));
             }
@@ -469,6 +506,7 @@ impl Interp {
                 ReportError {
                     kind: kind::MODULE_MISSING.into(),
                     message: "ExchangeOnlineManagement 3.1 or later is not installed".into(),
+                    found: too_old.then_some(version),
                     ..Default::default()
                 },
             ));
@@ -529,11 +567,14 @@ impl Interp {
             ));
         }
         let mut req_body = json!({});
+        if let Some(org) = p.get("organization").and_then(|v| v.as_str()) {
+            req_body["organization"] = json!(org);
+        }
         if device {
             emit(
                 "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code SANDBOX42 to authenticate.",
             );
-            req_body = json!({"device": true});
+            req_body["device"] = json!(true);
         } else {
             let Some(token) = p.get("accesstoken").and_then(|v| v.as_str()) else {
                 return fail("Cannot bind argument to parameter 'AccessToken' because it is an empty string.".into());

@@ -82,6 +82,21 @@ pub struct TenantScenario {
     pub replication_delay_requests: u32,
     /// Every Nth Graph request answers 429 (0 = never).
     pub throttle_every: u32,
+    /// Every Nth `$batch` request is throttled whole: the envelope answers 429 (0 = never).
+    pub throttle_batch_every: u32,
+    /// The `Retry-After` of a throttled answer, in seconds; 0 sends none (the client then
+    /// backs off on its own). (1)
+    pub throttle_retry_after: u64,
+    /// Scripted Graph faults, each answered `times` times to the requests it matches.
+    pub faults: Vec<FaultScenario>,
+    /// The tenant's default app management policy forbids client secrets (the
+    /// `passwordAddition` restriction): addPassword answers
+    /// `400 CredentialTypeNotAllowedAsPerAppPolicy`.
+    pub secrets_forbidden: bool,
+    /// After a resource's service principal is created (Office 365 Management APIs, when
+    /// missing), this many client-credentials token requests for that resource answer
+    /// AADSTS500011 (the resource principal not found yet).
+    pub resource_principal_delay_requests: u32,
     /// Added to every HTTP response for this tenant, in milliseconds.
     pub latency_ms: u64,
     /// The first N client_credentials requests with a new secret fail like an unreplicated secret.
@@ -127,6 +142,11 @@ impl Default for TenantScenario {
             secret_max_lifetime_days: None,
             replication_delay_requests: 0,
             throttle_every: 0,
+            throttle_batch_every: 0,
+            throttle_retry_after: 1,
+            faults: Vec::new(),
+            secrets_forbidden: false,
+            resource_principal_delay_requests: 0,
             latency_ms: 0,
             new_credential_delay_requests: 0,
             device_code_approve_after_polls: 1,
@@ -148,6 +168,37 @@ impl TenantScenario {
             .first()
             .map(String::as_str)
             .unwrap_or("sandbox.onmicrosoft.com")
+    }
+}
+
+/// One scripted Graph fault: the requests whose method is `method` and whose path (below
+/// `/v1.0`, without the query) ends with `path` are answered `status` with Graph's error body
+/// for `code`, the first `times` times. With `applied`, the request is carried out first and
+/// its answer lost (a create that landed before the 5xx or the dropped connection); without,
+/// nothing happens. Also inside `$batch`. `status: 0` drops the connection instead of
+/// answering (after the status line, before the body; inside a `$batch`, the whole batch's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct FaultScenario {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Graph's error code, e.g. `Directory_ConcurrencyViolation`, `serviceNotAvailable`.
+    pub code: String,
+    pub applied: bool,
+    pub times: u32,
+}
+
+impl Default for FaultScenario {
+    fn default() -> Self {
+        FaultScenario {
+            method: "POST".into(),
+            path: String::new(),
+            status: 503,
+            code: "Directory_ConcurrencyViolation".into(),
+            applied: false,
+            times: 1,
+        }
     }
 }
 

@@ -193,6 +193,10 @@ pub struct TenantState {
     pub replicating: HashMap<Uuid, u32>,
     /// Graph requests seen, for `throttle_every`.
     pub graph_requests: u64,
+    /// `$batch` envelopes seen, for `throttle_batch_every`.
+    pub batch_requests: u64,
+    /// Resource app ids whose principal was created here → token requests still refused.
+    pub resource_delay: HashMap<String, u32>,
     pub created: String,
     /// Application object id → its owners (`/applications/{id}/owners`). Entra makes the
     /// user who creates an app with a delegated token its owner.
@@ -222,6 +226,8 @@ impl TenantState {
             secrets: HashMap::new(),
             replicating: HashMap::new(),
             graph_requests: 0,
+            batch_requests: 0,
+            resource_delay: HashMap::new(),
             created: iso(OffsetDateTime::now_utc() - time::Duration::days(900)),
             app_owners: HashMap::new(),
             scenario,

@@ -48,15 +48,21 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     }
     let from_env = !args.token_stdin && ctx.env.portal_token.is_some();
     let token = if args.token_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| failed("cannot read the token from standard input").with_source(e))?;
-        s.trim().to_string()
+        let mut s = crate::secrets::SecretText::default();
+        let read = {
+            let mut raw = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_to_string(&mut raw).map(|_| {
+                s = crate::secrets::SecretText::new(raw.trim());
+            })
+        };
+        read.map_err(|e| failed("cannot read the token from standard input").with_source(e))?;
+        s
     } else if let Some(t) = &ctx.env.portal_token {
         t.clone()
     } else {
-        ui.password("Portal API token", "--token-stdin (or HAL_PORTAL_TOKEN)")?
+        crate::secrets::SecretText::new(
+            ui.password("Portal API token", "--token-stdin (or HAL_PORTAL_TOKEN)")?,
+        )
     };
     if token.is_empty() {
         return Err(user_error("the portal API token is empty")
@@ -77,7 +83,7 @@ pub fn cmd_portal_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     }
     if !from_env {
         secrets
-            .set(&account::portal_token(&url), &token)
+            .set(&account::portal_token(&url), token.expose())
             .map_err(|e| {
                 CommandError::from(e)
                     .context("cannot save the portal token in the OS keyring")

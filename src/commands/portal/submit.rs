@@ -76,6 +76,13 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
                 continue;
             }
         };
+        // Under the lock, the record as it is now: a run that held the lock meanwhile (a
+        // `ual retry`) may have changed it since the list above was read.
+        match store.load()?.get(rec.tenant_id) {
+            Some(now) => rec = now.clone(),
+            None => continue,
+        }
+        let before = rec.clone();
         // The portal holds this secret and only its status is stale: a status update, no secret.
         if portal::is_current(&rec) && portal::status_update(&rec).is_some() {
             let spinner = ui.spinner(format!("Telling the portal {name}'s status"));
@@ -83,7 +90,7 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
             spinner.finish();
             match res {
                 Ok(_) => {
-                    store.upsert(&rec)?;
+                    store.save_changes(Some(&before), &rec)?;
                     ui.success(format!(
                         "{name}: the portal has the tenant's current status."
                     ));
@@ -106,7 +113,7 @@ pub fn cmd_portal_submit(ctx: &Ctx, args: &SubmitArgs) -> CommandResult {
         spinner.finish();
         // The record changed either way (submitted, or the failure noted): persist it, and
         // only then forget a secret the portal has.
-        store.upsert(&rec)?;
+        let rec = store.save_changes(Some(&before), &rec)?;
         if let Ok(out) = &mut res {
             out.secret_forgotten = portal::forget_secret(secrets.as_ref(), rec.tenant_id);
             // Nothing pending any more: the sign-in goes too (unless --keep-sign-in kept it).

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, failed};
+use crate::error::{CommandError, CommandResult, failed, user_error};
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
 use crate::session::Session;
 use crate::store::TenantRecord;
@@ -59,6 +59,16 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
         "secret rotate",
     )?;
     let secrets = ctx.secrets();
+    // Rotation never shows a secret: with --no-portal and no keyring the new one would be kept
+    // nowhere, a credential on the app that nobody holds. Refused before anything changes.
+    if args.no_portal && !secrets.is_persistent() {
+        return Err(user_error(
+            "secret rotate --no-portal needs an OS keyring: the new client secret would be kept nowhere (it is never shown, and the portal does not get it)",
+        )
+        .hint(format!(
+            "Nothing was changed. Run it on a machine with an OS keyring (`hal-onboard doctor` checks it), or without --no-portal once the portal is configured: `hal-onboard secret rotate {name}`."
+        )));
+    }
     let portal = if args.no_portal {
         None
     } else {
@@ -112,7 +122,8 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     }
     settings.secret_months = args.secret_months;
     settings.verify_wait = settings.verify_wait.mul_f64(session.scale);
-    let progress = UiProgress::new(ui, args.yes);
+    let progress = std::sync::Arc::new(UiProgress::new(ui, args.yes));
+    session.graph.set_wait_observer(progress.clone());
 
     let rt = ctx.runtime()?;
     let result = rt.block_on(async {
@@ -122,10 +133,11 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
             verifier: &session.verifier,
             secrets: secrets.clone(),
             store: &store,
-            progress: &progress,
+            progress: &*progress,
             meter: session.meter.clone(),
             exchange: None,
             portal: None,
+            saved: Default::default(),
         };
         let id = wizard.identify().await?;
         if let Some(c) = &session.user_cred
@@ -175,10 +187,11 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let rotation = result.map_err(|e| rotate_error(e, &name))?;
     // The sign-in is kept only while the tenant has work pending, or when asked to.
     let id = rotation.record.tenant_id;
-    let rec = store.update(|doc| {
-        let rec = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
-        rec.keep_sign_in |= args.sign_in.keep_sign_in;
-        Some(rec.clone())
+    let rec = store.change(id, |rec| {
+        if let Some(k) = args.sign_in.keep_sign_in() {
+            rec.keep_sign_in = k;
+        }
+        rec.clone()
     })?;
     if let Some(rec) = rec
         && let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec)

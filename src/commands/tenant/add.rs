@@ -63,6 +63,12 @@ pub struct AddArgs {
     #[arg(short, long)]
     pub yes: bool,
 
+    /// Onboard without the MSP portal (it is down, or not yours to use): it is neither read
+    /// nor sent to, and `hal-onboard portal submit` sends the credentials later. What the portal
+    /// may hold is then not known: an app it holds looks foreign, and one of our own is made.
+    #[arg(long)]
+    pub no_portal: bool,
+
     #[command(flatten)]
     pub sign_in: SignInArgs,
 
@@ -111,9 +117,10 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         (None, false) => None,
     };
     let mut worst: Option<CommandError> = None;
+    let mut onboarded = 0;
     loop {
         match onboard(ctx, args, &tenant, name.as_deref()) {
-            Ok(_) => {}
+            Ok(_) => onboarded += 1,
             Err(e) => {
                 if !ui.interactive() || ui.json() || interrupt::requested() {
                     return Err(e);
@@ -137,6 +144,9 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         tenant = ask_tenant(ctx)?;
         ctx.tenant_cloud_blocking(&tenant)?;
         name = ask_name(ui)?;
+    }
+    if onboarded > 0 {
+        delays_ahead(ui);
     }
     match worst {
         // Errors were shown as they happened; the exit status keeps the worst.
@@ -239,10 +249,14 @@ fn onboard(
     settings.secret_months = args.secret_months;
     settings.adopt = args.adopt.clone();
     settings.skip_exchange = args.skip_exchange;
+    settings.secret_shown = args.show_secret || table_to_terminal(&ctx.ui);
     settings.verify_wait = settings.verify_wait.mul_f64(scale);
-    let progress = UiProgress::new(&ctx.ui, args.yes);
+    let progress = Arc::new(UiProgress::new(&ctx.ui, args.yes));
+    graph.set_wait_observer(progress.clone());
 
     // Step 1's Exchange sessions (PowerShell is looked for only when the step will run).
+    // Without PowerShell, step 1 reports that for the tenant and the Graph steps still run.
+    let mut no_powershell: Option<Arc<dyn crate::microsoft::exchange::OpsFactory>> = None;
     let exchange = if args.skip_exchange {
         None
     } else {
@@ -256,41 +270,74 @@ fn onboard(
             sign_in: Arc::new(UiExchangeSignIn::new(&ctx.ui)),
             output: TenantOutput::per_tenant(&ctx.ui),
         };
-        Some(
-            crate::session::exchange_factory(
-                &ctx.env,
-                &how,
-                http.clone(),
-                || secrets.clone(),
-                display,
-            )
-            .map_err(|e| {
-                CommandError::from(e).hint(
+        match crate::session::exchange_factory(
+            &ctx.env,
+            &how,
+            http.clone(),
+            || secrets.clone(),
+            display,
+        ) {
+            Ok(f) => Some(f),
+            Err(crate::microsoft::exchange::ExchangeError::PwshNotFound { tried }) => {
+                ctx.ui.warning(format!(
+                    "PowerShell was not found (looked for {}): step 1 (unified audit logging) will not run; the other steps will",
+                    tried.join(", ")
+                ));
+                no_powershell = Some(Arc::new(crate::microsoft::exchange::ops::NoPowerShell {
+                    tried,
+                }));
+                None
+            }
+            Err(e) => {
+                return Err(CommandError::from(e).hint(
                     "Or leave out step 1 with --skip-exchange and turn on audit logging by hand.",
-                )
-            })?,
-        )
+                ));
+            }
+        }
     };
     // Step 6, when a portal is configured (else the plan says how to configure one).
-    let portal: Option<Box<dyn crate::wizard::steps::Step>> =
-        match (ctx.portal_url()?.0, ctx.portal(secrets.as_ref())) {
-            (Some(url), Ok(api)) => Some(Box::new(PortalStep::new(Arc::new(api), &url))),
-            _ => None,
-        };
+    // A portal that is configured but unusable (no token, not https) stops here, before any
+    // change, like one that cannot be read: --no-portal goes on without it.
+    let portal: Option<Box<dyn crate::wizard::steps::Step>> = match ctx.portal_url()?.0 {
+        Some(_) if args.no_portal => None,
+        Some(url) => {
+            let api = ctx.portal(secrets.as_ref()).map_err(|e| {
+                e.hint(format!(
+                    "Or pass --no-portal to onboard without it now: `hal-onboard tenant add {tenant} --no-portal`, then `hal-onboard portal submit {tenant}`."
+                ))
+            })?;
+            Some(Box::new(PortalStep::new(Arc::new(api), &url)))
+        }
+        None => None,
+    };
     let rt = ctx.runtime()?;
+    // `--exchange-auth device` on Windows PowerShell 5.1: said before anyone signs in (the
+    // check is the one step 1 makes, asked once per run).
+    if let (Some(f), ExchangeAuthMode::Device) = (&exchange, args.exchange_auth)
+        && let Err(e @ crate::microsoft::exchange::ExchangeError::NeedsPowerShell7 { .. }) =
+            rt.block_on(f.preflight())
+    {
+        ctx.ui.warning(format!(
+            "{e}: step 1 (unified audit logging) will not run; the other steps will"
+        ));
+    }
     let wizard = Wizard {
         settings,
         dir: &graph,
         verifier: &verifier,
         secrets: secrets.clone(),
         store: &store,
-        progress: &progress,
+        progress: &*progress,
         meter: meter.clone(),
-        exchange: exchange.map(|f| {
-            Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
-                as Box<dyn crate::wizard::steps::Step>
-        }),
+        exchange: exchange
+            .map(|f| f as Arc<dyn crate::microsoft::exchange::OpsFactory>)
+            .or(no_powershell)
+            .map(|f| {
+                Box::new(crate::wizard::steps::exchange::ExchangeStep::new(f))
+                    as Box<dyn crate::wizard::steps::Step>
+            }),
         portal,
+        saved: Default::default(),
     };
     let identify = || {
         rt.block_on(wizard.identify()).map_err(|e| {
@@ -363,14 +410,24 @@ fn onboard(
         )));
     }
     let mut rec = report.record;
-    let renamed = name.is_some_and(|n| rec.display_name != n);
-    if let Some(n) = name {
-        rec.display_name = n.to_string();
-    }
-    let keep = args.sign_in.keep_sign_in && !rec.keep_sign_in;
-    rec.keep_sign_in |= args.sign_in.keep_sign_in;
-    if renamed || keep {
-        store.update(|doc| doc.upsert(rec.clone()))?;
+    // The command's own fields (`--name`, `--keep-sign-in`), set on the record as it is now.
+    let keep = args.sign_in.keep_sign_in();
+    if name.is_some_and(|n| rec.display_name != n) || keep.is_some_and(|k| k != rec.keep_sign_in) {
+        let set = |r: &mut TenantRecord| {
+            if let Some(n) = name {
+                r.display_name = n.to_string();
+            }
+            if let Some(k) = keep {
+                r.keep_sign_in = k;
+            }
+        };
+        set(&mut rec);
+        if let Some(now) = store.change(rec.tenant_id, |r| {
+            set(r);
+            r.clone()
+        })? {
+            rec = now;
+        }
     }
     // The Global Administrator's sign-in is kept only while this tenant has work pending.
     if let Err(e) = crate::session::forget_sign_in_if_done(secrets.as_ref(), &rec) {
@@ -398,6 +455,23 @@ fn onboard(
     if ctx.ui.json() {
         ctx.ui.write_json(&rec)?;
     }
+    // Step 1 could not start on this machine (PowerShell, its module): everything else is
+    // done, and the reason names the fix.
+    if rec.steps.exchange.status == crate::store::StepStatus::Failed {
+        return Err(failed(format!(
+            "{} is onboarded except unified audit logging: {}",
+            rec.primary_domain,
+            rec.steps
+                .exchange
+                .last_error
+                .as_deref()
+                .unwrap_or("step 1 could not run")
+        ))
+        .hint(format!(
+            "Once that is fixed, run `hal-onboard ual retry {}` to turn it on.",
+            rec.primary_domain
+        )));
+    }
     if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
         return Err(CommandError::ual_waiting());
     }
@@ -419,6 +493,16 @@ fn two_sign_ins(ctx: &Ctx, args: &AddArgs, known: Option<&TenantRecord>) -> Opti
     })
 }
 
+/// Whether the credentials table goes to a terminal (stdout, or stderr with --json).
+fn table_to_terminal(ui: &Ui) -> bool {
+    use std::io::IsTerminal;
+    if ui.json() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    }
+}
+
 /// The guide's "Record these credentials" table and what is still to do. Without a keyring
 /// and without the portal having it, the secret is shown once here: it exists nowhere else.
 fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn SecretStore) {
@@ -430,19 +514,12 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     let with_portal = crate::wizard::steps::portal::is_current(rec);
     // Unasked, a secret is only ever shown to a person: never into a redirected stdout (or,
     // with --json, stderr), where it would land in a file or a log.
-    let to_terminal = {
-        use std::io::IsTerminal;
-        if ui.json() {
-            std::io::stderr().is_terminal()
-        } else {
-            std::io::stdout().is_terminal()
-        }
-    };
+    let to_terminal = table_to_terminal(ui);
     let only_here = value.is_some() && !with_portal && !secrets.is_persistent();
     let reveal_once = only_here && to_terminal;
     let view = match &value {
         _ if with_portal => SecretView::WithPortal,
-        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v),
+        Some(v) if args.show_secret || reveal_once => SecretView::Shown(v.expose()),
         Some(_) if only_here => SecretView::Masked {
             kept: "(not shown: the output is not a terminal; --show-secret prints it)",
         },
@@ -480,6 +557,15 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     }
 }
 
+/// The two delays Hal will see after a run, said once (Microsoft's own figures): so that an
+/// empty first poll is not taken for a fault.
+fn delays_ahead(ui: &Ui) {
+    ui.status("");
+    ui.status(DELAYS_AHEAD);
+}
+
+pub const DELAYS_AHEAD: &str = "What Hal will see next: audit events appear up to 60 minutes after unified audit logging is enabled, and the Office 365 Management Activity API has content up to 12 hours after Hal's subscription starts. An empty first poll is expected, not a fault.";
+
 /// The wizard's error (mapped in `error`), and how to resume this tenant when running the
 /// same command again is the way on.
 fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
@@ -496,6 +582,7 @@ fn wizard_error(e: WizardError, tenant: &str) -> CommandError {
             | WizardError::Graph { .. }
             | WizardError::NotVerified { .. }
             | WizardError::SecretLost
+            | WizardError::PortalUnreadable { .. }
             | WizardError::Step { hint: Some(_), .. }
     );
     let c = CommandError::from(e);
@@ -577,6 +664,9 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
             ui.dim(&b.why)
         ));
         out.push(serde_json::json!({"line": b.line, "result": "skipped", "message": b.why}));
+    }
+    if results.iter().any(|(_, r)| r.is_ok()) {
+        delays_ahead(ui);
     }
     if ui.json() {
         ui.write_json(&out)?;

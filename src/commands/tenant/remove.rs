@@ -180,6 +180,7 @@ fn delete_app(
         meter: session.meter.clone(),
         exchange: None,
         portal: None,
+        saved: Default::default(),
     };
     let id = rt.block_on(wizard.identify());
     progress.clear();

@@ -56,8 +56,12 @@ pub struct RetryArgs {
 
     /// Keep your Exchange sign-in (refresh token in the OS keyring) for these tenants after
     /// their work is finished; recorded, and shown by `list` as "sign-in kept".
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_keep_sign_in")]
     pub keep_sign_in: bool,
+
+    /// Stop keeping your sign-in for these tenants (undoes an earlier `--keep-sign-in`).
+    #[arg(long, overrides_with = "keep_sign_in")]
+    pub no_keep_sign_in: bool,
 }
 
 /// Parses humane durations: `90s`, `15m`, `2h`, `1h30m`, `1d`.
@@ -129,6 +133,9 @@ pub struct TenantOutcome {
     pub enabled_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_attempt_at: Option<OffsetDateTime>,
+    /// The role the Exchange sign-in carried (`Global Administrator`, `Exchange Administrator`
+    /// or `Compliance Administrator`), when the token said.
+    pub signed_in_as: Option<&'static str>,
     pub error: Option<OutcomeError>,
 }
 
@@ -155,7 +162,7 @@ struct Deps {
     store: TenantStore,
     ops: Arc<dyn OpsFactory>,
     secrets: Arc<dyn crate::secrets::SecretStore>,
-    keep_sign_in: bool,
+    keep_sign_in: Option<bool>,
     /// The MSP portal, when configured: told (without the secret) when UAL is verified.
     portal: Option<Arc<dyn crate::portal::PortalApi>>,
 }
@@ -239,7 +246,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         store,
         ops: factory,
         secrets: ctx.secrets(),
-        keep_sign_in: args.keep_sign_in,
+        keep_sign_in: crate::cli::keep_sign_in_choice(args.keep_sign_in, args.no_keep_sign_in),
         portal,
     });
 
@@ -399,9 +406,13 @@ fn show(ui: &Ui, o: &TenantOutcome) {
         o.attempts,
         if o.attempts == 1 { "" } else { "s" }
     );
+    let role = o
+        .signed_in_as
+        .map(|r| format!(", signed in as {r}"))
+        .unwrap_or_default();
     match (o.result, &o.error) {
         ("enabled", _) => ui.success(format!(
-            "{}: unified audit logging is on ({attempts}{since}); events may take up to 24 hours to appear.",
+            "{}: unified audit logging is on ({attempts}{since}{role}); events may take up to 24 hours to appear.",
             o.domain
         )),
         ("waiting", _) => ui.status(format!(
@@ -457,8 +468,13 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         Err(e) => return error_outcome_for_id(id, &e.to_string()),
     };
     let mut work = rec.clone();
+    let mut role = None;
     let result = match deps.ops.ops_for(&rec).await {
-        Ok(ops) => step::resume(ops.as_ref(), &mut work, &NoProgress).await,
+        Ok(ops) => {
+            let r = step::resume(ops.as_ref(), &mut work, &NoProgress).await;
+            role = ops.signed_in_role();
+            r
+        }
         Err(e) => Err(e),
     };
     if !matches!(result, Err(ExchangeError::Interrupted)) {
@@ -466,13 +482,13 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         let (ual, exchange_step) = (work.ual.clone(), work.steps.exchange.clone());
         let keep = deps.keep_sign_in;
         let committed = tokio::task::spawn_blocking(move || {
-            store.update(|doc| {
-                let t = doc.tenants.iter_mut().find(|t| t.tenant_id == id)?;
+            store.change(id, |t| {
                 t.ual = ual;
                 t.steps.exchange = exchange_step;
-                t.keep_sign_in |= keep;
-                t.updated_at = OffsetDateTime::now_utc();
-                Some(t.clone())
+                if let Some(k) = keep {
+                    t.keep_sign_in = k;
+                }
+                t.clone()
             })
         })
         .await
@@ -498,17 +514,11 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         {
             let told = now.portal.told.clone();
             let store = deps.store.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                store.update(|doc| {
-                    if let Some(t) = doc.tenants.iter_mut().find(|t| t.tenant_id == id) {
-                        t.portal.told = told;
-                    }
-                })
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || store.change(id, |t| t.portal.told = told))
+                .await;
         }
     }
-    match result {
+    let mut o = match result {
         Ok(ExchangeOutcome::Enabled { .. }) => outcome(&work, "enabled", None),
         Ok(ExchangeOutcome::WaitingPropagation { .. }) => outcome(&work, "waiting", None),
         Err(ExchangeError::Interrupted) => outcome(&rec, "interrupted", None),
@@ -516,7 +526,9 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
             let hint = e.hint(&rec.primary_domain);
             outcome(&work, "error", Some((e.code(), e.to_string(), hint)))
         }
-    }
+    };
+    o.signed_in_as = role;
+    o
 }
 
 fn outcome(
@@ -536,6 +548,7 @@ fn outcome(
         since_hydration_seconds: rec.ual.hydrated_at.map(|h| (now - h).whole_seconds()),
         enabled_at: rec.ual.enabled_at,
         last_attempt_at: rec.ual.last_attempt_at,
+        signed_in_as: None,
         error: error.map(|(code, message, hint)| OutcomeError {
             code,
             message,

@@ -16,6 +16,7 @@ use base64::Engine;
 use time::OffsetDateTime;
 
 use super::ExchangeError;
+use crate::secrets::SecretText;
 use crate::store::TenantRecord;
 
 /// How `Connect-ExchangeOnline` signs in for one tenant.
@@ -46,14 +47,17 @@ pub struct ExchangeSignIn {
 
 impl ExchangeSignIn {
     /// An Exchange Online access token for `cloud`.
-    pub async fn token(&self, cloud: crate::cloud::Cloud) -> Result<String, ExchangeError> {
+    pub async fn token(
+        &self,
+        cloud: crate::cloud::Cloud,
+    ) -> Result<crate::secrets::SecretText, ExchangeError> {
         let scope = super::exchange_scope(cloud);
         let t = self
             .credential
             .get_token(&[scope.as_str()], None::<TokenRequestOptions<'_>>)
             .await
             .map_err(ExchangeError::Token)?;
-        Ok(t.token.secret().to_string())
+        Ok(crate::secrets::SecretText::new(t.token.secret()))
     }
 }
 
@@ -69,7 +73,7 @@ pub trait SignInFactory: Send + Sync {
 
 /// An access token obtained elsewhere, used as is until it expires.
 pub struct StaticTokenCredential {
-    token: String,
+    token: SecretText,
     expires_on: OffsetDateTime,
 }
 
@@ -80,8 +84,9 @@ impl std::fmt::Debug for StaticTokenCredential {
 }
 
 impl StaticTokenCredential {
-    pub fn new(token: String) -> StaticTokenCredential {
-        let expires_on = jwt_claims(&token)
+    pub fn new<T: Into<SecretText>>(token: T) -> StaticTokenCredential {
+        let token = token.into();
+        let expires_on = jwt_claims(token.expose())
             .and_then(|c| c.get("exp").and_then(|v| v.as_i64()))
             .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
             .unwrap_or_else(|| OffsetDateTime::now_utc() + time::Duration::hours(1));
@@ -96,7 +101,10 @@ impl TokenCredential for StaticTokenCredential {
         _scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(self.token.clone(), self.expires_on))
+        Ok(AccessToken::new(
+            self.token.expose().to_string(),
+            self.expires_on,
+        ))
     }
 }
 
@@ -113,7 +121,7 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Val
 /// Online access tokens separated by whitespace or commas; each tenant gets the one whose
 /// `tid` claim is its tenant ID.
 pub struct EnvTokens {
-    tokens: Vec<String>,
+    tokens: Vec<SecretText>,
 }
 
 impl EnvTokens {
@@ -122,7 +130,7 @@ impl EnvTokens {
             tokens: value
                 .split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|s| !s.is_empty())
-                .map(str::to_string)
+                .map(SecretText::new)
                 .collect(),
         }
     }
@@ -136,7 +144,7 @@ impl SignInFactory for EnvTokens {
     ) -> Result<ExchangeSignIn, ExchangeError> {
         let want = tenant.tenant_id.to_string();
         for t in &self.tokens {
-            let Some(claims) = jwt_claims(t) else {
+            let Some(claims) = jwt_claims(t.expose()) else {
                 continue;
             };
             if claims.get("tid").and_then(|v| v.as_str()) == Some(want.as_str()) {
@@ -238,8 +246,45 @@ impl SignInFactory for UserSignIn {
                 .map(str::to_string)
         });
         Ok(ExchangeSignIn {
-            credential: cred,
+            credential: Arc::new(FreshEachSession {
+                cred,
+                first: std::sync::atomic::AtomicBool::new(true),
+            }),
             upn,
+        })
+    }
+}
+
+/// The Exchange credential as sessions use it: the first session gets the token the sign-in
+/// just obtained; every later one a newly issued token (refreshed silently), so a late session
+/// — the next `ual retry --watch` round, a re-check after a long hydration — never starts with
+/// a token that expired meanwhile. Exchange Online judges expiry by its own clock.
+struct FreshEachSession {
+    cred: Arc<crate::microsoft::signin::UserCredential>,
+    first: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for FreshEachSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FreshEachSession(..)")
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for FreshEachSession {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let r = if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.cred.token(scopes).await
+        } else {
+            self.cred.fresh_token(scopes).await
+        };
+        r.map_err(|e| {
+            let msg = e.to_string();
+            azure_core::Error::with_error(azure_core::error::ErrorKind::Credential, e, msg)
         })
     }
 }

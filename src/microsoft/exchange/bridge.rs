@@ -99,10 +99,10 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Replaces every secret, and anything shaped like a JWT, with `[redacted]`.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for s in secrets.iter().filter(|s| s.len() >= 8) {
-        out = out.replace(s.as_str(), "[redacted]");
+        out = out.replace(*s, "[redacted]");
     }
     scrub_jwts(&out)
 }
@@ -153,13 +153,14 @@ impl Pwsh {
         Pwsh { exe, timeout }
     }
 
-    /// Runs `script` with `env` added to the child's environment. `secrets` are scrubbed from
-    /// everything kept or passed through. Lines that are not reports go to `out`.
+    /// Runs `script` with `env` and the `secrets` variables added to the child's environment.
+    /// The secrets' values are scrubbed from everything kept or passed through. Lines that are
+    /// not reports go to `out`.
     pub async fn run(
         &self,
         script: &str,
         env: &[(&str, String)],
-        secrets: &[String],
+        secrets: &[(&str, crate::secrets::SecretText)],
         out: &dyn Passthrough,
     ) -> Result<RunOutput, ExchangeError> {
         let mut cmd = tokio::process::Command::new(&self.exe);
@@ -178,6 +179,12 @@ impl Pwsh {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // The child's environment block is the OS's copy; ours is zeroed when dropped.
+        for (k, v) in secrets {
+            cmd.env(k, v.expose());
+        }
+        let secrets: Vec<&str> = secrets.iter().map(|(_, v)| v.expose()).collect();
+        let secrets = secrets.as_slice();
         #[cfg(unix)]
         cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|source| ExchangeError::Spawn {
@@ -293,7 +300,7 @@ mod tests {
     #[test]
     fn scrubs_secrets_and_jwts() {
         let t = "token eyJhbGciOiJIUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl and secret-value-123 end";
-        let s = scrub(t, &["secret-value-123".to_string()]);
+        let s = scrub(t, &["secret-value-123"]);
         assert_eq!(s, "token [redacted] and [redacted] end");
         assert_eq!(scrub("eyJ alone", &[]), "eyJ alone");
     }

@@ -45,13 +45,18 @@ pub trait ExchangeOps: Send + Sync {
     async fn set_ual(&self) -> Result<(), ExchangeError>;
     /// `Get-AdminAuditLogConfig | Select-Object UnifiedAuditLogIngestionEnabled`.
     async fn get_ual(&self) -> Result<bool, ExchangeError>;
+    /// The role the sessions signed in with (of [`super::UAL_ROLES`]), when the token says.
+    fn signed_in_role(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The organization a session connects to.
 #[derive(Debug, Clone)]
 pub struct ExchangeTarget {
     pub tenant_id: Uuid,
-    /// The tenant's primary domain (`-Organization`).
+    /// `-Organization`: the tenant's initial `*.onmicrosoft.com` domain or its tenant ID, the
+    /// two values Microsoft documents (never a vanity default domain).
     pub organization: String,
     pub cloud: Cloud,
 }
@@ -134,6 +139,10 @@ pub struct PwshExchange {
     auth: ExchangeAuth,
     out: Arc<dyn Passthrough>,
     pending: Mutex<VecDeque<Report>>,
+    /// Sessions started so far: a later `Get-OrganizationConfig` re-check runs alone.
+    sessions: std::sync::atomic::AtomicU32,
+    /// The role the last token carried (`wids`).
+    role: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl PwshExchange {
@@ -149,6 +158,8 @@ impl PwshExchange {
             auth,
             out,
             pending: Mutex::new(VecDeque::new()),
+            sessions: std::sync::atomic::AtomicU32::new(0),
+            role: std::sync::Mutex::new(None),
         }
     }
 
@@ -165,9 +176,15 @@ impl PwshExchange {
         let mut secrets = Vec::new();
         let connect = match &self.auth {
             ExchangeAuth::Token(sign_in) => {
+                // Asked for before every session (the credential refreshes it), so a late
+                // session never starts with a token that expired meanwhile.
                 let token = sign_in.token(self.target.cloud).await?;
-                env.push((scripts::env::ACCESS_TOKEN, token.clone()));
-                secrets.push(token);
+                let wids: Vec<String> = super::auth::jwt_claims(token.expose())
+                    .and_then(|c| c.get("wids").cloned())
+                    .and_then(|w| serde_json::from_value(w).ok())
+                    .unwrap_or_default();
+                *self.role.lock().expect("not poisoned") = super::ual_role(&wids);
+                secrets.push((scripts::env::ACCESS_TOKEN, token));
                 if let Some(upn) = &sign_in.upn {
                     env.push((scripts::env::UPN, upn.clone()));
                 }
@@ -178,6 +195,8 @@ impl PwshExchange {
             ExchangeAuth::Device => Connect::Device,
         };
         let script = scripts::session(connect, plan);
+        self.sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let out = self
             .pwsh
             .run(&script, &env, &secrets, self.out.as_ref())
@@ -252,7 +271,14 @@ fn missing_field(r: &Report, field: &str) -> ExchangeError {
 #[async_trait::async_trait]
 impl ExchangeOps for PwshExchange {
     async fn org_config(&self) -> Result<OrgConfig, ExchangeError> {
-        let r = self.report(op::ORG_CONFIG, Plan::Onboard).await?;
+        // The first call runs the whole step; a re-check later (after a failed hydration)
+        // asks only this.
+        let plan = if self.sessions.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            Plan::Onboard
+        } else {
+            Plan::OrgConfig
+        };
+        let r = self.report(op::ORG_CONFIG, plan).await?;
         if !r.ok {
             return Err(failure(&r));
         }
@@ -289,6 +315,10 @@ impl ExchangeOps for PwshExchange {
         r.data_bool("unifiedAuditLogIngestionEnabled")
             .ok_or_else(|| missing_field(&r, "unifiedAuditLogIngestionEnabled"))
     }
+
+    fn signed_in_role(&self) -> Option<&'static str> {
+        *self.role.lock().expect("not poisoned")
+    }
 }
 
 /// Makes the [`ExchangeOps`] for a tenant: the wizard's step and `ual retry` get one of these,
@@ -319,6 +349,56 @@ pub struct PwshOpsFactory {
     pub pwsh: Pwsh,
     pub auth: AuthChoice,
     pub out: PassthroughFor,
+    /// PowerShell and its module, asked once per run.
+    checked: Mutex<Option<ModuleStatus>>,
+}
+
+impl PwshOpsFactory {
+    pub fn new(pwsh: Pwsh, auth: AuthChoice, out: PassthroughFor) -> PwshOpsFactory {
+        PwshOpsFactory {
+            pwsh,
+            auth,
+            out,
+            checked: Mutex::new(None),
+        }
+    }
+
+    /// PowerShell and its module are fit for this run's sign-in, checked before anyone is
+    /// asked to sign in (a missing module must not cost the technician a device code first).
+    pub async fn preflight(&self) -> Result<ModuleStatus, ExchangeError> {
+        let mut checked = self.checked.lock().await;
+        let status = match checked.as_ref() {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.pwsh.module_status().await?;
+                *checked = Some(s.clone());
+                s
+            }
+        };
+        if status.module_version.is_none() {
+            return Err(ExchangeError::ModuleMissing {
+                found: status.too_old.clone(),
+            });
+        }
+        if matches!(self.auth, AuthChoice::Device) && !status.is_powershell_7() {
+            return Err(ExchangeError::NeedsPowerShell7 {
+                found: status.ps_version.clone().unwrap_or_else(|| "5.1".into()),
+            });
+        }
+        Ok(status)
+    }
+}
+
+impl ModuleStatus {
+    /// PowerShell 7 or later (`-Device` needs it); an unknown version is given the benefit.
+    pub fn is_powershell_7(&self) -> bool {
+        let major = self
+            .ps_version
+            .as_deref()
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.trim().parse::<u32>().ok());
+        major.is_none_or(|m| m >= 7)
+    }
 }
 
 #[async_trait::async_trait]
@@ -327,6 +407,7 @@ impl OpsFactory for PwshOpsFactory {
         &self,
         tenant: &crate::store::TenantRecord,
     ) -> Result<Box<dyn ExchangeOps>, ExchangeError> {
+        self.preflight().await?;
         let auth = match &self.auth {
             AuthChoice::Device => ExchangeAuth::Device,
             AuthChoice::Token(f) => ExchangeAuth::Token(f.exchange_sign_in(tenant).await?),
@@ -335,11 +416,39 @@ impl OpsFactory for PwshOpsFactory {
             self.pwsh.clone(),
             ExchangeTarget {
                 tenant_id: tenant.tenant_id,
-                organization: tenant.primary_domain.clone(),
+                organization: organization(tenant),
                 cloud: tenant.cloud,
             },
             auth,
             (self.out)(tenant),
         )))
+    }
+}
+
+/// `-Organization` for a tenant: its initial `*.onmicrosoft.com` domain, else its tenant ID.
+/// Microsoft documents only these two ("the primary .onmicrosoft.com domain or tenant ID of
+/// the organization", Connect-ExchangeOnline); a vanity default domain fails to connect.
+pub fn organization(tenant: &crate::store::TenantRecord) -> String {
+    tenant
+        .initial_domain
+        .clone()
+        .unwrap_or_else(|| tenant.tenant_id.to_string())
+}
+
+/// Step 1 on a machine without PowerShell: every tenant's step reports it before any sign-in,
+/// and (a prerequisite, [`ExchangeError::is_prerequisite`]) the Graph steps still run.
+pub struct NoPowerShell {
+    pub tried: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl OpsFactory for NoPowerShell {
+    async fn ops_for(
+        &self,
+        _tenant: &crate::store::TenantRecord,
+    ) -> Result<Box<dyn ExchangeOps>, ExchangeError> {
+        Err(ExchangeError::PwshNotFound {
+            tried: self.tried.clone(),
+        })
     }
 }

@@ -192,9 +192,8 @@ pub fn classify(e: &ReportError) -> ErrorClass {
     {
         return ErrorClass::AlreadyCustomized;
     }
-    if has("enable-organizationcustomization") || has("dehydrated") {
-        return ErrorClass::Dehydrated;
-    }
+    // Before "dehydrated": a cmdlet the roles do not load is named in its own error
+    // ("The term 'Enable-OrganizationCustomization' is not recognized as …").
     if has("is not recognized as") || has("commandnotfoundexception") {
         return ErrorClass::MissingRole;
     }
@@ -205,6 +204,9 @@ pub fn classify(e: &ReportError) -> ErrorClass {
         || has("insufficient permissions")
     {
         return ErrorClass::MissingRole;
+    }
+    if has("enable-organizationcustomization") || has("dehydrated") {
+        return ErrorClass::Dehydrated;
     }
     if e.kind == kind::CONNECT
         || has("unauthorized")

@@ -1,7 +1,9 @@
 //! The directory operations the wizard needs, behind a trait so the engine can be tested with
 //! a fake while integration tests drive the real client against the sandbox.
 
-use azure_core::credentials::Secret;
+use std::time::Duration;
+
+use crate::secrets::SecretText;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -48,14 +50,14 @@ pub struct Survey {
     pub assignments: Option<Vec<AppRoleAssignment>>,
 }
 
-/// A new client secret. Its text is a [`Secret`]: never printed by Debug.
+/// A new client secret. Its text is a [`SecretText`]: zeroed on drop, never printed by Debug.
 #[derive(Debug, Clone)]
 pub struct NewSecret {
     pub key_id: String,
     pub hint: String,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
-    pub text: Secret,
+    pub text: SecretText,
 }
 
 /// One application permission to grant to a service principal.
@@ -114,6 +116,11 @@ pub trait DirectoryApi: Send + Sync {
         &self,
         principal_id: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError>;
+    /// The applications named `name` (with their credentials), to find the one a create made
+    /// when its answer was lost.
+    async fn applications_named(&self, _name: &str) -> Result<Vec<Application>, GraphError> {
+        Ok(Vec::new())
+    }
     /// The owners of an application (`GET /applications/{id}/owners`), to show who made an app
     /// that is not ours. Read only for such apps.
     async fn app_owners(&self, _object_id: &str) -> Result<Vec<Owner>, GraphError> {
@@ -166,7 +173,7 @@ fn assignments_path(principal_id: &str) -> String {
 impl DirectoryApi for GraphClient {
     async fn signed_in(&self) -> Result<TokenClaims, GraphError> {
         let t = self.token().await?;
-        TokenClaims::decode(&t).map_err(|e| GraphError::Decode {
+        TokenClaims::decode(t.expose()).map_err(|e| GraphError::Decode {
             what: "the sign-in token".into(),
             detail: e.to_string(),
         })
@@ -320,6 +327,17 @@ impl DirectoryApi for GraphClient {
         Ok(None)
     }
 
+    async fn applications_named(&self, name: &str) -> Result<Vec<Application>, GraphError> {
+        Ok(self
+            .get(&format!(
+                "applications?$filter=displayName eq '{}'&$select={APP_SELECT}",
+                quote(name)
+            ))
+            .await?
+            .parse::<Collection<Application>>("applications")?
+            .value)
+    }
+
     async fn app_owners(&self, object_id: &str) -> Result<Vec<Owner>, GraphError> {
         Ok(self
             .get(&format!(
@@ -346,36 +364,50 @@ impl DirectoryApi for GraphClient {
     }
 
     async fn create_service_principal(&self, app_id: &str) -> Result<ServicePrincipal, GraphError> {
-        let r = self
-            .send(
-                &GraphRequest::post("servicePrincipals", json!({ "appId": app_id }))
-                    .tolerate_replication(),
-            )
-            .await;
-        match r {
-            Ok(r) => r.parse("the new service principal"),
-            // Made by someone else meanwhile (or an earlier try that timed out): use it.
-            Err(e)
-                if e.status() == Some(409)
-                    || e.message().is_some_and(|m| {
-                        m.contains("already exists") || m.contains("conflicting object")
-                    }) =>
-            {
-                // It may itself be too new to be listed yet.
-                let policy = self.retry_policy().clone();
-                for n in 1..policy.replication_attempts {
-                    let r = self
-                        .send(&sp_by_app_id(app_id, "id,appId,displayName,appRoles"))
-                        .await?;
-                    if let Some(sp) = first(&r, "service principal")? {
-                        return Ok(sp);
-                    }
-                    self.meter().note_replication_retry();
-                    tokio::time::sleep(policy.wait(n, None)).await;
-                }
-                Err(e)
+        let post = GraphRequest::post("servicePrincipals", json!({ "appId": app_id }))
+            .replicating("the new app");
+        let mut tries = 0;
+        loop {
+            let e = match self.send(&post).await {
+                Ok(r) => return r.parse("the new service principal"),
+                Err(e) => e,
+            };
+            // Made by someone else meanwhile, or by an earlier try whose answer was lost (the
+            // connection dropped, a 5xx): one principal per appId, so look for it by appId.
+            let exists = e.status() == Some(409)
+                && !e.code().is_some_and(super::is_concurrency_violation)
+                || e.message().is_some_and(|m| {
+                    m.contains("already exists") || m.contains("conflicting object")
+                });
+            if !exists && !e.may_have_landed() {
+                return Err(e);
             }
-            Err(e) => Err(e),
+            // It may itself be too new to be listed yet: keep looking while it replicates,
+            // when we know it exists; once, when it only may.
+            let (mut n, mut waited) = (0, Duration::ZERO);
+            loop {
+                let r = self
+                    .send(&sp_by_app_id(app_id, "id,appId,displayName,appRoles"))
+                    .await?;
+                if let Some(sp) = first(&r, "service principal")? {
+                    return Ok(sp);
+                }
+                if !exists && n >= 2 {
+                    break;
+                }
+                self.meter().note_replication_retry();
+                if self
+                    .replication_wait("the new service principal", &mut n, &mut waited)
+                    .await
+                    .is_err()
+                {
+                    return Err(e);
+                }
+            }
+            tries += 1;
+            if tries >= 3 {
+                return Err(e);
+            }
         }
     }
 
@@ -407,16 +439,20 @@ impl DirectoryApi for GraphClient {
             hint: p.hint.unwrap_or_default(),
             start: p.start_date_time.unwrap_or_else(OffsetDateTime::now_utc),
             end: p.end_date_time.unwrap_or(end),
-            text: Secret::new(p.secret_text.ok_or_else(|| missing("secretText"))?),
+            text: p.secret_text.ok_or_else(|| missing("secretText"))?,
         })
     }
 
     async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
+        // Removing twice is harmless (the second says it is gone): safe to repeat.
         let r = self
-            .send(&GraphRequest::post(
-                format!("applications/{object_id}/removePassword"),
-                json!({ "keyId": key_id }),
-            ))
+            .send(
+                &GraphRequest::post(
+                    format!("applications/{object_id}/removePassword"),
+                    json!({ "keyId": key_id }),
+                )
+                .repeatable(),
+            )
             .await;
         match r {
             Ok(_) => Ok(()),
@@ -508,7 +544,9 @@ impl DirectoryApi for GraphClient {
                     format!("servicePrincipals/{}/appRoleAssignedTo", g.resource_id),
                     json!({ "principalId": principal_id, "resourceId": g.resource_id, "appRoleId": g.app_role_id }),
                 )
-                .tolerate_replication()
+                .replicating("the new service principal")
+                // A repeat that had landed answers "already exists", counted as granted.
+                .repeatable()
             })
             .collect();
         let res = self.batch(&reqs).await?;
@@ -534,7 +572,10 @@ impl DirectoryApi for GraphClient {
         principal_id: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
         Ok(self
-            .send(&GraphRequest::get(assignments_path(principal_id)).tolerate_replication())
+            .send(
+                &GraphRequest::get(assignments_path(principal_id))
+                    .replicating("the new service principal"),
+            )
             .await?
             .parse::<Collection<AppRoleAssignment>>("appRoleAssignments")?
             .value)

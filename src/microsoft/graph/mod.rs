@@ -25,46 +25,46 @@ use serde_json::{Value, json};
 use crate::cloud::Endpoints;
 use meter::{Attempt, RequestMeter};
 
-/// How hard to try before giving up.
+/// How hard to try before giving up: time budgets, not attempt counts, because Microsoft's
+/// throttling windows and replication delays are measured in minutes.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts per request when throttled (429/503/504), the first included.
-    pub throttle_attempts: u32,
-    /// Attempts per request while a new object replicates, the first included.
-    pub replication_attempts: u32,
     /// First backoff; doubles each time, with jitter.
     pub base: Duration,
-    /// Longest single wait.
+    /// Longest single wait of our own (a server's `Retry-After` may ask for longer).
     pub cap: Duration,
-    /// Most total waiting per request.
-    pub budget: Duration,
+    /// Most total waiting per request while Graph throttles or is busy (429, 503, 504,
+    /// `Directory_ConcurrencyViolation`), `Retry-After` included.
+    pub throttle_budget: Duration,
+    /// Most total waiting per request while a new app, principal or grant replicates.
+    pub replication_budget: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            throttle_attempts: 7,
-            replication_attempts: 10,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(30),
-            budget: Duration::from_secs(180),
+            throttle_budget: Duration::from_secs(5 * 60),
+            replication_budget: Duration::from_secs(10 * 60),
         }
     }
 }
 
 impl RetryPolicy {
-    /// Every wait multiplied by `f` (tests run the same logic in milliseconds).
+    /// Every wait and budget multiplied by `f` (tests run the same logic in milliseconds).
     pub fn scaled(mut self, f: f64) -> Self {
         self.base = self.base.mul_f64(f);
         self.cap = self.cap.mul_f64(f);
-        self.budget = self.budget.mul_f64(f);
+        self.throttle_budget = self.throttle_budget.mul_f64(f);
+        self.replication_budget = self.replication_budget.mul_f64(f);
         self
     }
 
     /// The wait before retry number `n` (1-based): `Retry-After` when given, else backoff.
     pub fn wait(&self, n: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(d) = retry_after {
-            return d.min(self.cap.max(Duration::from_secs(1)) * 4);
+            return d;
         }
         let exp = self
             .base
@@ -76,6 +76,57 @@ impl RetryPolicy {
     }
 }
 
+/// Why the client is waiting, for whoever shows progress (a client never prints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Microsoft Graph throttled or was busy.
+    Throttled,
+    /// A new object is not visible yet: "the new app", "the new service principal", ….
+    Replication(&'static str),
+}
+
+/// One wait, with how much of its budget is spent.
+#[derive(Debug, Clone)]
+pub struct WaitNote {
+    pub reason: WaitReason,
+    pub waited: Duration,
+    pub budget: Duration,
+    pub next_in: Duration,
+}
+
+impl WaitNote {
+    /// "Microsoft has not replicated the new app yet: 2 min of 10 min".
+    pub fn sentence(&self) -> String {
+        match &self.reason {
+            WaitReason::Throttled => format!(
+                "Microsoft Graph is throttling this tenant: waited {} of {}",
+                human(self.waited),
+                human(self.budget)
+            ),
+            WaitReason::Replication(what) => format!(
+                "Microsoft has not replicated {what} yet: {} of {}",
+                human(self.waited),
+                human(self.budget)
+            ),
+        }
+    }
+}
+
+/// Whole minutes from a minute on, else seconds (a budget of 10 min reads "10 min").
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{} s", d.as_secs_f64().round() as u64)
+    }
+}
+
+/// Told about every wait (the wizard's progress display implements it).
+pub trait WaitObserver: Send + Sync {
+    fn waiting(&self, note: &WaitNote);
+}
+
 /// One Graph request, relative to `{graph}/v1.0/`.
 #[derive(Debug, Clone)]
 pub struct GraphRequest {
@@ -85,15 +136,23 @@ pub struct GraphRequest {
     pub body: Option<Value>,
     /// Retry 404s (and the service principal's "not a valid application" 400) as replication delay.
     pub replication: bool,
+    /// What replicates, in words ("the new app").
+    pub subject: &'static str,
+    /// Safe to send again after a 503/504, a concurrency violation or a dropped connection
+    /// (reads, PATCH, DELETE, and writes whose repeat is recognised, such as a grant that
+    /// answers "already exists"). Creates are not: their callers look before retrying.
+    pub repeatable: bool,
 }
 
 impl GraphRequest {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
         GraphRequest {
-            method,
             path: path.into().trim_start_matches('/').to_string(),
+            repeatable: method != Method::POST,
+            method,
             body: None,
             replication: false,
+            subject: "the new app",
         }
     }
     pub fn get(path: impl Into<String>) -> Self {
@@ -111,6 +170,17 @@ impl GraphRequest {
     }
     pub fn tolerate_replication(mut self) -> Self {
         self.replication = true;
+        self
+    }
+    /// Tolerates replication of `subject` ("the new service principal").
+    pub fn replicating(mut self, subject: &'static str) -> Self {
+        self.replication = true;
+        self.subject = subject;
+        self
+    }
+    /// May be sent again when Graph was busy or the connection dropped (see `repeatable`).
+    pub fn repeatable(mut self) -> Self {
+        self.repeatable = true;
         self
     }
 
@@ -170,19 +240,58 @@ pub enum GraphError {
     },
     #[error("Microsoft Graph's answer to {what} could not be read: {detail}")]
     Decode { what: String, detail: String },
+    /// Throttled or busy for the whole budget.
+    #[error("Microsoft Graph kept throttling {method} {path}: waited {} of the {} hal-onboard waits per request (last answer HTTP {status} {code})", human(*.waited), human(*.budget))]
+    Busy {
+        method: Method,
+        path: String,
+        status: u16,
+        code: String,
+        waited: Duration,
+        budget: Duration,
+    },
+    /// A new object still not visible when the replication budget was spent.
+    #[error("Microsoft has not replicated {subject} after {} ({method} {path} still answers HTTP {status} {code})", human(*.waited))]
+    NotReplicated {
+        subject: &'static str,
+        method: Method,
+        path: String,
+        status: u16,
+        code: String,
+        waited: Duration,
+    },
 }
 
 impl GraphError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            GraphError::Api { status, .. } => Some(*status),
+            GraphError::Api { status, .. }
+            | GraphError::Busy { status, .. }
+            | GraphError::NotReplicated { status, .. } => Some(*status),
             _ => None,
         }
     }
     pub fn code(&self) -> Option<&str> {
         match self {
-            GraphError::Api { code, .. } => Some(code),
+            GraphError::Api { code, .. }
+            | GraphError::Busy { code, .. }
+            | GraphError::NotReplicated { code, .. } => Some(code),
             _ => None,
+        }
+    }
+    /// A write that may have been applied although no success came back: the connection
+    /// dropped, or Graph answered 5xx or a concurrency violation. A create is looked for
+    /// before it is sent again.
+    pub fn may_have_landed(&self) -> bool {
+        match self {
+            GraphError::Transport { .. } => true,
+            GraphError::Api { status, code, .. } => {
+                matches!(*status, 500 | 502 | 503 | 504) || is_concurrency_violation(code)
+            }
+            GraphError::Busy { status, code, .. } => {
+                *status != 429 || is_concurrency_violation(code)
+            }
+            _ => false,
         }
     }
     pub fn message(&self) -> Option<&str> {
@@ -205,8 +314,11 @@ impl GraphError {
     pub fn hint(&self) -> Option<String> {
         match self {
             GraphError::Token(_) => self.sign_in().and_then(|e| e.hint()),
-            GraphError::Api { status: 429 | 503 | 504, .. } => Some(
+            GraphError::Api { status: 429 | 503 | 504, .. } | GraphError::Busy { .. } => Some(
                 "Microsoft Graph is busy for this tenant; run the same command again in a few minutes (it resumes where it stopped).".into(),
+            ),
+            GraphError::NotReplicated { .. } => Some(
+                "Microsoft usually replicates a new app within minutes, sometimes more. Run the same command again in 10 minutes: it resumes where it stopped and makes nothing twice.".into(),
             ),
             GraphError::Api { status: 401 | 403, .. } => Some(
                 "Sign in as a Global Administrator of this tenant, and accept the permissions hal-onboard asks for.".into(),
@@ -252,8 +364,23 @@ fn api_error(
     }
 }
 
-fn is_throttled(status: u16) -> bool {
-    matches!(status, 429 | 503 | 504)
+/// `Directory_ConcurrencyViolation`: "Error due to concurrent requests being made to the
+/// tenant. Please wait briefly and retry." (409, or 503 on addPassword).
+pub fn is_concurrency_violation(code: &str) -> bool {
+    code.eq_ignore_ascii_case("Directory_ConcurrencyViolation")
+}
+
+/// Busy rather than refused: 429 (always worth waiting out: Graph refused before doing
+/// anything), 503, 504, and a concurrency violation (those only for a repeatable request).
+fn is_busy(status: u16, body: &Value) -> Option<bool> {
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    match status {
+        429 => Some(true),
+        503 | 504 => Some(false),
+        409 if is_concurrency_violation(code) => Some(false),
+        _ if is_concurrency_violation(code) => Some(false),
+        _ => None,
+    }
 }
 
 /// A just-created object not visible yet on the replica that answered.
@@ -300,6 +427,8 @@ pub struct GraphClient {
     scopes: Vec<String>,
     retry: RetryPolicy,
     meter: Arc<RequestMeter>,
+    /// Told about each wait; shared by clones.
+    observer: Arc<std::sync::RwLock<Option<Arc<dyn WaitObserver>>>>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -328,7 +457,53 @@ impl GraphClient {
             scopes,
             retry,
             meter,
+            observer: Default::default(),
         }
+    }
+
+    /// Who is told about throttling and replication waits (the progress display).
+    pub fn set_wait_observer(&self, o: Arc<dyn WaitObserver>) {
+        *self.observer.write().unwrap_or_else(|e| e.into_inner()) = Some(o);
+    }
+
+    fn note(&self, reason: WaitReason, waited: Duration, budget: Duration, next_in: Duration) {
+        let o = self
+            .observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(o) = o {
+            o.waiting(&WaitNote {
+                reason,
+                waited,
+                budget,
+                next_in,
+            });
+        }
+    }
+
+    /// One more wait for a new object to replicate, within the replication budget: `Ok` after
+    /// sleeping, `Err(())` when the budget would be exceeded. `n` counts the waits so far.
+    pub async fn replication_wait(
+        &self,
+        subject: &'static str,
+        n: &mut u32,
+        waited: &mut Duration,
+    ) -> Result<(), ()> {
+        *n += 1;
+        let d = self.retry.wait(*n, None);
+        if *waited + d > self.retry.replication_budget {
+            return Err(());
+        }
+        self.note(
+            WaitReason::Replication(subject),
+            *waited,
+            self.retry.replication_budget,
+            d,
+        );
+        *waited += d;
+        tokio::time::sleep(d).await;
+        Ok(())
     }
 
     pub fn meter(&self) -> &Arc<RequestMeter> {
@@ -350,21 +525,30 @@ impl GraphClient {
     }
 
     /// A token for Graph (signing in on first use).
-    pub async fn token(&self) -> Result<String, GraphError> {
+    pub async fn token(&self) -> Result<crate::secrets::SecretText, GraphError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         self.credential
             .get_token(&scopes, None)
             .await
-            .map(|t| t.token.secret().to_string())
+            .map(|t| crate::secrets::SecretText::new(t.token.secret()))
             .map_err(GraphError::Token)
     }
 
     /// Sends one request with the retries described above.
     pub async fn send(&self, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+        self.send_as(req, Attempt::First).await
+    }
+
+    /// `send`, its first try counted as `first` (a `$batch` of retried items is a retry).
+    async fn send_as(
+        &self,
+        req: &GraphRequest,
+        first: Attempt,
+    ) -> Result<GraphResponse, GraphError> {
         let url = self.endpoints.graph_url(&req.wire_path());
-        let mut attempt = Attempt::First;
-        let (mut throttled, mut replicated, mut others) = (0u32, 0u32, 0u32);
-        let mut waited = Duration::ZERO;
+        let mut attempt = first;
+        let (mut busy_n, mut repl_n, mut net_n) = (0u32, 0u32, 0u32);
+        let (mut busy_waited, mut repl_waited) = (Duration::ZERO, Duration::ZERO);
         loop {
             let token = self.token().await?;
             let guard = self.meter.start(attempt);
@@ -372,7 +556,7 @@ impl GraphClient {
             let mut rb = self
                 .http
                 .request(req.method.clone(), url.clone())
-                .bearer_auth(&token);
+                .bearer_auth(token.expose());
             if let Some(b) = &req.body {
                 rb = rb.json(b);
             }
@@ -381,11 +565,12 @@ impl GraphClient {
                 Ok(r) => r,
                 Err(e) => {
                     drop(guard);
-                    // Only reads are repeated after a network error: a POST may have landed.
-                    if req.method == Method::GET && others < 2 {
-                        others += 1;
+                    // Only what is safe to repeat is sent again after a network error: a
+                    // create may have landed, and its caller looks for it first.
+                    if req.repeatable && net_n < 3 {
+                        net_n += 1;
                         attempt = Attempt::Other;
-                        tokio::time::sleep(self.retry.wait(others, None)).await;
+                        tokio::time::sleep(self.retry.wait(net_n, None)).await;
                         continue;
                     }
                     return Err(GraphError::Transport {
@@ -424,34 +609,55 @@ impl GraphClient {
                     request_id,
                 });
             }
-            // A 503/504 on a POST may have been applied: only 429 (refused before any work) is
-            // retried blindly for a POST; the caller's idempotent re-check handles the rest.
-            let may_retry = status == 429 || req.method != Method::POST;
-            if may_retry && is_throttled(status) && throttled + 1 < self.retry.throttle_attempts {
-                throttled += 1;
-                let d = self.retry.wait(throttled, ra);
-                // Microsoft's Retry-After is obeyed (bounded by the attempt count); only our
-                // own backoff draws on the budget.
-                let own = if ra.is_some() { Duration::ZERO } else { d };
-                if waited + own <= self.retry.budget {
-                    waited += own;
-                    attempt = Attempt::Throttled;
-                    tokio::time::sleep(d).await;
-                    continue;
-                }
-            }
-            if req.replication
-                && is_replication_error(status, &body)
-                && replicated + 1 < self.retry.replication_attempts
+            let code = || {
+                body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_string()
+            };
+            if let Some(always) = is_busy(status, &body)
+                && (always || req.repeatable)
             {
-                replicated += 1;
-                let d = self.retry.wait(replicated, None);
-                if waited + d <= self.retry.budget {
-                    waited += d;
-                    attempt = Attempt::Replication;
-                    tokio::time::sleep(d).await;
-                    continue;
+                busy_n += 1;
+                let d = self.retry.wait(busy_n, ra);
+                if busy_waited + d > self.retry.throttle_budget {
+                    return Err(GraphError::Busy {
+                        method: req.method.clone(),
+                        path: short_path(&req.path),
+                        status,
+                        code: code(),
+                        waited: busy_waited,
+                        budget: self.retry.throttle_budget,
+                    });
                 }
+                self.note(
+                    WaitReason::Throttled,
+                    busy_waited,
+                    self.retry.throttle_budget,
+                    d,
+                );
+                busy_waited += d;
+                attempt = Attempt::Throttled;
+                tokio::time::sleep(d).await;
+                continue;
+            }
+            if req.replication && is_replication_error(status, &body) {
+                if self
+                    .replication_wait(req.subject, &mut repl_n, &mut repl_waited)
+                    .await
+                    .is_err()
+                {
+                    return Err(GraphError::NotReplicated {
+                        subject: req.subject,
+                        method: req.method.clone(),
+                        path: short_path(&req.path),
+                        status,
+                        code: code(),
+                        waited: repl_waited,
+                    });
+                }
+                attempt = Attempt::Replication;
+                continue;
             }
             return Err(api_error(
                 &req.method,
@@ -459,7 +665,7 @@ impl GraphClient {
                 status,
                 &body,
                 request_id,
-                throttled + replicated,
+                busy_n + repl_n,
             ));
         }
     }
@@ -469,8 +675,9 @@ impl GraphClient {
     }
 
     /// Sends `reqs` in `$batch`es of at most 20, and returns each one's outcome, in order.
-    /// Throttled items, and items marked `tolerate_replication` that hit replication delay,
-    /// are retried (in a smaller batch) within the policy's bounds.
+    /// A throttled item (and a busy one, when repeatable), and an item marked
+    /// `tolerate_replication` that hit replication delay, is retried by itself (in a smaller
+    /// batch) within the policy's budgets; the envelope itself is waited out like any request.
     pub async fn batch(
         &self,
         reqs: &[GraphRequest],
@@ -493,8 +700,14 @@ impl GraphClient {
         mut pending: Vec<usize>,
         out: &mut [Option<Result<GraphResponse, GraphError>>],
     ) -> Result<(), GraphError> {
-        let mut tries: std::collections::HashMap<usize, (u32, u32)> = Default::default();
-        let mut waited = Duration::ZERO;
+        #[derive(Default)]
+        struct Tries {
+            busy: u32,
+            busy_waited: Duration,
+            repl: u32,
+            repl_waited: Duration,
+        }
+        let mut tries: std::collections::HashMap<usize, Tries> = Default::default();
         let mut attempt = Attempt::First;
         while !pending.is_empty() {
             if pending.len() == 1 && attempt == Attempt::First {
@@ -520,16 +733,17 @@ impl GraphClient {
                 })
                 .collect();
             let mut outer = GraphRequest::post("$batch", json!({ "requests": items }));
-            outer.method = Method::POST;
-            let rsp = self.send_batch_envelope(&outer, attempt).await?;
+            // The envelope may be sent again when every item in it may.
+            outer.repeatable = pending.iter().all(|&i| reqs[i].repeatable);
+            let rsp = self.send_counted(&outer, attempt).await?;
             let responses = rsp.body["responses"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
             let mut retry_now: Vec<usize> = Vec::new();
             let mut longest = Duration::ZERO;
-            // The part of the wait that is our own backoff (Retry-After does not count).
-            let mut own = Duration::ZERO;
+            let mut note: Option<(WaitReason, Duration, Duration)> = None;
+            let mut any_busy = false;
             for &i in &pending {
                 let r = &reqs[i];
                 let id = (i + 1).to_string();
@@ -561,26 +775,65 @@ impl GraphClient {
                     }));
                     continue;
                 }
+                let code = || {
+                    body["error"]["code"]
+                        .as_str()
+                        .unwrap_or("unknown")
+                        .to_string()
+                };
                 let t = tries.entry(i).or_default();
-                if is_throttled(status) && t.0 + 1 < self.retry.throttle_attempts {
-                    t.0 += 1;
+                if let Some(always) = is_busy(status, &body)
+                    && (always || r.repeatable)
+                {
+                    t.busy += 1;
+                    // Each item's own Retry-After (Graph puts one on every throttled item).
                     let ra = retry_after(header("retry-after").as_deref());
-                    let d = self.retry.wait(t.0, ra);
-                    longest = longest.max(d);
-                    if ra.is_none() {
-                        own = own.max(d);
+                    let d = self.retry.wait(t.busy, ra);
+                    if t.busy_waited + d > self.retry.throttle_budget {
+                        out[i] = Some(Err(GraphError::Busy {
+                            method: r.method.clone(),
+                            path: short_path(&r.path),
+                            status,
+                            code: code(),
+                            waited: t.busy_waited,
+                            budget: self.retry.throttle_budget,
+                        }));
+                        continue;
                     }
+                    note = Some((
+                        WaitReason::Throttled,
+                        t.busy_waited,
+                        self.retry.throttle_budget,
+                    ));
+                    t.busy_waited += d;
+                    longest = longest.max(d);
+                    any_busy = true;
                     retry_now.push(i);
                     continue;
                 }
-                if r.replication
-                    && is_replication_error(status, &body)
-                    && t.1 + 1 < self.retry.replication_attempts
-                {
-                    t.1 += 1;
-                    let d = self.retry.wait(t.1, None);
+                if r.replication && is_replication_error(status, &body) {
+                    t.repl += 1;
+                    let d = self.retry.wait(t.repl, None);
+                    if t.repl_waited + d > self.retry.replication_budget {
+                        out[i] = Some(Err(GraphError::NotReplicated {
+                            subject: r.subject,
+                            method: r.method.clone(),
+                            path: short_path(&r.path),
+                            status,
+                            code: code(),
+                            waited: t.repl_waited,
+                        }));
+                        continue;
+                    }
+                    if note.is_none() {
+                        note = Some((
+                            WaitReason::Replication(r.subject),
+                            t.repl_waited,
+                            self.retry.replication_budget,
+                        ));
+                    }
+                    t.repl_waited += d;
                     longest = longest.max(d);
-                    own = own.max(d);
                     retry_now.push(i);
                     continue;
                 }
@@ -590,29 +843,15 @@ impl GraphClient {
                     status,
                     &body,
                     request_id,
-                    t.0 + t.1,
+                    t.busy + t.repl,
                 )));
             }
-            if !retry_now.is_empty() && waited + own > self.retry.budget {
-                for &i in &retry_now {
-                    out[i] = Some(Err(GraphError::Api {
-                        method: reqs[i].method.clone(),
-                        path: reqs[i].path.clone(),
-                        status: 503,
-                        code: "retriesExhausted".into(),
-                        message: "still throttled or not yet replicated after the retry budget"
-                            .into(),
-                        request_id: rsp.request_id.clone(),
-                        retried: tries.get(&i).map(|t| t.0 + t.1).unwrap_or(0),
-                    }));
-                }
-                retry_now.clear();
+            if let Some((reason, waited, budget)) = note {
+                self.note(reason, waited, budget, longest);
             }
             if !retry_now.is_empty() {
-                waited += own;
                 tokio::time::sleep(longest).await;
-                let any_throttled = retry_now.iter().any(|i| tries[i].0 > 0);
-                attempt = if any_throttled {
+                attempt = if any_busy {
                     Attempt::Throttled
                 } else {
                     Attempt::Replication
@@ -623,67 +862,25 @@ impl GraphClient {
         Ok(())
     }
 
-    /// The `$batch` POST itself, counted as `attempt` (a retry of items is not a new request).
-    async fn send_batch_envelope(
+    /// `send` for the batch envelope, counted as `attempt`: a POST that only carries items is
+    /// not a write (its items are counted one by one).
+    async fn send_counted(
         &self,
         req: &GraphRequest,
         attempt: Attempt,
     ) -> Result<GraphResponse, GraphError> {
-        if attempt == Attempt::First {
-            return self.send_counted(req).await;
-        }
-        // Count the first try of this envelope as the retry it is.
-        let token = self.token().await?;
-        let _g = self.meter.start(attempt);
-        let url = self.endpoints.graph_url("$batch");
-        let rsp = self
-            .http
-            .post(url)
-            .bearer_auth(&token)
-            .json(req.body.as_ref().unwrap_or(&Value::Null))
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport {
-                method: Method::POST,
-                path: "$batch".into(),
-                source: e,
-            })?;
-        let status = rsp.status().as_u16();
-        let request_id = rsp
-            .headers()
-            .get("request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = read_body(rsp, &Method::POST, "$batch").await?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            Ok(GraphResponse {
-                status,
-                body,
-                request_id,
-            })
-        } else {
-            Err(api_error(
-                &Method::POST,
-                "$batch",
-                status,
-                &body,
-                request_id,
-                0,
-            ))
-        }
-    }
-
-    /// `send` for the batch envelope: a POST that only reads does not count as a write.
-    async fn send_counted(&self, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
         let before = self.meter.stats().writes;
-        let r = self.send(req).await;
-        // The envelope is not a write; its items are counted one by one.
+        let r = self.send_as(req, attempt).await;
         if self.meter.stats().writes > before {
             self.meter.unwrite(1);
         }
         r
     }
+}
+
+/// A path without its query, for messages.
+fn short_path(path: &str) -> String {
+    path.split('?').next().unwrap_or(path).to_string()
 }
 
 #[cfg(test)]
@@ -700,6 +897,8 @@ mod tests {
             p.wait(3, Some(Duration::from_secs(7))),
             Duration::from_secs(7)
         );
+        assert_eq!(p.throttle_budget, Duration::from_secs(300));
+        assert_eq!(p.replication_budget, Duration::from_secs(600));
         assert_eq!(retry_after(Some("2")), Some(Duration::from_secs(2)));
         assert_eq!(retry_after(Some("soon")), None);
         let fast = RetryPolicy::default().scaled(0.001);
@@ -716,6 +915,66 @@ mod tests {
         assert!(s.contains("request-id abc-123"), "{s}");
         assert!(!s.contains("more"), "{s}");
         assert!(!s.contains("x=1"), "{s}");
+    }
+
+    #[test]
+    fn busy_and_maybe_landed_are_told_apart() {
+        let cv = json!({"error":{"code":"Directory_ConcurrencyViolation","message":"Error due to concurrent requests being made to the tenant. Please wait briefly and retry."}});
+        // 429: always waited out; 503/504 and a concurrency violation only when repeatable.
+        assert_eq!(is_busy(429, &Value::Null), Some(true));
+        assert_eq!(is_busy(503, &Value::Null), Some(false));
+        assert_eq!(is_busy(409, &cv), Some(false));
+        assert_eq!(
+            is_busy(
+                409,
+                &json!({"error":{"code":"Request_MultipleObjectsWithSameKeyValue"}})
+            ),
+            None
+        );
+        assert_eq!(is_busy(400, &Value::Null), None);
+        let api =
+            |status, body: &Value| api_error(&Method::POST, "applications", status, body, None, 0);
+        assert!(api(503, &cv).may_have_landed());
+        assert!(api(409, &cv).may_have_landed());
+        assert!(api(504, &Value::Null).may_have_landed());
+        assert!(!api(400, &Value::Null).may_have_landed());
+        let throttled = GraphError::Busy {
+            method: Method::POST,
+            path: "applications".into(),
+            status: 429,
+            code: "TooManyRequests".into(),
+            waited: Duration::from_secs(300),
+            budget: Duration::from_secs(300),
+        };
+        // Graph refuses a throttled request before doing anything.
+        assert!(!throttled.may_have_landed());
+        assert!(
+            throttled.to_string().contains("waited 5 min of the 5 min"),
+            "{throttled}"
+        );
+        let post = GraphRequest::post("applications", json!({}));
+        assert!(!post.repeatable, "a create is never sent twice blindly");
+        assert!(GraphRequest::patch("applications/x", json!({})).repeatable);
+        assert!(
+            GraphRequest::post("x/removePassword", json!({}))
+                .repeatable()
+                .repeatable
+        );
+    }
+
+    #[test]
+    fn waits_read_in_minutes_or_seconds() {
+        let n = WaitNote {
+            reason: WaitReason::Replication("the new app"),
+            waited: Duration::from_secs(130),
+            budget: Duration::from_secs(600),
+            next_in: Duration::from_secs(30),
+        };
+        assert_eq!(
+            n.sentence(),
+            "Microsoft has not replicated the new app yet: 2 min of 10 min"
+        );
+        assert_eq!(human(Duration::from_millis(5400)), "5 s");
     }
 
     #[test]

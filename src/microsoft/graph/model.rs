@@ -24,6 +24,14 @@ impl Organization {
             .map(|d| d.name.as_str())
     }
 
+    /// The initial `*.onmicrosoft.com` domain, the one Microsoft made with the tenant.
+    pub fn initial_domain(&self) -> Option<&str> {
+        self.verified_domains
+            .iter()
+            .find(|d| d.is_initial)
+            .map(|d| d.name.as_str())
+    }
+
     pub fn has_domain(&self, name: &str) -> bool {
         self.verified_domains
             .iter()
@@ -140,9 +148,9 @@ pub struct PasswordCredential {
     pub end_date_time: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub start_date_time: Option<OffsetDateTime>,
-    /// Only in addPassword's answer. Never logged (see Debug).
+    /// Only in addPassword's answer: zeroed on drop, never logged.
     #[serde(default)]
-    pub secret_text: Option<String>,
+    pub secret_text: Option<crate::secrets::SecretText>,
 }
 
 impl std::fmt::Debug for PasswordCredential {

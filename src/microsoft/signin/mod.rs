@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 pub use claims::TokenClaims;
 
-use crate::secrets::{SecretError, SecretStore};
+use crate::secrets::{SecretError, SecretStore, SecretText};
 
 /// Microsoft Graph Command Line Tools, a first-party public client present in every tenant.
 pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
@@ -123,7 +123,10 @@ pub enum SignInError {
     Declined,
     #[error("the device code expired before the sign-in finished")]
     Expired,
-    #[error("the code entered did not match the one shown")]
+    /// `bad_verification_code`: Microsoft did not recognise the device code hal-onboard sent
+    /// while polling (a client fault: the code the technician types never reaches the token
+    /// endpoint).
+    #[error("Microsoft did not recognise the device code hal-onboard sent (bad_verification_code)")]
     BadVerificationCode,
     #[error("Microsoft refused the sign-in: {}", refusal(*.code, .description))]
     Refused {
@@ -160,7 +163,7 @@ impl SignInError {
             SignInError::Unreachable { .. } => "Check the network, HTTPS_PROXY and HAL_ONBOARD_CA_CERT, then run the command again.".into(),
             SignInError::Declined => "Run the command again and approve the sign-in.".into(),
             SignInError::Expired => "Run the command again and enter the code within its time (about 15 minutes).".into(),
-            SignInError::BadVerificationCode => "Run the command again and enter the code exactly as shown.".into(),
+            SignInError::BadVerificationCode => "This is hal-onboard's fault, not something you typed: run the command again (it asks Microsoft for a new code). If it happens again, sign in with `--auth browser` and report it with `-v` output.".into(),
             SignInError::Refused { code: Some(code), flow, .. } if aadsts(*code).is_some() => {
                 aadsts(*code).expect("known").next_step(*flow).to_string()
             }
@@ -393,9 +396,9 @@ impl SignInOptions {
 /// A token endpoint's answer.
 #[derive(Deserialize)]
 pub(crate) struct TokenResponse {
-    pub access_token: String,
+    pub access_token: SecretText,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretText>,
     #[serde(default)]
     pub expires_in: Option<i64>,
 }
@@ -495,7 +498,7 @@ pub(crate) async fn post_form<T: for<'de> Deserialize<'de>>(
 struct State {
     /// Access tokens by the scope string they were asked for.
     tokens: HashMap<String, AccessToken>,
-    refresh: Option<String>,
+    refresh: Option<SecretText>,
     /// The kept refresh token was looked up already.
     loaded: bool,
     /// Write rotated refresh tokens to the keyring under this tenant.
@@ -565,13 +568,31 @@ impl UserCredential {
             .await
     }
 
-    /// A token for `scopes` (the sign-in scopes when empty).
-    pub async fn token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
-        let want: Vec<String> = if scopes.is_empty() {
+    fn wanted(&self, scopes: &[&str]) -> Vec<String> {
+        if scopes.is_empty() {
             self.opts.scopes.clone()
         } else {
             scopes.iter().map(|s| s.to_string()).collect()
-        };
+        }
+    }
+
+    /// A newly issued token for `scopes`, not the cached one, whenever the refresh token allows
+    /// it silently (else as [`UserCredential::token`]). For work that must not meet an expiry
+    /// our clock cannot see coming: the far end's clock is the one that counts.
+    pub async fn fresh_token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
+        let key = self.wanted(scopes).join(" ");
+        {
+            let mut st = self.state.lock().await;
+            if st.refresh.is_some() {
+                st.tokens.remove(&key);
+            }
+        }
+        self.token(scopes).await
+    }
+
+    /// A token for `scopes` (the sign-in scopes when empty).
+    pub async fn token(&self, scopes: &[&str]) -> Result<AccessToken, SignInError> {
+        let want = self.wanted(scopes);
         let key = want.join(" ");
         let mut st = self.state.lock().await;
         if let Some(t) = st.tokens.get(&key)
@@ -593,7 +614,7 @@ impl UserCredential {
             let form = [
                 ("grant_type", "refresh_token"),
                 ("client_id", self.opts.client_id.as_str()),
-                ("refresh_token", rt.as_str()),
+                ("refresh_token", rt.expose()),
                 ("scope", scope.as_str()),
             ];
             let extra = want != self.opts.scopes;
@@ -641,7 +662,7 @@ impl UserCredential {
         };
         self.observer.finished();
         let t = t.map_err(|e| e.during(method))?;
-        let user = TokenClaims::decode(&t.access_token)
+        let user = TokenClaims::decode(t.access_token.expose())
             .ok()
             .and_then(|c| c.user().map(str::to_string));
         self.observer.signed_in(user.as_deref());
@@ -656,7 +677,8 @@ impl UserCredential {
     ) -> Result<AccessToken, SignInError> {
         let expires = OffsetDateTime::now_utc()
             + time::Duration::seconds(t.expires_in.unwrap_or(3600).clamp(60, 86_400));
-        let token = AccessToken::new(t.access_token, expires);
+        // azure_core's AccessToken (the TokenCredential contract) holds its own, unzeroed copy.
+        let token = AccessToken::new(t.access_token.expose().to_string(), expires);
         st.tokens.insert(key, token.clone());
         if let Some(rt) = t.refresh_token {
             if let Some(tenant) = st.keep_under {
@@ -668,13 +690,13 @@ impl UserCredential {
         Ok(token)
     }
 
-    async fn secret_get(&self, account: String) -> Result<Option<String>, SignInError> {
+    async fn secret_get(&self, account: String) -> Result<Option<SecretText>, SignInError> {
         let s = self.secrets.clone();
         blocking(move || s.get(&account)).await
     }
-    async fn secret_set(&self, account: String, value: String) -> Result<(), SignInError> {
+    async fn secret_set(&self, account: String, value: SecretText) -> Result<(), SignInError> {
         let s = self.secrets.clone();
-        blocking(move || s.set(&account, &value)).await
+        blocking(move || s.set(&account, value.expose())).await
     }
     async fn secret_delete(&self, account: String) -> Result<(), SignInError> {
         let s = self.secrets.clone();
@@ -863,10 +885,12 @@ mod tests {
             e("expired_token", "").into_error(),
             SignInError::Expired
         ));
-        assert!(matches!(
-            e("bad_verification_code", "").into_error(),
-            SignInError::BadVerificationCode
-        ));
+        let bad = e("bad_verification_code", "").into_error();
+        assert!(matches!(bad, SignInError::BadVerificationCode));
+        // The tool's fault, not the technician's typing.
+        assert!(bad.to_string().contains("hal-onboard sent"), "{bad}");
+        let hint = bad.hint().unwrap();
+        assert!(hint.contains("not something you typed"), "{hint}");
         let r = e(
             "invalid_grant",
             "AADSTS53003: Access has been blocked by Conditional Access policies.\r\nTrace ID: x",

@@ -12,7 +12,7 @@ use super::{Assessment, Step, StepCx, StepOutcome};
 use crate::microsoft::graph::directory::O365_MANAGEMENT_APP_ID;
 use crate::store::{AppRecord, StepId};
 use crate::wizard::permissions;
-use crate::wizard::{APP_NOTES, APP_TAG, WizardError};
+use crate::wizard::{APP_NOTES, APP_TAG, Event, WizardError};
 
 pub struct AppStep;
 
@@ -111,9 +111,7 @@ impl Step for AppStep {
                     "notes": APP_NOTES,
                     "requiredResourceAccess": rra,
                 });
-                let app = cx
-                    .dir
-                    .create_application(&body)
+                let app = create_once(cx, &body)
                     .await
                     .map_err(WizardError::graph(StepId::App))?;
                 cx.survey.our_sp = None;
@@ -182,4 +180,55 @@ impl Step for AppStep {
             format!("{} (appId {})", did.join(", "), app.app_id)
         }))
     }
+}
+
+/// `POST /applications`, never twice: when the answer is lost (the connection dropped, a 5xx,
+/// a concurrency violation) the create may have landed, so the apps of our name are read
+/// first, and one carrying our tag that the survey did not list (this machine holds the
+/// tenant's lock, so no other run of ours made it) is the one this attempt made.
+async fn create_once(
+    cx: &mut StepCx<'_>,
+    body: &serde_json::Value,
+) -> Result<crate::microsoft::graph::model::Application, crate::microsoft::graph::GraphError> {
+    let known: Vec<String> = cx
+        .survey
+        .apps_by_name
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    let mut tries = 0u32;
+    loop {
+        let e = match cx.dir.create_application(body).await {
+            Ok(app) => return Ok(app),
+            Err(e) if e.may_have_landed() && tries < 3 => e,
+            Err(e) => return Err(e),
+        };
+        tries += 1;
+        // A list may lag a create by a moment: look twice before concluding it did not land.
+        for look in 0..2u64 {
+            let found: Vec<_> = cx
+                .dir
+                .applications_named(&cx.settings.app_name)
+                .await?
+                .into_iter()
+                .filter(|a| a.tags.iter().any(|t| t == APP_TAG) && !known.contains(&a.id))
+                .collect();
+            if let [app] = found.as_slice() {
+                cx.progress.event(Event::Info(format!(
+                    "Microsoft's answer to creating the app was lost ({}); the app it made (appId {}) is used, not made again",
+                    one_line(&e),
+                    app.app_id
+                )));
+                return Ok(app.clone());
+            }
+            if found.len() > 1 {
+                return Err(e);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500 * (look + 1))).await;
+        }
+    }
+}
+
+fn one_line(e: &crate::microsoft::graph::GraphError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }

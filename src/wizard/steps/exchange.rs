@@ -48,11 +48,15 @@ pub enum ExchangeOutcome {
         /// We ran `Enable-OrganizationCustomization` in this run.
         hydrated_now: bool,
     },
-    /// Hydrated; Microsoft is still propagating, `Set-AdminAuditLogConfig` keeps refusing.
+    /// Hydrated (or hydrating); Microsoft is still propagating, `Set-AdminAuditLogConfig`
+    /// keeps refusing.
     #[serde(rename_all = "camelCase")]
     WaitingPropagation {
-        #[serde(with = "time::serde::rfc3339")]
-        hydrated_at: OffsetDateTime,
+        /// When hydration was seen to happen; `None` when it was not seen (someone else's, or
+        /// an `Enable-OrganizationCustomization` that errored with the organization still
+        /// reading as dehydrated).
+        #[serde(with = "time::serde::rfc3339::option")]
+        hydrated_at: Option<OffsetDateTime>,
     },
 }
 
@@ -70,8 +74,15 @@ impl ExchangeOutcome {
             ExchangeOutcome::Enabled { .. } => {
                 "Unified audit logging is on; events may take up to 24 hours to appear.".into()
             }
-            ExchangeOutcome::WaitingPropagation { .. } => {
+            ExchangeOutcome::WaitingPropagation {
+                hydrated_at: Some(_),
+            } => {
                 "Waiting on Microsoft: the organization is hydrated but its customization is still propagating (minutes to hours), so audit logging cannot be switched on yet.".into()
+            }
+            // Hydration not seen (someone else's, or an Enable-OrganizationCustomization that
+            // errored): say no more than is known.
+            ExchangeOutcome::WaitingPropagation { hydrated_at: None } => {
+                "Waiting on Microsoft: the organization's customization is not in effect yet (minutes to hours), so audit logging cannot be switched on yet.".into()
             }
         }
     }
@@ -118,16 +129,38 @@ async fn run_inner(
     let mut hydrated_now = false;
     if org.is_dehydrated {
         progress.stage("Hydrating the organization (Enable-OrganizationCustomization)");
-        match ops.enable_customization().await? {
-            Customization::Enabled => {
+        match ops.enable_customization().await {
+            Ok(Customization::Enabled) => {
                 hydrated_now = true;
                 rec.ual.hydrated_at = Some(OffsetDateTime::now_utc());
             }
-            Customization::AlreadyEnabled => {
-                // Someone hydrated it before us; the propagation clock started then, unknown.
+            Ok(Customization::AlreadyEnabled) => {
+                // Dehydrated a moment ago, customized now: it happened just before us.
                 rec.ual
                     .hydrated_at
                     .get_or_insert_with(OffsetDateTime::now_utc);
+            }
+            // Not allowed, or not signed in: nothing happened.
+            Err(e) if matches!(e.class(), ErrorClass::MissingRole | ErrorClass::NotSignedIn) => {
+                return Err(e);
+            }
+            Err(ExchangeError::Interrupted) => return Err(ExchangeError::Interrupted),
+            // Microsoft's docs issues report Enable-OrganizationCustomization erroring after
+            // it did hydrate (MicrosoftDocs/microsoft-365-docs#7403, #7530): ask again.
+            Err(e) => {
+                progress.stage(
+                    "Checking whether the organization was hydrated anyway (Get-OrganizationConfig)",
+                );
+                if ops.org_config().await?.is_dehydrated {
+                    return Ok(mark_waiting(
+                        rec,
+                        format!(
+                            "Enable-OrganizationCustomization reported an error and the organization still reads as dehydrated; Microsoft may still be hydrating it, and the next retry checks again ({e})"
+                        ),
+                    ));
+                }
+                hydrated_now = true;
+                rec.ual.hydrated_at = Some(OffsetDateTime::now_utc());
             }
         }
     }
@@ -152,14 +185,15 @@ pub async fn retry(
     r
 }
 
-/// What a re-run does: [`retry`] when an earlier run left the tenant waiting on propagation,
-/// else the whole step ([`run`]): a tenant never hydrated must not be "waiting".
+/// What a re-run does: [`retry`] when an earlier run hydrated the tenant and left it waiting
+/// on propagation, else the whole step ([`run`]): a tenant whose hydration was never seen
+/// (an `Enable-OrganizationCustomization` that errored) is checked and hydrated again.
 pub async fn resume(
     ops: &dyn ExchangeOps,
     rec: &mut TenantRecord,
     progress: &dyn ExchangeProgress,
 ) -> Result<ExchangeOutcome, ExchangeError> {
-    if rec.ual.state == UalState::WaitingPropagation {
+    if rec.ual.state == UalState::WaitingPropagation && rec.ual.hydrated_at.is_some() {
         retry(ops, rec, progress).await
     } else {
         run(ops, rec, progress).await
@@ -194,11 +228,17 @@ async fn set_and_verify(
         }
         Err(e) => return Err(e),
     };
-    let hydrated_at = *rec.ual.hydrated_at.get_or_insert(now);
+    Ok(mark_waiting(rec, why))
+}
+
+/// Waiting on Microsoft; `hydrated_at` stays what was seen (never invented).
+fn mark_waiting(rec: &mut TenantRecord, why: String) -> ExchangeOutcome {
     rec.ual.state = UalState::WaitingPropagation;
     rec.step_mut(StepId::Exchange)
         .record(StepStatus::Waiting, Some(why));
-    Ok(ExchangeOutcome::WaitingPropagation { hydrated_at })
+    ExchangeOutcome::WaitingPropagation {
+        hydrated_at: rec.ual.hydrated_at,
+    }
 }
 
 fn mark_enabled(rec: &mut TenantRecord, already: bool, hydrated_now: bool) -> ExchangeOutcome {
@@ -255,15 +295,36 @@ impl super::Step for ExchangeStep {
         let ual_before = cx.record.ual.clone();
         let result = async {
             let ops = self.ops.ops_for(cx.record).await?;
-            resume(ops.as_ref(), cx.record, &NoProgress).await
+            let r = resume(ops.as_ref(), cx.record, &NoProgress).await;
+            r.map(|o| (o, ops.signed_in_role()))
         }
         .await;
         // The engine records the step's status; ours would count the attempt twice.
         cx.record.steps.exchange = kept;
         match result {
-            Ok(o @ ExchangeOutcome::Enabled { .. }) => Ok(super::StepOutcome::Done(o.summary())),
+            Ok((o @ ExchangeOutcome::Enabled { .. }, role)) => {
+                Ok(super::StepOutcome::Done(match role {
+                    Some(r) => format!("{} (signed in to Exchange Online as {r})", o.summary()),
+                    None => o.summary(),
+                }))
+            }
             // The run's end names the command that finishes it (once per screen).
-            Ok(o) => Ok(super::StepOutcome::Waiting(o.summary())),
+            Ok((o, _)) => Ok(super::StepOutcome::Waiting(o.summary())),
+            // This machine's PowerShell or module: the tenant is not at fault, the Graph steps
+            // go on, and the record says what to run.
+            Err(e) if e.is_prerequisite() => {
+                cx.record.ual.state = UalState::Failed;
+                Err(crate::wizard::WizardError::Step {
+                    step: StepId::Exchange,
+                    message: match e.fix_command() {
+                        Some(c) => format!("{e}: `{c}`"),
+                        None => e.to_string(),
+                    },
+                    hint: Some(e.hint(&domain)),
+                    waiting: false,
+                    source: Some(Box::new(e)),
+                })
+            }
             Err(e) => {
                 if matches!(e, ExchangeError::Interrupted) {
                     // Stopped by Ctrl-C: the attempt that was under way is not counted.
@@ -307,6 +368,8 @@ mod tests {
         hydrated_before: bool,
         calls: Vec<&'static str>,
         fail_set_with: Option<fn() -> ExchangeError>,
+        /// Enable-OrganizationCustomization answers this error, having hydrated or not.
+        enable_error: Option<(fn() -> ExchangeError, bool)>,
     }
 
     fn dehydration() -> ExchangeError {
@@ -328,6 +391,12 @@ mod tests {
         async fn enable_customization(&self) -> Result<Customization, ExchangeError> {
             let mut s = self.state.lock().unwrap();
             s.calls.push("enable");
+            if let Some((e, hydrates)) = s.enable_error {
+                if hydrates {
+                    s.dehydrated = false;
+                }
+                return Err(e());
+            }
             if s.hydrated_before || !s.dehydrated {
                 return Ok(Customization::AlreadyEnabled);
             }
@@ -467,6 +536,92 @@ mod tests {
         assert!(r.ual.hydrated_at.is_some());
     }
 
+    fn server_error() -> ExchangeError {
+        ExchangeError::Cmdlet {
+            cmdlet: "Enable-OrganizationCustomization".into(),
+            message: "Active Directory operation failed".into(),
+            category: "NotSpecified".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_enable_error_that_hydrated_is_checked_again_and_waits() {
+        let f = fake(|s| {
+            s.dehydrated = true;
+            s.propagating = 3;
+            s.enable_error = Some((server_error, true));
+        });
+        let mut r = rec();
+        let out = run(&f, &mut r, &NoProgress).await.unwrap();
+        assert!(matches!(
+            out,
+            ExchangeOutcome::WaitingPropagation {
+                hydrated_at: Some(_)
+            }
+        ));
+        assert_eq!(calls(&f), ["org", "get", "enable", "org", "set", "get"]);
+        assert_eq!(r.ual.state, UalState::WaitingPropagation);
+        assert_eq!(r.steps.exchange.status, StepStatus::Waiting);
+        assert!(r.ual.hydrated_at.is_some(), "hydration was seen");
+    }
+
+    #[tokio::test]
+    async fn an_enable_error_with_the_org_still_dehydrated_waits_without_hydrated_at() {
+        let f = fake(|s| {
+            s.dehydrated = true;
+            s.enable_error = Some((server_error, false));
+        });
+        let mut r = rec();
+        let out = run(&f, &mut r, &NoProgress).await.unwrap();
+        assert_eq!(
+            out,
+            ExchangeOutcome::WaitingPropagation { hydrated_at: None }
+        );
+        assert_eq!(r.ual.state, UalState::WaitingPropagation);
+        assert_eq!(r.steps.exchange.status, StepStatus::Waiting);
+        assert_eq!(r.ual.hydrated_at, None, "hydration was never seen");
+        assert!(
+            r.steps
+                .exchange
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("still reads as dehydrated"))
+        );
+        // The next retry runs the whole step again (hydration first), not only Set.
+        {
+            let mut s = f.state.lock().unwrap();
+            s.enable_error = None;
+            s.calls.clear();
+        }
+        let done = resume(&f, &mut r, &NoProgress).await.unwrap();
+        assert!(done.is_done());
+        assert_eq!(calls(&f), ["org", "get", "enable", "set", "get"]);
+        assert!(r.ual.hydrated_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_enable_refused_for_the_role_fails() {
+        fn role() -> ExchangeError {
+            ExchangeError::MissingRole {
+                cmdlet: "Enable-OrganizationCustomization".into(),
+                message: "The term 'Enable-OrganizationCustomization' is not recognized".into(),
+            }
+        }
+        let f = fake(|s| {
+            s.dehydrated = true;
+            s.enable_error = Some((role, false));
+        });
+        let mut r = rec();
+        let e = run(&f, &mut r, &NoProgress).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::MissingRole);
+        assert!(
+            e.to_string()
+                .contains("Exchange Administrator or Global Administrator")
+        );
+        assert_eq!(r.ual.hydrated_at, None);
+        assert_eq!(calls(&f), ["org", "get", "enable"]);
+    }
+
     #[tokio::test]
     async fn other_errors_fail_the_step_in_the_wizard_but_not_a_waiting_retry() {
         fn role() -> ExchangeError {
@@ -484,6 +639,7 @@ mod tests {
 
         let mut waiting = rec();
         waiting.ual.state = UalState::WaitingPropagation;
+        waiting.ual.hydrated_at = Some(OffsetDateTime::now_utc());
         waiting.steps.exchange.status = StepStatus::Waiting;
         retry(&f, &mut waiting, &NoProgress).await.unwrap_err();
         assert_eq!(waiting.ual.state, UalState::WaitingPropagation);

@@ -90,7 +90,10 @@ pub async fn send_status(
 }
 
 /// Builds the submission from the record and the secret value.
-pub fn submission(rec: &TenantRecord, secret: &str) -> Result<Submission, PortalStepError> {
+pub fn submission(
+    rec: &TenantRecord,
+    secret: &crate::secrets::SecretText,
+) -> Result<Submission, PortalStepError> {
     let app = rec
         .app
         .as_ref()
@@ -110,7 +113,7 @@ pub fn submission(rec: &TenantRecord, secret: &str) -> Result<Submission, Portal
         tenant_name: rec.display_name.clone(),
         cloud: rec.cloud.as_str().to_string(),
         client_id: app.app_id.clone(),
-        client_secret: secret.to_string(),
+        client_secret: secret.clone(),
         secret_key_id: meta.key_id.clone(),
         secret_expires_at: meta.expires_at,
         ual_status: match rec.ual.state {
@@ -137,7 +140,7 @@ pub async fn run(
 ) -> Result<PortalOutcome, PortalStepError> {
     let acct = account::client_secret(rec.tenant_id);
     let secret = match in_memory {
-        Some(s) => s.to_string(),
+        Some(s) => crate::secrets::SecretText::new(s),
         None => secrets
             .get(&acct)
             .map_err(PortalStepError::Keyring)?
@@ -355,7 +358,7 @@ mod tests {
         let err = run(&mut rec, &secrets, &portal, None).await.unwrap_err();
         assert!(matches!(err, PortalStepError::Portal(ref e) if e.is_transient()));
         assert_eq!(
-            secrets.get(&acct).unwrap().as_deref(),
+            secrets.get(&acct).unwrap().as_ref().map(|s| s.expose()),
             Some("the-secret-value-123")
         );
         assert_eq!(rec.step(StepId::Portal).status, StepStatus::Failed);

@@ -27,8 +27,22 @@ pub fn add_months(t: OffsetDateTime, months: u8) -> OffsetDateTime {
     t.replace_date(Date::from_calendar_date(year, month, day).expect("valid date"))
 }
 
+/// Is this the tenant's app management policy forbidding client secrets altogether (the
+/// `passwordAddition` restriction)? Graph answers `CredentialTypeNotAllowedAsPerAppPolicy`,
+/// "Credential type not allowed as per assigned policy '…'": no lifetime would do.
+pub fn is_secrets_forbidden(e: &GraphError) -> bool {
+    let code = e.code().unwrap_or_default().to_lowercase();
+    let msg = e.message().unwrap_or_default().to_lowercase();
+    e.status() == Some(400)
+        && (code.contains("credentialtypenotallowed")
+            || msg.contains("credential type not allowed"))
+}
+
 /// Is this the tenant's app management policy refusing the secret's lifetime?
 pub fn is_lifetime_policy(e: &GraphError) -> bool {
+    if is_secrets_forbidden(e) {
+        return false;
+    }
     let code = e.code().unwrap_or_default().to_lowercase();
     let msg = e.message().unwrap_or_default().to_lowercase();
     e.status() == Some(400)
@@ -136,9 +150,17 @@ impl Step for SecretStep {
         // Lifetimes still to try when the policy's limit is unknown (longest first).
         let mut stepping: Option<Vec<u8>> = None;
         let mut last_months = asked;
+        let mut lost = 0u32;
         let new: NewSecret = loop {
             match cx.dir.add_password(&app.id, SECRET_DESCRIPTION, end).await {
                 Ok(s) => break s,
+                Err(e) if is_secrets_forbidden(&e) => {
+                    return Err(WizardError::SecretsForbidden { source: e });
+                }
+                Err(e) if e.may_have_landed() && lost < 3 => {
+                    lost += 1;
+                    remove_orphans(cx, &app, &e).await?;
+                }
                 Err(e) if is_lifetime_policy(&e) && stepping.is_some() => {
                     match stepping
                         .as_mut()
@@ -213,9 +235,9 @@ impl Step for SecretStep {
 
         // The value goes to the store before anything records it; if that fails, the secret
         // is removed again so no credential exists that nobody holds.
-        let value = new.text.secret().to_string();
+        let value = new.text.clone();
         let stored = cx
-            .secret_op(move |s| s.set(&account::client_secret(tenant), &value))
+            .secret_op(move |s| s.set(&account::client_secret(tenant), value.expose()))
             .await;
         if let Err(e) = stored {
             let _ = cx.dir.remove_password(&app.id, &new.key_id).await;
@@ -270,6 +292,50 @@ impl Step for SecretStep {
         }
         Ok(StepOutcome::Done(summary))
     }
+}
+
+/// addPassword's answer was lost (the connection dropped, a 5xx, a concurrency violation), and
+/// with it the only copy of the value: a secret it made cannot be used by anyone. Such a secret
+/// is recognised as one named ours on the app now that was not there when this step began (the
+/// tenant's lock keeps other runs of ours away), and is never the portal's or the recorded
+/// one; it is removed, so the retry leaves one secret, not two.
+async fn remove_orphans(
+    cx: &mut StepCx<'_>,
+    before: &crate::microsoft::graph::model::Application,
+    cause: &GraphError,
+) -> Result<(), WizardError> {
+    let err = WizardError::graph(StepId::Secret);
+    let same = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
+    let keep: Vec<String> = before
+        .password_credentials
+        .iter()
+        .filter_map(|p| p.key_id.clone())
+        .chain(cx.record.portal.secret_key_id.clone())
+        .chain(cx.record.secret.as_ref().map(|s| s.key_id.clone()))
+        .collect();
+    // Patiently: a GET can reach a replica that does not see a new app yet.
+    let Some(now) = cx.dir.application(&before.id, 6).await.map_err(err)? else {
+        return Ok(());
+    };
+    for p in &now.password_credentials {
+        let Some(k) = p.key_id.as_deref() else {
+            continue;
+        };
+        if p.display_name.as_deref() != Some(SECRET_DESCRIPTION)
+            || keep.iter().any(|x| same(Some(k), x))
+        {
+            continue;
+        }
+        cx.dir
+            .remove_password(&before.id, k)
+            .await
+            .map_err(WizardError::graph(StepId::Secret))?;
+        cx.progress.event(crate::wizard::Event::Info(format!(
+            "Microsoft's answer to adding the secret was lost ({}), and with it the secret's value: the secret it made (keyId {k}) was removed and a new one is added",
+            cause.to_string().lines().next().unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,8 +8,6 @@
 //! one more round trip, one read-only request per API with its token, the calls Hal's
 //! collector depends on ([`GRAPH_READ`], [`MANAGE_READ`]; docs/clouds.md says why these).
 
-use azure_core::credentials::Secret;
-
 use super::{Assessment, Step, StepCx, StepOutcome};
 use crate::secrets::account;
 use crate::store::StepId;
@@ -86,7 +84,7 @@ impl Step for VerifyStep {
             .secret_op(move |s| s.get(&account::client_secret(tenant)))
             .await?;
         let secret = match secret {
-            Some(s) => Secret::new(s),
+            Some(s) => s,
             // The portal holds this very secret (it was verified before it was sent, and this
             // machine rightly forgot it): after a repair, confirm the grants alone.
             None if crate::wizard::steps::portal::is_current(cx.record) => {
