@@ -64,6 +64,12 @@ fn command(sb: &Sandbox, dir: &Path) -> std::process::Command {
 
 fn check_once(screen: &str) {
     assert_eq!(screen.matches(WAITING).count(), 1, "{screen}");
+    // The app side is done: Hal's own delays are said once, waiting or not.
+    assert_eq!(
+        screen.matches("What Hal will see next").count(),
+        1,
+        "{screen}"
+    );
     assert!(
         !screen.contains("error:"),
         "waiting is not an error: {screen}"

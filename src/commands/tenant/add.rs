@@ -122,8 +122,16 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         match onboard(ctx, args, &tenant, name.as_deref()) {
             Ok(_) => onboarded += 1,
             Err(e) => {
+                // Waiting only on UAL's propagation: the app side is done, and Hal's delays apply.
+                let waiting = e.status == ExitStatus::Waiting;
                 if !ui.interactive() || ui.json() || interrupt::requested() {
+                    if waiting && !ui.json() {
+                        delays_ahead(ui);
+                    }
                     return Err(e);
+                }
+                if waiting {
+                    onboarded += 1;
                 }
                 // Shown once, here, under the tenant it is about.
                 ui.error(&e);
@@ -180,9 +188,18 @@ fn ask_tenant(ctx: &Ctx) -> CommandResult<TenantName> {
             &format!("Customer tenant: a verified domain or the tenant ID{hint}"),
             "the tenant (e.g. `hal-onboard tenant add contoso.onmicrosoft.com`)",
         )?;
-        match t.parse() {
-            Ok(t) => return Ok(t),
-            Err(e) => ctx.ui.warning(format!("{e}.")),
+        let t: TenantName = match t.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                ctx.ui.warning(e.to_string());
+                continue;
+            }
+        };
+        // A tenant Microsoft does not know is asked for again, not the end of the run.
+        match ctx.tenant_cloud_blocking(&t) {
+            Ok(_) => return Ok(t),
+            Err(e) if e.status == ExitStatus::Usage && !interrupt::requested() => ctx.ui.error(&e),
+            Err(e) => return Err(e),
         }
     }
 }
