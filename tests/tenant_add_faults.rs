@@ -196,6 +196,12 @@ async fn a_tenant_that_forbids_secrets_is_told_what_an_admin_can_change() {
     assert!(err.contains("does not allow client secrets"), "{err}");
     assert!(err.contains("Application policies"), "{err}");
     assert!(err.contains("passwordAddition"), "{err}");
+    // The way on is said once, with the exact command (not also "run the same command again").
+    assert_eq!(err.matches("again").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("`hal-onboard tenant add {}` again", env.domain())),
+        "{err}"
+    );
     let tries = env
         .sb
         .requests()

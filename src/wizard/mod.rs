@@ -542,7 +542,7 @@ impl WizardError {
                 (d / 31).clamp(1, 24)
             ),
             WizardError::SecretPolicy { .. } => "Ask the tenant's admin for the app management policy's longest secret lifetime and pass --secret-months N.".into(),
-            WizardError::SecretsForbidden { .. } => "Nothing more was changed. A Global Administrator (or Application Administrator) can allow it in the Microsoft Entra admin center under Entra ID → Enterprise apps → Application policies (the tenant default app management policy's password restriction, `passwordAddition`), or exempt only hal-onboard's app with an app management policy assigned to it (Microsoft Graph `policies/appManagementPolicies`); then run the same command again: it resumes at the secret.".into(),
+            WizardError::SecretsForbidden { .. } => "Nothing more was changed. A Global Administrator (or Application Administrator) can allow it in the Microsoft Entra admin center under Entra ID → Enterprise apps → Application policies (the tenant default app management policy's password restriction, `passwordAddition`), or exempt only hal-onboard's app with an app management policy assigned to it (Microsoft Graph `policies/appManagementPolicies`).".into(),
             WizardError::SecretStore(_) => "Unlock the OS keyring (or use a machine that has one), then run the command again.".into(),
             WizardError::SecretLost => "Run the same command again: it makes a new secret and removes the lost one.".into(),
             WizardError::NotVerified { source: verify::VerifyError::ReadDenied { permission, .. }, .. } => format!(

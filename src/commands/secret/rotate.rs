@@ -340,6 +340,9 @@ fn rotate_error(e: WizardError, tenant: &str) -> CommandError {
                 "`hal-onboard secret rotate {tenant}` picks up the new secret where it stopped; the old one is still on the app."
             ))
         }
+        WizardError::SecretsForbidden { .. } => CommandError::from(e).hint(format!(
+            "Then run `hal-onboard secret rotate {tenant}` again."
+        )),
         e => CommandError::from(e),
     }
 }
