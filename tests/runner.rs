@@ -42,6 +42,7 @@ mod tenant_add_sanitize;
 mod tenant_add_secrets_never_leak;
 mod tenant_add_signin_kept;
 mod tenant_add_waiting;
+mod tenant_ids_unique;
 mod tenant_remove;
 mod ual_exchange_edges;
 mod ual_retry;

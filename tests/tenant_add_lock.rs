@@ -5,9 +5,9 @@ use crate::support::common::{Env, stderr, stdout, tenant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_busy_tenant_exits_1_and_changes_nothing() {
-    let env = Env::start(tenant(41)).await;
-    let held =
-        hal_onboard::store::lock::acquire(&env.home(), env.id, "Tenant 41", "tenant add").unwrap();
+    let env = Env::start(tenant(4101)).await;
+    let held = hal_onboard::store::lock::acquire(&env.home(), env.id, "Tenant 4101", "tenant add")
+        .unwrap();
 
     let out = env.add().await;
     let err = stderr(&out);
@@ -20,8 +20,12 @@ async fn a_second_run_on_a_busy_tenant_exits_1_and_changes_nothing() {
         .find(|l| l.contains(&said))
         .expect("the busy line");
     let rest = &line[line.find(&said).unwrap() + said.len()..];
-    assert_eq!(rest.len(), "HH:MM) is working on Tenant 41".len(), "{line}");
-    assert!(rest.ends_with(") is working on Tenant 41"), "{line}");
+    assert_eq!(
+        rest.len(),
+        "HH:MM) is working on Tenant 4101".len(),
+        "{line}"
+    );
+    assert!(rest.ends_with(") is working on Tenant 4101"), "{line}");
     assert!(
         err.contains("hint: It runs `hal-onboard tenant add`"),
         "{err}"
@@ -41,7 +45,7 @@ async fn a_second_run_on_a_busy_tenant_exits_1_and_changes_nothing() {
 /// says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_runs_make_one_app() {
-    let env = Env::start(tenant(42)).await;
+    let env = Env::start(tenant(4201)).await;
     let (a, b) = tokio::join!(env.add(), env.add());
     for o in [&a, &b] {
         let err = stderr(o);

@@ -22,7 +22,7 @@ fn assert_clean(what: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_display_name_is_shown_sanitized_by_tenant_add_and_list() {
-    let mut t = tenant(43);
+    let mut t = tenant(4301);
     t.display_name = HOSTILE.into();
     let env = Env::start(t).await;
 

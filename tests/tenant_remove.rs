@@ -94,8 +94,8 @@ async fn a_foreign_app_of_the_same_name_is_not_deleted() {
     env.sb.with_tenant(env.id, |t| {
         t.applications.clear();
         t.applications.push(hal_sandbox::state::Application {
-            id: Uuid::from_u128(0xabc),
-            app_id: Uuid::from_u128(0xdef),
+            id: Uuid::from_u128(0x7e_0abc),
+            app_id: Uuid::from_u128(0x7e_0def),
             display_name: APP.into(),
             description: None,
             sign_in_audience: "AzureADMyOrg".into(),
