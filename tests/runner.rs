@@ -18,6 +18,7 @@ mod list_output;
 mod lock_every_command;
 mod parsers_hostile_input;
 mod portal_commands;
+mod readme_names;
 mod sandbox_kept;
 mod secret_rotate;
 mod signin_browser_chromium;
