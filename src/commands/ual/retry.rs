@@ -331,6 +331,15 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         )
         .hint("Run `hal-onboard ual retry` again to continue."));
     }
+    // Microsoft's delay, once per run rather than once per tenant.
+    let all_on = report.enabled == report.tenants.len();
+    if !ui.json() && report.enabled > 0 && !all_on {
+        ui.status(format!(
+            "Unified audit logging is now on for {} tenant{}; {UAL_EVENTS_DELAY}.",
+            report.enabled,
+            if report.enabled == 1 { "" } else { "s" }
+        ));
+    }
     if report.errors > 0 {
         return Err(failed(format!(
             "{} of {} tenant{} could not be retried",
@@ -357,7 +366,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
             names.join(" ")
         )));
     }
-    if !ui.json() {
+    if !ui.json() && all_on {
         ui.success(format!(
             "Unified audit logging is on for every tenant; {UAL_EVENTS_DELAY}."
         ));
@@ -414,7 +423,7 @@ fn show(ui: &Ui, o: &TenantOutcome) {
         .unwrap_or_default();
     match (o.result, &o.error) {
         ("enabled", _) => ui.success(format!(
-            "{}: unified audit logging is on ({attempts}{since}{role}); {UAL_EVENTS_DELAY}.",
+            "{}: unified audit logging is on ({attempts}{since}{role}).",
             o.domain
         )),
         ("waiting", _) => ui.status(format!(
