@@ -15,10 +15,12 @@ pub mod catalog;
 pub mod contract;
 pub mod discovery;
 pub mod exchange;
+pub mod gdap;
 pub mod graph;
 pub mod login;
 pub mod manage;
 pub mod odata;
+pub mod partner_center;
 pub mod portal;
 pub mod pwsh;
 pub mod scenario;
@@ -112,6 +114,9 @@ impl Sandbox {
         let port = listener.local_addr().map_err(SandboxError::Bind)?.port();
         let base = Url::parse(&format!("https://127.0.0.1:{port}/")).expect("base URL");
         let state = Arc::new(State::new(&scenario, token::Signer::random(), base));
+        if let Some(p) = &scenario.partner {
+            gdap::install(&mut state.lock(), p, state.signer.clock().now_unix());
+        }
 
         let portal = portal::PortalSim::new(&scenario.portal);
         let exchange = Arc::new(exchange::ExchangeSim::new(
@@ -174,6 +179,12 @@ impl Sandbox {
     /// Base of the MSP portal simulator's routes (`HAL_PORTAL_URL`).
     pub fn portal_url(&self) -> Url {
         self.state.url("portal")
+    }
+
+    /// Partner Center's API root (what `HAL_ONBOARD_PARTNER_CENTER_URL` will name); clients
+    /// append `v1/customers/{customer}/applicationconsents`.
+    pub fn partner_center_url(&self) -> Url {
+        self.state.url("partnercenter")
     }
 
     /// The CA certificate (`HAL_ONBOARD_CA_CERT`).
@@ -309,7 +320,8 @@ pub fn router(
         .merge(login::router())
         .merge(discovery::router())
         .nest("/graph", graph::router())
-        .nest("/manage", manage::router());
+        .nest("/manage", manage::router())
+        .nest("/partnercenter", partner_center::router());
     // The Exchange simulator: self-contained (its own state, the sandbox's signer).
     let app = app.nest_service("/exchange", exchange::router(exchange));
     // ------------------------------------------------------------------------------------
