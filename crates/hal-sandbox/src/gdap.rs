@@ -307,8 +307,8 @@ fn ok(status: u16, body: Value) -> GResp {
     }
 }
 
-/// `$top` (1–999, default 100 here as Graph's page) and an opaque `$skiptoken`, with
-/// `@odata.nextLink` carrying the rest of the query.
+/// `$top` (the GDAP list APIs document "up to 300"; 100 a page without it), an opaque
+/// `$skiptoken` with `@odata.nextLink` carrying the rest of the query, and `$select`.
 fn page(
     graph_base: &url::Url,
     path: &str,
@@ -320,13 +320,13 @@ fn page(
     let top = match q.get("$top") {
         None => 100,
         Some(t) => match t.parse::<usize>() {
-            Ok(n) if (1..=999).contains(&n) => n,
+            Ok(n) if (1..=300).contains(&n) => n,
             _ => {
                 return gerr(
                     400,
                     "BadRequest",
                     &format!(
-                        "Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."
+                        "Invalid page size specified: '{t}'. Must be between 1 and 300 inclusive."
                     ),
                 );
             }
@@ -342,7 +342,29 @@ fn page(
         })
         .unwrap_or(0);
     let total = items.len();
-    let value: Vec<Value> = items.into_iter().skip(skip).take(top).collect();
+    let select: Vec<String> = q
+        .get("$select")
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let value: Vec<Value> = items
+        .into_iter()
+        .skip(skip)
+        .take(top)
+        .map(|v| match v {
+            Value::Object(m) if !select.is_empty() => Value::Object(
+                m.into_iter()
+                    .filter(|(k, _)| {
+                        k.starts_with("@odata") || select.contains(&k.to_ascii_lowercase())
+                    })
+                    .collect(),
+            ),
+            v => v,
+        })
+        .collect();
     let mut body = json!({"@odata.context": format!("{CONTEXT}{context}"), "value": value});
     if skip + top < total {
         let mut next = graph_base.join(&format!("v1.0{path}")).expect("joins");
@@ -561,6 +583,7 @@ pub(crate) fn graph(
                     let v = relationship_json(partner, inner, r);
                     json!({
                         "@odata.type": "#microsoft.graph.delegatedAdminCustomer",
+                        "@odata.etag": etag(&r.customer.to_string()),
                         "id": r.customer,
                         "tenantId": r.customer,
                         "displayName": v["customer"]["displayName"],

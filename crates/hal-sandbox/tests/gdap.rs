@@ -295,6 +295,16 @@ async fn relationships_list_with_documented_shape_filter_and_paging() {
         }
     }
     assert_eq!((pages, seen.len()), (2, 6));
+    let mut over = url.clone();
+    over.query_pairs_mut().append_pair("$top", "301");
+    assert_eq!(get(&c, over, &token).await.0, StatusCode::BAD_REQUEST);
+    let mut sel = url.clone();
+    sel.query_pairs_mut().append_pair("$select", "id,status");
+    let (_, v) = get(&c, sel, &token).await;
+    assert!(
+        v["value"][0].get("customer").is_none() && v["value"][0]["status"] == "active",
+        "{v}"
+    );
 
     // One relationship by id.
     let rid = format!("{}-{}", id(ACTIVE), id(ACTIVE));
