@@ -703,3 +703,36 @@ pub(crate) fn customer_sign_in(
     }
     Ok(roles)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_partner_scenario_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/scenarios/partner.json");
+        let s = crate::Scenario::from_file(&path).unwrap();
+        let p = Partner::new(s.partner.expect("partner section"), 0);
+        let tech = s.tenants[0].signed_in_user.id;
+        assert!(p.is_admin_agent(tech), "AdminAgents through Helpdesk");
+        let fabrikam = s.tenants[1].id;
+        assert_eq!(p.roles_in(tech, fabrikam, 0).len(), 3);
+        let adatum = s.tenants[4].id;
+        assert!(p.roles_in(tech, adatum, 599).is_empty(), "still pending");
+        assert_eq!(p.roles_in(tech, adatum, 600).len(), 1);
+        let litware = s.tenants[3].id;
+        assert!(p.roles_in(tech, litware, 0).is_empty(), "not in Readers");
+    }
+
+    #[test]
+    fn a_partner_tenant_must_be_a_tenant() {
+        let e = serde_json::from_str::<crate::Scenario>(
+            r#"{"partner":{"tenant":"00000000-0000-0000-0000-000000000009"}}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("partner tenant"), "{e}");
+    }
+}

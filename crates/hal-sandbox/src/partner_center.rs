@@ -132,7 +132,7 @@ async fn create_consent(
     }
     let Some(req) = serde_json::from_slice::<Value>(&body)
         .ok()
-        .filter(|v| valid_request(v))
+        .filter(valid_request)
     else {
         return tagged(
             pc_error(
