@@ -29,7 +29,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes, under their own heading in each `--help`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Where hal-onboard keeps its state (tenants.json, config.json).
     /// Default: the OS config directory, e.g. ~/.config/hal-onboard.
@@ -62,15 +64,47 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub sandbox: bool,
 
-    /// With --sandbox: the scenario file to simulate (docs/sandbox.md) instead of the demo tenant.
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        requires = "sandbox",
-        hide_short_help = true
-    )]
+    /// With --sandbox: simulate the tenants of this scenario file (format: docs/sandbox.md)
+    /// instead of the demo tenant (Contoso); with --home, only when the home holds no sandbox yet.
+    #[arg(long, global = true, value_name = "FILE", requires = "sandbox")]
     pub sandbox_scenario: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The command tree as parsed, completed and documented: `completions` and `man` print
+    /// text and touch no tenant, home or cloud, so the global options are hidden from them
+    /// (a hidden argument of the same id there stops clap from propagating the global one).
+    pub fn command_tree() -> clap::Command {
+        use clap::{Arg, ArgAction};
+        let hidden = |id: &'static str, long: &'static str, action: ArgAction| {
+            let a = Arg::new(id).long(long).hide(true).action(action);
+            if id == "verbose" { a.short('v') } else { a }
+        };
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        for name in ["completions", "man"] {
+            cmd = cmd.mut_subcommand(name, |sc| {
+                sc.args([
+                    hidden("home", "home", ArgAction::Set),
+                    hidden("json", "json", ArgAction::SetTrue),
+                    hidden("no_input", "no-input", ArgAction::SetTrue),
+                    hidden("verbose", "verbose", ArgAction::Count),
+                    hidden("color", "color", ArgAction::Set),
+                    hidden("cloud", "cloud", ArgAction::Set),
+                    hidden("sandbox", "sandbox", ArgAction::SetTrue),
+                    hidden("sandbox_scenario", "sandbox-scenario", ArgAction::Set),
+                ])
+            });
+        }
+        cmd
+    }
+
+    /// Parses the process's arguments against [`Cli::command_tree`].
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches;
+        let mut cmd = Cli::command_tree();
+        let m = cmd.try_get_matches_from_mut(std::env::args_os())?;
+        Cli::from_arg_matches(&m).map_err(|e| e.format(&mut cmd))
+    }
 }
 
 /// The flags that choose how to sign in, shared by every command that signs in

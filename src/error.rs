@@ -81,13 +81,27 @@ impl CommandError {
         self
     }
 
-    /// Ctrl-C ended the command (exit 130).
+    /// Ctrl-C ended the command (exit 130). One line, the same for every command (`Ui`
+    /// prints it without the `error:` prefix: stopping is not a failure).
     pub fn interrupted() -> Self {
         CommandError::new(
             ExitStatus::Interrupted,
-            "interrupted: everything done so far is saved",
+            "interrupted: everything done so far is saved; run the same command to resume",
         )
-        .hint("Run the same command again to resume.")
+    }
+
+    /// The run ends waiting on Microsoft's unified audit logging propagation (exit 3): the
+    /// one status line that says so, naming the command that finishes it.
+    pub fn ual_waiting() -> Self {
+        CommandError::new(
+            ExitStatus::Waiting,
+            "unified audit logging is propagating; `hal-onboard ual retry --watch` finishes it",
+        )
+    }
+
+    /// A status already shown to the technician: the run only ends with it (nothing printed).
+    pub fn shown(status: ExitStatus) -> Self {
+        CommandError::new(status, "")
     }
 
     /// A bug: something hal-onboard assumed did not hold. Says how to report it.

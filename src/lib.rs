@@ -5,6 +5,7 @@
 //! flag; only `ui` touches the terminal; no command imports another; every error reaches the
 //! technician through `error`'s one map. See docs/architecture.md.
 
+pub mod cleanup;
 pub mod cli;
 pub mod cloud;
 pub mod commands;
@@ -13,6 +14,8 @@ pub mod error;
 pub mod http;
 pub mod microsoft;
 pub mod portal;
+#[cfg(feature = "sandbox")]
+pub mod sandbox_keyring;
 pub mod secrets;
 pub mod session;
 pub mod store;

@@ -1,7 +1,5 @@
 //! The thin binary: parse, run, map the error to an exit code (the map is `error.rs`).
 
-use clap::Parser;
-
 use hal_onboard::cli::Cli;
 use hal_onboard::error::{CommandError, ExitStatus};
 use hal_onboard::ui::{Ui, interrupt};
@@ -18,7 +16,7 @@ fn main() {
         std::process::exit(hal_sandbox::pwsh::main());
     }
     hal_onboard::secrets::forbid_core_dumps();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args() {
         Ok(c) => c,
         Err(e) => {
             let code = match e.kind() {
@@ -47,6 +45,7 @@ fn main() {
             e.status.code()
         }
     };
+    hal_onboard::cleanup::run();
     std::process::exit(code);
 }
 

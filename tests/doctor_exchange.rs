@@ -79,7 +79,8 @@ async fn exchange_doctor_without_powershell_fails() {
         check(&v, "powershell")["hint"]
             .as_str()
             .unwrap()
-            .contains("HAL_ONBOARD_PWSH")
+            .contains("--skip-exchange"),
+        "doctor's hints name commands, not variables (issue 11)"
     );
 }
 

@@ -62,19 +62,19 @@ fn list(home: &Path, extra: &[&str]) -> (String, String) {
 }
 
 const TABLE: &str = "\
-TENANT           DOMAIN                          UAL      APP   CONSENT  SECRET   PORTAL
-Adatum           adatum.onmicrosoft.com          on       done  failed   700d     —
-  → hal-onboard tenant add adatum.onmicrosoft.com  admin consent failed: Graph returned 403 Forbidd…
-bellows college  bellowscollege.onmicrosoft.com  —        —     —        —        —
+TENANT           DOMAIN                          UAL      APP   CONSENT  SECRET     PORTAL
+Adatum           adatum.onmicrosoft.com          on       done  failed   23 months  —
+  → hal-onboard tenant add adatum.onmicrosoft.com  admin consent failed: Graph returned 403…
+bellows college  bellowscollege.onmicrosoft.com  —        —     —        —          —
   → hal-onboard tenant add bellowscollege.onmicrosoft.com  UAL not done yet
-Contoso Ltd      contoso.onmicrosoft.com         on       done  done     700d     sent
-fabrikam         fabrikam.onmicrosoft.com        waiting  done  done     300d     sent
+Contoso Ltd      contoso.onmicrosoft.com         on       done  done     23 months  sent
+fabrikam         fabrikam.onmicrosoft.com        waiting  done  done     10 months  sent
   → hal-onboard ual retry fabrikam.onmicrosoft.com  UAL: waiting on Microsoft for 3 h
-Northwind        northwind.onmicrosoft.com       on       done  done     45d      sent
+Northwind        northwind.onmicrosoft.com       on       done  done     45 days    sent
   → hal-onboard secret rotate northwind.onmicrosoft.com  the client secret expires in 45 days
-Tailspin Toys    tailspin.onmicrosoft.com        on       done  done     expired  sent
+Tailspin Toys    tailspin.onmicrosoft.com        on       done  done     expired    sent
   → hal-onboard secret rotate tailspin.onmicrosoft.com  the client secret expired 4 days ago
-Woodgrove Bank   woodgrove.onmicrosoft.com       on       done  done     500d     —
+Woodgrove Bank   woodgrove.onmicrosoft.com       on       done  done     16 months  —
   → hal-onboard portal submit woodgrove.onmicrosoft.com  the credentials are not in the portal yet
 ";
 
@@ -96,14 +96,16 @@ fn no_color_when_not_a_terminal_and_highlights_when_asked() {
     assert!(!plain.contains('\x1b'), "escape codes in piped output");
 
     let (colored, _) = list(home.path(), &["--color", "always"]);
-    assert!(colored.contains("\x1b[33m45d\x1b[0m"), "{colored:?}");
+    assert!(colored.contains("\x1b[33m45 days\x1b[0m"), "{colored:?}");
     assert!(colored.contains("\x1b[31mexpired\x1b[0m"), "{colored:?}");
     assert!(colored.contains("\x1b[33mwaiting\x1b[0m"), "{colored:?}");
     assert!(
-        !colored.contains("\x1b[33m300d"),
+        !colored.contains("\x1b[33m10 months"),
         "300 days is not highlighted"
     );
-    assert!(!colored.contains("\x1b[33m700d"));
+    assert!(!colored.contains("\x1b[33m23 months"));
+    // A 12-month secret reads as 12 months, not "364d" (issue 11).
+    assert_eq!(hal_onboard::ui::lifetime(364), "12 months");
 }
 
 #[test]

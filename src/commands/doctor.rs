@@ -75,8 +75,11 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
 
     // PowerShell and the module.
     match bridge::locate(ctx.env.pwsh.as_deref()) {
-        Err(e) => checks
-            .push(Check::new("powershell", true, Status::Fail, e.to_string()).hint(e.hint(""))),
+        Err(e) => checks.push(
+            Check::new("powershell", true, Status::Fail, e.to_string()).hint(
+                "Install PowerShell 7 (https://aka.ms/powershell); until then `hal-onboard tenant add --skip-exchange` onboards without step 1 (turn on audit logging by hand).",
+            ),
+        ),
         Ok(exe) => {
             checks.push(Check::new(
                 "powershell",
@@ -137,8 +140,8 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
                 }
                 Err(ExchangeError::Interrupted) => return Err(ExchangeError::Interrupted.into()),
                 Err(e) => checks.push(module_fail(e.to_string()).hint(match &e {
-                    ExchangeError::Timeout { .. } => "PowerShell took too long to start; set HAL_ONBOARD_PWSH_TIMEOUT (seconds) higher and run `hal-onboard doctor` again.".to_string(),
-                    other => other.hint(""),
+                    ExchangeError::Timeout { .. } => "PowerShell took too long to start (a first start can be slow): try once more, or onboard without step 1 with `hal-onboard tenant add --skip-exchange`.".to_string(),
+                    _ => "Run `pwsh` by hand to see what it says; `hal-onboard tenant add --skip-exchange` onboards without step 1 meanwhile.".to_string(),
                 })),
             }
         }
@@ -152,11 +155,12 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
         ),
     });
 
-    // The portal.
-    checks.push(match &ctx.env.portal_url {
+    // The portal (saved by `portal login`, or from the environment).
+    checks.push(match ctx.portal_url()?.0 {
         Some(u) => Check::new("portal", false, Status::Ok, u.to_string()),
-        None => Check::new("portal", false, Status::Warn, "HAL_PORTAL_URL is not set")
-            .hint("Set HAL_PORTAL_URL to your MSP portal's address to send credentials there."),
+        None => Check::new("portal", false, Status::Warn, "no MSP portal is configured").hint(
+            "Run `hal-onboard portal login` to save your MSP portal's address and token, so credentials are sent there.",
+        ),
     });
 
     // Endpoints and the HTTPS client.
@@ -223,7 +227,7 @@ pub fn cmd_doctor(ctx: &Ctx, args: &DoctorArgs) -> CommandResult {
         Ok(())
     } else {
         Err(failed("this machine is not ready to onboard tenants")
-            .hint("Fix the checks marked fail above, then run `hal-onboard doctor` again."))
+            .hint("Fix the checks marked fail above: each says how."))
     }
 }
 
@@ -266,6 +270,6 @@ fn powershell_7_check(s: &crate::microsoft::exchange::ModuleStatus) -> Option<Ch
 
 fn module_fail(detail: String) -> Check {
     Check::new("exchange-module", true, Status::Fail, detail).hint(
-        "Run `hal-onboard doctor --install-module`, or in PowerShell: `Install-Module ExchangeOnlineManagement -Scope CurrentUser`.",
+        "Install it with --install-module, or in PowerShell: `Install-Module ExchangeOnlineManagement -Scope CurrentUser`; `hal-onboard tenant add --skip-exchange` onboards without step 1 meanwhile.",
     )
 }

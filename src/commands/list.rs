@@ -192,7 +192,7 @@ fn render_table(ui: &Ui, color: bool, rows: &[Row<'_>]) -> String {
             let used = console::measure_text_width(lead) + command.len() + 2;
             if used + 10 < TABLE_WIDTH {
                 let reason = sanitize(&next.reason);
-                let reason = console::truncate_str(&reason, TABLE_WIDTH - used, "…");
+                let reason = crate::ui::cut_words(&reason, TABLE_WIDTH - used);
                 if color {
                     let _ = write!(out, "  {}", ui.dim(reason));
                 } else {
@@ -259,8 +259,8 @@ fn row_cells(row: &Row<'_>) -> [Cell; 7] {
     let secret = match st.days_left {
         None => cell("—", Tone::Plain),
         Some(d) if d < 0 => cell("expired", Tone::Bad),
-        Some(d) if d < ROTATE_WITHIN_DAYS => cell(format!("{d}d"), Tone::Warn),
-        Some(d) => cell(format!("{d}d"), Tone::Plain),
+        Some(d) if d < ROTATE_WITHIN_DAYS => cell(crate::ui::lifetime(d), Tone::Warn),
+        Some(d) => cell(crate::ui::lifetime(d), Tone::Plain),
     };
     let portal = if st.portal_stale {
         cell("stale", Tone::Warn)

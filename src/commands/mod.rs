@@ -40,12 +40,13 @@ pub struct Ctx {
     sandbox: Option<SandboxRun>,
 }
 
-/// A sandbox cloud serving on its own runtime, with its throwaway directory.
+/// A sandbox cloud serving on its own runtime (its folder is kept, or removed at exit by
+/// [`crate::cleanup`]).
 #[cfg(feature = "sandbox")]
 pub struct SandboxRun {
     pub sandbox: hal_sandbox::Sandbox,
+    kept: bool,
     _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
 }
 
 impl Ctx {
@@ -81,17 +82,44 @@ impl Ctx {
     }
 
     /// Starts the sandbox cloud and points this run at it through the same overrides a user
-    /// would export, with a throwaway home (never the technician's real one, even if
-    /// HAL_ONBOARD_HOME is set) and secrets in memory (never the real keyring).
+    /// would export; never the technician's real keyring. With `--home DIR` the cloud lasts
+    /// (`DIR/sandbox/`: its state, and its keyring file) and `DIR` is the home, so the next
+    /// `--sandbox --home DIR` command sees the same tenants; without it, cloud and home are a
+    /// temporary folder removed however the run ends (and HAL_ONBOARD_HOME is not used).
     #[cfg(feature = "sandbox")]
     fn new_sandbox(ui: Ui, global: GlobalArgs) -> CommandResult<Ctx> {
         use crate::error::failed;
         use hal_sandbox::Sandbox;
         let scenario = sandbox_scenario(global.sandbox_scenario.as_deref())?;
-        let dir = tempfile::Builder::new()
-            .prefix("hal-onboard-sandbox-")
-            .tempdir()
-            .map_err(|e| failed("cannot make a directory for the sandbox").with_source(e))?;
+        // HAL_ONBOARD_HOME names the technician's real home: only an explicit --home keeps a
+        // sandbox.
+        let from_env = std::env::var_os(crate::config::ENV_HOME).map(PathBuf::from);
+        let kept_home = global.home.clone().filter(|h| Some(h) != from_env.as_ref());
+        let (dir, home) = match &kept_home {
+            Some(h) => {
+                let dir = h.join("sandbox");
+                // A real home (tenants, no sandbox cloud) must never get sandbox tenants.
+                if h.join("tenants.json").exists() && !Sandbox::is_kept(&dir) {
+                    return Err(user_error(format!(
+                        "{} is a hal-onboard home with real tenants, not a sandbox home",
+                        h.display()
+                    ))
+                    .hint("Give --sandbox a folder of its own, e.g. `--sandbox --home ./sandbox-home`."));
+                }
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| failed(format!("cannot make {}", dir.display())).with_source(e))?;
+                (dir, h.clone())
+            }
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("hal-onboard-sandbox-")
+                    .tempdir()
+                    .map_err(|e| failed("cannot make a directory for the sandbox").with_source(e))?
+                    .keep();
+                crate::cleanup::remove_at_exit(tmp.clone());
+                (tmp.join("cloud"), tmp.join("home"))
+            }
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sandbox")
@@ -99,34 +127,65 @@ impl Ctx {
             .build()
             .map_err(|e| failed("cannot start the sandbox runtime").with_source(e))?;
         let sandbox = runtime
-            .block_on(Sandbox::start(scenario, &dir.path().join("cloud")))
-            .map_err(|e| failed("cannot start the sandbox cloud").with_source(e))?;
+            .block_on(async {
+                if kept_home.is_some() {
+                    Sandbox::start_kept(scenario, &dir).await
+                } else {
+                    Sandbox::start(scenario, &dir).await
+                }
+            })
+            .map_err(|e| {
+                failed("cannot start the sandbox cloud")
+                    .with_source(e)
+                    .hint("`hal-onboard sandbox reset --home DIR` starts a kept sandbox over.")
+            })?;
         let mut vars: std::collections::HashMap<String, String> =
             sandbox.env().into_iter().collect();
-        if let Some(pwsh) = sandbox_pwsh(&sandbox, dir.path())? {
+        if let Some(pwsh) = sandbox_pwsh(&sandbox, &dir)? {
             vars.insert(crate::config::ENV_PWSH.into(), pwsh.display().to_string());
         }
         let env = EnvOverrides::from_lookup(|k| vars.get(k).cloned())?;
-        let home = dir.path().join("home");
-        ui.warning(format!(
-            "sandbox: a simulated Microsoft cloud and MSP portal at {} — nothing real is touched, and everything is thrown away when this command ends.",
-            sandbox.login_url().origin().ascii_serialization()
-        ));
+        let origin = sandbox.login_url().origin().ascii_serialization();
+        let secrets: Arc<dyn SecretStore> = match &kept_home {
+            Some(h) => {
+                ui.warning(format!(
+                    "sandbox: a simulated Microsoft cloud and MSP portal at {origin}, kept in {} — nothing real is touched.",
+                    h.display()
+                ));
+                Arc::new(crate::sandbox_keyring::SandboxKeyring::new(
+                    dir.join("keyring.json"),
+                ))
+            }
+            None => {
+                ui.warning(format!(
+                    "sandbox: a simulated Microsoft cloud and MSP portal at {origin} — nothing real is touched, and everything is thrown away when this command ends (`--sandbox --home DIR` keeps it)."
+                ));
+                Arc::new(crate::secrets::MemoryStore::default())
+            }
+        };
         Ok(Ctx {
             ui,
             global,
             env,
             home,
-            secrets: OnceLock::from(
-                Arc::new(crate::secrets::MemoryStore::default()) as Arc<dyn SecretStore>
-            ),
+            secrets: OnceLock::from(secrets),
             clouds: Default::default(),
             sandbox: Some(SandboxRun {
                 sandbox,
+                kept: kept_home.is_some(),
                 _runtime: runtime,
-                _dir: dir,
             }),
         })
+    }
+
+    /// A throwaway sandbox run (`--sandbox` without `--home`): what it made is gone when the
+    /// command ends.
+    pub fn sandbox_throwaway(&self) -> bool {
+        #[cfg(feature = "sandbox")]
+        if let Some(s) = &self.sandbox {
+            return !s.kept;
+        }
+        false
     }
 
     /// The running sandbox, when this is a `--sandbox` run.
@@ -182,6 +241,43 @@ impl Ctx {
     }
 }
 
+/// Memory in place of a keyring that is not there. It warns once, when the first secret is
+/// kept (only then is something lost when the run ends), not on every command that merely
+/// looks for one.
+struct MemoryFallback {
+    inner: MemoryStore,
+    why: String,
+    ui: Ui,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl SecretStore for MemoryFallback {
+    fn get(
+        &self,
+        account: &str,
+    ) -> Result<Option<crate::secrets::SecretText>, crate::secrets::SecretError> {
+        self.inner.get(account)
+    }
+
+    fn set(&self, account: &str, value: &str) -> Result<(), crate::secrets::SecretError> {
+        if !self.warned.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.ui.warning(format!(
+                "{}: secrets and the sign-in are kept in memory for this run only, never written to disk.",
+                self.why
+            ));
+        }
+        self.inner.set(account, value)
+    }
+
+    fn delete(&self, account: &str) -> Result<(), crate::secrets::SecretError> {
+        self.inner.delete(account)
+    }
+
+    fn is_persistent(&self) -> bool {
+        false
+    }
+}
+
 /// What several commands need from the run: the HTTPS client, the secret store, the tenant
 /// store, the portal. Each is made on first use so `list` stays instant.
 impl Ctx {
@@ -189,18 +285,18 @@ impl Ctx {
         Ok(crate::http::build_client(self.env.ca_cert.as_deref())?)
     }
 
-    /// The OS keyring, or (warned once) memory for this run only.
+    /// The OS keyring, or memory for this run only (warned once, when a secret is kept).
     pub fn secrets(&self) -> Arc<dyn SecretStore> {
         self.secrets
             .get_or_init(
                 || match KeyringStore::probe_within(std::time::Duration::from_secs(5)) {
                     Ok(k) => Arc::new(k),
-                    Err(e) => {
-                        self.ui.warning(format!(
-                            "{e}: secrets and the sign-in are kept in memory for this run only, never written to disk."
-                        ));
-                        Arc::new(MemoryStore::default())
-                    }
+                    Err(e) => Arc::new(MemoryFallback {
+                        inner: MemoryStore::default(),
+                        why: e.to_string(),
+                        ui: self.ui.clone(),
+                        warned: std::sync::atomic::AtomicBool::new(false),
+                    }),
                 },
             )
             .clone()
@@ -324,8 +420,11 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::Man(a) => return completions::cmd_man(a),
         _ => {}
     }
+    if let Command::Sandbox(sandbox::SandboxCommand::Reset(a)) = &cli.command {
+        return sandbox::cmd_sandbox_reset(&ui, &cli.global, a);
+    }
     let ctx = Ctx::new(ui, cli.global.clone())?;
-    match &cli.command {
+    let result = match &cli.command {
         Command::List(a) => list::cmd_list(&ctx, a),
         Command::Ual(a) => ual::cmd_ual(&ctx, a),
         Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
@@ -334,5 +433,20 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::Secret(c) => secret::cmd_secret(&ctx, c),
         Command::Sandbox(c) => sandbox::cmd_sandbox(&ctx, c),
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
+    };
+    if ctx.sandbox_throwaway() {
+        // Hints would point at state that is gone the moment this run ends.
+        const GONE: &str = "This sandbox was thrown away as the command ended: its tenants are gone. Run `hal-onboard tenant add --sandbox --home DIR` to keep one, then `list`, `ual retry`, `secret rotate` and `tenant remove` with the same `--sandbox --home DIR`.";
+        return match result {
+            Ok(()) => {
+                ctx.ui.status(format!("sandbox: {GONE}"));
+                Ok(())
+            }
+            Err(mut e) => {
+                e.hints = vec![GONE.to_string()];
+                Err(e)
+            }
+        };
     }
+    result
 }

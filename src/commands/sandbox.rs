@@ -13,7 +13,16 @@ pub enum SandboxCommand {
     /// URL and token, the Exchange simulator, and the path of the CA certificate to trust. Files
     /// (the CA) go under --home when given, else a folder removed on exit.
     Serve(ServeArgs),
+    /// Start a kept sandbox over: remove its cloud (DIR/sandbox) and the home's tenants,
+    /// settings and locks, so the next `--sandbox --home DIR` begins with the scenario fresh.
+    ///
+    /// Refuses a folder that is not a sandbox home (one without DIR/sandbox/cloud.json).
+    Reset(ResetArgs),
 }
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Example:\n  hal-onboard sandbox reset --home ./sandbox-home")]
+pub struct ResetArgs {}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -25,7 +34,60 @@ pub struct ServeArgs {
 pub fn cmd_sandbox(ctx: &Ctx, cmd: &SandboxCommand) -> CommandResult {
     match cmd {
         SandboxCommand::Serve(a) => serve(ctx, a),
+        // Runs before a Ctx is made (`commands::run`): it must not start a sandbox.
+        SandboxCommand::Reset(_) => {
+            Err(crate::error::internal("sandbox reset reached cmd_sandbox"))
+        }
     }
+}
+
+/// `hal-onboard sandbox reset --home DIR`.
+pub fn cmd_sandbox_reset(
+    ui: &crate::ui::Ui,
+    global: &crate::cli::GlobalArgs,
+    _args: &ResetArgs,
+) -> CommandResult {
+    use crate::error::{failed, user_error};
+    let Some(home) = &global.home else {
+        return Err(user_error("sandbox reset needs the sandbox's home")
+            .hint("Run `hal-onboard sandbox reset --home DIR` with the DIR given to `--sandbox --home DIR`."));
+    };
+    let cloud = home.join("sandbox");
+    if !cloud.join("cloud.json").exists() {
+        return Err(user_error(format!(
+            "{} is not a sandbox home (it has no sandbox/cloud.json): nothing was removed",
+            home.display()
+        ))
+        .hint("Give the DIR that `hal-onboard tenant add --sandbox --home DIR` used."));
+    }
+    let remove = |p: &std::path::Path| -> CommandResult {
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(failed(format!("cannot remove {}", p.display())).with_source(e)),
+        }
+    };
+    // Only what hal-onboard and its sandbox put there: never the folder itself.
+    for name in [
+        crate::store::STATE_FILE,
+        "tenants.lock",
+        crate::config::CONFIG_FILE,
+        crate::store::lock::LOCK_DIR,
+    ] {
+        remove(&home.join(name))?;
+    }
+    remove(&cloud)?;
+    ui.success(format!(
+        "the sandbox in {} starts over: the next `--sandbox --home {}` begins with the scenario fresh.",
+        home.display(),
+        home.display()
+    ));
+    Ok(())
 }
 
 #[cfg(not(feature = "sandbox"))]

@@ -67,9 +67,10 @@ pub fn pending_lines(rec: &TenantRecord) -> Vec<String> {
     let mut lines = Vec::new();
     for id in &st.pending {
         let line = match (id, st.step(*id)) {
-            (StepId::Exchange, StepStatus::Waiting) => format!(
-                "Unified audit logging waits on Microsoft's propagation (minutes to hours): run `hal-onboard ual retry {domain}` later, or `hal-onboard ual retry --watch`."
-            ),
+            // The run ends with the waiting status, which names the command.
+            (StepId::Exchange, StepStatus::Waiting) => {
+                "Unified audit logging waits on Microsoft's propagation (minutes to hours).".into()
+            }
             (StepId::Exchange, _) => format!(
                 "Unified audit logging is not enabled yet: run `hal-onboard ual retry {domain}` (or `hal-onboard tenant add {domain}`)."
             ),

@@ -67,14 +67,58 @@ pub fn watch(ui: &Ui) {
         });
         if interrupted {
             let _exiting = exiting();
-            ui.status("");
             ui.error(&CommandError::interrupted());
+            crate::cleanup::run();
             std::process::exit(ExitStatus::Interrupted.code());
         }
     };
+    #[cfg(unix)]
+    watch_endings();
     // Without the thread, Ctrl-C keeps its default action (the process ends).
     if std::thread::Builder::new()
         .name("ctrl-c".into())
+        .spawn(watcher)
+        .is_ok()
+    {
+        let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// SIGTERM and SIGHUP (the terminal was closed): the process ends as it would by default
+/// (128 + the signal), but only after the temporary folders are removed.
+#[cfg(unix)]
+fn watch_endings() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let watcher = move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let code = rt.block_on(async {
+            let (Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                let _ = ready_tx.send(());
+                return None;
+            };
+            let _ = ready_tx.send(());
+            tokio::select! {
+                _ = term.recv() => Some(128 + libc::SIGTERM),
+                _ = hup.recv() => Some(128 + libc::SIGHUP),
+            }
+        });
+        if let Some(code) = code {
+            let _exiting = exiting();
+            crate::cleanup::run();
+            std::process::exit(code);
+        }
+    };
+    if std::thread::Builder::new()
+        .name("endings".into())
         .spawn(watcher)
         .is_ok()
     {

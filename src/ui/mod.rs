@@ -95,10 +95,27 @@ impl Ui {
         self.color
     }
 
-    /// Every message line reaches stderr through the sanitizer's backstop.
+    /// Every message line reaches stderr through the sanitizer's backstop, above a live
+    /// spinner (written onto the spinner's line, it would stay there beside a stale frame).
     fn err_line(&self, s: &str) {
-        let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "{}", sanitize::sanitize_line(s));
+        let line = sanitize::sanitize_line(s);
+        let write = || {
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "{line}");
+        };
+        let live = if IN_SUSPEND.get() {
+            None
+        } else {
+            live_spinners().first().cloned()
+        };
+        match live {
+            Some(bar) => {
+                IN_SUSPEND.set(true);
+                bar.suspend(write);
+                IN_SUSPEND.set(false);
+            }
+            None => write(),
+        }
     }
 
     /// A plain status line on stderr.
@@ -135,6 +152,23 @@ impl Ui {
     /// may quote a server (Graph's or the portal's message, a tenant's name), so each passes
     /// the sanitizer.
     pub fn error(&self, e: &CommandError) {
+        if e.status == crate::error::ExitStatus::Interrupted {
+            return self.interrupted(&e.message);
+        }
+        // Waiting on Microsoft is where the run stands, not a failure: a status line.
+        if e.status == crate::error::ExitStatus::Waiting {
+            if !e.message.is_empty() {
+                self.err_line(&format!(
+                    "{} {}",
+                    Style::new().yellow().bold().apply_to("waiting:"),
+                    Untrusted(&e.message)
+                ));
+            }
+            for h in &e.hints {
+                self.hint(sanitize(h));
+            }
+            return;
+        }
         self.err_line(&format!(
             "{} {}",
             Style::new().red().bold().apply_to("error:"),
@@ -172,6 +206,19 @@ impl Ui {
         for h in &e.hints {
             self.hint(sanitize(h));
         }
+    }
+
+    /// Ctrl-C's one line, on a line of its own: live spinners stop first, and on a terminal
+    /// the line they (or the echoed `^C`) left is cleared and the cursor shown again.
+    fn interrupted(&self, msg: &str) {
+        let stopped = stop_spinners();
+        let mut e = std::io::stderr().lock();
+        if self.live {
+            let _ = write!(e, "\r\x1b[2K\x1b[?25h");
+        } else if stopped {
+            let _ = writeln!(e);
+        }
+        let _ = writeln!(e, "{}", sanitize::sanitize_line(msg));
     }
 
     /// Human output for stdout (tables, records). Commands print JSON with [`Ui::write_json`].
@@ -288,7 +335,7 @@ impl Ui {
         let dialoguer::Error::IO(io) = &e;
         if io.kind() == std::io::ErrorKind::Interrupted {
             interrupt::note();
-            self.status(""); // off the prompt's line
+            self.status(""); // off the prompt's line, which stays on the screen
             return CommandError::interrupted();
         }
         crate::error::failed("the prompt was interrupted").with_source(e)
@@ -305,12 +352,48 @@ impl Ui {
             );
             pb.set_message(msg);
             pb.enable_steady_tick(Duration::from_millis(100));
+            live_spinners().push(pb.clone());
             Spinner { bar: Some(pb) }
         } else {
             self.status(format!("… {msg}"));
             Spinner { bar: None }
         }
     }
+}
+
+/// A secret's lifetime as a person says it: "12 months" from about 60 days on (a 12-month
+/// secret has 364 days left the day after), else "45 days".
+pub fn lifetime(days: i64) -> String {
+    match days {
+        1 => "1 day".into(),
+        d if d < 60 => format!("{d} days"),
+        d => format!("{} months", d / 30),
+    }
+}
+
+/// `text` cut to `max` columns at a word boundary, with "…" (a reason is never cut mid-word).
+pub fn cut_words(text: &str, max: usize) -> String {
+    if console::measure_text_width(text) <= max {
+        return text.to_string();
+    }
+    let room = max.saturating_sub(1);
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let next = if out.is_empty() {
+            word.to_string()
+        } else {
+            format!("{out} {word}")
+        };
+        if console::measure_text_width(&next) > room {
+            break;
+        }
+        out = next;
+    }
+    let out = out.trim_end_matches([',', ';', ':', ' ']).to_string();
+    if out.is_empty() {
+        return console::truncate_str(text, max, "…").into_owned();
+    }
+    format!("{out}…")
 }
 
 /// A running step's spinner. Finish it with `done`/`fail`, or drop it to clear it.
@@ -336,8 +419,13 @@ impl Spinner {
 
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.bar {
-            Some(b) => b.suspend(f),
-            None => f(),
+            Some(b) if !IN_SUSPEND.get() => {
+                IN_SUSPEND.set(true);
+                let r = b.suspend(f);
+                IN_SUSPEND.set(false);
+                r
+            }
+            _ => f(),
         }
     }
 
@@ -352,6 +440,29 @@ impl Drop for Spinner {
     fn drop(&mut self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+            live_spinners().retain(|s| !s.is_finished());
         }
     }
+}
+
+thread_local! {
+    /// This thread is inside a spinner's `suspend` (which must not be entered twice).
+    static IN_SUSPEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Every spinner on the screen, so that Ctrl-C (on the watcher's thread) can stop them
+/// before it prints: a spinner ticking on would draw over the interruption's line.
+fn live_spinners() -> std::sync::MutexGuard<'static, Vec<ProgressBar>> {
+    static LIVE: std::sync::Mutex<Vec<ProgressBar>> = std::sync::Mutex::new(Vec::new());
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops and clears every live spinner; whether there was one.
+fn stop_spinners() -> bool {
+    let bars = std::mem::take(&mut *live_spinners());
+    for b in &bars {
+        b.finish_and_clear();
+    }
+    !bars.is_empty()
 }

@@ -173,7 +173,8 @@ impl Progress for UiProgress {
                 asked_months,
                 max_days,
             } => format!(
-                "This tenant's app management policy refuses a {asked_months}-month secret; create one for {max_days} days (the longest it allows) instead?"
+                "This tenant's app management policy refuses a {asked_months}-month secret; create one for {} (the longest it allows) instead?",
+                super::lifetime(i64::from(*max_days))
             ),
             Question::Adopt { app } => format!(
                 "Adopt app {} (signInAudience {}, owners: {}, {} credential(s)) as hal-onboard's and grant it Hal's 15 application permissions?",

@@ -490,6 +490,15 @@ pub enum WizardError {
 }
 
 impl WizardError {
+    /// Ctrl-C stopped the step (the Exchange bridge ended PowerShell): nothing failed.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, WizardError::Step { source: Some(s), .. }
+        if matches!(
+            s.downcast_ref::<crate::microsoft::exchange::ExchangeError>(),
+            Some(crate::microsoft::exchange::ExchangeError::Interrupted)
+        ))
+    }
+
     pub fn graph(step: StepId) -> impl FnOnce(GraphError) -> WizardError {
         move |source| WizardError::Graph {
             step: Some(step),
@@ -1344,6 +1353,8 @@ impl<'a> Wizard<'a> {
                 self.progress.event(Event::Info(why));
                 Ok(())
             }
+            // Stopped, not failed: the step stays as it was, to be resumed.
+            Err(e) if e.is_interrupted() => Err(e),
             Err(e) => {
                 cx.record
                     .step_mut(id)

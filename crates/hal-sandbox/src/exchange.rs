@@ -69,7 +69,7 @@ pub struct ExchangeScenario {
 }
 
 /// Calls seen, per tenant.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeCounters {
     pub connects: u32,
@@ -83,7 +83,7 @@ pub struct ExchangeCounters {
 }
 
 /// One tenant's Exchange Online, as tests see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeSnapshot {
     pub scenario: ExchangeScenario,
@@ -179,6 +179,21 @@ impl ExchangeSim {
 
     pub fn snapshot(&self, id: Uuid) -> Option<ExchangeSnapshot> {
         self.tenants.lock().unwrap().get(&id).cloned()
+    }
+
+    /// Every tenant's Exchange Online and the machine's module, to keep across runs.
+    pub fn saved(&self) -> (HashMap<Uuid, ExchangeSnapshot>, bool) {
+        (
+            self.tenants.lock().unwrap().clone(),
+            self.module_installed(),
+        )
+    }
+
+    /// Puts back what [`ExchangeSim::saved`] returned.
+    pub fn restore(&self, tenants: HashMap<Uuid, ExchangeSnapshot>, module_installed: bool) {
+        *self.tenants.lock().unwrap() = tenants;
+        self.module_installed
+            .store(module_installed, Ordering::SeqCst);
     }
 
     pub fn module_installed(&self) -> bool {

@@ -21,6 +21,7 @@ pub mod login;
 pub mod manage;
 pub mod odata;
 pub mod partner_center;
+mod persist;
 pub mod portal;
 pub mod pwsh;
 pub mod scenario;
@@ -99,6 +100,35 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     /// Makes a CA (written to `dir/ca.pem`), binds 127.0.0.1 on a free port and serves.
     pub async fn start(scenario: Scenario, dir: &Path) -> Result<Sandbox, SandboxError> {
+        Self::serve(scenario, dir, false).await
+    }
+
+    /// Like [`Sandbox::start`], but the cloud lasts: what an earlier run kept in
+    /// `dir/cloud.json` (its scenario, tenants, Exchange, portal and signing key) is served
+    /// again, and every request that may change something is saved there. `scenario` is used
+    /// only when `dir` holds nothing yet.
+    pub async fn start_kept(scenario: Scenario, dir: &Path) -> Result<Sandbox, SandboxError> {
+        Self::serve(scenario, dir, true).await
+    }
+
+    /// Whether `dir` holds a cloud kept by [`Sandbox::start_kept`].
+    pub fn is_kept(dir: &Path) -> bool {
+        dir.join(persist::FILE).exists()
+    }
+
+    async fn serve(scenario: Scenario, dir: &Path, keep: bool) -> Result<Sandbox, SandboxError> {
+        let saved = if keep {
+            persist::load(dir).map_err(|source| SandboxError::Write {
+                path: dir.join(persist::FILE).display().to_string(),
+                source,
+            })?
+        } else {
+            None
+        };
+        let scenario = match &saved {
+            Some(s) => s.scenario.clone(),
+            None => scenario,
+        };
         scenario.validate()?;
         crate::contract::install_crypto_provider();
         let pki = tls::make().map_err(SandboxError::Tls)?;
@@ -113,10 +143,12 @@ impl Sandbox {
         listener.set_nonblocking(true).map_err(SandboxError::Bind)?;
         let port = listener.local_addr().map_err(SandboxError::Bind)?.port();
         let base = Url::parse(&format!("https://127.0.0.1:{port}/")).expect("base URL");
-        let state = Arc::new(State::new(&scenario, token::Signer::random(), base));
-        if let Some(p) = &scenario.partner {
-            gdap::install(&mut state.lock(), p, state.signer.clock().now_unix());
-        }
+        let signer = saved
+            .as_ref()
+            .and_then(|s| persist::decode_key(&s.key))
+            .map(|k| token::Signer::from_key(&k))
+            .unwrap_or_else(token::Signer::random);
+        let state = Arc::new(State::new(&scenario, signer, base));
 
         let portal = portal::PortalSim::new(&scenario.portal);
         let exchange = Arc::new(exchange::ExchangeSim::new(
@@ -138,7 +170,39 @@ impl Sandbox {
                 exchange.set_initial_domain(t.id, d);
             }
         }
-        let app = router(state.clone(), portal.clone(), exchange.clone());
+        let mut app = router(state.clone(), portal.clone(), exchange.clone());
+        if keep {
+            let keeper = Arc::new(Keeper {
+                dir: dir.to_path_buf(),
+                scenario: scenario.clone(),
+                state: state.clone(),
+                portal: portal.clone(),
+                exchange: exchange.clone(),
+            });
+            if let Some(saved) = saved {
+                keeper.restore(saved);
+            }
+            keeper.save().map_err(|source| SandboxError::Write {
+                path: dir.join(persist::FILE).display().to_string(),
+                source,
+            })?;
+            app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
+                let keeper = keeper.clone();
+                async move {
+                    let changes = req.method() != axum::http::Method::GET;
+                    let resp = next.run(req).await;
+                    if changes && let Err(e) = keeper.save() {
+                        eprintln!("sandbox: cannot save the cloud: {e}");
+                    }
+                    resp
+                }
+            }));
+        }
+        // After a restore, so that a kept cloud gets its partner side (and Partner Center's
+        // principal) back too.
+        if let Some(p) = &scenario.partner {
+            gdap::install(&mut state.lock(), p, state.signer.clock().now_unix());
+        }
         let handle = axum_server::Handle::new();
         let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
         let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
@@ -307,6 +371,55 @@ impl Sandbox {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// Saves a lasting sandbox ([`Sandbox::start_kept`]).
+struct Keeper {
+    dir: PathBuf,
+    scenario: Scenario,
+    state: Arc<State>,
+    portal: portal::PortalSim,
+    exchange: Arc<exchange::ExchangeSim>,
+}
+
+impl Keeper {
+    fn restore(&self, saved: persist::Saved) {
+        {
+            let mut inner = self.state.lock();
+            for t in saved.tenants {
+                if let Some(ts) = inner.tenant_mut(t.scenario.id) {
+                    t.restore(ts);
+                }
+            }
+        }
+        self.exchange
+            .restore(saved.exchange, saved.module_installed);
+        self.portal.restore(saved.portal);
+    }
+
+    fn save(&self) -> std::io::Result<()> {
+        let tenants = self
+            .state
+            .lock()
+            .tenants
+            .iter()
+            .map(persist::SavedTenant::of)
+            .collect();
+        let (exchange, module_installed) = self.exchange.saved();
+        let saved = persist::Saved {
+            version: 1,
+            scenario: self.scenario.clone(),
+            key: persist::encode_key(self.state.signer.key()),
+            tenants,
+            exchange,
+            module_installed,
+            portal: self.portal.saved(),
+        };
+        // One writer at a time: requests run concurrently.
+        static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        persist::store(&self.dir, &saved)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::contract::{StatusUpdate, Submission};
 pub const DEFAULT_TOKEN: &str = "sandbox-portal-token";
 
 /// What the portal holds for one tenant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Received {
     pub submission: Submission,
     pub idempotency_key: String,
@@ -33,6 +33,7 @@ pub struct Received {
     pub writes: u32,
     /// The last status update (PATCH), if any came after the credentials.
     pub status: Option<StatusUpdate>,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
 }
 
@@ -69,6 +70,16 @@ impl PortalSim {
     /// What the portal holds for a tenant (tests compare it with what works).
     pub fn received(&self, tenant_id: &str) -> Option<Received> {
         self.inner.lock().unwrap().tenants.get(tenant_id).cloned()
+    }
+
+    /// Everything the portal holds, to keep across runs.
+    pub fn saved(&self) -> HashMap<String, Received> {
+        self.inner.lock().unwrap().tenants.clone()
+    }
+
+    /// Puts back what [`PortalSim::saved`] returned.
+    pub fn restore(&self, tenants: HashMap<String, Received>) {
+        self.inner.lock().unwrap().tenants = tenants;
     }
 
     pub fn request_count(&self) -> u32 {
@@ -126,12 +137,24 @@ impl PortalSim {
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(sim: PortalSim) -> Router<S> {
+    let slow = sim.clone();
     Router::new()
         .route("/api/v1/m365/tenants", get(list).post(create))
         .route(
             "/api/v1/m365/tenants/{tenant_id}",
             get(read).put(replace).patch(update_status),
         )
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let latency = slow.inner.lock().unwrap().config.latency_ms;
+                async move {
+                    if latency > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+                    }
+                    next.run(req).await
+                }
+            },
+        ))
         .with_state(sim)
 }
 

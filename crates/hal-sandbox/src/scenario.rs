@@ -41,6 +41,8 @@ pub struct PortalScenario {
     /// Every request is answered `200 OK` with an HTML page, as a captive portal or a wrong URL
     /// does: nothing it answers may count as accepted.
     pub html_answers: bool,
+    /// Milliseconds added to every portal answer (to interrupt a run while it sends).
+    pub latency_ms: u64,
 }
 
 /// The Microsoft cloud a tenant lives in. The sandbox serves every tenant on 127.0.0.1 alike;

@@ -206,14 +206,14 @@ pub struct TenantState {
 }
 
 /// An owner of an application, as `directoryObject` (a user here).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Owner {
     pub id: Uuid,
     pub user_principal_name: String,
     pub display_name: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SecretState {
     pub text: String,
     pub failures_left: u32,
@@ -357,7 +357,7 @@ fn first_party_sp(
 }
 
 /// Graph's `application` (the subset an onboarding wizard touches).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     pub id: Uuid,
@@ -393,7 +393,7 @@ pub struct ResourceAccess {
 }
 
 /// Metadata only: the secret text is returned once by addPassword and never stored here.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordCredential {
     pub custom_key_identifier: Option<String>,
@@ -405,7 +405,7 @@ pub struct PasswordCredential {
     pub start_date_time: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicePrincipal {
     pub id: Uuid,
@@ -421,7 +421,7 @@ pub struct ServicePrincipal {
     pub created_date_time: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRole {
     pub allowed_member_types: Vec<String>,
@@ -433,7 +433,7 @@ pub struct AppRole {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRoleAssignment {
     pub id: String,

@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error, waiting};
+use crate::error::{CommandError, CommandResult, ExitStatus, failed, user_error};
 use crate::secrets::SecretStore;
 use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, Session};
 use crate::store::{StepId, TenantRecord};
@@ -122,9 +122,18 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         match onboard(ctx, args, &tenant, name.as_deref()) {
             Ok(_) => onboarded += 1,
             Err(e) => {
+                // Waiting only on UAL's propagation: the app side is done, and Hal's delays apply.
+                let waiting = e.status == ExitStatus::Waiting;
                 if !ui.interactive() || ui.json() || interrupt::requested() {
+                    if waiting && !ui.json() {
+                        delays_ahead(ui);
+                    }
                     return Err(e);
                 }
+                if waiting {
+                    onboarded += 1;
+                }
+                // Shown once, here, under the tenant it is about.
                 ui.error(&e);
                 worst = Some(match worst.take() {
                     Some(w) if w.status == ExitStatus::Failed => w,
@@ -149,11 +158,8 @@ pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     }
     match worst {
         // Errors were shown as they happened; the exit status keeps the worst.
-        Some(e) if e.status == ExitStatus::Waiting => Err(CommandError::new(
-            e.status,
-            "unified audit logging still waits on Microsoft for a tenant",
-        )
-        .hint("Run `hal-onboard ual retry --watch` to finish it; `hal-onboard list` shows where each tenant stands.")),
+        // Each waiting tenant said so as it ended: the exit status only.
+        Some(e) if e.status == ExitStatus::Waiting => Err(CommandError::shown(e.status)),
         Some(e) => Err(
             CommandError::new(e.status, "not every tenant was onboarded")
                 .hint("Run `hal-onboard list` to see where each tenant stands."),
@@ -182,9 +188,18 @@ fn ask_tenant(ctx: &Ctx) -> CommandResult<TenantName> {
             &format!("Customer tenant: a verified domain or the tenant ID{hint}"),
             "the tenant (e.g. `hal-onboard tenant add contoso.onmicrosoft.com`)",
         )?;
-        match t.parse() {
-            Ok(t) => return Ok(t),
-            Err(e) => ctx.ui.warning(format!("{e}.")),
+        let t: TenantName = match t.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                ctx.ui.warning(e.to_string());
+                continue;
+            }
+        };
+        // A tenant Microsoft does not know is asked for again, not the end of the run.
+        match ctx.tenant_cloud_blocking(&t) {
+            Ok(_) => return Ok(t),
+            Err(e) if e.status == ExitStatus::Usage && !interrupt::requested() => ctx.ui.error(&e),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -475,14 +490,7 @@ fn onboard(
         )));
     }
     if rec.steps.exchange.status == crate::store::StepStatus::Waiting {
-        return Err(waiting(format!(
-            "{} is onboarded except unified audit logging, which waits on Microsoft (the organization's customization is still propagating)",
-            rec.primary_domain
-        ))
-        .hint(format!(
-            "Run `hal-onboard ual retry {}` in 15–30 minutes, or `hal-onboard ual retry --watch` to keep trying.",
-            rec.primary_domain
-        )));
+        return Err(CommandError::ual_waiting());
     }
     Ok(rec)
 }
@@ -633,7 +641,10 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
             row.tenant
         )));
         let r = onboard(ctx, args, &row.tenant, row.display_name.as_deref());
-        if let Err(e) = &r {
+        // A waiting tenant is in the summary, and the run ends saying what finishes them.
+        if let Err(e) = &r
+            && e.status != ExitStatus::Waiting
+        {
             ui.error(e);
         }
         results.push((row.tenant.to_string(), r));
@@ -649,7 +660,10 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
             Ok(_) => ("onboarded", String::new()),
             Err(e) if e.status == ExitStatus::Waiting => {
                 waits += 1;
-                ("waiting", e.message.clone())
+                (
+                    "waiting",
+                    "unified audit logging is propagating".to_string(),
+                )
             }
             Err(e) => {
                 failures += 1;
@@ -681,10 +695,7 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
         ))
         .hint("Fix what each error says, then run the same command again: finished tenants are skipped quickly."))
     } else if waits > 0 {
-        Err(waiting(format!(
-            "{waits} tenants wait on Microsoft for unified audit logging"
-        ))
-        .hint("Run `hal-onboard ual retry --watch` to finish them."))
+        Err(CommandError::ual_waiting())
     } else {
         Ok(())
     }

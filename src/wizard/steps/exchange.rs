@@ -292,6 +292,7 @@ impl super::Step for ExchangeStep {
     ) -> Result<super::StepOutcome, crate::wizard::WizardError> {
         let domain = cx.record.primary_domain.clone();
         let kept = cx.record.steps.exchange.clone();
+        let ual_before = cx.record.ual.clone();
         let result = async {
             let ops = self.ops.ops_for(cx.record).await?;
             let r = resume(ops.as_ref(), cx.record, &NoProgress).await;
@@ -307,11 +308,8 @@ impl super::Step for ExchangeStep {
                     None => o.summary(),
                 }))
             }
-            Ok((o, _)) => Ok(super::StepOutcome::Waiting(format!(
-                "{} {}",
-                o.summary(),
-                o.hint(&domain).unwrap_or_default()
-            ))),
+            // The run's end names the command that finishes it (once per screen).
+            Ok((o, _)) => Ok(super::StepOutcome::Waiting(o.summary())),
             // This machine's PowerShell or module: the tenant is not at fault, the Graph steps
             // go on, and the record says what to run.
             Err(e) if e.is_prerequisite() => {
@@ -328,9 +326,10 @@ impl super::Step for ExchangeStep {
                 })
             }
             Err(e) => {
-                if !matches!(e, ExchangeError::Interrupted)
-                    && cx.record.ual.state != UalState::WaitingPropagation
-                {
+                if matches!(e, ExchangeError::Interrupted) {
+                    // Stopped by Ctrl-C: the attempt that was under way is not counted.
+                    cx.record.ual = ual_before;
+                } else if cx.record.ual.state != UalState::WaitingPropagation {
                     cx.record.ual.state = UalState::Failed;
                 }
                 Err(crate::wizard::WizardError::Step {
