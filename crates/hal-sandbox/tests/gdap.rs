@@ -726,3 +726,43 @@ async fn pending_assignment_refuses_until_active_and_unknown_app_is_700016() {
     let (s, v) = redeem_at(&sb, &c, ACTIVE, &single, &rt).await;
     assert_eq!((s, aadsts(&v)), (StatusCode::BAD_REQUEST, 700016), "{v}");
 }
+
+#[tokio::test]
+async fn a_kept_partner_cloud_keeps_its_relationships_and_consents() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::start_kept(scenario(true), dir.path())
+        .await
+        .unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
+    let app = register_app(&sb, &c, "AzureADMultipleOrgs").await;
+    let pc = msp_token(
+        &sb,
+        "https://api.partnercenter.microsoft.com/user_impersonation",
+    );
+    assert_eq!(
+        consent(&sb, &c, ACTIVE, &app, &pc).await.0,
+        StatusCode::CREATED
+    );
+    sb.shutdown().await;
+
+    let sb = Sandbox::start_kept(Scenario::default(), dir.path())
+        .await
+        .unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
+    let (s, v) = get(
+        &c,
+        graph(&sb, "tenantRelationships/delegatedAdminRelationships"),
+        &msp_token(&sb, REL_SCOPE),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["value"].as_array().unwrap().len(), 6);
+    let pc = msp_token(
+        &sb,
+        "https://api.partnercenter.microsoft.com/user_impersonation",
+    );
+    assert_eq!(
+        consent(&sb, &c, ACTIVE, &app, &pc).await.0,
+        StatusCode::CONFLICT
+    );
+}
