@@ -766,3 +766,47 @@ async fn a_kept_partner_cloud_keeps_its_relationships_and_consents() {
         StatusCode::CONFLICT
     );
 }
+
+/// A GDAP token's `wids` are what the customer's Graph enforces: a Microsoft Graph app-role
+/// grant needs Privileged Role Administrator there, Application Administrator is refused.
+#[tokio::test]
+async fn customer_graph_enforces_the_gdap_roles() {
+    let (sb, c, _d) = start(true).await;
+    let rt = rt_for_cli(&sb, &c).await;
+    let mut outcomes = vec![];
+    for customer in [APP_ADMIN_ONLY, ACTIVE] {
+        let (s, v) = redeem_at(&sb, &c, customer, catalog_cli(), &rt).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let at = v["access_token"].as_str().unwrap().to_string();
+        let post =
+            |path: &str, body: Value| c.post(graph(&sb, path)).bearer_auth(&at).json(&body).send();
+        let r = post("applications", json!({"displayName": "Hal"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "both roles may create apps"
+        );
+        let app: Value = r.json().await.unwrap();
+        let r = post("servicePrincipals", json!({"appId": app["appId"]}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let sp: Value = r.json().await.unwrap();
+        let mut q = graph(&sb, "servicePrincipals");
+        q.query_pairs_mut()
+            .append_pair("$filter", "appId eq '00000003-0000-0000-c000-000000000000'");
+        let (_, list) = get(&c, q, &at).await;
+        let graph_sp = list["value"][0]["id"].as_str().unwrap().to_string();
+        let r = post(
+            &format!("servicePrincipals/{graph_sp}/appRoleAssignedTo"),
+            json!({"principalId": sp["id"], "resourceId": graph_sp,
+                   "appRoleId": "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"}),
+        )
+        .await
+        .unwrap();
+        outcomes.push(r.status());
+    }
+    assert_eq!(outcomes, [StatusCode::FORBIDDEN, StatusCode::CREATED]);
+}
