@@ -17,6 +17,8 @@ pub const O365_MANAGEMENT_APP_ID: &str = "c5393580-f805-4401-95e8-94b7a6ef2fc2";
 pub const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
 /// Windows Azure Service Management API (Azure Resource Manager)'s application ID: the resource
 /// `az login` and azure-identity's developer credentials sign in to.
+/// Microsoft Partner Center (`https://api.partnercenter.microsoft.com`).
+pub const PARTNER_CENTER_APP_ID: &str = "fa3d9a0c-3fb0-42cc-9193-47c7ecd2edbd";
 pub const ARM_APP_ID: &str = "797f4846-ba00-4fd7-ba43-dac1f8f63013";
 /// The public client ID of Microsoft Graph Command Line Tools (a first-party public client).
 pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
@@ -309,6 +311,9 @@ pub fn resource_app_id(resource: &str) -> Option<&'static str> {
         | "https://management.core.chinacloudapi.cn"
         | "https://management.chinacloudapi.cn"
         | ARM_APP_ID => Some(ARM_APP_ID),
+        "https://api.partnercenter.microsoft.com" | PARTNER_CENTER_APP_ID => {
+            Some(PARTNER_CENTER_APP_ID)
+        }
         _ => None,
     }
 }

@@ -592,6 +592,18 @@ fn dispatch_inner(
     body: Option<Value>,
 ) -> GResp {
     let mut inner = state.lock();
+    if let Some(r) = super::gdap::graph(
+        &inner,
+        caller,
+        method.as_str(),
+        path,
+        query,
+        body.as_ref(),
+        &state.url("graph"),
+        state.signer.clock().now_unix(),
+    ) {
+        return r;
+    }
     let Some(t) = inner.tenant_mut(caller.tenant) else {
         return unauthorized("Access token validation failure.");
     };

@@ -15,10 +15,12 @@ pub mod catalog;
 pub mod contract;
 pub mod discovery;
 pub mod exchange;
+pub mod gdap;
 pub mod graph;
 pub mod login;
 pub mod manage;
 pub mod odata;
+pub mod partner_center;
 mod persist;
 pub mod portal;
 pub mod pwsh;
@@ -196,6 +198,11 @@ impl Sandbox {
                 }
             }));
         }
+        // After a restore, so that a kept cloud gets its partner side (and Partner Center's
+        // principal) back too.
+        if let Some(p) = &scenario.partner {
+            gdap::install(&mut state.lock(), p, state.signer.clock().now_unix());
+        }
         let handle = axum_server::Handle::new();
         let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
         let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
@@ -236,6 +243,12 @@ impl Sandbox {
     /// Base of the MSP portal simulator's routes (`HAL_PORTAL_URL`).
     pub fn portal_url(&self) -> Url {
         self.state.url("portal")
+    }
+
+    /// Partner Center's API root (what `HAL_ONBOARD_PARTNER_CENTER_URL` will name); clients
+    /// append `v1/customers/{customer}/applicationconsents`.
+    pub fn partner_center_url(&self) -> Url {
+        self.state.url("partnercenter")
     }
 
     /// The CA certificate (`HAL_ONBOARD_CA_CERT`).
@@ -420,7 +433,8 @@ pub fn router(
         .merge(login::router())
         .merge(discovery::router())
         .nest("/graph", graph::router())
-        .nest("/manage", manage::router());
+        .nest("/manage", manage::router())
+        .nest("/partnercenter", partner_center::router());
     // The Exchange simulator: self-contained (its own state, the sandbox's signer).
     let app = app.nest_service("/exchange", exchange::router(exchange));
     // ------------------------------------------------------------------------------------

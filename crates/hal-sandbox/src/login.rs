@@ -651,7 +651,7 @@ fn device_code_grant(
 fn refresh_grant(
     state: &State,
     inner: &mut Inner,
-    _tid: Uuid,
+    tid: Uuid,
     f: &HashMap<String, String>,
 ) -> Result<Response, Response> {
     let rt = required(f, "refresh_token")?;
@@ -700,6 +700,7 @@ fn refresh_grant(
         return Err(refusal(inner, tid, client_id, code));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
+    let claims = gdap_claims(state, inner, tid, client_id, claims)?;
     let v = mint_user(
         state,
         inner,
@@ -709,6 +710,53 @@ fn refresh_grant(
         &SignInExtras::from_form(f),
     )?;
     Ok(Json(v).into_response())
+}
+
+/// A partner technician's refresh token redeemed at a customer's authority (GDAP): the token
+/// is the customer's (`tid`), carries the roles of the technician's active access assignments
+/// there (`wids`) and the partner as identity provider (`idp`), and no `oid`/`upn` of the
+/// customer's. Other refresh tokens pass unchanged.
+fn gdap_claims(
+    state: &State,
+    inner: &Inner,
+    tid: Uuid,
+    client_id: &str,
+    claims: Claims,
+) -> Result<Claims, Response> {
+    let Some(p) = inner.partner.as_ref() else {
+        return Ok(claims);
+    };
+    let msp = p.scenario.tenant;
+    if claims.tid != msp.to_string() || tid == msp {
+        return Ok(claims);
+    }
+    let user = Uuid::parse_str(&claims.oid).unwrap_or_default();
+    let now = state.signer.clock().now_unix();
+    match super::gdap::customer_sign_in(inner, p, user, tid, client_id, now) {
+        Ok(roles) => Ok(Claims {
+            tid: tid.to_string(),
+            oid: String::new(),
+            upn: None,
+            idp: Some(format!("https://sts.windows.net/{msp}/")),
+            wids: roles,
+            iss: format!("https://sts.windows.net/{tid}/"),
+            ..claims
+        }),
+        Err(50020) => {
+            let t = inner.tenant(tid).expect("resolved tenant");
+            Err(bad(
+                "invalid_request",
+                50020,
+                &format!(
+                    "User account '{}' from identity provider 'https://sts.windows.net/{msp}/' does not exist in tenant '{}' and cannot access the application '{client_id}'({}) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.",
+                    claims.upn.as_deref().unwrap_or(""),
+                    t.scenario.display_name,
+                    client_name(inner, client_id)
+                ),
+            ))
+        }
+        Err(code) => Err(refusal(inner, tid, client_id, code)),
+    }
 }
 
 fn client_credentials(

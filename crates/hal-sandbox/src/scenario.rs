@@ -15,6 +15,9 @@ use super::exchange::ExchangeScenario;
 pub struct Scenario {
     pub tenants: Vec<TenantScenario>,
     pub portal: PortalScenario,
+    /// An MSP (partner) tenant and its GDAP relationships to the other tenants (gdap.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<super::gdap::PartnerScenario>,
 }
 
 impl Default for Scenario {
@@ -22,6 +25,7 @@ impl Default for Scenario {
         Scenario {
             tenants: vec![TenantScenario::default()],
             portal: PortalScenario::default(),
+            partner: None,
         }
     }
 }
@@ -272,6 +276,7 @@ impl Scenario {
         Scenario {
             tenants: vec![t],
             portal: PortalScenario::default(),
+            partner: None,
         }
     }
 
@@ -312,6 +317,14 @@ impl Scenario {
                     return Err(ScenarioError::Invalid(format!("domain {d} appears twice")));
                 }
             }
+        }
+        if let Some(p) = &self.partner
+            && !ids.contains(&p.tenant)
+        {
+            return Err(ScenarioError::Invalid(format!(
+                "the partner tenant {} is not one of the tenants",
+                p.tenant
+            )));
         }
         Ok(())
     }

@@ -30,6 +30,8 @@ pub struct Inner {
     pub device_codes: HashMap<String, DeviceCode>,
     pub auth_codes: HashMap<String, AuthCode>,
     pub requests: Vec<RequestLogEntry>,
+    /// The MSP's GDAP side, when the scenario has one (gdap.rs).
+    pub partner: Option<super::gdap::Partner>,
 }
 
 impl State {

@@ -19,12 +19,18 @@ pub struct Claims {
     pub iss: String,
     /// Tenant the token was issued in.
     pub tid: String,
-    /// Object ID of the user or service principal.
+    /// Object ID of the user or service principal; absent from a partner technician's GDAP
+    /// token in a customer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub oid: String,
     /// The client application's ID.
     pub appid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upn: Option<String>,
+    /// The identity provider of a user from another tenant: `https://sts.windows.net/{partner
+    /// tenant}/` in a GDAP token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
     /// Delegated scopes, space separated (user tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
