@@ -241,3 +241,26 @@ async fn ual_retry_tells_the_portal_and_list_shows_it_stale_until_sent() {
         "the secret was not resent"
     );
 }
+
+/// The step's line is one sentence: the role used goes inside it, not after its full stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_line_names_the_role_inside_its_sentence() {
+    let env = Env::start(tenant(
+        4401,
+        ExchangeScenario {
+            dehydrated: false,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let out = env
+        .run(&["tenant", "add", "t4401.onmicrosoft.com", "--yes"])
+        .await;
+    let e = err(&out);
+    assert_eq!(out.status.code(), Some(0), "{e}");
+    assert!(
+        e.contains("after it is enabled (signed in to Exchange Online as Global Administrator)."),
+        "{e}"
+    );
+    assert!(!e.contains(". (signed in"), "{e}");
+}

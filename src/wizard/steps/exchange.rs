@@ -308,7 +308,10 @@ impl super::Step for ExchangeStep {
         match result {
             Ok((o @ ExchangeOutcome::Enabled { .. }, role)) => {
                 Ok(super::StepOutcome::Done(match role {
-                    Some(r) => format!("{} (signed in to Exchange Online as {r})", o.summary()),
+                    Some(r) => format!(
+                        "{} (signed in to Exchange Online as {r}).",
+                        o.summary().trim_end_matches('.')
+                    ),
                     None => o.summary(),
                 }))
             }
