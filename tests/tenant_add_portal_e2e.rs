@@ -226,6 +226,13 @@ async fn batch_file_with_a_bad_line_does_the_others() {
     );
     assert!(err.contains(":3: skipped"), "the bad line is named: {err}");
     assert!(err.contains("Summary"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`hal-onboard tenant add --from {}` again",
+            file.display()
+        )),
+        "the way on names the exact command: {err}"
+    );
     for t in [env.id, uuid::Uuid::from_u128(0x5e50_0006)] {
         assert!(
             env.sb.portal().received(&t.to_string()).is_some(),

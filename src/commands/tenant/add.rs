@@ -574,6 +574,18 @@ fn show_credentials(ctx: &Ctx, args: &AddArgs, rec: &TenantRecord, secrets: &dyn
     }
 }
 
+/// A path as one shell word in a hint the technician copies.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The two delays Hal will see after a run, said once (Microsoft's own figures): so that an
 /// empty first poll is not taken for a fault.
 fn delays_ahead(ui: &Ui) {
@@ -693,10 +705,25 @@ fn add_from_file(ctx: &Ctx, args: &AddArgs, file: &Path) -> CommandResult {
             "{failures} of {} rows did not finish",
             results.len() + bad.len()
         ))
-        .hint("Fix what each error says, then run the same command again: finished tenants are skipped quickly."))
+        .hint(format!(
+            "Fix what each error says, then run `hal-onboard tenant add --from {}` again (with the same options): finished tenants are skipped quickly.",
+            shell_word(&file.display().to_string())
+        )))
     } else if waits > 0 {
         Err(CommandError::ual_waiting())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_path_in_a_hint_is_one_shell_word() {
+        assert_eq!(shell_word("/tmp/tenants.csv"), "/tmp/tenants.csv");
+        assert_eq!(shell_word("my tenants.csv"), "'my tenants.csv'");
+        assert_eq!(shell_word("it's.csv"), "'it'\\''s.csv'");
     }
 }
