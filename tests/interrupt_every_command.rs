@@ -60,7 +60,11 @@ fn assert_interrupted(out: &Output) {
         "exit status {:?}; stderr: {stderr}",
         out.status
     );
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    // Issue 11: every command ends the same way, one line and no further advice.
+    const LINE: &str =
+        "interrupted: everything done so far is saved; run the same command to resume";
+    assert_eq!(stderr.matches(LINE).count(), 1, "{stderr}");
+    assert!(!stderr.contains("hint:"), "{stderr}");
 }
 
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::commands::Ctx;
-use crate::error::{CommandError, CommandResult, ExitStatus, failed, waiting};
+use crate::error::{CommandError, CommandResult, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::microsoft::signin::AuthMethod;
 use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
@@ -325,11 +325,8 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         ui.write_json(&report)?;
     }
     if interrupted {
-        return Err(CommandError::new(
-            ExitStatus::Interrupted,
-            "interrupted: every tenant is either updated or untouched",
-        )
-        .hint("Run `hal-onboard ual retry` again to continue."));
+        // The one line every command ends with on Ctrl-C (each tenant is updated or untouched).
+        return Err(CommandError::interrupted());
     }
     // Microsoft's delay, once per run rather than once per tenant.
     let all_on = report.enabled == report.tenants.len();
