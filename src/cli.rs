@@ -60,7 +60,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, value_name = "CLOUD")]
     pub cloud: Option<Cloud>,
 
-    /// Run against the built-in sandbox cloud in a throwaway home: nothing real is touched.
+    /// Run against the built-in sandbox cloud: nothing real is touched. Throwaway, unless
+    /// `--home DIR` is given: then the sandbox's cloud is kept there for the next command.
     #[arg(long, global = true)]
     pub sandbox: bool,
 

@@ -168,3 +168,17 @@ fn no_keyring_warning_when_no_secret_is_at_stake() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("keyring"), "{stderr}");
 }
+
+/// `--sandbox` is throwaway only without `--home`: its help says how to keep one.
+#[test]
+fn sandbox_help_says_home_keeps_it() {
+    let text = stdout(&hal(&["--help"]));
+    let block: String = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--sandbox"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!block.contains("in a throwaway home"), "{block}");
+    assert!(block.contains("--home"), "{block}");
+}
