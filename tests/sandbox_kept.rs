@@ -212,3 +212,32 @@ fn sigterm_removes_the_temporary_sandbox() {
 fn sighup_removes_the_temporary_sandbox() {
     ended_by(libc::SIGHUP);
 }
+
+/// A throwaway sandbox drops only the hints that name one of our commands (they would run
+/// against state that is gone); the way on that still holds, such as which `--cloud` to pass,
+/// stays, before the note that the sandbox was thrown away.
+#[test]
+fn throwaway_sandbox_keeps_a_hint_that_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/scenarios/clouds.json");
+    let out = run(
+        &tmp,
+        &[
+            "tenant",
+            "add",
+            "--sandbox",
+            "--sandbox-scenario",
+            scenario,
+            "--cloud",
+            "global",
+            "countyagency.onmicrosoft.com",
+            "--yes",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pass --cloud gcc"), "{stderr}");
+    assert!(stderr.contains("thrown away"), "{stderr}");
+}

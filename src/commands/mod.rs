@@ -443,7 +443,10 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
                 Ok(())
             }
             Err(mut e) => {
-                e.hints = vec![GONE.to_string()];
+                // A hint naming one of our commands would run it against state that is gone;
+                // any other (a flag to change, an admin to ask) still holds.
+                e.hints.retain(|h| !h.contains("`hal-onboard "));
+                e.hints.push(GONE.to_string());
                 Err(e)
             }
         };

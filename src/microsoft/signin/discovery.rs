@@ -45,7 +45,12 @@ impl TenantCloud {
         if let Some(s) = &self.region_sub_scope {
             why.push(format!("tenant_region_sub_scope {s}"));
         }
-        format!("{} ({})", cloud_name(self.cloud), why.join(", "))
+        // One pair of parentheses: "GCC (US Government Community Cloud; cloud_instance_name …)".
+        let name = cloud_name(self.cloud);
+        match name.strip_suffix(')') {
+            Some(open) => format!("{open}; {})", why.join(", ")),
+            None => format!("{name} ({})", why.join(", ")),
+        }
     }
 }
 
