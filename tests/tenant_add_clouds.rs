@@ -284,7 +284,8 @@ async fn every_command_that_signs_in_looks_the_cloud_up_first() {
         assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
-            err.contains("GCC (US Government Community Cloud)") && err.contains("GCC High"),
+            err.contains("is in GCC (US Government Community Cloud; cloud_instance_name")
+                && err.contains("GCC High"),
             "{cmd:?}: {err}"
         );
         assert_eq!(discoveries(&env).len(), 1, "{cmd:?}");
