@@ -4,115 +4,14 @@
 //! errors but hydrates, the Audit Logs role through Compliance Administrator, PowerShell 5.1
 //! with `--exchange-auth device`, and a too-old ExchangeOnlineManagement.
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use hal_onboard::store::{StepStatus, TenantStore, UalState};
+use hal_onboard::store::{StepStatus, UalState};
 use hal_sandbox::exchange::ExchangeScenario;
-use hal_sandbox::{Sandbox, Scenario, TenantScenario};
 use uuid::Uuid;
 
-struct Env {
-    sb: Sandbox,
-    dir: tempfile::TempDir,
-    pwsh: PathBuf,
-    /// Extra variables for every run (e.g. the stand-in's PowerShell version).
-    extra: Vec<(String, String)>,
-}
-
-impl Env {
-    async fn start(t: TenantScenario) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let sb = Sandbox::start(
-            Scenario {
-                tenants: vec![t],
-                ..Scenario::default()
-            },
-            &dir.path().join("sandbox"),
-        )
-        .await
-        .unwrap();
-        let pwsh = hal_sandbox::pwsh::install_standin(
-            &dir.path().join("bin"),
-            std::path::Path::new(env!("CARGO_BIN_EXE_hal-onboard")),
-            &sb.exchange_url(),
-            &sb.ca_path(),
-        )
-        .unwrap();
-        Env {
-            sb,
-            dir,
-            pwsh,
-            extra: vec![],
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = crate::support::hal_onboard();
-        for (k, v) in self.sb.env() {
-            c.env(k, v);
-        }
-        for (k, v) in &self.extra {
-            c.env(k, v);
-        }
-        c.env("HAL_ONBOARD_RETRY_SCALE", "0.01")
-            .env("HAL_ONBOARD_PWSH", &self.pwsh)
-            .env("HAL_ONBOARD_PWSH_TIMEOUT", "60")
-            .env("NO_COLOR", "1")
-            .env_remove("HAL_ONBOARD_EXCHANGE_TOKEN")
-            .env_remove("HAL_ONBOARD_HOME")
-            .arg("--home")
-            .arg(self.home())
-            .arg("--no-input")
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let out = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
-            .await
-            .expect("hal-onboard finished within 2 minutes")
-            .unwrap();
-        if std::env::var_os("SHOW_OUTPUT").is_some() {
-            eprintln!("--- {args:?}\n{}", err(&out));
-        }
-        out
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn record(&self, id: Uuid) -> hal_onboard::store::TenantRecord {
-        TenantStore::open(&self.home())
-            .unwrap()
-            .load()
-            .unwrap()
-            .get(id)
-            .cloned()
-            .expect("the tenant is stored")
-    }
-}
-
-fn tenant(n: u128, exchange: ExchangeScenario) -> TenantScenario {
-    let mut t = TenantScenario {
-        id: Uuid::from_u128(n),
-        display_name: format!("Tenant {n}"),
-        domains: vec![format!("t{n}.onmicrosoft.com")],
-        licenses: vec!["SPE_E5".into()],
-        device_code_approve_after_polls: 0,
-        device_code_interval: 0,
-        exchange,
-        ..TenantScenario::default()
-    };
-    t.signed_in_user.upn = format!("admin@t{n}.onmicrosoft.com");
-    t.signed_in_user.roles = vec!["Global Administrator".into()];
-    t
-}
+use crate::support::exchange::{FullEnv as Env, exchange_tenant as tenant};
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into()
