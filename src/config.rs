@@ -229,6 +229,9 @@ pub fn default_home() -> Option<PathBuf> {
 pub struct HomeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portal_url: Option<Url>,
+    /// Partner mode's app and the MSP's tenant (`partner setup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<crate::partner::PartnerConfig>,
 }
 
 pub const CONFIG_FILE: &str = "config.json";

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod microsoft;
+pub mod partner;
 pub mod portal;
 #[cfg(feature = "sandbox")]
 pub mod sandbox_keyring;

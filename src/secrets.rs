@@ -27,6 +27,11 @@ pub mod account {
     pub fn exchange_refresh_token(tenant: Uuid) -> String {
         format!("tenant:{tenant}:exchange-refresh-token")
     }
+    /// The partner technician's refresh token in the MSP's own tenant (`partner login`),
+    /// redeemed at each customer's authority in partner mode.
+    pub fn partner_refresh_token(msp_tenant: Uuid) -> String {
+        format!("partner:{msp_tenant}:refresh-token")
+    }
     /// The MSP portal's API token, filed under the portal's origin
     /// (`portal-token:https://portal.example`), so a token is only ever sent to the portal it
     /// was saved for.
