@@ -53,7 +53,7 @@ struct Need {
 const NEEDS: &[Need] = &[
     Need {
         name: "Cloud Application Administrator",
-        why: "creates the app registration, its service principal and client secret, and grants the Office 365 Management API permissions (Application Administrator does too)",
+        why: "creates the app registration, its service principal and client secret, and grants the Office 365 Management API permissions, as Application Administrator also can",
         roles: &[
             roles::GLOBAL_ADMIN,
             roles::CLOUD_APPLICATION_ADMIN,
@@ -63,13 +63,13 @@ const NEEDS: &[Need] = &[
     },
     Need {
         name: "Privileged Role Administrator",
-        why: "grants the 12 Microsoft Graph application permissions (app role assignments to Microsoft Graph)",
+        why: "grants the 12 Microsoft Graph application permissions",
         roles: &[roles::GLOBAL_ADMIN, roles::PRIVILEGED_ROLE_ADMIN],
         exchange: false,
     },
     Need {
         name: "Exchange Administrator",
-        why: "switches on unified audit logging in Exchange Online (not needed with --skip-exchange)",
+        why: "switches on unified audit logging in Exchange Online, unless you use --skip-exchange",
         roles: &[roles::GLOBAL_ADMIN, EXCHANGE_ADMIN],
         exchange: true,
     },
