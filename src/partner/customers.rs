@@ -186,6 +186,20 @@ impl Customer {
         self.roles.iter().map(|h| h.role.clone()).collect()
     }
 
+    /// When blocked: what is wrong (each missing role and why it is needed) and the roles the
+    /// technician has there, with relationship and group names — the skip message of
+    /// `tenant add --partner`; [`Blocked::fix`] says what to do.
+    pub fn blocked_message(&self) -> Option<String> {
+        match &self.verdict {
+            Verdict::Blocked(b) => Some(format!(
+                "{}; your roles there: {}",
+                b.reason(),
+                describe_held(&self.roles)
+            )),
+            _ => None,
+        }
+    }
+
     /// The distinct effective role names, in the order of [`Customer::roles`].
     pub fn role_names(&self) -> Vec<String> {
         let mut out: Vec<String> = vec![];
@@ -886,6 +900,7 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Ready);
         assert_eq!(c.verdict.as_str(), "READY");
         assert_eq!(c.verdict.code(), None);
+        assert_eq!(c.blocked_message(), None);
         assert_eq!(
             c.role_names(),
             [
@@ -1128,6 +1143,12 @@ mod tests {
         assert!(
             !fix.contains("Exchange Administrator"),
             "only the missing roles: {fix}"
+        );
+        let m = c.blocked_message().unwrap();
+        assert!(
+            m.starts_with("you are not in the security group that has Cloud Application Administrator (it creates")
+                && m.ends_with("; your roles there: Exchange Administrator (relationship 'Onboarding', group 'Tier 2')"),
+            "{m}"
         );
     }
 
