@@ -323,58 +323,6 @@ pub fn is_graph_audience(aud: &str) -> bool {
     resource_app_id(aud) == Some(GRAPH_APP_ID)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hal_roles_are_all_in_the_catalog() {
-        for r in HAL_GRAPH_ROLES {
-            assert!(GRAPH_APP_ROLES.iter().any(|(v, _, _)| v == r), "{r}");
-        }
-        for r in HAL_O365_ROLES {
-            assert!(
-                O365_MANAGEMENT_APP_ROLES.iter().any(|(v, _, _)| v == r),
-                "{r}"
-            );
-        }
-        let user_read_all = GRAPH_APP_ROLES
-            .iter()
-            .find(|r| r.0 == "User.Read.All")
-            .unwrap();
-        assert_eq!(user_read_all.1, "df021288-bdef-4463-88db-98f22de89214");
-        let mut ids: Vec<_> = GRAPH_APP_ROLES.iter().map(|r| r.1).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), GRAPH_APP_ROLES.len(), "role ids are unique");
-    }
-
-    #[test]
-    fn resources_map_to_first_party_apps() {
-        assert_eq!(
-            resource_app_id("https://graph.microsoft.com/"),
-            Some(GRAPH_APP_ID)
-        );
-        assert_eq!(
-            resource_app_id("https://manage.office.com"),
-            Some(O365_MANAGEMENT_APP_ID)
-        );
-        assert_eq!(
-            resource_app_id("https://outlook.office365.com"),
-            Some(EXCHANGE_APP_ID)
-        );
-        assert_eq!(
-            resource_app_id("https://management.core.windows.net/"),
-            Some(ARM_APP_ID)
-        );
-        assert_eq!(resource_app_id("https://example.com"), None);
-        assert_eq!(
-            role_template_id("global administrator"),
-            Some(GLOBAL_ADMINISTRATOR)
-        );
-    }
-}
-
 /// (value, id) of delegated permissions (`oauth2PermissionScopes`) on the first-party
 /// resources partner mode asks for. Microsoft's published ids: the Microsoft Graph permissions
 /// reference (delegated column) and the resources' service principals as exported in public
@@ -424,5 +372,57 @@ pub fn delegated_scopes(app_id: &str) -> &'static [(&'static str, &'static str)]
         EXCHANGE_APP_ID => EXCHANGE_DELEGATED_SCOPES,
         PARTNER_CENTER_APP_ID => PARTNER_CENTER_DELEGATED_SCOPES,
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hal_roles_are_all_in_the_catalog() {
+        for r in HAL_GRAPH_ROLES {
+            assert!(GRAPH_APP_ROLES.iter().any(|(v, _, _)| v == r), "{r}");
+        }
+        for r in HAL_O365_ROLES {
+            assert!(
+                O365_MANAGEMENT_APP_ROLES.iter().any(|(v, _, _)| v == r),
+                "{r}"
+            );
+        }
+        let user_read_all = GRAPH_APP_ROLES
+            .iter()
+            .find(|r| r.0 == "User.Read.All")
+            .unwrap();
+        assert_eq!(user_read_all.1, "df021288-bdef-4463-88db-98f22de89214");
+        let mut ids: Vec<_> = GRAPH_APP_ROLES.iter().map(|r| r.1).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), GRAPH_APP_ROLES.len(), "role ids are unique");
+    }
+
+    #[test]
+    fn resources_map_to_first_party_apps() {
+        assert_eq!(
+            resource_app_id("https://graph.microsoft.com/"),
+            Some(GRAPH_APP_ID)
+        );
+        assert_eq!(
+            resource_app_id("https://manage.office.com"),
+            Some(O365_MANAGEMENT_APP_ID)
+        );
+        assert_eq!(
+            resource_app_id("https://outlook.office365.com"),
+            Some(EXCHANGE_APP_ID)
+        );
+        assert_eq!(
+            resource_app_id("https://management.core.windows.net/"),
+            Some(ARM_APP_ID)
+        );
+        assert_eq!(resource_app_id("https://example.com"), None);
+        assert_eq!(
+            role_template_id("global administrator"),
+            Some(GLOBAL_ADMINISTRATOR)
+        );
     }
 }
