@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::commands::Ctx;
-use crate::error::{CommandResult, user_error};
+use crate::error::CommandResult;
 use crate::microsoft::signin::AuthMethod;
 use crate::partner::PartnerConfig;
 use crate::partner::setup::{self, Change};
@@ -23,7 +23,9 @@ Examples:
   hal-onboard partner setup --tenant northwindmsp.onmicrosoft.com
   hal-onboard partner setup --tenant 0d0a0000-0000-4000-8000-000000000100 --no-input --yes
 
-Sign in as a Global Administrator (or Privileged Role Administrator) of your MSP's own tenant.
+Sign in as an administrator of your MSP's own tenant who may register apps and consent to
+delegated permissions: Global Administrator, Cloud Application Administrator or Application
+Administrator. The sign-in also asks for DelegatedPermissionGrant.ReadWrite.All (the consent).
 Safe to run again: it repairs what is missing and changes nothing when all is in place.
 Then: hal-onboard partner login --tenant <the same tenant>.")]
 pub struct SetupArgs {
@@ -91,12 +93,9 @@ pub fn cmd_partner_setup(ctx: &Ctx, args: &SetupArgs) -> CommandResult {
             ui.status(format!("  • {}", c.describe()));
         }
         if !args.yes && !ui.confirm("Make these changes?", false, "--yes")? {
+            // Said no, as `tenant remove` does: nothing made, nothing recorded.
             ui.status("Nothing was changed.");
-            return Err(
-                user_error("partner setup was declined: nothing was changed").hint(format!(
-                    "Run `hal-onboard partner setup --tenant {tenant}` again when you are ready."
-                )),
-            );
+            return Ok(());
         }
         let say = |c: &Change| ui.status(format!("  … {}", c.describe()));
         let id = rt.block_on(setup::apply(graph, found, &say))?;
