@@ -345,3 +345,21 @@ fn the_plan_comes_first_and_declining_changes_nothing() {
     assert_eq!(graph_writes(&env), 0);
     assert!(config(&env).get("partner").is_none());
 }
+
+/// A sign-in whose token is for another tenant (a guest account, a remembered browser account)
+/// stops before anything is read or written in the tenant asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_for_another_tenant_changes_nothing() {
+    let mut msp = tenant(0x5e70_0006);
+    let home = tenant(0x5e70_0007);
+    msp.signed_in_user.home_tenant = Some(home.id);
+    let env = Env::start_with(msp, vec![home]).await;
+    let out = setup(&env).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not t"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(graph_writes(&env), 0);
+    assert!(env.sb.snapshot(env.id).application_named(NAME).is_none());
+    assert!(config(&env).get("partner").is_none());
+}
