@@ -1750,6 +1750,9 @@ fn remove_sp(t: &mut TenantState, idx: usize) {
     let sp = t.service_principals.remove(idx);
     t.assignments
         .retain(|a| a.principal_id != sp.id && a.resource_id != sp.id);
+    // Its delegated permission grants go with it, as the directory deletes them.
+    t.oauth2_grants
+        .retain(|g| g.client_id != sp.id && g.resource_id != sp.id);
 }
 
 fn delete_service_principal(caller: &Caller, t: &mut TenantState, idx: usize) -> GResp {

@@ -206,6 +206,25 @@ async fn grants_are_made_listed_refused_twice_and_patched_as_graph_documents() {
         list.iter()
             .any(|g| g["scope"] == "Directory.Read.All GroupMember.Read.All")
     );
+
+    // Deleting the client's app takes its principal and its grants with it.
+    let (s, _) = api
+        .call(
+            M::DELETE,
+            &format!("applications/{}", app["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = api
+        .call(
+            M::GET,
+            &format!("oauth2PermissionGrants?$filter=clientId eq '{client}'"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(v["value"].as_array().unwrap().is_empty(), "{v}");
 }
 
 #[tokio::test]
