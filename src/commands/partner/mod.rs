@@ -1,6 +1,7 @@
 //! `hal-onboard partner …`: partner mode (GDAP), set up once per MSP (docs/partner.md).
 
 pub mod customers;
+pub mod setup;
 
 use clap::Subcommand;
 
@@ -9,6 +10,9 @@ use crate::error::CommandResult;
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
+    /// Register (or find and repair) the partner app in your MSP's own tenant, with admin
+    /// consent there; once per MSP, by an administrator of that tenant. Asks first.
+    Setup(setup::SetupArgs),
     /// Every customer GDAP reaches: your roles there, the relationship's end, whether
     /// hal-onboard onboarded it, and READY, EXPIRING or BLOCKED with the fix.
     Customers(customers::CustomersArgs),
@@ -16,6 +20,7 @@ pub enum PartnerCommand {
 
 pub fn cmd_partner(ctx: &Ctx, command: &PartnerCommand) -> CommandResult {
     match command {
+        PartnerCommand::Setup(a) => setup::cmd_partner_setup(ctx, a),
         PartnerCommand::Customers(a) => customers::cmd_partner_customers(ctx, a),
     }
 }
