@@ -442,3 +442,55 @@ async fn a_customer_credential_gets_the_customers_token_and_refusals_in_plain_wo
             .contains(&format!("hal-onboard partner setup --tenant {DOMAIN}"))
     );
 }
+
+/// `--sandbox --home DIR`: the partner scenario's kept cloud, the partner app registered in
+/// its MSP tenant and recorded in DIR's config.json, then `partner login --sandbox`.
+#[tokio::test]
+async fn works_with_a_kept_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let sb = Sandbox::start_kept(scenario(7, |_| {}), &home.join("sandbox"))
+        .await
+        .unwrap();
+    let http = hal_onboard::http::build_client(Some(&sb.ca_path())).unwrap();
+    let msp = ids(7)(0x100);
+    let w = World {
+        sb,
+        dir,
+        msp,
+        id: Box::new(ids(7)),
+        http,
+    };
+    let cfg = w.set_up().await;
+    let World { sb, dir, .. } = w;
+    sb.shutdown().await;
+
+    let mut c = super::support::hal_onboard();
+    c.env("NO_COLOR", "1")
+        .env_remove("HAL_ONBOARD_HOME")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .args(["--sandbox", "--home"])
+        .arg(&home)
+        .args(["--no-input", "partner", "login", "--tenant", DOMAIN])
+        .stdin(std::process::Stdio::null());
+    let o = tokio::time::timeout(std::time::Duration::from_secs(120), c.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "Signed in as {TECH} in the MSP's tenant {DOMAIN} ({})",
+            cfg.tenant_id
+        )),
+        "{err}"
+    );
+    // The sandbox's own keyring file holds it, for the next `--sandbox --home` command.
+    let kept = std::fs::read_to_string(home.join("sandbox/keyring.json")).unwrap();
+    assert!(
+        kept.contains(&account::partner_refresh_token(msp)),
+        "{kept}"
+    );
+    drop(dir);
+}
