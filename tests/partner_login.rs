@@ -318,6 +318,11 @@ async fn without_a_keyring_it_works_for_the_process_and_says_it_is_not_kept() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains(&format!("Signed in as {TECH}")), "{err}");
     assert!(
+        err.contains(&format!("Sign in as your own account of the MSP's tenant {DOMAIN}, with multi-factor authentication.")),
+        "the code says whom to sign in as: {err}"
+    );
+    assert!(!err.contains("Global Administrator"), "{err}");
+    assert!(
         err.contains("no OS keyring: the sign-in is not kept"),
         "{err}"
     );
@@ -380,6 +385,14 @@ async fn a_customer_credential_gets_the_customers_token_and_refusals_in_plain_wo
     // credential made elsewhere).
     let t = p.customer(active).get_token(&scopes, None).await.unwrap();
     assert_eq!(tid(t.token.secret()), Some(active));
+    // No scope named: the partner app's Graph scopes.
+    let t = p.customer(active).get_token(&[], None).await.unwrap();
+    let c = TokenClaims::decode(t.token.secret()).unwrap();
+    assert_eq!(c.tenant_id(), Some(active));
+    assert!(
+        c.scopes().contains(&"DelegatedAdminRelationship.Read.All"),
+        "{c:?}"
+    );
     let session = Session::with_credential(
         &w.env(),
         w.http.clone(),
