@@ -613,3 +613,23 @@ async fn a_rotated_refresh_token_replaces_the_kept_one() {
             .contains(&format!("hal-onboard partner login --tenant {DOMAIN}"))
     );
 }
+
+/// The two commands one after the other, as a technician runs them: `partner setup` records
+/// the partner app, `partner login` signs in with it.
+#[tokio::test]
+async fn partner_setup_then_partner_login() {
+    let w = World::start(9, |_| {}).await;
+    let o = w
+        .run(false, &["partner", "setup", "--tenant", DOMAIN, "--yes"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = w
+        .run(false, &["partner", "login", "--tenant", DOMAIN])
+        .await;
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("Signed in as {TECH} in the MSP's tenant {DOMAIN}")),
+        "{err}"
+    );
+}
