@@ -2,6 +2,9 @@
 //! (docs/scenarios/partner.json), signed in as its technician: the table, the JSON contract
 //! (docs/partner-customers-json.md), `--skip-exchange`, what this home already onboarded, the
 //! AdminAgents-empty answer and a home without partner mode.
+//!
+//! Every test has tenant ids of its own (`0d0a{n}00-…`, n from 0xC1: `partner_login` uses low
+//! numbers): the OS keyring the tests share keeps the partner sign-in per MSP tenant.
 
 use std::process::Output;
 
@@ -16,20 +19,26 @@ use crate::support::common::{keyring, stderr, stdout};
 /// Microsoft Graph Command Line Tools: a client the sandbox's MSP tenant knows (the partner
 /// app's own id comes from `partner setup`, not tested here).
 const CLIENT: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
-const FABRIKAM: &str = "0d0a0000-0000-4000-8000-000000000201";
-const LITWARE: &str = "0d0a0000-0000-4000-8000-000000000203";
-const ADATUM: &str = "0d0a0000-0000-4000-8000-000000000204";
-const TAILSPIN: &str = "0d0a0000-0000-4000-8000-000000000202";
+const FABRIKAM: u128 = 0x201;
+const TAILSPIN: u128 = 0x202;
+const LITWARE: u128 = 0x203;
+const ADATUM: u128 = 0x204;
 
 struct World {
     sb: Sandbox,
     dir: tempfile::TempDir,
     keyring: bool,
+    n: u8,
 }
 
-async fn world(edit: impl FnOnce(&mut Scenario)) -> World {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenarios/partner.json");
-    let mut s = Scenario::from_file(&path).unwrap();
+async fn world(n: u8, edit: impl FnOnce(&mut Scenario)) -> World {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/scenarios/partner.json"
+    ))
+    .unwrap()
+    .replace("0d0a0000-", &format!("0d0a{n:02x}00-"));
+    let mut s: Scenario = serde_json::from_str(&text).unwrap();
     s.tenants[0].device_code_approve_after_polls = 0;
     s.tenants[0].device_code_interval = 0;
     edit(&mut s);
@@ -57,10 +66,16 @@ async fn world(edit: impl FnOnce(&mut Scenario)) -> World {
         sb,
         dir,
         keyring: keyring(),
+        n,
     }
 }
 
 impl World {
+    /// This test's id of the documented scenario's `0d0a0000-0000-4000-8000-{last}`.
+    fn id(&self, last: u128) -> String {
+        format!("0d0a{:02x}00-0000-4000-8000-{last:012x}", self.n)
+    }
+
     fn home(&self) -> std::path::PathBuf {
         self.dir.path().join("home")
     }
@@ -88,20 +103,20 @@ impl World {
     }
 }
 
-fn by_id<'a>(v: &'a Value, id: &str) -> &'a Value {
+fn by_id<'a>(v: &'a Value, id: String) -> &'a Value {
     v.as_array()
         .unwrap()
         .iter()
-        .find(|c| c["tenantId"] == id)
+        .find(|c| c["tenantId"] == id.as_str())
         .unwrap_or_else(|| panic!("{id} not in {v}"))
 }
 
 #[tokio::test]
 async fn the_table_shows_each_customer_its_roles_and_verdict() {
-    let w = world(|_| {}).await;
+    let w = world(0xC1, |_| {}).await;
     // Fabrikam was onboarded from this home through the partner sign-in.
     let mut rec = TenantRecord::new(
-        Uuid::parse_str(FABRIKAM).unwrap(),
+        Uuid::parse_str(&w.id(FABRIKAM)).unwrap(),
         "fabrikam.onmicrosoft.com",
         "Fabrikam (GDAP active)",
         Cloud::Global,
@@ -130,7 +145,7 @@ async fn the_table_shows_each_customer_its_roles_and_verdict() {
     assert!(lines[0].starts_with("CUSTOMER"), "{table}");
     let f = row("Fabrikam");
     assert!(
-        lines[f].contains(FABRIKAM) && lines[f].contains("Onboarding"),
+        lines[f].contains(&w.id(FABRIKAM)) && lines[f].contains("Onboarding"),
         "{table}"
     );
     assert!(lines[f].contains("EXPIRING"), "ends in 20 days: {table}");
@@ -174,7 +189,7 @@ async fn the_table_shows_each_customer_its_roles_and_verdict() {
 
 #[tokio::test]
 async fn json_is_the_documented_shape_with_the_issues_codes() {
-    let w = world(|_| {}).await;
+    let w = world(0xC2, |_| {}).await;
     let out = w.run(&["partner", "customers", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
@@ -189,10 +204,10 @@ async fn json_is_the_documented_shape_with_the_issues_codes() {
         v.as_array()
             .unwrap()
             .iter()
-            .all(|c| c["tenantId"] != TAILSPIN)
+            .all(|c| c["tenantId"] != w.id(TAILSPIN).as_str())
     );
 
-    let f = by_id(&v, FABRIKAM);
+    let f = by_id(&v, w.id(FABRIKAM));
     let mut keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
@@ -229,7 +244,7 @@ async fn json_is_the_documented_shape_with_the_issues_codes() {
     assert_eq!(f["roles"][1]["relationship"], "Onboarding");
     assert_eq!(f["roles"][1]["group"], "Onboarders");
 
-    let l = by_id(&v, LITWARE);
+    let l = by_id(&v, w.id(LITWARE));
     assert_eq!(l["verdict"], "BLOCKED");
     assert_eq!(l["code"], "GDAP_NO_RELATIONSHIP");
     assert_eq!(l["relationships"][0]["microsoftLed"], true);
@@ -241,7 +256,7 @@ async fn json_is_the_documented_shape_with_the_issues_codes() {
         "{l}"
     );
 
-    let a = by_id(&v, ADATUM);
+    let a = by_id(&v, w.id(ADATUM));
     assert_eq!(a["code"], "GDAP_ASSIGNMENT_PENDING");
     assert_eq!(a["pendingRoles"][0]["role"], "Global Administrator");
     assert_eq!(
@@ -261,7 +276,7 @@ async fn json_is_the_documented_shape_with_the_issues_codes() {
 #[tokio::test]
 async fn skip_exchange_judges_without_exchange_administrator() {
     // Fabrikam's assignment lacks Exchange Administrator and its relationship ends in a year.
-    let w = world(|s| {
+    let w = world(0xC3, |s| {
         let p = s.partner.as_mut().unwrap();
         let r = &mut p.relationships[0];
         r.ends_in_days = 365;
@@ -270,7 +285,7 @@ async fn skip_exchange_judges_without_exchange_administrator() {
     .await;
     let v: Value =
         serde_json::from_str(&stdout(&w.run(&["partner", "customers", "--json"]).await)).unwrap();
-    let f = by_id(&v, FABRIKAM);
+    let f = by_id(&v, w.id(FABRIKAM));
     assert_eq!(f["code"], "GDAP_ROLE_MISSING");
     assert_eq!(
         f["missingRoles"],
@@ -287,12 +302,12 @@ async fn skip_exchange_judges_without_exchange_administrator() {
         .run(&["partner", "customers", "--json", "--skip-exchange"])
         .await;
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(by_id(&v, FABRIKAM)["verdict"], "READY");
+    assert_eq!(by_id(&v, w.id(FABRIKAM))["verdict"], "READY");
 }
 
 #[tokio::test]
 async fn outside_admin_agents_the_answer_is_the_admin_agents_hint() {
-    let w = world(|s| {
+    let w = world(0xC4, |s| {
         let p = s.partner.as_mut().unwrap();
         p.groups
             .iter_mut()
@@ -316,14 +331,49 @@ async fn outside_admin_agents_the_answer_is_the_admin_agents_hint() {
 
 #[tokio::test]
 async fn a_home_without_partner_mode_says_how_to_set_it_up() {
-    let w = world(|_| {}).await;
+    let w = world(0xC5, |_| {}).await;
     std::fs::write(w.home().join("config.json"), b"{}").unwrap();
     let out = w.run(&["partner", "customers"]).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("partner mode is not set up"), "{err}");
     assert!(
-        err.contains("`hal-onboard partner setup --tenant`"),
+        err.contains("`hal-onboard partner setup --tenant <your MSP domain>`"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn it_uses_the_partner_sign_in_saved_by_partner_login() {
+    let w = world(0xC6, |_| {}).await;
+    let login = w.run(&["partner", "login"]).await;
+    assert_eq!(login.status.code(), Some(0), "{}", stderr(&login));
+    let out = w.run(&["partner", "customers", "--json"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    if w.keyring {
+        assert!(!err.contains("enter the code"), "no second sign-in: {err}");
+    } else {
+        // Without a keyring the sign-in lasted for `partner login` only: it signs in itself.
+        assert!(err.contains("enter the code"), "{err}");
+    }
+    let v: Value = serde_json::from_str(stdout(&out).trim_end()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_sign_in_without_mfa_is_refused_before_any_read() {
+    let w = world(0xC7, |s| s.tenants[0].signed_in_user.mfa = false).await;
+    let out = w.run(&["partner", "customers"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("multi-factor"), "{err}");
+    assert!(stdout(&out).is_empty());
+    assert!(
+        !w.sb
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("tenantRelationships")),
+        "nothing read"
     );
 }

@@ -20,6 +20,7 @@ mod parsers_hostile_input;
 mod partner_customers;
 mod partner_followups;
 mod partner_gdap_reads;
+mod partner_login;
 mod partner_setup;
 mod portal_commands;
 mod readme_names;

@@ -591,7 +591,7 @@ impl GdapError {
         match self {
             GdapError::NoneVisible => "Only members of your partner tenant's AdminAgents security group see its GDAP relationships: ask an admin of your partner tenant to add you to AdminAgents (Partner Center, Account settings, User management, Admin agent), then run `hal-onboard partner customers` again. A partner with no relationship yet requests one in Partner Center (Customers, Request admin relationship).".into(),
             GdapError::Forbidden { permission, .. } => format!(
-                "The partner app has no consent for {permission} in your partner tenant: run `hal-onboard partner setup --tenant` with your partner tenant's domain, as its admin (it repairs the app and grants consent), then `hal-onboard partner login`."
+                "The partner app has no consent for {permission} in your partner tenant: an admin of it runs `hal-onboard partner setup --tenant <your MSP domain>` (it repairs the app and grants consent), then you run `hal-onboard partner login`."
             ),
             GdapError::Graph { source, .. } => match source {
                 GraphError::Token(_) | GraphError::Api { status: 401, .. } => source
@@ -1315,7 +1315,7 @@ mod tests {
         assert!(
             forbidden
                 .hint()
-                .contains("`hal-onboard partner setup --tenant`"),
+                .contains("`hal-onboard partner setup --tenant <your MSP domain>`"),
             "{}",
             forbidden.hint()
         );

@@ -13,6 +13,7 @@
 
 pub mod customers;
 pub mod setup;
+pub mod signin;
 
 use uuid::Uuid;
 

@@ -14,15 +14,17 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::PartnerAuth;
 use crate::commands::Ctx;
-use crate::error::{CommandResult, failed, user_error};
-use crate::microsoft::graph::GraphClient;
-use crate::microsoft::signin::AuthMethod;
+use crate::error::{CommandResult, failed};
+use crate::microsoft::graph::meter::RequestMeter;
+use crate::microsoft::graph::{GraphClient, RetryPolicy};
 use crate::partner::PartnerConfig;
 use crate::partner::customers::{self, Customer, HeldRole, Verdict};
+use crate::partner::signin::{PartnerSignIn, config_for};
 use crate::store::status::TenantStatus;
 use crate::store::{StoreDoc, TenantRecord, TenantStore, Via};
-use crate::ui::{Ui, sanitize};
+use crate::ui::{Ui, UiSignIn, Untrusted, sanitize};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -42,16 +44,12 @@ pub struct CustomersArgs {
     pub skip_exchange: bool,
 
     /// How to sign in when there is no saved partner sign-in (`hal-onboard partner login`).
-    #[arg(long, value_enum, default_value_t = AuthMethod::DeviceCode, value_name = "METHOD")]
-    pub auth: AuthMethod,
+    #[arg(long, value_enum, default_value_t = PartnerAuth::DeviceCode, value_name = "METHOD")]
+    pub auth: PartnerAuth,
 }
 
 pub fn cmd_partner_customers(ctx: &Ctx, args: &CustomersArgs) -> CommandResult {
-    let cfg = ctx.home_config()?.partner.ok_or_else(|| {
-        user_error("partner mode is not set up in this home").hint(
-            "Run `hal-onboard partner setup --tenant` with your MSP's own domain (once per MSP), then `hal-onboard partner login`.",
-        )
-    })?;
+    let cfg = config_for(ctx.home_config()?.partner.as_ref(), None)?;
     let rt = ctx.runtime()?;
     let graph = msp_graph(ctx, &cfg, args.auth)?;
     let found = rt.block_on(customers::survey(&graph, args.skip_exchange))?;
@@ -81,48 +79,29 @@ pub fn cmd_partner_customers(ctx: &Ctx, args: &CustomersArgs) -> CommandResult {
     Ok(())
 }
 
-/// The Graph client in the MSP's own tenant, on the partner sign-in (the saved one, else a
-/// new sign-in when someone can answer it).
-///
-/// Until `PartnerSignIn` (src/partner/signin.rs) is on this branch: the same sign-in it makes —
-/// the partner app at the MSP's authority, the refresh token under
-/// `partner:{msp}:refresh-token` — through the product's own credential.
-fn msp_graph(ctx: &Ctx, cfg: &PartnerConfig, auth: AuthMethod) -> CommandResult<GraphClient> {
-    use crate::microsoft::graph::meter::RequestMeter;
-    use crate::microsoft::graph::{RetryPolicy, gdap::MSP_GRAPH_SCOPES};
-    use crate::microsoft::signin::{SignInOptions, UserCredential};
-    if auth == AuthMethod::AzureCli {
-        return Err(user_error("partner mode signs in with the partner app")
-            .hint("Use `--auth device-code` or `--auth browser`."));
-    }
-    let endpoints = ctx.env.endpoints(cfg.cloud);
+/// The Graph client in the MSP's own tenant, on the partner sign-in: the saved one (`partner
+/// login`), else a new sign-in here (as `tenant add --partner` does; without a keyring the
+/// sign-in lasts for this command).
+fn msp_graph(ctx: &Ctx, cfg: &PartnerConfig, auth: PartnerAuth) -> CommandResult<GraphClient> {
     let http = ctx.http()?;
-    let mut opts = SignInOptions::graph(
-        endpoints.login.clone(),
-        &cfg.tenant_id.to_string(),
-        &cfg.client_id,
-        &endpoints.graph_resource,
-    );
-    let resource = endpoints.graph_resource.trim_end_matches('/').to_string();
-    opts.scopes = MSP_GRAPH_SCOPES
-        .iter()
-        .map(|s| format!("{resource}/{s}"))
-        .collect();
-    opts.method = auth;
-    opts.refresh_account = crate::secrets::account::partner_refresh_token;
-    opts.known_tenant = Some(cfg.tenant_id);
-    let scopes = opts.scopes.clone();
-    let credential = UserCredential::new(
+    let observer = UiSignIn::new(&ctx.ui).signing_in_as(format!(
+        "your own account of the MSP's tenant {}, with multi-factor authentication",
+        Untrusted(&cfg.domain)
+    ));
+    let signin = ctx.runtime()?.block_on(PartnerSignIn::open(
+        &ctx.env,
         http.clone(),
-        opts,
+        cfg,
         ctx.secrets(),
-        Arc::new(crate::ui::UiSignIn::new(&ctx.ui)),
-    );
+        Arc::new(observer),
+        auth.method(),
+        true,
+    ))?;
     Ok(GraphClient::new(
         http,
-        endpoints,
-        credential,
-        scopes,
+        signin.endpoints().clone(),
+        signin.msp_graph(),
+        signin.graph_scopes(),
         RetryPolicy::default().scaled(crate::config::retry_scale()),
         RequestMeter::new(),
     ))

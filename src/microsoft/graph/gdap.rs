@@ -26,12 +26,6 @@ use super::{GraphClient, GraphError, GraphRequest};
 const GDAP_PAGE: u32 = 300;
 /// The most `transitiveMemberOf` returns in one page ("maximum page size 999").
 const MEMBER_OF_PAGE: u32 = 999;
-/// The delegated permissions these reads need in the MSP's tenant (relationships and access
-/// assignments; the technician's groups).
-pub const MSP_GRAPH_SCOPES: &[&str] = &[
-    "DelegatedAdminRelationship.Read.All",
-    "GroupMember.Read.All",
-];
 /// Relationships Microsoft's DAP-to-GDAP transition tool made (default roles, read-mostly).
 pub const MICROSOFT_LED_PREFIX: &str = "MLT_";
 
