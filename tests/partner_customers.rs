@@ -103,7 +103,7 @@ impl World {
     }
 }
 
-fn by_id<'a>(v: &'a Value, id: String) -> &'a Value {
+fn by_id(v: &Value, id: String) -> &Value {
     v.as_array()
         .unwrap()
         .iter()
