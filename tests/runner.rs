@@ -19,6 +19,7 @@ mod list_output;
 mod lock_every_command;
 mod parsers_hostile_input;
 mod partner_consent;
+mod partner_followups;
 mod portal_commands;
 mod readme_names;
 mod sandbox_kept;
