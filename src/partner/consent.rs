@@ -202,9 +202,13 @@ pub fn refusal_code(e: &azure_core::Error) -> Option<u64> {
     if let Some(SignInError::Refused { code: Some(c), .. }) = sign_in_error(e) {
         return Some(*c);
     }
+    // The partner sign-in wraps it in its own error (PartnerError::Customer).
     let mut text = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
+        if let Some(SignInError::Refused { code: Some(c), .. }) = s.downcast_ref::<SignInError>() {
+            return Some(*c);
+        }
         text.push(' ');
         text.push_str(&s.to_string());
         src = s.source();
@@ -346,6 +350,31 @@ mod tests {
             q["scope"],
             "https://graph.microsoft.com/Application.ReadWrite.All https://graph.microsoft.com/AppRoleAssignment.ReadWrite.All https://graph.microsoft.com/Directory.Read.All https://outlook.office365.com/Exchange.Manage"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_found_inside_a_wrapping_error() {
+        use crate::microsoft::signin::SignInError;
+        #[derive(Debug, thiserror::Error)]
+        #[error("customer refused the partner sign-in")]
+        struct Wrapper(#[source] SignInError);
+        let refused = SignInError::Refused {
+            error: "invalid_grant".into(),
+            code: Some(65001),
+            description: "not consented".into(),
+            flow: None,
+        };
+        let e = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Credential,
+            Wrapper(refused),
+            "customer refused the partner sign-in",
+        );
+        assert_eq!(refusal_code(&e), Some(65001));
+        let text = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "refused: no consent (AADSTS65001)",
+        );
+        assert_eq!(refusal_code(&text), Some(65001));
     }
 
     #[test]
