@@ -175,7 +175,8 @@ pub enum Command {
     Ual(commands::ual::UalArgs),
     /// Check this machine: PowerShell, the Exchange module, the keyring, the endpoints.
     Doctor(commands::doctor::DoctorArgs),
-    /// Partner mode (GDAP): set up the partner app in your MSP's own tenant.
+    /// Partner mode (GDAP): set up the partner app in your MSP's own tenant, then sign in
+    /// there once for every customer.
     #[command(subcommand)]
     Partner(commands::partner::PartnerCommand),
     /// The MSP portal: save its URL and token, check them, resend credentials.

@@ -13,6 +13,7 @@
 
 pub mod consent;
 pub mod setup;
+pub mod signin;
 
 use uuid::Uuid;
 
