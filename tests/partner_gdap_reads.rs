@@ -186,6 +186,7 @@ fn many(n: u128, admin_agent: bool) -> Scenario {
                 },
             ],
             relationships: rels,
+            ..PartnerScenario::default()
         }),
         ..Scenario::default()
     }
