@@ -11,6 +11,8 @@
 //!   URL).
 //! - `batch`: `tenant add --partner`, `--jobs N` customers at once.
 
+pub mod batch;
+
 use uuid::Uuid;
 
 use crate::cloud::Cloud;

@@ -10,6 +10,7 @@
 
 pub mod credentials;
 pub mod interrupt;
+pub mod multi;
 pub mod progress;
 pub mod sanitize;
 pub mod signin;
