@@ -225,10 +225,12 @@ fn json_schema_is_the_documented_one() {
             "steps",
             "tenantId",
             "ual",
-            "updatedAt"
+            "updatedAt",
+            "via"
         ]
     );
     assert_eq!(c["tenantId"], tenant_id(1).to_string());
+    assert_eq!(c["via"], "direct");
     assert_eq!(c["cloud"], "global");
     assert_eq!(c["state"], "done");
     assert_eq!(c["nextAction"], Value::Null);

@@ -19,6 +19,7 @@ use crate::store::lock::Holder;
 use crate::store::status::{Overall, ROTATE_WITHIN_DAYS, TenantStatus};
 use crate::store::{
     EntraLicense, PortalState, StepId, StepState, StepStatus, TenantRecord, TenantStore, UalState,
+    Via,
 };
 use crate::ui::{ColorChoice, Ui, sanitize};
 
@@ -120,6 +121,9 @@ const NAME_MAX: usize = 22;
 const DOMAIN_MAX: usize = 30;
 const TABLE_WIDTH: usize = 100;
 const GAP: &str = "  ";
+/// Marks a partner-onboarded tenant's name: a column of its own would not fit 100 columns, and
+/// a store without partner tenants reads exactly as before. The summary line explains it.
+const PARTNER_MARK: &str = " (P)";
 
 #[derive(Clone, Copy)]
 enum Tone {
@@ -271,8 +275,14 @@ fn row_cells(row: &Row<'_>) -> [Cell; 7] {
             _ => cell("—", Tone::Plain),
         }
     };
+    let name = match rec.via {
+        Via::Direct => clip(&rec.display_name, NAME_MAX),
+        Via::Partner => {
+            clip(&rec.display_name, NAME_MAX - PARTNER_MARK.chars().count()) + PARTNER_MARK
+        }
+    };
     [
-        cell(clip(&rec.display_name, NAME_MAX), Tone::Plain),
+        cell(name, Tone::Plain),
         cell(clip(&rec.primary_domain, DOMAIN_MAX), Tone::Plain),
         ual,
         step(StepId::App),
@@ -314,11 +324,20 @@ fn summary(rows: &[Row<'_>]) -> String {
             parts.push(format!("{c} {label}"));
         }
     }
-    format!(
+    let mut line = format!(
         "{n} tenant{}: {}",
         if n == 1 { "" } else { "s" },
         parts.join(", ")
-    )
+    );
+    let partner = rows.iter().filter(|r| r.rec.via == Via::Partner).count();
+    if partner > 0 {
+        let _ = write!(
+            line,
+            "\n(P) = {partner} onboarded via partner (GDAP): `ual retry`, `secret rotate` and \
+             `tenant remove` use the partner sign-in (`hal-onboard partner login`)"
+        );
+    }
+    line
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,6 +352,8 @@ struct Entry<'a> {
     domain: &'a str,
     domains: &'a [String],
     cloud: Cloud,
+    /// `direct` (the customer's admin signed in) or `partner` (through GDAP).
+    via: &'static str,
     state: &'static str,
     next_action: Option<NextActionView<'a>>,
     pending: Vec<&'static str>,
@@ -451,6 +472,7 @@ impl<'a> Entry<'a> {
             domain: &rec.primary_domain,
             domains: &rec.domains,
             cloud: rec.cloud,
+            via: rec.via.as_str(),
             state: st.overall.as_str(),
             next_action: st.next.as_ref().map(|n| NextActionView {
                 command: &n.command,

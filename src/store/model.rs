@@ -74,6 +74,36 @@ pub struct TenantRecord {
     /// work is finished (`--keep-sign-in`); otherwise it is forgotten then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_sign_in: bool,
+    /// How the technician signs in to this tenant: as the customer's own admin, or through the
+    /// MSP's partner sign-in (GDAP). Written only for partner records, so a file that older
+    /// versions wrote, or that only direct onboardings touched, is unchanged.
+    #[serde(default, skip_serializing_if = "Via::is_direct")]
+    pub via: Via,
+}
+
+/// Which sign-in onboarded (and so maintains) a tenant: `ual retry`, `secret rotate` and
+/// `tenant remove` take the same way in, so a partner-onboarded customer never needs its admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Via {
+    /// The customer's own admin signed in (`tenant add`).
+    #[default]
+    Direct,
+    /// The MSP's technician through GDAP (`tenant add --partner`).
+    Partner,
+}
+
+impl Via {
+    pub fn is_direct(&self) -> bool {
+        *self == Via::Direct
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Partner => "partner",
+        }
+    }
 }
 
 impl TenantRecord {
@@ -96,6 +126,7 @@ impl TenantRecord {
             ual: UalRecord::default(),
             portal: PortalRecord::default(),
             keep_sign_in: false,
+            via: Via::Direct,
         }
     }
 
@@ -355,6 +386,45 @@ mod keep_sign_in_tests {
             serde_json::from_value::<TenantRecord>(json)
                 .unwrap()
                 .keep_sign_in
+        );
+    }
+}
+
+#[cfg(test)]
+mod via_tests {
+    use super::*;
+
+    fn rec() -> TenantRecord {
+        TenantRecord::new(
+            Uuid::from_u128(9),
+            "fabrikam.onmicrosoft.com",
+            "Fabrikam",
+            Cloud::Global,
+        )
+    }
+
+    #[test]
+    fn a_record_without_via_reads_as_direct_and_direct_is_not_written() {
+        let json = serde_json::to_value(rec()).unwrap();
+        assert!(json.get("via").is_none(), "{json}");
+        let back: TenantRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.via, Via::Direct);
+    }
+
+    #[test]
+    fn a_partner_record_says_so_and_reads_back() {
+        let mut r = rec();
+        r.via = Via::Partner;
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["via"], "partner");
+        let back: TenantRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.via, Via::Partner);
+        // Written as "direct" by hand (or a later version) still reads.
+        let mut json = serde_json::to_value(&r).unwrap();
+        json["via"] = "direct".into();
+        assert_eq!(
+            serde_json::from_value::<TenantRecord>(json).unwrap().via,
+            Via::Direct
         );
     }
 }

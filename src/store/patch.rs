@@ -176,6 +176,34 @@ mod tests {
     }
 
     #[test]
+    fn via_is_a_field_of_its_own_kept_by_writes_that_do_not_set_it() {
+        use crate::store::Via;
+        let before = rec();
+        // The partner pipeline marks the record; meanwhile a step elsewhere records its state.
+        let mut marked = before.clone();
+        marked.via = Via::Partner;
+        let mut step = before.clone();
+        step.step_mut(StepId::Secret).record(StepStatus::Done, None);
+
+        let p = RecordPatch::between(&before, &marked);
+        assert_eq!(p.fields(), vec!["via".to_string()]);
+        let mut fresh = before.clone();
+        RecordPatch::between(&before, &step)
+            .apply(&mut fresh)
+            .unwrap();
+        p.apply(&mut fresh).unwrap();
+        assert_eq!(fresh.via, Via::Partner);
+        assert!(fresh.steps.secret.is_done());
+
+        // The other order: a step's write over a partner record leaves `via` alone.
+        let mut fresh = marked.clone();
+        RecordPatch::between(&before, &step)
+            .apply(&mut fresh)
+            .unwrap();
+        assert_eq!(fresh.via, Via::Partner);
+    }
+
+    #[test]
     fn nothing_changed_is_an_empty_patch() {
         let a = rec();
         let mut b = a.clone();
