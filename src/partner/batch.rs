@@ -446,22 +446,25 @@ async fn onboard_inner(
     obs.step(tid, "reading the customer's tenant");
     let id = wizard.identify().await.map_err(wizard_failed)?;
     *domain = Some(id.default_domain.clone());
-    let report = wizard.run(id).await.map_err(wizard_failed)?;
-    let rec = report.record;
+    let report = wizard.run(id).await;
+    // A customer stopped half-way is still one this machine reaches through the partner
+    // sign-in (`ual retry`, `secret rotate` and `tenant remove` read it).
+    let via = mark_via_partner(&deps.store, tid);
+    let rec = report.map_err(wizard_failed)?.record;
+    via.map_err(|e| failed(CommandError::from(e)))?;
     // The engine saved the record that says the portal has the secret: now it can go.
     if crate::wizard::steps::portal::is_current(&rec) {
         let _ = crate::wizard::steps::portal::forget_secret(deps.secrets.as_ref(), tid);
     }
-    mark_via_partner(&deps.store, tid).map_err(|e| failed(CommandError::from(e)))?;
     Ok(outcome_of(&rec))
 }
 
 /// `via: partner` in the tenant record (store/model.rs's `Via`, `list` shows it).
-fn mark_via_partner(
-    store: &TenantStore,
-    tenant: Uuid,
-) -> Result<(), crate::store::StoreError> {
-    let _ = (store, tenant);
+fn mark_via_partner(store: &TenantStore, tenant: Uuid) -> Result<(), crate::store::StoreError> {
+    let partner = crate::store::Via::Partner;
+    if store.load()?.get(tenant).is_some_and(|r| r.via != partner) {
+        store.change(tenant, |r| r.via = partner)?;
+    }
     Ok(())
 }
 
