@@ -17,6 +17,7 @@ mod keyring_secret_service;
 mod list_output;
 mod lock_every_command;
 mod parsers_hostile_input;
+mod partner_consent;
 mod partner_followups;
 mod portal_commands;
 mod readme_names;

@@ -12,6 +12,7 @@
 //! - `batch`: `tenant add --partner`, `--jobs N` customers at once.
 
 pub mod batch;
+pub mod consent;
 
 use uuid::Uuid;
 
