@@ -218,6 +218,25 @@ pub fn exchange_factory(
     )))
 }
 
+/// Exchange sessions that sign in as `auth` says (`tenant add --partner`: the partner sign-in's
+/// customer credential), PowerShell located as for [`exchange_factory`].
+pub fn exchange_factory_with(
+    env: &EnvOverrides,
+    pwsh_timeout: Option<Duration>,
+    auth: AuthChoice,
+    output: PassthroughFor,
+) -> Result<Arc<PwshOpsFactory>, ExchangeError> {
+    let exe = bridge::locate(env.pwsh.as_deref())?;
+    let timeout = pwsh_timeout
+        .or(env.pwsh_timeout)
+        .unwrap_or(bridge::DEFAULT_TIMEOUT);
+    Ok(Arc::new(PwshOpsFactory::new(
+        Pwsh::new(exe, timeout),
+        auth,
+        output,
+    )))
+}
+
 /// A Global Administrator's sign-in is kept only while its tenant has work pending (UAL
 /// waiting, the portal not done, a step unfinished): once nothing is pending, and unless the
 /// technician asked to keep it (`--keep-sign-in`, recorded in the tenant's record), its Graph

@@ -181,15 +181,107 @@ pub trait BatchObserver: Send + Sync {
 /// from the partner sign-in (`partner::signin::PartnerSignIn::customer`).
 #[async_trait::async_trait]
 pub trait CustomerAccess: Send + Sync {
-    /// The partner app is consented in the customer (already present counts); progress and an
-    /// admin consent URL to open go to `say`.
+    /// The partner app is consented in the customer (already present counts); its progress,
+    /// and an admin consent URL to open, go to `observer`.
     async fn consent(
         &self,
         customer: &Target,
-        say: &(dyn Fn(&str) + Send + Sync),
+        observer: &dyn BatchObserver,
     ) -> Result<(), CommandError>;
     /// The customer's tokens for any scope (Graph `{graph}/.default`, Exchange `{exo}/.default`).
     fn credential(&self, customer: Uuid) -> Arc<dyn TokenCredential>;
+}
+
+/// [`CustomerAccess`] through the partner sign-in: Partner Center's consent API (or the
+/// customer's admin consent link), and the partner refresh token redeemed at the customer.
+pub struct PartnerAccess {
+    pub center: crate::microsoft::partner_center::PartnerCenter,
+    pub endpoints: crate::cloud::Endpoints,
+    /// The partner app (`partner setup`), and its name as Partner Center records the consent.
+    pub client_id: String,
+    pub display_name: String,
+    pub policy: super::consent::ConsentPolicy,
+    /// `PartnerSignIn::customer`.
+    pub customer: CustomerCredential,
+}
+
+/// A customer's credential from the partner sign-in (`PartnerSignIn::customer`).
+pub type CustomerCredential = Arc<dyn Fn(Uuid) -> Arc<dyn TokenCredential> + Send + Sync>;
+
+/// Exchange Online PowerShell on the same customer credential as Graph (one sign-in for
+/// both), connected with `-DelegatedOrganization` the customer.
+pub struct PartnerExchange {
+    pub customer: CustomerCredential,
+}
+
+#[async_trait::async_trait]
+impl crate::microsoft::exchange::SignInFactory for PartnerExchange {
+    async fn exchange_sign_in(
+        &self,
+        tenant: &TenantRecord,
+    ) -> Result<crate::microsoft::exchange::auth::ExchangeSignIn, crate::microsoft::exchange::ExchangeError>
+    {
+        Ok(crate::microsoft::exchange::auth::ExchangeSignIn {
+            credential: (self.customer)(tenant.tenant_id),
+            upn: None,
+        })
+    }
+}
+
+/// The consent's progress as the customer's line in the table.
+struct ConsentLine<'a>(&'a dyn BatchObserver);
+
+impl super::consent::ConsentObserver for ConsentLine<'_> {
+    fn admin_consent_needed(&self, customer: Uuid, url: &url::Url, why: &str) {
+        self.0.note(
+            customer,
+            &format!(
+                "Partner Center cannot consent here ({why}): an admin of this customer must open {url} and approve; waiting for it"
+            ),
+            true,
+        );
+        self.0.step(customer, "waiting for the customer's admin consent");
+    }
+
+    fn waiting(&self, customer: Uuid, p: &super::consent::ConsentProgress) {
+        self.0.step(
+            customer,
+            &format!(
+                "waiting for the consent to take effect: {} of {} (attempt {}/{})",
+                crate::microsoft::graph::human(p.waited),
+                crate::microsoft::graph::human(p.budget),
+                p.attempt,
+                p.of
+            ),
+        );
+    }
+}
+
+#[async_trait::async_trait]
+impl CustomerAccess for PartnerAccess {
+    async fn consent(
+        &self,
+        customer: &Target,
+        observer: &dyn BatchObserver,
+    ) -> Result<(), CommandError> {
+        super::consent::ensure(
+            &self.center,
+            (self.customer)(customer.tenant_id),
+            &self.endpoints,
+            customer.tenant_id,
+            &self.client_id,
+            &self.display_name,
+            &ConsentLine(observer),
+            &self.policy,
+        )
+        .await
+        .map(|_| ())
+        .map_err(CommandError::from)
+    }
+
+    fn credential(&self, customer: Uuid) -> Arc<dyn TokenCredential> {
+        (self.customer)(customer)
+    }
 }
 
 /// What the command decided from its flags for every customer of the batch.
@@ -378,8 +470,10 @@ async fn onboard_inner(
         Err(e) => return Err(failed(CommandError::from(e))),
     };
     obs.step(tid, "consent for the partner app");
-    let say = |s: &str| obs.step(tid, s);
-    deps.access.consent(target, &say).await.map_err(failed)?;
+    deps.access
+        .consent(target, obs.as_ref())
+        .await
+        .map_err(failed)?;
 
     obs.step(tid, "signing in to the customer");
     let progress = Arc::new(CustomerProgress {
