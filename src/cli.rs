@@ -177,6 +177,9 @@ pub enum Command {
     /// The MSP portal: save its URL and token, check them, resend credentials.
     #[command(subcommand)]
     Portal(commands::portal::PortalCommand),
+    /// Partner mode (GDAP): one sign-in in the MSP's own tenant for every customer.
+    #[command(subcommand)]
+    Partner(commands::partner::PartnerCommand),
     /// The simulated Microsoft cloud on its own, for other clients (`sandbox serve`).
     #[command(subcommand)]
     Sandbox(commands::sandbox::SandboxCommand),

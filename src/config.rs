@@ -16,6 +16,11 @@ pub const ENV_GRAPH_URL: &str = "HAL_ONBOARD_GRAPH_URL";
 /// The Office 365 Management Activity API root (tests, proxies); tokens keep the cloud's audience.
 pub const ENV_MANAGE_URL: &str = "HAL_ONBOARD_MANAGE_URL";
 pub const ENV_PORTAL_URL: &str = "HAL_PORTAL_URL";
+/// Partner Center's API root (partner mode's consent calls); tokens keep Partner Center's
+/// audience.
+pub const ENV_PARTNER_CENTER_URL: &str = "HAL_ONBOARD_PARTNER_CENTER_URL";
+/// Partner Center's API root unless HAL_ONBOARD_PARTNER_CENTER_URL says otherwise.
+pub const PARTNER_CENTER_URL: &str = "https://api.partnercenter.microsoft.com";
 pub const ENV_PORTAL_TOKEN: &str = "HAL_PORTAL_TOKEN";
 pub const ENV_PWSH: &str = "HAL_ONBOARD_PWSH";
 pub const ENV_CA_CERT: &str = "HAL_ONBOARD_CA_CERT";
@@ -59,6 +64,7 @@ pub struct EnvOverrides {
     pub graph_url: Option<Url>,
     pub manage_url: Option<Url>,
     pub portal_url: Option<Url>,
+    pub partner_center_url: Option<Url>,
     /// Never logged or printed.
     pub portal_token: Option<crate::secrets::SecretText>,
     pub pwsh: Option<PathBuf>,
@@ -79,6 +85,7 @@ impl std::fmt::Debug for EnvOverrides {
             .field("graph_url", &self.graph_url)
             .field("manage_url", &self.manage_url)
             .field("portal_url", &self.portal_url)
+            .field("partner_center_url", &self.partner_center_url)
             .field("portal_token", &set(&self.portal_token))
             .field("pwsh", &self.pwsh)
             .field("ca_cert", &self.ca_cert)
@@ -95,7 +102,13 @@ mod https_tests {
 
     #[test]
     fn every_endpoint_override_must_be_https() {
-        for k in [ENV_LOGIN_URL, ENV_GRAPH_URL, ENV_MANAGE_URL, ENV_PORTAL_URL] {
+        for k in [
+            ENV_LOGIN_URL,
+            ENV_GRAPH_URL,
+            ENV_MANAGE_URL,
+            ENV_PORTAL_URL,
+            ENV_PARTNER_CENTER_URL,
+        ] {
             let e: crate::error::CommandError =
                 EnvOverrides::from_lookup(|q| (q == k).then(|| "http://127.0.0.1:8080/".into()))
                     .unwrap_err()
@@ -109,6 +122,23 @@ mod https_tests {
             EnvOverrides::from_lookup(|q| (q == k).then(|| "https://127.0.0.1:8080/".into()))
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn partner_center_defaults_to_microsofts_and_takes_the_override() {
+        let none = EnvOverrides::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            none.partner_center().as_str(),
+            "https://api.partnercenter.microsoft.com/"
+        );
+        let set = EnvOverrides::from_lookup(|q| {
+            (q == ENV_PARTNER_CENTER_URL).then(|| "https://127.0.0.1:9/partnercenter/".into())
+        })
+        .unwrap();
+        assert_eq!(
+            set.partner_center().as_str(),
+            "https://127.0.0.1:9/partnercenter/"
+        );
     }
 }
 
@@ -202,6 +232,7 @@ impl EnvOverrides {
             graph_url: url(ENV_GRAPH_URL)?,
             manage_url: url(ENV_MANAGE_URL)?,
             portal_url: url(ENV_PORTAL_URL)?,
+            partner_center_url: url(ENV_PARTNER_CENTER_URL)?,
             portal_token: get(ENV_PORTAL_TOKEN).map(crate::secrets::SecretText::new),
             pwsh: get(ENV_PWSH).map(PathBuf::from),
             ca_cert: get(ENV_CA_CERT).map(PathBuf::from),
@@ -210,6 +241,13 @@ impl EnvOverrides {
             browser_timeout: seconds(ENV_BROWSER_TIMEOUT)?,
             exchange_token: get(ENV_EXCHANGE_TOKEN).map(crate::secrets::SecretText::new),
         })
+    }
+
+    /// Partner Center's API root: HAL_ONBOARD_PARTNER_CENTER_URL, else Microsoft's.
+    pub fn partner_center(&self) -> Url {
+        self.partner_center_url
+            .clone()
+            .unwrap_or_else(|| Url::parse(PARTNER_CENTER_URL).expect("built-in"))
     }
 
     pub fn endpoints(&self, cloud: Cloud) -> Endpoints {

@@ -261,6 +261,22 @@ impl From<SignInError> for CommandError {
     }
 }
 
+/// Partner mode's sign-in: not set up or another MSP tenant is bad input (exit 2); a refused
+/// or failed sign-in is a failure, with its fix.
+impl From<crate::partner::signin::PartnerError> for CommandError {
+    fn from(e: crate::partner::signin::PartnerError) -> Self {
+        let c = if e.is_usage() {
+            user_error(e.to_string())
+        } else {
+            failed(e.to_string())
+        };
+        match e.hint() {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
 /// The tenant's OpenID configuration: no such tenant, or a `--cloud` Microsoft contradicts, is
 /// bad input (exit 2); an unreachable or unreadable sign-in service is a failure.
 impl From<crate::microsoft::signin::discovery::DiscoveryError> for CommandError {
@@ -288,9 +304,10 @@ impl From<crate::microsoft::signin::discovery::DiscoveryError> for CommandError 
 impl From<GraphError> for CommandError {
     fn from(e: GraphError) -> Self {
         let hint = e.hint();
-        let c = match e.sign_in() {
-            Some(s) => failed(format!("the sign-in failed: {s}")),
-            None => failed(e.to_string()),
+        let c = match (e.sign_in(), e.partner()) {
+            (Some(s), _) => failed(format!("the sign-in failed: {s}")),
+            (None, Some(p)) => failed(p.to_string()),
+            (None, None) => failed(e.to_string()),
         };
         match hint {
             Some(h) => c.hint(h),

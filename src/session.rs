@@ -145,6 +145,41 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The same clients on a credential made elsewhere (partner mode: the partner sign-in's
+    /// token for one customer, `PartnerSignIn::customer`). Nothing is kept by the session:
+    /// the credential keeps its own sign-in. `scopes` are what Graph requests ask it for.
+    pub fn with_credential(
+        env: &EnvOverrides,
+        http: reqwest::Client,
+        cloud: Cloud,
+        credential: Arc<dyn azure_core::credentials::TokenCredential>,
+        scopes: Vec<String>,
+    ) -> Session {
+        let endpoints = env.endpoints(cloud);
+        let scale = crate::config::retry_scale();
+        let meter = RequestMeter::new();
+        let graph = GraphClient::new(
+            http.clone(),
+            endpoints.clone(),
+            credential,
+            scopes,
+            RetryPolicy::default().scaled(scale),
+            meter.clone(),
+        );
+        let verifier = AzureVerifier::new(&http, endpoints.login.clone(), meter.clone());
+        Session {
+            http,
+            endpoints,
+            graph,
+            verifier,
+            meter,
+            user_cred: None,
+            scale,
+        }
+    }
+}
+
 /// How Exchange Online PowerShell signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ExchangeAuthMode {

@@ -19,6 +19,7 @@ mod lock_every_command;
 mod parsers_hostile_input;
 mod partner_consent;
 mod partner_followups;
+mod partner_login;
 mod portal_commands;
 mod readme_names;
 mod sandbox_kept;

@@ -6,6 +6,7 @@
 pub mod completions;
 pub mod doctor;
 pub mod list;
+pub mod partner;
 pub mod portal;
 pub mod sandbox;
 pub mod secret;
@@ -429,6 +430,7 @@ pub fn run(cli: Cli, ui: Ui) -> CommandResult {
         Command::Ual(a) => ual::cmd_ual(&ctx, a),
         Command::Doctor(a) => doctor::cmd_doctor(&ctx, a),
         Command::Portal(c) => portal::cmd_portal(&ctx, c),
+        Command::Partner(c) => partner::cmd_partner(&ctx, c),
         Command::Tenant(a) => tenant::cmd_tenant(&ctx, a),
         Command::Secret(c) => secret::cmd_secret(&ctx, c),
         Command::Sandbox(c) => sandbox::cmd_sandbox(&ctx, c),

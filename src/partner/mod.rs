@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod consent;
+pub mod signin;
 
 use uuid::Uuid;
 

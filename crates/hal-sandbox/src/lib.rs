@@ -258,7 +258,7 @@ impl Sandbox {
         self.state.url("portal")
     }
 
-    /// Partner Center's API root (what `HAL_ONBOARD_PARTNER_CENTER_URL` will name); clients
+    /// Partner Center's API root (`HAL_ONBOARD_PARTNER_CENTER_URL`); clients
     /// append `v1/customers/{customer}/applicationconsents`.
     pub fn partner_center_url(&self) -> Url {
         self.state.url("partnercenter")
@@ -284,6 +284,10 @@ impl Sandbox {
             ),
             ("HAL_PORTAL_URL".into(), self.portal_url().to_string()),
             ("HAL_PORTAL_TOKEN".into(), self.portal.token()),
+            (
+                "HAL_ONBOARD_PARTNER_CENTER_URL".into(),
+                self.partner_center_url().to_string(),
+            ),
         ]
     }
 

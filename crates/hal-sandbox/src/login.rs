@@ -476,6 +476,11 @@ pub(crate) fn user_tokens(
         upn: Some(t.upn()),
         name: Some(user.display_name.clone()),
         wids: t.user_role_ids(),
+        amr: if user.mfa {
+            vec!["pwd".into(), "mfa".into()]
+        } else {
+            vec!["pwd".into()]
+        },
         iss: format!("https://sts.windows.net/{token_tid}/"),
         ..Claims::default()
     };
@@ -701,8 +706,10 @@ fn refresh_grant(
         return Err(refusal(inner, tid, client_id, code));
     }
     let scope = f.get("scope").cloned().unwrap_or_default();
+    let original = claims.clone();
     let claims = gdap_claims(state, inner, tid, client_id, claims)?;
-    let v = mint_user(
+    let gdap = claims.tid != original.tid;
+    let mut v = mint_user(
         state,
         inner,
         claims,
@@ -710,6 +717,18 @@ fn refresh_grant(
         true,
         &SignInExtras::from_form(f),
     )?;
+    // A refresh token names the user, not the tenant it was last redeemed at: the one a
+    // customer's authority rotates stays the partner technician's (home tenant, oid), so it
+    // still signs in at the MSP's authority and at every other customer, as Entra's does.
+    if gdap {
+        let now = state.signer.clock().now_unix();
+        v["refresh_token"] = json!(state.signer.sign(&Claims {
+            iat: now,
+            nbf: now,
+            exp: now + 90 * 86400,
+            ..original
+        }));
+    }
     Ok(Json(v).into_response())
 }
 

@@ -221,6 +221,9 @@ pub struct UserScenario {
     /// Directory role names the technician is only eligible for (Privileged Identity
     /// Management): listed by `roleEligibilityScheduleInstances`, absent from `wids`.
     pub eligible_roles: Vec<String>,
+    /// The technician signs in with multi-factor authentication (tokens' `amr` is `["pwd",
+    /// "mfa"]`); false: password only (`["pwd"]`), which partner mode refuses.
+    pub mfa: bool,
 }
 
 impl Default for UserScenario {
@@ -232,6 +235,7 @@ impl Default for UserScenario {
             roles: vec!["Global Administrator".into()],
             home_tenant: None,
             eligible_roles: vec![],
+            mfa: true,
         }
     }
 }

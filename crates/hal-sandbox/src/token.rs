@@ -40,6 +40,10 @@ pub struct Claims {
     /// Directory role template IDs of the signed-in user (Microsoft's `wids` claim).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wids: Vec<String>,
+    /// How the user authenticated (Microsoft's `amr` claim in user tokens): `["pwd", "mfa"]`
+    /// after a multi-factor sign-in, `["pwd"]` without (scenario `signedInUser.mfa`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// OpenID subject (id tokens): pairwise, see [`pairwise_sub`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,

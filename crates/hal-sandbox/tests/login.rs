@@ -150,6 +150,10 @@ async fn tls_is_trusted_only_with_the_sandbox_ca() {
         sb.ca_path().display().to_string()
     );
     assert_eq!(env["HAL_PORTAL_URL"], sb.portal_url().to_string());
+    assert_eq!(
+        env["HAL_ONBOARD_PARTNER_CENTER_URL"],
+        sb.partner_center_url().to_string()
+    );
     assert!(sb.graph_url().as_str().ends_with("/graph/"));
     sb.shutdown().await;
 }

@@ -317,10 +317,20 @@ impl GraphError {
             _ => None,
         }
     }
+    /// The partner sign-in's refusal in a customer, when that is why there is no token.
+    pub fn partner(&self) -> Option<&crate::partner::signin::PartnerError> {
+        match self {
+            GraphError::Token(e) => crate::partner::signin::partner_error(e),
+            _ => None,
+        }
+    }
     /// What the technician can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            GraphError::Token(_) => self.sign_in().and_then(|e| e.hint()),
+            GraphError::Token(_) => match self.partner() {
+                Some(p) => p.hint(),
+                None => self.sign_in().and_then(|e| e.hint()),
+            },
             GraphError::Api { status: 429 | 503 | 504, .. } | GraphError::Busy { .. } => Some(
                 "Microsoft Graph is busy for this tenant; run the same command again in a few minutes (it resumes where it stopped).".into(),
             ),

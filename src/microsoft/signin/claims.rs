@@ -36,6 +36,10 @@ pub struct TokenClaims {
     /// Directory role template IDs of the signed-in user.
     #[serde(default)]
     pub wids: Vec<String>,
+    /// How the user authenticated (`pwd`, `mfa`, `rsa`, ...: the identity platform's access
+    /// token reference, "The amr claim").
+    #[serde(default)]
+    pub amr: Vec<String>,
     #[serde(default)]
     pub exp: Option<i64>,
 }
@@ -74,6 +78,12 @@ impl TokenClaims {
             .or(self.unique_name.as_deref())
     }
 
+    /// The sign-in used multi-factor authentication: `amr` holds `mfa`, or `ngcmfa`, which
+    /// Microsoft documents as equivalent. (`wiaormfa` may be Windows authentication alone.)
+    pub fn mfa(&self) -> bool {
+        self.amr.iter().any(|m| m == "mfa" || m == "ngcmfa")
+    }
+
     pub fn scopes(&self) -> Vec<&str> {
         self.scp
             .as_deref()
@@ -107,5 +117,18 @@ mod tests {
         assert_eq!(c.scopes().len(), 2);
         assert_eq!(c.wids.len(), 1);
         assert!(TokenClaims::decode("nope").is_err());
+    }
+
+    #[test]
+    fn mfa_is_mfa_or_its_documented_equivalent() {
+        let with = |amr: &[&str]| TokenClaims {
+            amr: amr.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(with(&["pwd", "mfa"]).mfa());
+        assert!(with(&["ngcmfa"]).mfa());
+        assert!(!with(&["pwd"]).mfa());
+        assert!(!with(&["wiaormfa"]).mfa());
+        assert!(!with(&[]).mfa());
     }
 }

@@ -152,6 +152,9 @@ pub enum SignInError {
     AzOtherTenant { tenant: String, detail: String },
     #[error("cannot keep the sign-in in the keyring")]
     Keyring(#[source] SecretError),
+    /// A credential that may not prompt ([`SignInOptions::silent_only`]) has no saved sign-in.
+    #[error("there is no saved sign-in")]
+    NoSavedSignIn,
     #[error(transparent)]
     AzureCli(azure_core::Error),
 }
@@ -340,6 +343,9 @@ pub struct SignInOptions {
     pub known_tenant: Option<Uuid>,
     /// How long the browser flow waits for the browser to come back.
     pub browser_wait: Duration,
+    /// Only the saved sign-in: never a device code or browser (a command that must not
+    /// prompt, e.g. one that needs `partner login` first).
+    pub silent_only: bool,
 }
 
 /// The browser flow's wait unless HAL_ONBOARD_BROWSER_TIMEOUT says otherwise.
@@ -357,6 +363,7 @@ impl SignInOptions {
             refresh_account: crate::secrets::account::graph_refresh_token,
             known_tenant: None,
             browser_wait: BROWSER_WAIT,
+            silent_only: false,
         }
     }
 
@@ -375,6 +382,7 @@ impl SignInOptions {
             refresh_account: crate::secrets::account::exchange_refresh_token,
             known_tenant: None,
             browser_wait: BROWSER_WAIT,
+            silent_only: false,
         }
     }
 
@@ -639,8 +647,14 @@ impl UserCredential {
                         self.secret_delete((self.opts.refresh_account)(tenant))
                             .await?;
                     }
+                    if self.opts.silent_only {
+                        return Err(why);
+                    }
                 }
             }
+        }
+        if self.opts.silent_only {
+            return Err(SignInError::NoSavedSignIn);
         }
         if want != self.opts.scopes {
             return Err(SignInError::Protocol(
@@ -667,6 +681,49 @@ impl UserCredential {
             .and_then(|c| c.user().map(str::to_string));
         self.observer.signed_in(user.as_deref());
         self.accept(&mut st, key, t).await
+    }
+
+    /// A token for `scopes` from this sign-in's refresh token redeemed at another tenant's
+    /// authority (`{authority}/{tenant}/oauth2/v2.0/token`, the same client): a partner
+    /// technician's token in a customer through GDAP. Never prompts; a refusal is the caller's
+    /// and leaves the sign-in as it is (it says nothing about the refresh token elsewhere).
+    /// A rotated refresh token replaces the one held, and the keyring's once kept.
+    pub async fn redeem_at(
+        &self,
+        tenant: &str,
+        scopes: &[&str],
+    ) -> Result<AccessToken, SignInError> {
+        let rt = self.state.lock().await.refresh.clone();
+        let rt = rt.ok_or(SignInError::NoSavedSignIn)?;
+        let url = self
+            .opts
+            .authority
+            .join(&format!("{tenant}/oauth2/v2.0/token"))
+            .expect("oauth path joins");
+        let want: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let scope = self.opts.scope_param(&want);
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.opts.client_id.as_str()),
+            ("refresh_token", rt.expose()),
+            ("scope", scope.as_str()),
+        ];
+        let t = match post_form::<TokenResponse>(&self.http, &url, &form).await? {
+            Ok(t) => t,
+            Err(e) => return Err(e.into_error()),
+        };
+        let expires = OffsetDateTime::now_utc()
+            + time::Duration::seconds(t.expires_in.unwrap_or(3600).clamp(60, 86_400));
+        let token = AccessToken::new(t.access_token.expose().to_string(), expires);
+        if let Some(new) = t.refresh_token {
+            let mut st = self.state.lock().await;
+            if let Some(tenant) = st.keep_under {
+                self.secret_set((self.opts.refresh_account)(tenant), new.clone())
+                    .await?;
+            }
+            st.refresh = Some(new);
+        }
+        Ok(token)
     }
 
     async fn accept(
