@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod consent;
+pub mod customers;
 pub mod signin;
 
 use uuid::Uuid;
