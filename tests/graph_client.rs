@@ -298,7 +298,10 @@ async fn retry_after_is_shared_through_the_gate() {
             .iter()
             .any(|r| r.status == 429 && r.tenant == Some(a.id))
         {
-            assert!(std::time::Instant::now() < deadline, "A was never throttled");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "A was never throttled"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let t = std::time::Instant::now();
@@ -306,10 +309,16 @@ async fn retry_after_is_shared_through_the_gate() {
         let waited = t.elapsed();
         throttled.await.unwrap().unwrap();
         if shared {
-            assert!(waited >= std::time::Duration::from_millis(1500), "{waited:?}");
+            assert!(
+                waited >= std::time::Duration::from_millis(1500),
+                "{waited:?}"
+            );
             assert_eq!(gate.held_back(), 1);
         } else {
-            assert!(waited < std::time::Duration::from_millis(1000), "{waited:?}");
+            assert!(
+                waited < std::time::Duration::from_millis(1000),
+                "{waited:?}"
+            );
         }
         sb.clear_requests();
     }

@@ -29,8 +29,7 @@ use crate::config::EnvOverrides;
 use crate::error::{CommandError, ExitStatus};
 use crate::microsoft::exchange::OpsFactory;
 use crate::microsoft::graph::gate::ThrottleGate;
-use crate::microsoft::graph::meter::RequestMeter;
-use crate::microsoft::graph::{GraphClient, RetryPolicy, WaitNote, WaitObserver};
+use crate::microsoft::graph::{WaitNote, WaitObserver};
 use crate::portal::PortalApi;
 use crate::secrets::SecretStore;
 use crate::store::{StepId, StepStatus, TenantRecord, TenantStore};
@@ -219,8 +218,10 @@ impl crate::microsoft::exchange::SignInFactory for PartnerExchange {
     async fn exchange_sign_in(
         &self,
         tenant: &TenantRecord,
-    ) -> Result<crate::microsoft::exchange::auth::ExchangeSignIn, crate::microsoft::exchange::ExchangeError>
-    {
+    ) -> Result<
+        crate::microsoft::exchange::auth::ExchangeSignIn,
+        crate::microsoft::exchange::ExchangeError,
+    > {
         Ok(crate::microsoft::exchange::auth::ExchangeSignIn {
             credential: (self.customer)(tenant.tenant_id),
             upn: None,
@@ -240,7 +241,8 @@ impl super::consent::ConsentObserver for ConsentLine<'_> {
             ),
             true,
         );
-        self.0.step(customer, "waiting for the customer's admin consent");
+        self.0
+            .step(customer, "waiting for the customer's admin consent");
     }
 
     fn waiting(&self, customer: Uuid, p: &super::consent::ConsentProgress) {
@@ -334,10 +336,7 @@ impl Progress for CustomerProgress {
                 &format!("{}/6 {}", step_number(step), step.title()),
             ),
             Event::Waiting {
-                what,
-                attempt,
-                of,
-                ..
+                what, attempt, of, ..
             } => o.step(
                 self.tenant,
                 &format!("waiting for {what} (attempt {attempt}/{of})"),
@@ -482,24 +481,23 @@ async fn onboard_inner(
         yes: deps.settings.yes,
     });
     let cloud = deps.settings.cloud;
-    let endpoints = deps.env.endpoints(cloud);
-    let scale = crate::config::retry_scale();
-    let meter = RequestMeter::new();
-    let graph = GraphClient::new(
+    let graph_resource = deps.env.endpoints(cloud).graph_resource;
+    let crate::session::Session {
+        endpoints,
+        graph,
+        verifier,
+        meter,
+        scale,
+        ..
+    } = crate::session::Session::with_credential(
+        &deps.env,
         deps.http.clone(),
-        endpoints.clone(),
+        cloud,
         deps.access.credential(tid),
-        vec![format!("{}/.default", endpoints.graph_resource)],
-        RetryPolicy::default().scaled(scale),
-        meter.clone(),
-    )
-    .with_throttle_gate(deps.gate.clone());
-    graph.set_wait_observer(progress.clone());
-    let verifier = crate::wizard::verify::AzureVerifier::new(
-        &deps.http,
-        endpoints.login.clone(),
-        meter.clone(),
+        vec![format!("{graph_resource}/.default")],
     );
+    let graph = graph.with_throttle_gate(deps.gate.clone());
+    graph.set_wait_observer(progress.clone());
 
     let mut settings = Settings::new(
         TenantName::from(tid),
@@ -596,6 +594,73 @@ fn outcome_of(rec: &TenantRecord) -> Outcome {
     }
 }
 
+/// Which customers the batch onboards and which it skips, nothing changed in them: every
+/// customer the survey found (`--all`), or the ones named (`(as given, tenant ID)`; one GDAP
+/// does not reach is GDAP_NO_RELATIONSHIP). BLOCKED ones are skipped with the missing role,
+/// why it is needed, the roles held there (relationship and group names) and the fix;
+/// EXPIRING ones are onboarded, their end date kept for the summary.
+pub fn select(
+    customers: &[super::customers::Customer],
+    named: Option<&[(String, Uuid)]>,
+    skip_exchange: bool,
+    now: OffsetDateTime,
+) -> (Vec<Target>, Vec<Skipped>) {
+    use super::customers::{self, Blocked, Verdict};
+    let skip = |name: &str, id: Option<Uuid>, b: &Blocked, held: &[customers::HeldRole]| Skipped {
+        name: name.to_string(),
+        tenant_id: id,
+        code: b.code(),
+        message: match b {
+            Blocked::NoRelationship { .. } => b.reason(),
+            _ => format!(
+                "{}; the roles you hold there: {}",
+                b.reason(),
+                customers::describe_held(held)
+            ),
+        },
+        fix: b.fix(),
+    };
+    // Each customer asked for: as the survey found it, or why GDAP does not reach it.
+    let asked: Vec<(String, Uuid, Result<&customers::Customer, Blocked>)> = match named {
+        None => customers
+            .iter()
+            .map(|c| (c.display_name.clone(), c.tenant_id, Ok(c)))
+            .collect(),
+        Some(named) => named
+            .iter()
+            .map(|(given, id)| (given.clone(), *id, customers::find_id(customers, *id)))
+            .collect(),
+    };
+    let mut targets: Vec<Target> = Vec::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    for (given, id, found) in asked {
+        if targets.iter().any(|t| t.tenant_id == id)
+            || skipped.iter().any(|s| s.tenant_id == Some(id))
+        {
+            continue;
+        }
+        let c = match found {
+            Ok(c) => c,
+            Err(b) => {
+                skipped.push(skip(&given, Some(id), &b, &[]));
+                continue;
+            }
+        };
+        match customers::verdict(c, skip_exchange, now) {
+            Verdict::Blocked(b) => skipped.push(skip(&c.display_name, Some(id), &b, &c.roles)),
+            v => targets.push(Target {
+                tenant_id: id,
+                display_name: c.display_name.clone(),
+                expiring: match v {
+                    Verdict::Expiring { ends_at } => Some(ends_at),
+                    _ => None,
+                },
+            }),
+        }
+    }
+    (targets, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,7 +700,10 @@ mod tests {
         };
         assert_eq!(s(vec![done(), done()], vec![]).exit(), ExitStatus::Ok);
         assert_eq!(s(vec![done(), wait()], vec![]).exit(), ExitStatus::Waiting);
-        assert_eq!(s(vec![done(), wait()], vec![skipped()]).exit(), ExitStatus::Failed);
+        assert_eq!(
+            s(vec![done(), wait()], vec![skipped()]).exit(),
+            ExitStatus::Failed
+        );
         assert_eq!(s(vec![wait(), fail()], vec![]).exit(), ExitStatus::Failed);
         assert_eq!(
             s(vec![done(), result(Outcome::Busy("b".into()))], vec![]).exit(),

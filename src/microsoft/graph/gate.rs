@@ -37,7 +37,9 @@ impl ThrottleGate {
     /// How long a request sent now would have to wait (zero when the gate is open).
     pub fn remaining(&self) -> Duration {
         let open = self.open_at.lock().unwrap_or_else(|e| e.into_inner());
-        open.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()))
+        open.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Waits until the gate is open; how long that was (zero: it was open). A hold made while
@@ -80,7 +82,9 @@ mod tests {
         g.hold(Duration::from_millis(50)); // a shorter one does not shorten it
         let other = g.clone();
         let t = Instant::now();
-        let waited = tokio::spawn(async move { other.pass().await }).await.unwrap();
+        let waited = tokio::spawn(async move { other.pass().await })
+            .await
+            .unwrap();
         assert!(waited >= Duration::from_millis(290), "{waited:?}");
         assert!(t.elapsed() >= Duration::from_millis(290));
         assert_eq!(g.held_back(), 1);
