@@ -238,9 +238,18 @@ impl World {
     /// Ends this world's stand-in PowerShells still running (a hung one whose parent was
     /// killed): found by their executable's path in /proc.
     fn kill_standins(&self) {
+        for pid in self.standins() {
+            // SAFETY: a process this test started (through hal-onboard).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// This world's stand-in PowerShells still running (not zombies).
+    fn standins(&self) -> Vec<i32> {
         let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
+            return vec![];
         };
+        let mut found = vec![];
         for p in procs.flatten() {
             let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
@@ -249,10 +258,11 @@ impl World {
                 continue;
             };
             let argv0 = cmd.split(|b| *b == 0).next().unwrap_or_default();
-            if argv0 == self.pwsh.as_os_str().as_encoded_bytes() {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+            if !argv0.is_empty() && argv0 == self.pwsh.as_os_str().as_encoded_bytes() {
+                found.push(pid);
             }
         }
+        found
     }
 
     /// Nothing of ours in the customer's tenant, and no record of it.
@@ -558,4 +568,66 @@ async fn the_command_line_shape() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains("partner setup"), "{args:?}: {err}");
     }
+}
+
+/// Ctrl-C while one customer's PowerShell hangs and another is done: every job stops, exit
+/// 130 with the one interrupted line (no summary of failures, no hint), the hung PowerShell
+/// ended, and the next run finishes the stopped customer.
+#[tokio::test]
+async fn ctrl_c_stops_every_job_with_the_one_line() {
+    let n = 9;
+    let w = World::start(n, |v| {
+        customer(v, n, 1, "Quick", &[GA], |_| {});
+        customer(v, n, 2, "Hung", &[GA], |t| {
+            t["exchange"] = json!({"hang": true});
+        });
+    })
+    .await;
+    let (quick, hung) = (id(n, 0x301), id(n, 0x302));
+    let args = ["quick.onmicrosoft.com", "hung.onmicrosoft.com", "--yes"];
+    let child = w.command(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !(w
+        .record(quick)
+        .is_some_and(|r| r["steps"]["portal"]["status"] == "done")
+        && w.sb
+            .exchange()
+            .snapshot(hung)
+            .is_some_and(|s| s.counters.connects > 0))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Quick done and Hung connecting in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: signals our own child.
+    unsafe {
+        libc::kill(child.id().unwrap() as i32, libc::SIGINT);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("hal-onboard ends soon after Ctrl-C")
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    const LINE: &str =
+        "interrupted: everything done so far is saved; run the same command to resume";
+    assert_eq!(err.matches(LINE).count(), 1, "{err}");
+    assert!(!err.contains("hint:") && !err.contains("Summary"), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left = w.standins();
+    w.kill_standins();
+    assert!(
+        left.is_empty(),
+        "stand-in PowerShells left running: {left:?}"
+    );
+
+    w.sb.exchange().add_tenant(hung, Default::default());
+    w.sb.exchange()
+        .set_initial_domain(hung, "hung.onmicrosoft.com");
+    let out = w.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    w.assert_onboarded(quick);
+    w.assert_onboarded(hung);
 }
