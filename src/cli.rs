@@ -157,6 +157,7 @@ impl SignInArgs {
             method: self.auth,
             client_id: self.client_id.clone(),
             cloud,
+            extra_scopes: vec![],
         }
     }
 }

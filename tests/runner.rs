@@ -22,6 +22,7 @@ mod partner_customers;
 mod partner_followups;
 mod partner_gdap_reads;
 mod partner_login;
+mod partner_setup;
 mod portal_commands;
 mod readme_names;
 mod sandbox_kept;

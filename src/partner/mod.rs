@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod consent;
 pub mod customers;
+pub mod setup;
 pub mod signin;
 
 use uuid::Uuid;

@@ -1,8 +1,9 @@
 //! `hal-onboard partner …`: partner mode (GDAP), one sign-in in the MSP's own tenant for
-//! every customer. See docs/partner.md.
+//! every customer, set up once per MSP. See docs/partner.md.
 
 pub mod customers;
 pub mod login;
+pub mod setup;
 
 use clap::Subcommand;
 
@@ -11,6 +12,9 @@ use crate::error::CommandResult;
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
+    /// Register (or find and repair) the partner app in your MSP's own tenant, with admin
+    /// consent there; once per MSP, by an administrator of that tenant. Asks first.
+    Setup(setup::SetupArgs),
     Login(login::LoginArgs),
     /// Every customer GDAP reaches: your roles there, the relationship's end, whether
     /// hal-onboard onboarded it, and READY, EXPIRING or BLOCKED with the fix.
@@ -19,6 +23,7 @@ pub enum PartnerCommand {
 
 pub fn cmd_partner(ctx: &Ctx, command: &PartnerCommand) -> CommandResult {
     match command {
+        PartnerCommand::Setup(a) => setup::cmd_partner_setup(ctx, a),
         PartnerCommand::Login(a) => login::cmd_partner_login(ctx, a),
         PartnerCommand::Customers(a) => customers::cmd_partner_customers(ctx, a),
     }

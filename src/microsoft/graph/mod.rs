@@ -17,6 +17,7 @@ pub mod gate;
 pub mod gdap;
 pub mod meter;
 pub mod model;
+pub mod partner_app;
 
 use std::sync::Arc;
 use std::time::Duration;
