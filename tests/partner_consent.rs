@@ -392,6 +392,16 @@ async fn partner_center_throttling_is_waited_out_within_a_bound() {
         "Retry-After: 1, twice, honoured"
     );
 
+    // HAL_ONBOARD_RETRY_SCALE, passed in by the caller, scales Retry-After too.
+    let w = World::start(0, 2).await;
+    let started = std::time::Instant::now();
+    w.pc()
+        .with_scale(0.1)
+        .consent(id(READY), &w.app, "hal-onboard partner", &consent::grants())
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(1500));
+
     let w = World::start(0, 100).await;
     let e = w
         .pc()

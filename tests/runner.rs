@@ -9,6 +9,7 @@ mod bridge_steps;
 mod contract_bridge;
 mod contract_portal;
 mod doctor_exchange;
+mod exchange_delegated;
 mod graph_client;
 mod help_and_man;
 mod interrupt_every_command;

@@ -225,6 +225,8 @@ impl crate::microsoft::exchange::SignInFactory for PartnerExchange {
         Ok(crate::microsoft::exchange::auth::ExchangeSignIn {
             credential: (self.customer)(tenant.tenant_id),
             upn: None,
+            // The session then checks it acts on this organization before any change.
+            delegated_organization: Some(crate::microsoft::exchange::ops::organization(tenant)),
         })
     }
 }
