@@ -231,33 +231,28 @@ impl crate::microsoft::exchange::SignInFactory for PartnerExchange {
     }
 }
 
-/// The consent's progress as the customer's line in the table.
-struct ConsentLine<'a>(&'a dyn BatchObserver);
+/// The consent's progress as the customer's line in the table; the admin consent link (when
+/// Partner Center may not be used) above it, for a customer's admin to open.
+struct ConsentLine<'a> {
+    observer: &'a dyn BatchObserver,
+    name: &'a str,
+    admin_budget: std::time::Duration,
+}
 
 impl super::consent::ConsentObserver for ConsentLine<'_> {
     fn admin_consent_needed(&self, customer: Uuid, url: &url::Url, why: &str) {
-        self.0.note(
+        self.observer.note(customer, why, true);
+        self.observer.note(
             customer,
-            &format!(
-                "Partner Center cannot consent here ({why}): an admin of this customer must open {url} and approve; waiting for it"
-            ),
-            true,
+            &super::consent::admin_consent_sentence(self.name, url, self.admin_budget),
+            false,
         );
-        self.0
+        self.observer
             .step(customer, "waiting for the customer's admin consent");
     }
 
     fn waiting(&self, customer: Uuid, p: &super::consent::ConsentProgress) {
-        self.0.step(
-            customer,
-            &format!(
-                "waiting for the consent to take effect: {} of {} (attempt {}/{})",
-                crate::microsoft::graph::human(p.waited),
-                crate::microsoft::graph::human(p.budget),
-                p.attempt,
-                p.of
-            ),
-        );
+        self.observer.step(customer, &p.sentence());
     }
 }
 
@@ -275,7 +270,11 @@ impl CustomerAccess for PartnerAccess {
             customer.tenant_id,
             &self.client_id,
             &self.display_name,
-            &ConsentLine(observer),
+            &ConsentLine {
+                observer,
+                name: &customer.display_name,
+                admin_budget: self.policy.admin_budget,
+            },
             &self.policy,
         )
         .await
