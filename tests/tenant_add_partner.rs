@@ -227,6 +227,16 @@ impl World {
         );
         let rec = self.record(tenant).expect("a record");
         assert_eq!(rec["via"], "partner", "{rec:#}");
+        if rec["steps"]["exchange"]["status"] != "skipped" {
+            // UAL on, through a session delegated to this customer (one sign-in for both).
+            let ex = self
+                .sb
+                .exchange()
+                .snapshot(tenant)
+                .expect("an Exchange organization");
+            assert!(ex.ual_enabled, "{tenant}: UAL on");
+            assert_eq!(rec["steps"]["exchange"]["status"], "done", "{rec:#}");
+        }
         for step in ["app", "secret", "consent", "verify", "portal"] {
             assert_eq!(
                 rec["steps"][step]["status"], "done",
@@ -630,4 +640,48 @@ async fn ctrl_c_stops_every_job_with_the_one_line() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     w.assert_onboarded(quick);
     w.assert_onboarded(hung);
+}
+
+/// A delegated Exchange session that acts on the MSP's own organization (as reported with
+/// `-AccessToken -DelegatedOrganization`): that customer fails naming both organizations, and
+/// neither organization's audit logging was changed; the other customer is onboarded.
+#[tokio::test]
+async fn an_exchange_session_in_the_partners_organization_changes_nothing() {
+    let n = 10;
+    let w = World::start(n, |v| {
+        customer(v, n, 1, "Fine", &[GA], |_| {});
+        customer(v, n, 2, "Misrouted", &[GA], |t| {
+            t["exchange"] = json!({"delegatedActsOnPartner": true});
+        });
+    })
+    .await;
+    let (fine, misrouted) = (id(n, 0x301), id(n, 0x302));
+    let msp_before = w.sb.exchange().snapshot(w.msp()).map(|s| s.ual_enabled);
+    let out = w
+        .run(&["fine.onmicrosoft.com", "misrouted.onmicrosoft.com", "--yes"])
+        .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    w.assert_onboarded(fine);
+    assert!(
+        err.contains("Misrouted (misrouted.onmicrosoft.com): failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("acts on northwindmsp.onmicrosoft.com, not on misrouted.onmicrosoft.com"),
+        "{err}"
+    );
+    assert_eq!(
+        w.sb.exchange().snapshot(w.msp()).map(|s| s.ual_enabled),
+        msp_before,
+        "the MSP's own audit logging untouched"
+    );
+    assert!(!w.sb.exchange().snapshot(misrouted).unwrap().ual_enabled);
+    assert!(
+        w.sb.snapshot(misrouted)
+            .applications
+            .iter()
+            .all(|a| a.display_name != APP),
+        "the Graph steps did not run after step 1 stopped"
+    );
 }
