@@ -352,7 +352,18 @@ async fn skip_exchange_lifts_the_exchange_administrator_requirement() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("GDAP_ROLE_MISSING"), "{err}");
-    assert!(err.contains("Exchange Administrator"), "{err}");
+    // The missing role and why, the roles held there with relationship and group, the fix.
+    assert!(
+        err.contains("Exchange Administrator (it switches on unified audit logging"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "Cloud Application Administrator (relationship 'Onboarding Proseware', group 'Onboarders')"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("fix:"), "{err}");
     w.assert_untouched(proseware);
 
     let out = w
@@ -684,4 +695,45 @@ async fn an_exchange_session_in_the_partners_organization_changes_nothing() {
             .all(|a| a.display_name != APP),
         "the Graph steps did not run after step 1 stopped"
     );
+}
+
+/// A customer another hal-onboard is changing (its tenant lock held) is skipped, nothing
+/// changed in it, and said so; the others are onboarded; exit 1 (not every customer is done).
+/// `--json` carries every customer's result.
+#[tokio::test]
+async fn a_busy_customer_is_skipped_not_failed() {
+    let n = 11;
+    let w = World::start(n, |v| {
+        customer(v, n, 1, "Free", &[GA], |_| {});
+        customer(v, n, 2, "Busy", &[GA], |_| {});
+    })
+    .await;
+    let (free, busy) = (id(n, 0x301), id(n, 0x302));
+    let lock = hal_onboard::store::lock::acquire(&w.home(), busy, "Busy", "tenant add").unwrap();
+    let out = w
+        .run(&[
+            "free.onmicrosoft.com",
+            "busy.onmicrosoft.com",
+            "--yes",
+            "--json",
+        ])
+        .await;
+    drop(lock);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    w.assert_onboarded(free);
+    w.assert_untouched(busy);
+    assert!(err.contains("skipped: another hal-onboard"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let result = |t: Uuid| {
+        v["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["tenantId"] == json!(t))
+            .map(|c| c["result"].clone())
+    };
+    assert_eq!(result(free), Some(json!("onboarded")), "{v:#}");
+    assert_eq!(result(busy), Some(json!("busy")), "{v:#}");
+    assert_eq!(v["onboarded"], 1);
 }
