@@ -568,6 +568,17 @@ async fn the_command_line_shape() {
     assert_eq!(code, Some(2), "{err}");
     let (code, err) = run(&["tenant", "add", "--partner", "--jobs", "17", "--all"]).await;
     assert_eq!(code, Some(2), "{err}");
+    // One sign-in serves Graph and Exchange, with the partner app: neither is chosen here.
+    let (code, err) = run(&[
+        "tenant",
+        "add",
+        "--partner",
+        "--all",
+        "--exchange-auth",
+        "device",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
     let (code, err) = run(&["tenant", "add", "--partner", "--yes"]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--all"), "{err}");
@@ -736,4 +747,86 @@ async fn a_busy_customer_is_skipped_not_failed() {
     assert_eq!(result(free), Some(json!("onboarded")), "{v:#}");
     assert_eq!(result(busy), Some(json!("busy")), "{v:#}");
     assert_eq!(v["onboarded"], 1);
+}
+
+/// At a terminal: the plan's one question, then the live table (a row per running customer
+/// with its step) and each finished customer's line above it, then the summary.
+#[cfg(unix)]
+#[test]
+fn at_a_terminal_the_batch_asks_once_and_shows_a_live_table() {
+    use expectrl::Expect;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let n = 12;
+    let w = rt.block_on(World::start(n, |v| {
+        for (k, name) in [(1, "Slow"), (2, "Slower")] {
+            customer(v, n, k, name, &[GA], |t| {
+                t["latencyMs"] = json!(60 * k);
+            });
+        }
+    }));
+    let mut c = crate::support::hal_onboard_std();
+    for (k, v) in w.sb.env() {
+        c.env(k, v);
+    }
+    c.env("HAL_ONBOARD_RETRY_SCALE", "0.01")
+        .env("HAL_ONBOARD_PWSH", &w.pwsh)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .arg("--home")
+        .arg(w.home())
+        .args([
+            "tenant",
+            "add",
+            "--partner",
+            "slow.onmicrosoft.com",
+            "slower.onmicrosoft.com",
+        ]);
+    let mut s = expectrl::Session::spawn(c).expect("spawn in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(90)));
+    s.expect("Plan: onboard 2 customers").unwrap();
+    s.expect("Onboard 2 customers as planned?").unwrap();
+    s.send("y").unwrap();
+    // A running customer's row: its name and its current step.
+    s.expect(expectrl::Regex(
+        "Slower +[^\n]*(consent for the partner app|[1-6]/6 )",
+    ))
+    .unwrap();
+    s.expect("Slow (slow.onmicrosoft.com): onboarded").unwrap();
+    s.expect("Summary: 2 onboarded, 0 waiting, 0 blocked, 0 failed")
+        .unwrap();
+    s.expect(expectrl::Eof).unwrap();
+    w.assert_onboarded(id(n, 0x301));
+    w.assert_onboarded(id(n, 0x302));
+}
+
+/// A customer whose audit logging only waits on Microsoft's propagation: onboarded otherwise,
+/// "waiting" in the summary, and exit 3 when no customer is blocked or failed.
+#[tokio::test]
+async fn only_waiting_on_microsoft_exits_3() {
+    let n = 13;
+    let w = World::start(n, |v| {
+        customer(v, n, 1, "Done", &[GA], |_| {});
+        customer(v, n, 2, "Dehydrated", &[GA], |t| {
+            t["exchange"] = json!({"dehydrated": true, "propagationAttempts": 50});
+        });
+    })
+    .await;
+    let out = w
+        .run(&[
+            "done.onmicrosoft.com",
+            "dehydrated.onmicrosoft.com",
+            "--yes",
+        ])
+        .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("Summary: 1 onboarded, 1 waiting, 0 blocked, 0 failed"),
+        "{err}"
+    );
+    w.assert_onboarded(id(n, 0x301));
+    let rec = w.record(id(n, 0x302)).unwrap();
+    assert_eq!(rec["steps"]["exchange"]["status"], "waiting", "{rec:#}");
+    assert_eq!(rec["steps"]["verify"]["status"], "done", "{rec:#}");
+    assert_eq!(rec["via"], "partner");
 }

@@ -40,7 +40,7 @@ pub struct AddArgs {
     /// Partner mode (GDAP): onboard customers through your MSP's own sign-in (`hal-onboard
     /// partner login`, signed in here when none is kept) instead of each customer's Global
     /// Administrator. Name the customers, or pass --all (docs/partner.md).
-    #[arg(long, conflicts_with_all = ["from", "name", "adopt", "show_secret"])]
+    #[arg(long, conflicts_with_all = ["from", "name", "adopt", "show_secret", "exchange_auth", "client_id"])]
     pub partner: bool,
 
     /// With --partner: every customer your GDAP relationships reach; BLOCKED ones are skipped
