@@ -400,6 +400,7 @@ impl PartnerSignIn {
     pub fn customer(&self, customer: Uuid) -> Arc<dyn TokenCredential> {
         Arc::new(CustomerCredential {
             user: self.user.clone(),
+            default_scopes: self.graph_scopes(),
             customer,
             msp_domain: self.cfg.domain.clone(),
             tokens: Mutex::new(HashMap::new()),
@@ -433,6 +434,8 @@ impl TokenCredential for FixedScope {
 /// The partner sign-in in one customer (GDAP).
 struct CustomerCredential {
     user: Arc<UserCredential>,
+    /// Asked for when the caller names no scope: the partner app's Graph scopes.
+    default_scopes: Vec<String>,
     customer: Uuid,
     msp_domain: String,
     /// Access tokens by scope string.
@@ -449,6 +452,12 @@ impl std::fmt::Debug for CustomerCredential {
 
 impl CustomerCredential {
     async fn token(&self, scopes: &[&str]) -> Result<AccessToken, PartnerError> {
+        let defaults: Vec<&str> = self.default_scopes.iter().map(String::as_str).collect();
+        let scopes = if scopes.is_empty() {
+            &defaults[..]
+        } else {
+            scopes
+        };
         let key = scopes.join(" ");
         // Held while fetching: one customer's concurrent requests share one redemption.
         let mut tokens = self.tokens.lock().await;

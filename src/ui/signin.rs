@@ -22,6 +22,8 @@ pub struct UiSignIn {
     announce: Mutex<Option<String>>,
     /// Tells the thread waiting for Enter to stop.
     enter: Mutex<Option<Arc<AtomicBool>>>,
+    /// Whom to sign in as, in "Sign in as … ." under the code.
+    account: String,
 }
 
 impl UiSignIn {
@@ -31,7 +33,15 @@ impl UiSignIn {
             spinner: Arc::default(),
             announce: Mutex::new(None),
             enter: Mutex::new(None),
+            account: "a Global Administrator of that tenant".into(),
         }
+    }
+
+    /// Says whom to sign in as under the code (a Global Administrator of the tenant unless
+    /// told otherwise, e.g. partner mode's technician of the MSP's tenant).
+    pub fn signing_in_as(mut self, account: impl Into<String>) -> UiSignIn {
+        self.account = account.into();
+        self
     }
 
     /// Says `text` before the first code or URL this sign-in shows.
@@ -104,7 +114,8 @@ impl SignInObserver for UiSignIn {
             )),
         }
         ui.status(ui.dim(format!(
-            "Sign in as a Global Administrator of that tenant. The code expires at {}.",
+            "Sign in as {}. The code expires at {}.",
+            self.account,
             local_time(p.expires_at)
         )));
         ui.status("");

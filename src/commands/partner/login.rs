@@ -51,7 +51,10 @@ pub fn cmd_partner_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
         http,
         &cfg,
         secrets,
-        Arc::new(UiSignIn::new(ui)),
+        Arc::new(UiSignIn::new(ui).signing_in_as(format!(
+            "your own account of the MSP's tenant {}, with multi-factor authentication",
+            Untrusted(&cfg.domain)
+        ))),
         method,
     ))?;
     let who = signin.technician().unwrap_or("the technician");

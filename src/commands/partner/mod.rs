@@ -1,5 +1,5 @@
-//! `hal-onboard partner …`: partner mode (GDAP), one sign-in in the MSP's own tenant for
-//! every customer, set up once per MSP. See docs/partner.md.
+//! `hal-onboard partner …`: partner mode (GDAP), set up once per MSP, then one sign-in in the
+//! MSP's own tenant for every customer (docs/partner.md).
 
 pub mod customers;
 pub mod login;
