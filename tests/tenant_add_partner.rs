@@ -307,6 +307,12 @@ async fn all_onboards_ready_and_expiring_and_skips_blocked() {
     let err = stderr(&out);
     eprintln!("tenant add --partner --all (2 customers onboarded, 2 blocked): {wall:?}");
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // No saved sign-in (no keyring here): the run signed the technician in itself, once.
+    assert_eq!(err.matches("one-time code").count(), 1, "{err}");
+    assert!(
+        err.contains("your own account of the MSP's tenant"),
+        "{err}"
+    );
     w.assert_onboarded(fabrikam);
     w.assert_onboarded(woodgrove);
     for t in [tailspin, litware, adatum] {

@@ -44,7 +44,10 @@ pub fn cmd_tenant_add_partner(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         http.clone(),
         &cfg,
         secrets.clone(),
-        Arc::new(UiSignIn::new(ui)),
+        Arc::new(UiSignIn::new(ui).signing_in_as(format!(
+            "your own account of the MSP's tenant {}, with multi-factor authentication",
+            crate::ui::Untrusted(&cfg.domain)
+        ))),
         args.sign_in.auth,
         // No saved sign-in (or no keyring): sign in now, for this process.
         true,
