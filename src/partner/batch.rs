@@ -180,11 +180,13 @@ pub trait BatchObserver: Send + Sync {
 /// from the partner sign-in (`partner::signin::PartnerSignIn::customer`).
 #[async_trait::async_trait]
 pub trait CustomerAccess: Send + Sync {
-    /// The partner app is consented in the customer (already present counts); its progress,
-    /// and an admin consent URL to open, go to `observer`.
+    /// The partner app is consented in the customer (already present counts), proven by
+    /// `credential` (the customer's, from [`CustomerAccess::credential`]) getting a token; its
+    /// progress, and an admin consent URL to open, go to `observer`.
     async fn consent(
         &self,
         customer: &Target,
+        credential: Arc<dyn TokenCredential>,
         observer: &dyn BatchObserver,
     ) -> Result<(), CommandError>;
     /// The customer's tokens for any scope (Graph `{graph}/.default`, Exchange `{exo}/.default`).
@@ -261,11 +263,12 @@ impl CustomerAccess for PartnerAccess {
     async fn consent(
         &self,
         customer: &Target,
+        credential: Arc<dyn TokenCredential>,
         observer: &dyn BatchObserver,
     ) -> Result<(), CommandError> {
         super::consent::ensure(
             &self.center,
-            (self.customer)(customer.tenant_id),
+            credential,
             &self.endpoints,
             customer.tenant_id,
             &self.client_id,
@@ -470,8 +473,11 @@ async fn onboard_inner(
         Err(e) => return Err(failed(CommandError::from(e))),
     };
     obs.step(tid, "consent for the partner app");
+    // One customer credential for the consent's proof and the Graph session: the token that
+    // proved the consent is the session's first.
+    let credential = deps.access.credential(tid);
     deps.access
-        .consent(target, obs.as_ref())
+        .consent(target, credential.clone(), obs.as_ref())
         .await
         .map_err(failed)?;
 
@@ -494,7 +500,7 @@ async fn onboard_inner(
         &deps.env,
         deps.http.clone(),
         cloud,
-        deps.access.credential(tid),
+        credential,
         vec![format!("{graph_resource}/.default")],
     );
     let graph = graph.with_throttle_gate(deps.gate.clone());
