@@ -749,6 +749,10 @@ async fn a_busy_customer_is_skipped_not_failed() {
     w.assert_onboarded(free);
     w.assert_untouched(busy);
     assert!(err.contains("skipped: another hal-onboard"), "{err}");
+    assert!(
+        err.contains("0 failed, 1 skipped (another run is working on it)"),
+        "{err}"
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let result = |t: Uuid| {
         v["customers"]
@@ -761,6 +765,7 @@ async fn a_busy_customer_is_skipped_not_failed() {
     assert_eq!(result(free), Some(json!("onboarded")), "{v:#}");
     assert_eq!(result(busy), Some(json!("busy")), "{v:#}");
     assert_eq!(v["onboarded"], 1);
+    assert_eq!(v["busy"], 1);
 }
 
 /// At a terminal: the plan's one question, then the live table (a row per running customer

@@ -139,9 +139,12 @@ impl Summary {
     pub fn waiting(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Waiting(_)))
     }
-    /// Failed, or skipped because another run holds it (not done either way).
     pub fn failed(&self) -> usize {
-        self.count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Busy(_)))
+        self.count(|o| matches!(o, Outcome::Failed { .. }))
+    }
+    /// Skipped because another run is changing it (not done, not failed).
+    pub fn busy(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Busy(_)))
     }
     pub fn interrupted(&self) -> bool {
         self.results
@@ -154,7 +157,7 @@ impl Summary {
     pub fn exit(&self) -> ExitStatus {
         if self.interrupted() {
             ExitStatus::Interrupted
-        } else if !self.skipped.is_empty() || self.failed() > 0 {
+        } else if !self.skipped.is_empty() || self.failed() + self.busy() > 0 {
             ExitStatus::Failed
         } else if self.waiting() > 0 {
             ExitStatus::Waiting

@@ -247,8 +247,12 @@ pub fn show_plan(ui: &Ui, lines: &[PlanLine], skipped: &[Skipped], jobs: usize) 
 pub fn show_summary(ui: &Ui, s: &Summary) -> crate::error::CommandResult {
     let blocked = s.skipped.len();
     ui.status("");
+    let busy = match s.busy() {
+        0 => String::new(),
+        n => format!(", {n} skipped (another run is working on it)"),
+    };
     ui.status(ui.bold(format!(
-        "Summary: {} onboarded, {} waiting, {} blocked, {} failed",
+        "Summary: {} onboarded, {} waiting, {} blocked, {} failed{busy}",
         s.onboarded(),
         s.waiting(),
         blocked,
@@ -315,6 +319,7 @@ pub fn show_summary(ui: &Ui, s: &Summary) -> crate::error::CommandResult {
             "waiting": s.waiting(),
             "blocked": blocked,
             "failed": s.failed(),
+            "busy": s.busy(),
         }))?;
     }
     Ok(())

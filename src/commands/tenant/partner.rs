@@ -201,9 +201,10 @@ pub fn cmd_tenant_add_partner(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         status => Err(CommandError::new(
             status,
             format!(
-                "not every customer was onboarded: {} blocked, {} failed",
+                "not every customer was onboarded: {} blocked, {} failed, {} busy",
                 summary.skipped.len(),
-                summary.failed()
+                summary.failed(),
+                summary.busy()
             ),
         )
         .hint("Fix what each line above says, then run the same command again: finished customers are skipped quickly.")),
