@@ -201,10 +201,17 @@ pub fn cmd_tenant_add_partner(ctx: &Ctx, args: &AddArgs) -> CommandResult {
         status => Err(CommandError::new(
             status,
             format!(
-                "not every customer was onboarded: {} blocked, {} failed, {} busy",
-                summary.skipped.len(),
-                summary.failed(),
-                summary.busy()
+                "not every customer was onboarded: {}",
+                [
+                    (summary.skipped.len(), "blocked"),
+                    (summary.failed(), "failed"),
+                    (summary.busy(), "busy"),
+                ]
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect::<Vec<_>>()
+                .join(", ")
             ),
         )
         .hint("Fix what each line above says, then run the same command again: finished customers are skipped quickly.")),
