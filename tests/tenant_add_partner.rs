@@ -578,6 +578,8 @@ async fn the_command_line_shape() {
     assert!(err.contains("--partner"), "{err}");
     let (code, err) = run(&["tenant", "add", "--all"]).await;
     assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&["tenant", "add", "a.onmicrosoft.com", "--jobs", "2"]).await;
+    assert_eq!(code, Some(2), "{err}");
     let (code, err) = run(&["tenant", "add", "--partner", "--all", "a.onmicrosoft.com"]).await;
     assert_eq!(code, Some(2), "{err}");
     let (code, err) = run(&["tenant", "add", "--partner", "--jobs", "17", "--all"]).await;

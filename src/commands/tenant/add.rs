@@ -30,7 +30,9 @@ Examples:
   hal-onboard tenant add --partner fabrikam.onmicrosoft.com adatum.onmicrosoft.com
   hal-onboard tenant add --partner --all --jobs 8 --yes   (every customer GDAP reaches)
 
-Exit status: 0 onboarded; 1 failed; 2 bad usage; 3 waiting on Microsoft (UAL propagation).")]
+Exit status: 0 onboarded; 1 failed; 2 bad usage; 3 waiting on Microsoft (UAL propagation).
+With --partner or --from: 0 every tenant done; 3 the rest only wait on Microsoft; 1 any blocked
+or failed.")]
 pub struct AddArgs {
     /// The customer's tenant: a verified domain (contoso.onmicrosoft.com) or the tenant GUID.
     /// Asked for when not given. With --partner, any number of customers.
@@ -48,8 +50,9 @@ pub struct AddArgs {
     #[arg(long, requires = "partner", conflicts_with = "tenants")]
     pub all: bool,
 
-    /// With --partner: how many customers are onboarded at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16), value_name = "N")]
+    /// With --partner: how many customers are onboarded at once (1–16). A `Retry-After` one of
+    /// them gets holds back all of them.
+    #[arg(long, default_value_t = 4, requires = "partner", value_parser = clap::value_parser!(u8).range(1..=16), value_name = "N")]
     pub jobs: u8,
 
     /// Your name for this customer, shown by `list` [default: the tenant's own display name].
