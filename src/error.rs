@@ -387,6 +387,35 @@ pub fn portal_error(e: PortalError, tenant: Option<&str>) -> CommandError {
     }
 }
 
+/// Partner Center (partner mode's consent API).
+impl From<crate::microsoft::partner_center::PartnerCenterError> for CommandError {
+    fn from(e: crate::microsoft::partner_center::PartnerCenterError) -> Self {
+        let hint = e.hint();
+        let c = failed(e.to_string()).with_source(e);
+        match hint {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
+/// The partner app's consent in a customer: only Microsoft being slow is "waiting" (3).
+impl From<crate::partner::consent::ConsentError> for CommandError {
+    fn from(e: crate::partner::consent::ConsentError) -> Self {
+        let hint = e.hint();
+        let msg = e.to_string();
+        let c = if e.is_waiting() {
+            waiting(msg)
+        } else {
+            failed(msg).with_source(e)
+        };
+        match hint {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
 /// The wizard stopped: waiting on Microsoft (3), a question no one could answer or a name
 /// taken (2), anything else (1). A sign-in failure reads as itself. The command adds how to
 /// resume (`tenant add` and `secret rotate` resume differently).

@@ -40,6 +40,7 @@ async fn exchange_demo_scenario_waits_then_finishes_in_the_sandbox() {
             ExchangeAuth::Token(ExchangeSignIn {
                 credential: Arc::new(StaticTokenCredential::new(token.clone())),
                 upn: Some("admin@contoso.onmicrosoft.com".into()),
+                delegated_organization: None,
             }),
             Arc::new(Quiet),
         )

@@ -33,6 +33,7 @@ fn ops(w: &exchange_support::World, id: Uuid, tok: String, timeout: Duration) ->
         ExchangeAuth::Token(ExchangeSignIn {
             credential: Arc::new(StaticTokenCredential::new(tok)),
             upn: Some("tech@msp.example".into()),
+            delegated_organization: None,
         }),
         Arc::new(Quiet),
     )

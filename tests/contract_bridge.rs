@@ -127,8 +127,8 @@ fn all_reported() -> Vec<(String, String, Reported)> {
     let all = scripts::all();
     assert_eq!(
         all.len(),
-        2 + 3 * Plan::ALL.len(),
-        "module check, install, and 3 sign-ins × every plan"
+        2 + 4 * Plan::ALL.len(),
+        "module check, install, and 4 sign-ins × every plan"
     );
     all.into_iter()
         .map(|(name, script)| {
@@ -503,6 +503,7 @@ fn bridge_connect_lines_are_the_scripts_own() {
     let d = bridge_doc();
     let token = marked_block(DOC, &d, "connect-token");
     let device = marked_block(DOC, &d, "connect-device");
+    let delegated = marked_block(DOC, &d, "connect-delegated");
     let script_lines = |c: Connect, p: Plan| -> BTreeSet<String> {
         scripts::session(c, p)
             .lines()
@@ -518,6 +519,17 @@ fn bridge_connect_lines_are_the_scripts_own() {
         let with = script_lines(Connect::AccessToken { with_upn: true }, plan);
         let without = script_lines(Connect::AccessToken { with_upn: false }, plan);
         let dev = script_lines(Connect::Device, plan);
+        let del = script_lines(Connect::Delegated, plan);
+        for l in delegated.iter().filter(|l| *l != "}") {
+            assert!(
+                del.contains(l),
+                "{plan:?} with -DelegatedOrganization lacks {DOC}'s line:\n{l}"
+            );
+            assert!(
+                !with.contains(l) && !without.contains(l) && !dev.contains(l),
+                "a direct session runs {l}"
+            );
+        }
         for l in &token {
             assert!(
                 with.contains(l),
@@ -777,6 +789,7 @@ mod product {
                 ExchangeAuth::Token(ExchangeSignIn {
                     credential: Arc::new(StaticTokenCredential::new("the-access-token")),
                     upn: Some("tech@msp.example".into()),
+                    delegated_organization: None,
                 }),
                 Arc::new(Quiet),
             );
@@ -795,10 +808,11 @@ mod product {
                 .column("variable")
                 .into_iter()
                 .map(|c| c.trim_matches('`'))
+                .filter(|c| *c != "HAL_EXO_DELEGATED_ORGANIZATION")
                 .collect();
             assert_eq!(
                 set, documented,
-                "token sign-in with an account sets them all"
+                "token sign-in with an account sets them all (but partner mode's)"
             );
             assert_eq!(env["HAL_EXO_ACCESS_TOKEN"], "the-access-token");
             assert_eq!(env["HAL_EXO_UPN"], "tech@msp.example");
@@ -807,6 +821,72 @@ mod product {
                 "{cloud:?}: {} is not one of {DOC}'s {documented_envs:?}",
                 env["HAL_EXO_ENVIRONMENT"]
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn bridge_product_connects_delegated_without_an_account() {
+        let fake = FakePwsh::new(&[
+            doc_line("host", None),
+            doc_line("module", None),
+            doc_line("connect", None),
+            doc_line("getUal", None),
+            doc_line("done", None),
+        ]);
+        let (_, target) = target(Cloud::Global);
+        let ops = PwshExchange::new(
+            Pwsh::new(fake.exe.clone(), T),
+            target,
+            ExchangeAuth::Token(ExchangeSignIn {
+                credential: Arc::new(StaticTokenCredential::new("the-access-token")),
+                upn: Some("ignored@msp.example".into()),
+                delegated_organization: Some("contoso.onmicrosoft.com".into()),
+            }),
+            Arc::new(Quiet),
+        );
+        assert!(ops.get_ual().await.unwrap());
+        assert_eq!(
+            fake.stdin(),
+            scripts::session(Connect::Delegated, Plan::Verify)
+        );
+        let env = fake.env();
+        assert_eq!(
+            env["HAL_EXO_DELEGATED_ORGANIZATION"],
+            "contoso.onmicrosoft.com"
+        );
+        assert_eq!(env["HAL_EXO_ORGANIZATION"], "contoso.onmicrosoft.com");
+        assert!(!env.contains_key("HAL_EXO_UPN"), "no -UserPrincipalName");
+    }
+
+    #[tokio::test]
+    async fn bridge_product_names_both_organizations_when_the_session_is_elsewhere() {
+        let line = Report::failure(
+            "connect",
+            protocol::ReportError {
+                kind: "connect".into(),
+                message: "connected to the wrong organization: msp.onmicrosoft.com, not contoso.onmicrosoft.com; nothing was changed".into(),
+                ..Default::default()
+            },
+        )
+        .to_line();
+        let fake = FakePwsh::new(&[doc_line("host", None), doc_line("module", None), line]);
+        let (_, target) = target(Cloud::Global);
+        let ops = PwshExchange::new(
+            Pwsh::new(fake.exe.clone(), T),
+            target,
+            ExchangeAuth::Token(ExchangeSignIn {
+                credential: Arc::new(StaticTokenCredential::new("the-access-token")),
+                upn: None,
+                delegated_organization: Some("contoso.onmicrosoft.com".into()),
+            }),
+            Arc::new(Quiet),
+        );
+        match ops.get_ual().await.unwrap_err() {
+            ExchangeError::WrongOrganization { found, expected } => {
+                assert_eq!(found, "msp.onmicrosoft.com");
+                assert_eq!(expected, "contoso.onmicrosoft.com");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -37,6 +37,7 @@ async fn onboard(w: &World, home: &Path, id: Uuid, name: &str) -> TenantRecord {
         ExchangeAuth::Token(ExchangeSignIn {
             credential: Arc::new(StaticTokenCredential::new(token(&w.signer, id))),
             upn: None,
+            delegated_organization: None,
         }),
         Arc::new(Quiet),
     );

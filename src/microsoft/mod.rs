@@ -5,4 +5,5 @@
 
 pub mod exchange;
 pub mod graph;
+pub mod partner_center;
 pub mod signin;

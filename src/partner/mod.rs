@@ -11,6 +11,7 @@
 //!   URL).
 //! - `batch`: `tenant add --partner`, `--jobs N` customers at once.
 
+pub mod consent;
 pub mod signin;
 
 use uuid::Uuid;

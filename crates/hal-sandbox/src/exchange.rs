@@ -66,6 +66,11 @@ pub struct ExchangeScenario {
     /// reported in MicrosoftDocs/microsoft-365-docs#7403 (the first run "took some time to run
     /// and then threw an error"; a later run said it had already been completed).
     pub enable_customization_fails_but_hydrates: bool,
+    /// A connection with `-DelegatedOrganization` to this organization silently acts on the
+    /// token's home organization (the partner's, from the token's `idp`), as has been reported
+    /// of `-AccessToken` with `-DelegatedOrganization`: every cmdlet of that session reads and
+    /// changes the partner's organization.
+    pub delegated_acts_on_partner: bool,
 }
 
 /// Calls seen, per tenant.
@@ -292,6 +297,9 @@ struct ConnectCall {
     /// `-Organization`, when the script passed one.
     #[serde(default)]
     organization: Option<String>,
+    /// `-DelegatedOrganization`, when the script passed one.
+    #[serde(default, rename = "delegatedOrganization")]
+    delegated_organization: Option<String>,
 }
 
 /// The routes, state applied; mount at the sandbox's `exchange_url`.
@@ -373,9 +381,14 @@ fn connect_inner(
     } else if let Err(r) = sim.check_token(tenant, headers) {
         return r.into_response();
     }
-    // `-Organization` is documented as "the primary .onmicrosoft.com domain or tenant ID of the
-    // organization" (Connect-ExchangeOnline): a vanity domain is not accepted.
-    if let Some(org) = &call.organization {
+    // `-Organization` and `-DelegatedOrganization` are documented as "the primary
+    // .onmicrosoft.com domain or tenant ID of the (customer) organization"
+    // (Connect-ExchangeOnline): a vanity domain is not accepted.
+    if let Some(org) = call
+        .organization
+        .as_ref()
+        .or(call.delegated_organization.as_ref())
+    {
         let initial = sim.snapshot(tenant).and_then(|t| t.initial_domain);
         let org_l = org.trim().to_ascii_lowercase();
         let ok = org_l == tenant.to_string()
@@ -404,7 +417,30 @@ fn connect_inner(
     if let Some(t) = sim.tenants.lock().unwrap().get_mut(&tenant) {
         t.counters.connects += 1;
     }
+    if call.delegated_organization.is_some() {
+        answer["delegated"] = json!(true);
+    }
     Json(answer).into_response()
+}
+
+/// The organization a token's cmdlets act on: the path's, unless the path's organization
+/// has `delegatedActsOnPartner` and the token is a partner technician's (its `idp` names
+/// another tenant Exchange knows).
+fn acting_on(sim: &ExchangeSim, tenant: Uuid, claims: &Claims) -> Uuid {
+    let tenants = sim.tenants.lock().unwrap();
+    if !tenants
+        .get(&tenant)
+        .is_some_and(|t| t.scenario.delegated_acts_on_partner)
+    {
+        return tenant;
+    }
+    claims
+        .idp
+        .as_deref()
+        .and_then(|i| i.trim_end_matches('/').rsplit('/').next())
+        .and_then(|p| Uuid::parse_str(p).ok())
+        .filter(|p| *p != tenant && tenants.contains_key(p))
+        .unwrap_or(tenant)
 }
 
 async fn cmdlet(
@@ -429,8 +465,9 @@ fn cmdlet_inner(
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
+    let acting = acting_on(sim, tenant, &claims);
     let mut tenants = sim.tenants.lock().unwrap();
-    let t = tenants.get_mut(&tenant).expect("checked above");
+    let t = tenants.get_mut(&acting).expect("checked above");
     // Exchange Online maps Entra roles to role groups (learn.microsoft.com/exchange/
     // permissions-exo): Global and Exchange Administrator to Organization Management, Compliance
     // Administrator to Compliance Management. Both groups hold the Audit Logs role behind
@@ -467,7 +504,13 @@ fn cmdlet_inner(
     let answer = match name.to_ascii_lowercase().as_str() {
         "get-organizationconfig" => {
             t.counters.org_config += 1;
-            json!({"ok": true, "data": {"IsDehydrated": t.dehydrated}})
+            // Name and Identity: the organization's initial domain (its tenant ID when the
+            // sandbox was not told the domain).
+            let name = t
+                .initial_domain
+                .clone()
+                .unwrap_or_else(|| acting.to_string());
+            json!({"ok": true, "data": {"IsDehydrated": t.dehydrated, "Name": name, "Identity": name}})
         }
         "get-adminauditlogconfig" => {
             t.counters.get_ual += 1;

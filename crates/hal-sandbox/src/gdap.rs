@@ -29,6 +29,11 @@ pub struct PartnerScenario {
     /// `signedInUser.id` is the technician) or ids of other groups (nested membership).
     pub groups: Vec<GroupScenario>,
     pub relationships: Vec<RelationshipScenario>,
+    /// Seconds of sandbox clock a consent (Partner Center's or an admin's) takes to take
+    /// effect: until then the customer sign-in still answers AADSTS65001 (Microsoft: minutes).
+    pub consent_delay_seconds: u64,
+    /// The first this many Partner Center requests answer `429` with `Retry-After: 1`.
+    pub partner_center_throttle: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +148,20 @@ pub struct Partner {
     pub started: i64,
     /// Consents created through Partner Center: (customer, the request body).
     pub consents: Vec<(Uuid, Value)>,
+    /// When each consent (Partner Center's or an admin's) takes effect, by the sandbox clock.
+    pub effective: Vec<KeptConsent>,
+    /// Partner Center requests so far (for `partnerCenterThrottle`).
+    pub pc_requests: u32,
+}
+
+/// A consent of an app in a customer and when it takes effect (kept in a kept cloud).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptConsent {
+    pub customer: Uuid,
+    pub app_id: String,
+    /// Unix seconds, sandbox clock.
+    pub effective_at: i64,
 }
 
 impl Partner {
@@ -161,7 +180,27 @@ impl Partner {
             scenario,
             started,
             consents: vec![],
+            effective: vec![],
+            pc_requests: 0,
         }
+    }
+
+    /// Records a consent of `app_id` in `customer`, in effect `consentDelaySeconds` from `now`.
+    pub fn record_consent(&mut self, customer: Uuid, app_id: &str, now: i64) {
+        self.effective
+            .retain(|k| !(k.customer == customer && k.app_id.eq_ignore_ascii_case(app_id)));
+        self.effective.push(KeptConsent {
+            customer,
+            app_id: app_id.to_ascii_lowercase(),
+            effective_at: now + self.scenario.consent_delay_seconds as i64,
+        });
+    }
+
+    /// Whether a consent of `app_id` in `customer` is still taking effect at `now`.
+    pub fn consent_pending(&self, customer: Uuid, app_id: &str, now: i64) -> bool {
+        self.effective.iter().any(|k| {
+            k.customer == customer && k.app_id.eq_ignore_ascii_case(app_id) && now < k.effective_at
+        })
     }
 
     /// Every group `user` is in, directly or through nested groups.
@@ -698,7 +737,7 @@ pub(crate) fn customer_sign_in(
             .iter()
             .any(|s| s.app_id.eq_ignore_ascii_case(client_id))
     });
-    if !first_party && !consented {
+    if !first_party && (!consented || partner.consent_pending(customer, client_id, now)) {
         return Err(65001);
     }
     Ok(roles)

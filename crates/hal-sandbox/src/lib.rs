@@ -171,6 +171,17 @@ impl Sandbox {
             }
         }
         let mut app = router(state.clone(), portal.clone(), exchange.clone());
+        // After a restore, so that a kept cloud gets its partner side (and Partner Center's
+        // principal) back too, with the consents it had made.
+        let install_partner = |kept: Vec<gdap::KeptConsent>| {
+            if let Some(p) = &scenario.partner {
+                let mut inner = state.lock();
+                gdap::install(&mut inner, p, state.signer.clock().now_unix());
+                if let Some(partner) = inner.partner.as_mut() {
+                    partner.effective = kept;
+                }
+            }
+        };
         if keep {
             let keeper = Arc::new(Keeper {
                 dir: dir.to_path_buf(),
@@ -179,9 +190,12 @@ impl Sandbox {
                 portal: portal.clone(),
                 exchange: exchange.clone(),
             });
-            if let Some(saved) = saved {
+            let mut kept = vec![];
+            if let Some(mut saved) = saved {
+                kept = std::mem::take(&mut saved.partner_consents);
                 keeper.restore(saved);
             }
+            install_partner(kept);
             keeper.save().map_err(|source| SandboxError::Write {
                 path: dir.join(persist::FILE).display().to_string(),
                 source,
@@ -189,7 +203,9 @@ impl Sandbox {
             app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
                 let keeper = keeper.clone();
                 async move {
-                    let changes = req.method() != axum::http::Method::GET;
+                    // The admin consent page changes the directory on a GET.
+                    let changes = req.method() != axum::http::Method::GET
+                        || req.uri().path().ends_with("/adminconsent");
                     let resp = next.run(req).await;
                     if changes && let Err(e) = keeper.save() {
                         eprintln!("sandbox: cannot save the cloud: {e}");
@@ -197,11 +213,8 @@ impl Sandbox {
                     resp
                 }
             }));
-        }
-        // After a restore, so that a kept cloud gets its partner side (and Partner Center's
-        // principal) back too.
-        if let Some(p) = &scenario.partner {
-            gdap::install(&mut state.lock(), p, state.signer.clock().now_unix());
+        } else {
+            install_partner(vec![]);
         }
         let handle = axum_server::Handle::new();
         let config = axum_server::tls_rustls::RustlsConfig::from_config(pki.server);
@@ -419,6 +432,13 @@ impl Keeper {
             exchange,
             module_installed,
             portal: self.portal.saved(),
+            partner_consents: self
+                .state
+                .lock()
+                .partner
+                .as_ref()
+                .map(|p| p.effective.clone())
+                .unwrap_or_default(),
         };
         // One writer at a time: requests run concurrently.
         static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());

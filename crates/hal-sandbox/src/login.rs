@@ -49,6 +49,7 @@ pub fn router() -> Router<Arc<State>> {
             get(authorize).post(authorize_submit),
         )
         .route("/{tenant}/oauth2/v2.0/logout", get(logout))
+        .route("/{tenant}/v2.0/adminconsent", get(admin_consent))
 }
 
 /// Entra's error response.
@@ -949,6 +950,84 @@ async fn authorize_submit(
     let f = form(&body);
     let q = f.get("request").cloned().unwrap_or_default();
     authorize_request(&state, &tenant, q, false)
+}
+
+/// `GET {tenant}/v2.0/adminconsent?client_id=…&scope=…&redirect_uri=…[&state=…]` ("Admin
+/// consent on the Microsoft identity platform"): the tenant's signed-in user, when an admin
+/// who may consent for the organization (Global Administrator, Privileged Role Administrator,
+/// Cloud Application Administrator), approves at once (the "one click"): a multi-tenant
+/// app's service principal appears in the tenant (in effect after the partner scenario's
+/// `consentDelaySeconds`) and the browser goes to `redirect_uri?admin_consent=True&tenant=…
+/// &scope=…&state=…`. A user who may not consent gets `error=access_denied`; an app that is
+/// not multi-tenant AADSTS700016.
+async fn admin_consent(
+    Ax(state): Ax<Arc<State>>,
+    Path(tenant): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let f = form(q.unwrap_or_default().as_bytes());
+    let now = state.signer.clock().now_unix();
+    let mut inner = state.lock();
+    let Some(tid) = inner.resolve_tenant(&tenant) else {
+        return tenant_not_found(&tenant);
+    };
+    let r = (|| {
+        let client_id = required(&f, "client_id")?.to_string();
+        let scope = required(&f, "scope")?.to_string();
+        let redirect_uri = required(&f, "redirect_uri")?.to_string();
+        if url::Url::parse(&redirect_uri).is_err() {
+            return Err(bad(
+                "invalid_request",
+                50011,
+                &format!("The redirect URI '{redirect_uri}' is not valid."),
+            ));
+        }
+        let Some((name, owner)) = super::partner_center::multi_tenant_app(&inner, &client_id)
+        else {
+            return Err(bad(
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tid}'."
+                ),
+            ));
+        };
+        let state_param = f.get("state").cloned().unwrap_or_default();
+        let roles = inner.tenant(tid).expect("resolved").user_role_ids();
+        let may = [
+            catalog::GLOBAL_ADMINISTRATOR,
+            catalog::PRIVILEGED_ROLE_ADMINISTRATOR,
+            catalog::CLOUD_APPLICATION_ADMINISTRATOR,
+        ];
+        if !roles.iter().any(|r| may.contains(&r.as_str())) {
+            return Ok(respond(
+                &redirect_uri,
+                "query",
+                &[
+                    ("error", "access_denied".to_string()),
+                    (
+                        "error_description",
+                        "AADSTS90094: An administrator of the organization must consent for this application.".to_string(),
+                    ),
+                    ("state", state_param),
+                ],
+            ));
+        }
+        super::partner_center::consent_app(&mut inner, tid, &client_id, &name, owner, now);
+        Ok(respond(
+            &redirect_uri,
+            "query",
+            &[
+                ("admin_consent", "True".to_string()),
+                ("tenant", tid.to_string()),
+                ("scope", scope),
+                ("state", state_param),
+            ],
+        ))
+    })();
+    match r {
+        Ok(resp) | Err(resp) => tagged(resp, tid),
+    }
 }
 
 fn sign_in_page(inner: &Inner, tid: Uuid, client_id: &str, query: &str) -> Response {

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::catalog;
-use super::state::{ServicePrincipal, State, iso};
+use super::state::{Inner, ServicePrincipal, State, iso};
 use super::tagged;
 
 pub fn router() -> Router<Arc<State>> {
@@ -70,6 +70,21 @@ async fn create_consent(
     };
     let now = state.signer.clock().now_unix();
     let mut inner = state.lock();
+    if let Some(p) = inner.partner.as_mut() {
+        p.pc_requests += 1;
+        if p.pc_requests <= p.scenario.partner_center_throttle {
+            let mut r = pc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                429,
+                "Rate limit is exceeded. Try again later.",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            return r;
+        }
+    }
     let Some(partner) = inner.partner.as_ref() else {
         return pc_error(
             StatusCode::FORBIDDEN,
@@ -144,17 +159,7 @@ async fn create_consent(
         );
     };
     let app_id = req["applicationId"].as_str().unwrap_or("").to_string();
-    // The partner's application: a multi-tenant one registered in some sandbox tenant.
-    let app = inner.tenants.iter().find_map(|t| {
-        t.applications
-            .iter()
-            .find(|a| {
-                a.app_id.to_string().eq_ignore_ascii_case(&app_id)
-                    && a.sign_in_audience != "AzureADMyOrg"
-            })
-            .map(|a| (a.display_name.clone(), t.scenario.id))
-    });
-    let Some((app_name, owner)) = app else {
+    let Some((app_name, owner)) = multi_tenant_app(&inner, &app_id) else {
         return tagged(
             pc_error(
                 StatusCode::BAD_REQUEST,
@@ -166,11 +171,7 @@ async fn create_consent(
             tenant,
         );
     };
-    let t = inner.tenant_mut(customer).expect("checked");
-    if t.service_principals
-        .iter()
-        .any(|s| s.app_id.eq_ignore_ascii_case(&app_id))
-    {
+    if !consent_app(&mut inner, customer, &app_id, &app_name, owner, now) {
         return tagged(
             pc_error(
                 StatusCode::CONFLICT,
@@ -182,23 +183,61 @@ async fn create_consent(
             tenant,
         );
     }
-    t.service_principals.push(ServicePrincipal {
-        id: Uuid::new_v4(),
-        app_id: app_id.clone(),
-        display_name: app_name.clone(),
-        app_display_name: app_name,
-        service_principal_type: "Application".into(),
-        account_enabled: true,
-        app_owner_organization_id: Some(owner.to_string()),
-        app_roles: vec![],
-        service_principal_names: vec![app_id],
-        tags: vec![],
-        created_date_time: iso(OffsetDateTime::now_utc()),
-    });
     if let Some(p) = inner.partner.as_mut() {
         p.consents.push((customer, req.clone()));
     }
     tagged((StatusCode::CREATED, Json(req)).into_response(), tenant)
+}
+
+/// A multi-tenant application registered in some sandbox tenant: its name and owner tenant.
+pub(crate) fn multi_tenant_app(inner: &Inner, app_id: &str) -> Option<(String, Uuid)> {
+    inner.tenants.iter().find_map(|t| {
+        t.applications
+            .iter()
+            .find(|a| {
+                a.app_id.to_string().eq_ignore_ascii_case(app_id)
+                    && a.sign_in_audience != "AzureADMyOrg"
+            })
+            .map(|a| (a.display_name.clone(), t.scenario.id))
+    })
+}
+
+/// Puts the app's service principal in `customer` (a consent), in effect after the
+/// scenario's `consentDelaySeconds`. False when it was there already.
+pub(crate) fn consent_app(
+    inner: &mut Inner,
+    customer: Uuid,
+    app_id: &str,
+    app_name: &str,
+    owner: Uuid,
+    now: i64,
+) -> bool {
+    let Some(t) = inner.tenant_mut(customer) else {
+        return false;
+    };
+    if t.service_principals
+        .iter()
+        .any(|s| s.app_id.eq_ignore_ascii_case(app_id))
+    {
+        return false;
+    }
+    t.service_principals.push(ServicePrincipal {
+        id: Uuid::new_v4(),
+        app_id: app_id.to_string(),
+        display_name: app_name.to_string(),
+        app_display_name: app_name.to_string(),
+        service_principal_type: "Application".into(),
+        account_enabled: true,
+        app_owner_organization_id: Some(owner.to_string()),
+        app_roles: vec![],
+        service_principal_names: vec![app_id.to_string()],
+        tags: vec![],
+        created_date_time: iso(OffsetDateTime::now_utc()),
+    });
+    if let Some(p) = inner.partner.as_mut() {
+        p.record_consent(customer, app_id, now);
+    }
+    true
 }
 
 fn valid_request(v: &Value) -> bool {

@@ -33,6 +33,9 @@ pub(crate) struct Saved {
     pub exchange: HashMap<Uuid, ExchangeSnapshot>,
     pub module_installed: bool,
     pub portal: HashMap<String, Received>,
+    /// Consents made in customers (Partner Center's or an admin's) and when they take effect.
+    #[serde(default)]
+    pub partner_consents: Vec<crate::gdap::KeptConsent>,
 }
 
 #[derive(Serialize, Deserialize)]

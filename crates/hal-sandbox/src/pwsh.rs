@@ -131,6 +131,7 @@ pub fn main() -> i32 {
             tenant: std::env::var(crate::contract::bridge::ENV_TENANT_ID).ok(),
             token: None,
             last_if: None,
+            connect_pending: false,
         };
         let nodes = parse(&script);
         interp.block(&nodes).await;
@@ -208,6 +209,10 @@ struct Interp {
     tenant: Option<String>,
     token: Option<String>,
     last_if: Option<bool>,
+    /// Connected with `-DelegatedOrganization`, its check not passed yet: the script reports
+    /// `connect` itself once it has checked the organization (its `Send-HalResult`), and the
+    /// check's own cmdlets report nothing.
+    connect_pending: bool,
 }
 
 fn emit(line: &str) {
@@ -366,7 +371,50 @@ impl Interp {
         })
     }
 
-    /// `if ($x.Prop)`, `if (-not $x.Prop)`; anything else is false.
+    /// A variable's property as text (`[string]$x.Prop`: empty when absent).
+    fn prop_text(&self, expr: &str) -> Option<String> {
+        let expr = expr.trim().trim_start_matches("[string]");
+        let (var, prop) = expr.strip_prefix('$')?.split_once('.')?;
+        Some(
+            self.vars
+                .get(&var.to_ascii_lowercase())
+                .and_then(|o| get_ci(o, prop))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// `$x.Prop -ne $env:NAME` (case-insensitive, as PowerShell compares strings).
+    fn ne_env(&self, expr: &str) -> Option<bool> {
+        let (l, r) = expr.split_once(" -ne ")?;
+        let name = r.trim().strip_prefix("$env:")?;
+        let want = std::env::var(name).unwrap_or_default();
+        Some(!self.prop_text(l)?.eq_ignore_ascii_case(&want))
+    }
+
+    /// `'text' + [string]$x.Prop + $env:NAME …`, as a string.
+    fn concat(&self, expr: &str) -> String {
+        let expr = expr.trim().trim_start_matches('(').trim_end_matches(')');
+        expr.split(" + ")
+            .map(|t| {
+                let t = t.trim();
+                if let Some(lit) = t.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+                    lit.to_string()
+                } else if let Some(name) = t.strip_prefix("$env:") {
+                    std::env::var(name).unwrap_or_default()
+                } else {
+                    self.prop_text(t).unwrap_or_default()
+                }
+            })
+            .collect()
+    }
+
+    /// `if ($x.Prop)`, `if (-not $x.Prop)`, `if ($x.A -ne $env:N -and $x.B -ne $env:N)`;
+    /// anything else is false.
     fn cond(&self, header: &str) -> bool {
         let inner = header
             .trim_start_matches(|c: char| c.is_ascii_alphabetic())
@@ -374,6 +422,11 @@ impl Interp {
             .trim_start_matches('(')
             .trim_end_matches(')')
             .trim();
+        if inner.contains(" -ne ") {
+            return inner
+                .split(" -and ")
+                .all(|part| self.ne_env(part) == Some(true));
+        }
         let (negate, expr) = match inner.strip_prefix("-not ") {
             Some(e) => (true, e.trim()),
             None => (false, inner),
@@ -411,9 +464,36 @@ impl Interp {
             .unwrap_or("")
             .to_ascii_lowercase();
         match first.as_str() {
+            "throw" => {
+                let message =
+                    self.concat(call.trim_start_matches(|c: char| c.is_ascii_alphabetic()));
+                let k = if self.connect_pending {
+                    kind::CONNECT
+                } else {
+                    kind::CMDLET
+                };
+                self.connect_pending = false;
+                report(Report::failure(
+                    op::CONNECT,
+                    ReportError {
+                        kind: k.into(),
+                        message,
+                        category: "OperationStopped".into(),
+                        reason: "RuntimeException".into(),
+                        ..Default::default()
+                    },
+                ));
+                Flow::Failed
+            }
             "send-halresult" => {
                 let p = params(call);
                 match p.get("op").and_then(|v| v.as_str()) {
+                    Some(op::CONNECT)
+                        if self.connect_pending && p.get("ok") == Some(&Value::Bool(true)) =>
+                    {
+                        self.connect_pending = false;
+                        report(Report::success(op::CONNECT, Value::Null));
+                    }
                     Some(op::HOST) => {
                         let version = std::env::var(ENV_PS_VERSION)
                             .ok()
@@ -570,6 +650,15 @@ impl Interp {
         if let Some(org) = p.get("organization").and_then(|v| v.as_str()) {
             req_body["organization"] = json!(org);
         }
+        let delegated = p.contains_key("delegatedorganization");
+        if delegated {
+            match p.get("delegatedorganization").and_then(|v| v.as_str()) {
+                Some(org) if !org.is_empty() => req_body["delegatedOrganization"] = json!(org),
+                _ => {
+                    return fail("Cannot bind argument to parameter 'DelegatedOrganization' because it is an empty string.".into());
+                }
+            }
+        }
         if device {
             emit(
                 "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code SANDBOX42 to authenticate.",
@@ -620,7 +709,11 @@ impl Interp {
             emit("##hal-result {\"op\":\"connect\",\"ok\":tru");
             return Flow::Stop;
         }
-        report(Report::success(op::CONNECT, Value::Null));
+        if delegated {
+            self.connect_pending = true;
+        } else {
+            report(Report::success(op::CONNECT, Value::Null));
+        }
         Flow::Next
     }
 
@@ -656,12 +749,24 @@ impl Interp {
             Err(e) => json!({"ok": false, "error": {"message": format!("{e}")}}),
         };
         if get_ci(&answer, "ok").and_then(|v| v.as_bool()) != Some(true) {
-            report(Report::failure(op, failure_from(&answer, kind::CMDLET)));
+            if self.connect_pending {
+                // Part of the connect block's check: its catch reports `connect`.
+                self.connect_pending = false;
+                report(Report::failure(
+                    op::CONNECT,
+                    failure_from(&answer, kind::CONNECT),
+                ));
+            } else {
+                report(Report::failure(op, failure_from(&answer, kind::CMDLET)));
+            }
             return Flow::Failed;
         }
         let data = get_ci(&answer, "data").cloned().unwrap_or(Value::Null);
         if let Some(a) = assign {
             self.vars.insert(a, data.clone());
+        }
+        if self.connect_pending {
+            return Flow::Next;
         }
         let shown = match op {
             op::ORG_CONFIG => {

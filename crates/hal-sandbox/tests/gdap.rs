@@ -168,6 +168,7 @@ fn scenario(admin_agent: bool) -> Scenario {
                     vec![assignment(TIER2, &[APP_ADMIN])],
                 ),
             ],
+            ..PartnerScenario::default()
         }),
         ..Scenario::default()
     }
@@ -864,5 +865,126 @@ async fn a_refresh_token_rotated_at_a_customer_still_names_the_technician() {
     assert_eq!(
         claims(v["access_token"].as_str().unwrap())["tid"],
         json!(id(ACTIVE))
+    );
+}
+
+/// `consentDelaySeconds`: a consent made through Partner Center or the admin consent page
+/// takes that long (sandbox clock) to reach the customer's sign-in; a kept cloud keeps both
+/// the consent and when it takes effect.
+#[tokio::test]
+async fn a_consent_takes_effect_after_the_delay_and_a_kept_cloud_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario(true);
+    s.partner.as_mut().unwrap().consent_delay_seconds = 600;
+    let sb = Sandbox::start_kept(s, dir.path()).await.unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
+    let app = register_app(&sb, &c, "AzureADMultipleOrgs").await;
+    let rt = partner_refresh_token(&sb, &c, &app).await;
+    let pc = msp_token(
+        &sb,
+        "https://api.partnercenter.microsoft.com/user_impersonation",
+    );
+    assert_eq!(
+        consent(&sb, &c, ACTIVE, &app, &pc).await.0,
+        StatusCode::CREATED
+    );
+    let (s, v) = redeem_at(&sb, &c, ACTIVE, &app, &rt).await;
+    assert_eq!((s, aadsts(&v)), (StatusCode::BAD_REQUEST, 65001), "{v}");
+    sb.advance(Duration::from_secs(300));
+    sb.shutdown().await;
+
+    let sb = Sandbox::start_kept(Scenario::default(), dir.path())
+        .await
+        .unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
+    let (s, v) = redeem_at(&sb, &c, ACTIVE, &app, &rt).await;
+    assert_eq!(
+        (s, aadsts(&v)),
+        (StatusCode::BAD_REQUEST, 65001),
+        "still taking effect: {v}"
+    );
+    sb.advance(Duration::from_secs(601));
+    let (s, v) = redeem_at(&sb, &c, ACTIVE, &app, &rt).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// The v2.0 admin consent endpoint: the customer's admin approves in one request; the
+/// app's principal appears there and the browser goes back with `admin_consent=True`.
+#[tokio::test]
+async fn the_admin_consent_page_consents_for_the_customer() {
+    let (sb, c, _d) = start(true).await;
+    let app = register_app(&sb, &c, "AzureADMultipleOrgs").await;
+    let rt = partner_refresh_token(&sb, &c, &app).await;
+    let (_, v) = redeem_at(&sb, &c, APP_ADMIN_ONLY, &app, &rt).await;
+    assert_eq!(aadsts(&v), 65001, "{v}");
+    let mut u = sb
+        .login_url()
+        .join(&format!("{}/v2.0/adminconsent", id(APP_ADMIN_ONLY)))
+        .unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", &app)
+        .append_pair("scope", "https://graph.microsoft.com/Directory.Read.All")
+        .append_pair("redirect_uri", "http://localhost")
+        .append_pair("state", "s1");
+    let r = c.get(u).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.starts_with("http://localhost/?admin_consent=True"),
+        "{to}"
+    );
+    assert!(
+        to.contains(&format!("tenant={}", id(APP_ADMIN_ONLY))),
+        "{to}"
+    );
+    assert!(to.contains("state=s1"), "{to}");
+    let (s, v) = redeem_at(&sb, &c, APP_ADMIN_ONLY, &app, &rt).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // A single-tenant app cannot be consented elsewhere.
+    let single = register_app(&sb, &c, "AzureADMyOrg").await;
+    let mut u = sb
+        .login_url()
+        .join(&format!("{}/v2.0/adminconsent", id(ACTIVE)))
+        .unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", &single)
+        .append_pair("scope", "https://graph.microsoft.com/Directory.Read.All")
+        .append_pair("redirect_uri", "http://localhost");
+    let r = c.get(u).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(aadsts(&v), 700016, "{v}");
+}
+
+/// `partnerCenterThrottle`: the first requests answer 429 with `Retry-After`.
+#[tokio::test]
+async fn partner_center_throttles_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario(true);
+    s.partner.as_mut().unwrap().partner_center_throttle = 1;
+    let sb = Sandbox::start(s, dir.path()).await.unwrap();
+    let c = hal_sandbox::contract::client_trusting(&sb.ca_path()).unwrap();
+    let app = register_app(&sb, &c, "AzureADMultipleOrgs").await;
+    let pc = msp_token(
+        &sb,
+        "https://api.partnercenter.microsoft.com/user_impersonation",
+    );
+    let r = c
+        .post(
+            sb.partner_center_url()
+                .join(&format!("v1/customers/{}/applicationconsents", id(ACTIVE)))
+                .unwrap(),
+        )
+        .bearer_auth(&pc)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(
+        consent(&sb, &c, ACTIVE, &app, &pc).await.0,
+        StatusCode::CREATED
     );
 }

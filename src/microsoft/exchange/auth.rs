@@ -43,6 +43,10 @@ pub struct ExchangeSignIn {
     pub credential: Arc<dyn TokenCredential>,
     /// The technician's account (`-UserPrincipalName`), when known.
     pub upn: Option<String>,
+    /// Partner mode (GDAP): the customer's initial `*.onmicrosoft.com` domain or tenant ID for
+    /// `-DelegatedOrganization`; the session then checks it acts on that organization before
+    /// any change (docs/powershell-bridge.md, "Delegated connections").
+    pub delegated_organization: Option<String>,
 }
 
 impl ExchangeSignIn {
@@ -156,6 +160,7 @@ impl SignInFactory for EnvTokens {
                 return Ok(ExchangeSignIn {
                     credential: Arc::new(StaticTokenCredential::new(t.clone())),
                     upn,
+                    delegated_organization: None,
                 });
             }
         }
@@ -251,6 +256,7 @@ impl SignInFactory for UserSignIn {
                 first: std::sync::atomic::AtomicBool::new(true),
             }),
             upn,
+            delegated_organization: None,
         })
     }
 }

@@ -124,6 +124,12 @@ pub enum ExchangeError {
     Token(#[source] azure_core::Error),
     #[error("Exchange Online did not accept the sign-in: {message}")]
     NotSignedIn { message: String },
+    /// Partner mode: the session with `-DelegatedOrganization` acts on another organization
+    /// (reported: silently the partner's own); stopped before any change.
+    #[error(
+        "the Exchange Online session acts on {found}, not on {expected} (Connect-ExchangeOnline -DelegatedOrganization); nothing was changed"
+    )]
+    WrongOrganization { found: String, expected: String },
     #[error(
         "the signed-in account may not run {cmdlet}: it needs {} ({message})",
         roles_for(cmdlet)
@@ -214,6 +220,7 @@ impl ExchangeError {
             ExchangeError::InstallFailed { .. } => "installFailed",
             ExchangeError::Token(_) => "token",
             ExchangeError::NotSignedIn { .. } => "notSignedIn",
+            ExchangeError::WrongOrganization { .. } => "wrongOrganization",
             ExchangeError::MissingRole { .. } => "missingRole",
             ExchangeError::Dehydrated { .. } => "dehydrated",
             ExchangeError::Cmdlet { .. } => "cmdlet",
@@ -234,6 +241,7 @@ impl ExchangeError {
             ExchangeError::MissingRole { cmdlet, .. } if cmdlet.eq_ignore_ascii_case("Enable-OrganizationCustomization") => format!("Sign in as an Exchange Administrator or Global Administrator of {domain} (a Compliance Administrator may turn on audit logging but not hydrate the organization), then run `hal-onboard ual retry {domain}`."),
             ExchangeError::MissingRole { .. } => format!("Sign in as a Compliance Administrator, Exchange Administrator or Global Administrator of {domain}, then run `hal-onboard ual retry {domain}`."),
             ExchangeError::Dehydrated { .. } => format!("Microsoft is still propagating the organization's customization; run `hal-onboard ual retry {domain} --watch` to finish it."),
+            ExchangeError::WrongOrganization { .. } => format!("Nothing was changed in either organization. Run `hal-onboard ual retry {domain}` again later; if it keeps happening, sign in as an Exchange Administrator of {domain} itself: `hal-onboard ual retry {domain} --exchange-auth device`."),
             ExchangeError::Timeout { .. } => format!("Run `hal-onboard ual retry {domain}` again; set HAL_ONBOARD_PWSH_TIMEOUT (seconds) if your connection is slow."),
             ExchangeError::Interrupted => format!("Nothing was left half-done; run `hal-onboard ual retry {domain}` to continue."),
             ExchangeError::Cmdlet { .. } | ExchangeError::NoResult { .. } | ExchangeError::Protocol { .. } => format!("Run `hal-onboard -v ual retry {domain}` to see PowerShell's output, and `hal-onboard doctor` to check the setup."),
@@ -244,6 +252,9 @@ impl ExchangeError {
     pub fn from_report(op: &str, e: &protocol::ReportError) -> ExchangeError {
         let cmdlet = cmdlet_of(op).to_string();
         let message = first_line(&e.message);
+        if let Some((found, expected)) = protocol::wrong_organization(&e.message) {
+            return ExchangeError::WrongOrganization { found, expected };
+        }
         match protocol::classify(e) {
             ErrorClass::ModuleMissing => ExchangeError::ModuleMissing {
                 found: e.found.clone(),

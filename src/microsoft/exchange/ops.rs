@@ -185,11 +185,17 @@ impl PwshExchange {
                     .unwrap_or_default();
                 *self.role.lock().expect("not poisoned") = super::ual_role(&wids);
                 secrets.push((scripts::env::ACCESS_TOKEN, token));
-                if let Some(upn) = &sign_in.upn {
-                    env.push((scripts::env::UPN, upn.clone()));
-                }
-                Connect::AccessToken {
-                    with_upn: sign_in.upn.is_some(),
+                if let Some(org) = &sign_in.delegated_organization {
+                    // A GDAP token has no account of the customer's: no -UserPrincipalName.
+                    env.push((scripts::env::DELEGATED_ORGANIZATION, org.clone()));
+                    Connect::Delegated
+                } else {
+                    if let Some(upn) = &sign_in.upn {
+                        env.push((scripts::env::UPN, upn.clone()));
+                    }
+                    Connect::AccessToken {
+                        with_upn: sign_in.upn.is_some(),
+                    }
                 }
             }
             ExchangeAuth::Device => Connect::Device,

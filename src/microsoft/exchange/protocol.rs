@@ -180,6 +180,30 @@ pub enum ErrorClass {
 /// `InvalidOperationInDehydratedContextException`; cmdlets a role does not grant are not
 /// loaded at all in module 3.x, so a missing role shows as "The term 'Set-AdminAuditLogConfig'
 /// is not recognized".
+/// The organizations named by the delegated connect's check ("connected to the wrong
+/// organization: <found>, not <expected>; nothing was changed"): (found, expected).
+pub fn wrong_organization(message: &str) -> Option<(String, String)> {
+    let rest = message
+        .split("connected to the wrong organization: ")
+        .nth(1)?;
+    let (found, rest) = rest.split_once(", not ")?;
+    let expected = rest.split("; nothing was changed").next()?;
+    let clean = |s: &str| {
+        let s: String = s
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(256)
+            .collect();
+        if s.is_empty() {
+            "(none)".to_string()
+        } else {
+            s
+        }
+    };
+    Some((clean(found), clean(expected)))
+}
+
 pub fn classify(e: &ReportError) -> ErrorClass {
     let all = format!("{} {} {} {}", e.message, e.reason, e.error_id, e.category).to_lowercase();
     let has = |s: &str| all.contains(s);

@@ -18,6 +18,8 @@ pub mod env {
     pub const UPN: &str = "HAL_EXO_UPN";
     /// `-ExchangeEnvironmentName`, e.g. `O365Default`.
     pub const ENVIRONMENT: &str = "HAL_EXO_ENVIRONMENT";
+    /// `-DelegatedOrganization` (partner mode): the customer's initial domain or tenant ID.
+    pub const DELEGATED_ORGANIZATION: &str = "HAL_EXO_DELEGATED_ORGANIZATION";
 }
 
 /// How `Connect-ExchangeOnline` signs in.
@@ -28,6 +30,10 @@ pub enum Connect {
     AccessToken { with_upn: bool },
     /// `-Device`: the module prints a code and a URL; the person signs in in a browser.
     Device,
+    /// Partner mode: `-AccessToken … -DelegatedOrganization …` (a partner technician's token
+    /// issued at the customer's authority), then a check that the session acts on the
+    /// organization asked for (`HAL_EXO_ORGANIZATION`) before anything else runs.
+    Delegated,
 }
 
 /// Which cmdlets a session runs after connecting.
@@ -143,6 +149,22 @@ fn connect_block(connect: Connect) -> String {
             env = env::ENVIRONMENT,
             tid = env::TENANT_ID
         ),
+        // An access token with -DelegatedOrganization has been reported to act silently on
+        // the partner's own organization: read which organization the session is in
+        // (Get-OrganizationConfig's Name and Identity are the initial domain) and stop before
+        // any change when it is not the customer's.
+        Connect::Delegated => format!(
+            "Connect-ExchangeOnline -AccessToken $env:{token} -DelegatedOrganization $env:{delegated} -ExchangeEnvironmentName $env:{env} -ShowBanner:$false -ErrorAction Stop
+    $halOrg = Get-OrganizationConfig -ErrorAction Stop
+    if ($halOrg.Name -ne $env:{org} -and $halOrg.Identity -ne $env:{org}) {{
+        Disconnect-ExchangeOnline -Confirm:$false -ErrorAction SilentlyContinue
+        throw ('connected to the wrong organization: ' + [string]$halOrg.Name + ', not ' + $env:{org} + '; nothing was changed')
+    }}",
+            token = env::ACCESS_TOKEN,
+            delegated = env::DELEGATED_ORGANIZATION,
+            env = env::ENVIRONMENT,
+            org = env::ORGANIZATION
+        ),
     };
     format!(
         r#"try {{
@@ -240,6 +262,7 @@ pub fn all() -> Vec<(String, String)> {
         Connect::AccessToken { with_upn: true },
         Connect::AccessToken { with_upn: false },
         Connect::Device,
+        Connect::Delegated,
     ] {
         for plan in Plan::ALL {
             out.push((
