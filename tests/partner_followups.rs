@@ -91,3 +91,498 @@ fn list_json_has_via_and_a_record_without_it_is_direct() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A customer onboarded through partner mode, in the sandbox: `ual retry`, `secret rotate` and
+// `tenant remove --delete-app` reach it through the partner sign-in, with no device code at
+// the customer.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use hal_sandbox::exchange::ExchangeScenario;
+use hal_sandbox::gdap::{AssignmentScenario, GroupScenario, PartnerScenario, RelationshipScenario};
+use hal_sandbox::{Sandbox, Scenario, TenantScenario};
+use uuid::Uuid;
+
+const CLOUD_APP_ADMIN: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
+const PRA: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
+const EXCHANGE_ADMIN: &str = "29232cdf-9323-42fd-ade2-1d097af3e4de";
+const OUR_APP: &str = "hal-siem-log-collector";
+
+/// An MSP tenant whose technician reaches one customer through an active GDAP relationship
+/// (Cloud Application Administrator, Privileged Role Administrator, Exchange Administrator),
+/// the partner app registered in the MSP's tenant and consented in the customer, and
+/// config.json's `partner` object written as `partner setup` writes it.
+struct PartnerWorld {
+    sb: Sandbox,
+    dir: tempfile::TempDir,
+    pwsh: PathBuf,
+    msp: Uuid,
+    customer: Uuid,
+    app_id: String,
+}
+
+impl PartnerWorld {
+    async fn start(n: u128, exchange: ExchangeScenario) -> PartnerWorld {
+        let msp = Uuid::from_u128(n << 16 | 0x100);
+        let customer = Uuid::from_u128(n << 16 | 0x201);
+        let tech = Uuid::from_u128(n << 16 | 0xaa);
+        let (agents, onboarders) = (
+            Uuid::from_u128(n << 16 | 0xa1),
+            Uuid::from_u128(n << 16 | 0xa3),
+        );
+        let mut m = TenantScenario {
+            id: msp,
+            display_name: "Northwind MSP".into(),
+            domains: vec![format!("msp{n}.onmicrosoft.com")],
+            device_code_approve_after_polls: 0,
+            device_code_interval: 0,
+            ..TenantScenario::default()
+        };
+        m.signed_in_user.id = tech;
+        m.signed_in_user.upn = format!("tech@msp{n}.onmicrosoft.com");
+        // The customer's own admin exists (a direct sign-in would work), so a test that sees
+        // no device code at the customer knows none was asked for.
+        let mut c = TenantScenario {
+            id: customer,
+            display_name: format!("Customer {n}"),
+            domains: vec![format!("c{n}.onmicrosoft.com")],
+            licenses: vec!["SPE_E5".into()],
+            device_code_approve_after_polls: 0,
+            device_code_interval: 0,
+            exchange,
+            ..TenantScenario::default()
+        };
+        c.signed_in_user.upn = format!("admin@c{n}.onmicrosoft.com");
+        c.signed_in_user.roles = vec!["Global Administrator".into()];
+        let roles: Vec<String> = [CLOUD_APP_ADMIN, PRA, EXCHANGE_ADMIN]
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        let partner = PartnerScenario {
+            tenant: msp,
+            groups: vec![
+                GroupScenario {
+                    id: agents,
+                    display_name: "AdminAgents".into(),
+                    members: vec![tech],
+                },
+                GroupScenario {
+                    id: onboarders,
+                    display_name: "Onboarders".into(),
+                    members: vec![tech],
+                },
+            ],
+            relationships: vec![RelationshipScenario {
+                display_name: "Onboarding".into(),
+                customer,
+                status: "active".into(),
+                unified_roles: roles.clone(),
+                ends_in_days: 300,
+                access_assignments: vec![AssignmentScenario {
+                    group: onboarders,
+                    unified_roles: roles,
+                    ..AssignmentScenario::default()
+                }],
+                ..RelationshipScenario::default()
+            }],
+            ..PartnerScenario::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sb = Sandbox::start(
+            Scenario {
+                tenants: vec![m, c],
+                partner: Some(partner),
+                ..Scenario::default()
+            },
+            &dir.path().join("sandbox"),
+        )
+        .await
+        .unwrap();
+        let pwsh = hal_sandbox::pwsh::install_standin(
+            &dir.path().join("bin"),
+            std::path::Path::new(env!("CARGO_BIN_EXE_hal-onboard")),
+            &sb.exchange_url(),
+            &sb.ca_path(),
+        )
+        .unwrap();
+        let mut w = PartnerWorld {
+            sb,
+            dir,
+            pwsh,
+            msp,
+            customer,
+            app_id: String::new(),
+        };
+        w.app_id = w.register_partner_app().await;
+        w.consent_in_customer().await;
+        w.set_up_partner_mode();
+        w
+    }
+
+    fn msp_domain(&self) -> String {
+        self.sb
+            .tenants()
+            .iter()
+            .find(|t| t.id == self.msp)
+            .unwrap()
+            .domains[0]
+            .clone()
+    }
+
+    fn domain(&self) -> String {
+        self.sb
+            .tenants()
+            .iter()
+            .find(|t| t.id == self.customer)
+            .unwrap()
+            .domains[0]
+            .clone()
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// The partner app (multi-tenant public client) in the MSP's tenant, as `partner setup`
+    /// makes it.
+    async fn register_partner_app(&self) -> String {
+        let http = hal_sandbox::contract::client_trusting(&self.sb.ca_path()).unwrap();
+        let token = self
+            .sb
+            .user_access_token(self.msp, "https://graph.microsoft.com/.default")
+            .unwrap();
+        let r = http
+            .post(self.sb.graph_url().join("v1.0/applications").unwrap())
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "displayName": "hal-onboard partner",
+                "signInAudience": "AzureADMultipleOrgs",
+                "isFallbackPublicClient": true
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let v: Value = r.json().await.unwrap();
+        v["appId"].as_str().unwrap().to_string()
+    }
+
+    /// Partner Center's application consent for the partner app in the customer, as the
+    /// partner run's consent step leaves it.
+    async fn consent_in_customer(&self) {
+        let http = hal_sandbox::contract::client_trusting(&self.sb.ca_path()).unwrap();
+        let token = self
+            .sb
+            .user_access_token(
+                self.msp,
+                "https://api.partnercenter.microsoft.com/user_impersonation",
+            )
+            .unwrap();
+        let url = self
+            .sb
+            .partner_center_url()
+            .join(&format!(
+                "v1/customers/{}/applicationconsents",
+                self.customer
+            ))
+            .unwrap();
+        let r = http
+            .post(url)
+            .bearer_auth(token)
+            .header("Accept", "application/json")
+            .json(&serde_json::json!({
+                "applicationId": self.app_id,
+                "applicationGrants": [
+                    {"enterpriseApplicationId": "00000003-0000-0000-c000-000000000000",
+                     "scope": "Application.ReadWrite.All,AppRoleAssignment.ReadWrite.All,Directory.Read.All"},
+                    {"enterpriseApplicationId": "00000002-0000-0ff1-ce00-000000000000",
+                     "scope": "Exchange.Manage"}
+                ],
+                "displayName": "hal-onboard partner"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    }
+
+    /// config.json's `partner` object, as `partner setup` records it.
+    fn set_up_partner_mode(&self) {
+        std::fs::create_dir_all(self.home()).unwrap();
+        let cfg = serde_json::json!({
+            "partner": {
+                "clientId": self.app_id,
+                "tenantId": self.msp,
+                "domain": self.msp_domain(),
+                "cloud": "global"
+            }
+        });
+        std::fs::write(
+            self.home().join("config.json"),
+            serde_json::to_vec_pretty(&cfg).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn forget_partner_mode(&self) {
+        std::fs::write(self.home().join("config.json"), b"{}").unwrap();
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut c = crate::support::hal_onboard();
+        for (k, v) in self.sb.env() {
+            c.env(k, v);
+        }
+        c.env("HAL_ONBOARD_RETRY_SCALE", "0.01")
+            .env("HAL_ONBOARD_PWSH", &self.pwsh)
+            .env("HAL_ONBOARD_PWSH_TIMEOUT", "60")
+            .env("NO_COLOR", "1")
+            .arg("--home")
+            .arg(self.home())
+            .arg("--no-input")
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        if !crate::support::common::keyring() {
+            c.env_remove("DBUS_SESSION_BUS_ADDRESS");
+        }
+        let out = tokio::time::timeout(Duration::from_secs(180), c.output())
+            .await
+            .expect("hal-onboard finished within 3 minutes")
+            .unwrap();
+        if std::env::var_os("SHOW_OUTPUT").is_some() {
+            eprintln!("--- {args:?}\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        out
+    }
+
+    /// The customer onboarded as a partner run leaves it: our app, its secret and grants made
+    /// in the customer's tenant, the record saying `via: partner`. (Made here by a direct run,
+    /// then marked: what the later commands read is the record and the tenant.)
+    async fn onboard(&self, skip_exchange: bool) {
+        let d = self.domain();
+        let mut args = vec!["tenant", "add", d.as_str(), "--yes"];
+        if skip_exchange {
+            args.push("--skip-exchange");
+        }
+        let out = self.run(&args).await;
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(3)),
+            "{}",
+            stderr(&out)
+        );
+        let store = hal_onboard::store::TenantStore::open(&self.home()).unwrap();
+        let id = self.customer;
+        store
+            .update(|d| {
+                let r = d.tenants.iter_mut().find(|r| r.tenant_id == id).unwrap();
+                r.via = Via::Partner;
+            })
+            .unwrap();
+        // Nothing of the customer admin's sign-in is left for the commands under test.
+        let secrets = hal_onboard::secrets::KeyringStore::probe();
+        if let Ok(k) = secrets {
+            use hal_onboard::secrets::SecretStore;
+            for a in [
+                hal_onboard::secrets::account::graph_refresh_token(id),
+                hal_onboard::secrets::account::exchange_refresh_token(id),
+            ] {
+                k.delete(&a).unwrap();
+            }
+        }
+        self.sb.clear_requests();
+    }
+
+    fn record(&self) -> Option<hal_onboard::store::TenantRecord> {
+        hal_onboard::store::TenantStore::open(&self.home())
+            .unwrap()
+            .load()
+            .unwrap()
+            .get(self.customer)
+            .cloned()
+    }
+
+    /// Device codes asked for since the last `clear_requests`: (at the customer, at the MSP).
+    fn device_codes(&self) -> (usize, usize) {
+        let reqs = self.sb.requests();
+        let at = |t: Uuid| {
+            reqs.iter()
+                .filter(|r| r.method == "POST" && r.path.ends_with("/oauth2/v2.0/devicecode"))
+                .filter(|r| r.tenant == Some(t) || r.path.contains(&t.to_string()))
+                .count()
+        };
+        (at(self.customer), at(self.msp))
+    }
+
+    fn our_app_keys(&self) -> Vec<String> {
+        let snap = self.sb.snapshot(self.customer);
+        snap.applications
+            .iter()
+            .filter(|a| a.display_name == OUR_APP)
+            .flat_map(|a| a.password_credentials.iter().map(|p| p.key_id.to_string()))
+            .collect()
+    }
+
+    fn our_apps(&self) -> usize {
+        self.sb
+            .snapshot(self.customer)
+            .applications
+            .iter()
+            .filter(|a| a.display_name == OUR_APP)
+            .count()
+    }
+}
+
+/// The partner's one sign-in in the MSP's tenant (no partner sign-in was saved before), never
+/// the customer's.
+fn assert_partner_sign_in_only(w: &PartnerWorld, what: &str) {
+    let (customer, msp) = w.device_codes();
+    assert_eq!(customer, 0, "{what}: a device code at the customer");
+    assert_eq!(msp, 1, "{what}: partner device codes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotate_on_a_partner_customer_uses_the_partner_sign_in() {
+    let w = PartnerWorld::start(0x6101, ExchangeScenario::default()).await;
+    w.onboard(true).await;
+    let before = w.our_app_keys();
+    assert_eq!(before.len(), 1);
+    let d = w.domain();
+    let out = w.run(&["secret", "rotate", &d, "--yes", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_partner_sign_in_only(&w, "secret rotate");
+    // The one code says why and whom to sign in as: the MSP's technician, not an admin there.
+    let err = stderr(&out);
+    assert!(
+        err.contains("onboarded through partner mode (GDAP)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "your own account of the MSP's tenant {}",
+            w.msp_domain()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Global Administrator"), "{err}");
+    let after = w.our_app_keys();
+    assert_eq!(after.len(), 1, "one secret, the new one");
+    assert_ne!(after, before, "rotated");
+    let rec = w.record().unwrap();
+    assert_eq!(rec.via, Via::Partner, "still a partner tenant");
+    assert_eq!(
+        rec.secret.as_ref().unwrap().key_id.to_lowercase(),
+        after[0].to_lowercase()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_remove_delete_app_on_a_partner_customer_uses_the_partner_sign_in() {
+    let w = PartnerWorld::start(0x6102, ExchangeScenario::default()).await;
+    w.onboard(true).await;
+    assert_eq!(w.our_apps(), 1);
+    let d = w.domain();
+    let out = w
+        .run(&["tenant", "remove", &d, "--delete-app", "--yes", "--json"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_partner_sign_in_only(&w, "tenant remove --delete-app");
+    assert_eq!(w.our_apps(), 0, "the app is deleted");
+    assert!(w.record().is_none(), "the tenant is forgotten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_on_a_partner_customer_uses_the_partner_sign_in() {
+    let w = PartnerWorld::start(
+        0x6103,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..ExchangeScenario::default()
+        },
+    )
+    .await;
+    w.onboard(false).await;
+    let rec = w.record().unwrap();
+    assert_eq!(
+        rec.ual.state,
+        hal_onboard::store::UalState::WaitingPropagation,
+        "set up: UAL waits"
+    );
+    let d = w.domain();
+    let out = w.run(&["ual", "retry", &d, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_partner_sign_in_only(&w, "ual retry");
+    let rec = w.record().unwrap();
+    assert_eq!(rec.ual.state, hal_onboard::store::UalState::Enabled);
+    assert!(
+        w.sb.exchange()
+            .snapshot(w.customer)
+            .unwrap()
+            .counters
+            .set_ual
+            >= 2
+    );
+}
+
+/// Each of the three refuses, changing nothing and asking no one to sign in, when the record
+/// says partner and this home has no partner mode; `--direct` is the named way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_partner_mode_each_refuses_and_names_partner_login() {
+    let w = PartnerWorld::start(
+        0x6104,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..ExchangeScenario::default()
+        },
+    )
+    .await;
+    w.onboard(false).await;
+    w.forget_partner_mode();
+    let d = w.domain();
+    let (keys, rec) = (w.our_app_keys(), w.record().unwrap());
+    let connects = || {
+        w.sb.exchange()
+            .snapshot(w.customer)
+            .unwrap()
+            .counters
+            .connects
+    };
+    let connected = connects();
+    for args in [
+        vec!["secret", "rotate", d.as_str(), "--yes"],
+        vec!["tenant", "remove", d.as_str(), "--delete-app", "--yes"],
+    ] {
+        let out = w.run(&args).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("partner mode is not set up"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("hal-onboard partner login"), "{args:?}: {err}");
+        assert!(err.contains("--direct"), "{args:?}: {err}");
+        assert!(err.contains("Nothing was changed"), "{args:?}: {err}");
+    }
+    // ual retry reports it per tenant (others in the run would go on) and exits 1.
+    let out = w.run(&["ual", "retry", &d, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["tenants"][0];
+    assert_eq!(t["result"], "error", "{v}");
+    assert_eq!(t["error"]["code"], "partnerNotSetUp", "{v}");
+    assert!(
+        t["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("hal-onboard partner login"),
+        "{v}"
+    );
+    assert_eq!(w.device_codes(), (0, 0), "nobody was asked to sign in");
+    assert_eq!(w.our_app_keys(), keys, "nothing changed in the tenant");
+    assert_eq!(w.record().unwrap(), rec, "nothing changed in the record");
+    assert_eq!(connects(), connected, "no Exchange session");
+}
