@@ -126,6 +126,11 @@ struct PartnerWorld {
 
 impl PartnerWorld {
     async fn start(n: u128, exchange: ExchangeScenario) -> PartnerWorld {
+        PartnerWorld::start_with(n, exchange, true).await
+    }
+
+    /// `mfa: false`: the technician signs in to the MSP's tenant with a password only.
+    async fn start_with(n: u128, exchange: ExchangeScenario, mfa: bool) -> PartnerWorld {
         let msp = Uuid::from_u128(n << 16 | 0x100);
         let customer = Uuid::from_u128(n << 16 | 0x201);
         let tech = Uuid::from_u128(n << 16 | 0xaa);
@@ -143,6 +148,7 @@ impl PartnerWorld {
         };
         m.signed_in_user.id = tech;
         m.signed_in_user.upn = format!("tech@msp{n}.onmicrosoft.com");
+        m.signed_in_user.mfa = mfa;
         // The customer's own admin exists (a direct sign-in would work), so a test that sees
         // no device code at the customer knows none was asked for.
         let mut c = TenantScenario {
@@ -585,4 +591,77 @@ async fn without_partner_mode_each_refuses_and_names_partner_login() {
     assert_eq!(w.our_app_keys(), keys, "nothing changed in the tenant");
     assert_eq!(w.record().unwrap(), rec, "nothing changed in the record");
     assert_eq!(connects(), connected, "no Exchange session");
+}
+
+/// After `partner login` the saved partner sign-in is used: with an OS keyring no one is asked
+/// to sign in at all; without one (the sign-in lived in that process only) the command signs
+/// in as the partner once more — never at the customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_partner_sign_in_is_used_without_a_prompt() {
+    let w = PartnerWorld::start(0x6105, ExchangeScenario::default()).await;
+    w.onboard(true).await;
+    let login = w.run(&["partner", "login"]).await;
+    assert_eq!(login.status.code(), Some(0), "{}", stderr(&login));
+    w.sb.clear_requests();
+    let d = w.domain();
+    let out = w.run(&["secret", "rotate", &d, "--yes"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let want = if crate::support::common::keyring() {
+        0
+    } else {
+        1
+    };
+    assert_eq!(w.device_codes(), (0, want), "{}", stderr(&out));
+}
+
+/// A partner sign-in that partner mode refuses (no MFA) stops the command before any change,
+/// with the reason, `hal-onboard partner login` and `--direct`; `ual retry` says it per tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_partner_sign_in_changes_nothing_and_says_why() {
+    let w = PartnerWorld::start_with(
+        0x6106,
+        ExchangeScenario {
+            dehydrated: true,
+            propagation_attempts: 1,
+            ..ExchangeScenario::default()
+        },
+        false,
+    )
+    .await;
+    w.onboard(false).await;
+    let (keys, rec) = (w.our_app_keys(), w.record().unwrap());
+    let d = w.domain();
+    let out = w.run(&["secret", "rotate", &d, "--yes"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the partner sign-in failed"), "{err}");
+    assert!(err.contains("multi-factor authentication"), "{err}");
+    assert!(err.contains("hal-onboard partner login"), "{err}");
+    assert!(err.contains("--direct"), "{err}");
+
+    let out = w.run(&["ual", "retry", &d, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tenants"][0]["error"]["code"], "partnerSignIn", "{v}");
+    assert_eq!(w.device_codes().0, 0, "never the customer's admin");
+    assert_eq!(w.our_app_keys(), keys);
+    assert_eq!(w.record().unwrap(), rec);
+}
+
+/// `--direct`: the technician chose the customer's own admin for this run (one device code at
+/// the customer, none at the MSP); the record stays a partner one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_signs_in_as_the_customer_admin_for_this_run() {
+    let w = PartnerWorld::start(0x6107, ExchangeScenario::default()).await;
+    w.onboard(true).await;
+    w.forget_partner_mode();
+    let d = w.domain();
+    let out = w.run(&["secret", "rotate", &d, "--yes", "--direct"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(w.device_codes(), (1, 0));
+    assert_eq!(w.record().unwrap().via, Via::Partner);
+    // Without --delete-app there is nothing to sign in to: --direct is refused as misuse.
+    let out = w.run(&["tenant", "remove", &d, "--direct", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(w.record().is_some());
 }
