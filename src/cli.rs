@@ -157,6 +157,7 @@ impl SignInArgs {
             method: self.auth,
             client_id: self.client_id.clone(),
             cloud,
+            extra_scopes: vec![],
         }
     }
 }
@@ -174,12 +175,13 @@ pub enum Command {
     Ual(commands::ual::UalArgs),
     /// Check this machine: PowerShell, the Exchange module, the keyring, the endpoints.
     Doctor(commands::doctor::DoctorArgs),
+    /// Partner mode (GDAP): set up the partner app in your MSP's own tenant, then sign in
+    /// there once for every customer.
+    #[command(subcommand)]
+    Partner(commands::partner::PartnerCommand),
     /// The MSP portal: save its URL and token, check them, resend credentials.
     #[command(subcommand)]
     Portal(commands::portal::PortalCommand),
-    /// Partner mode (GDAP): one sign-in in the MSP's own tenant for every customer.
-    #[command(subcommand)]
-    Partner(commands::partner::PartnerCommand),
     /// The simulated Microsoft cloud on its own, for other clients (`sandbox serve`).
     #[command(subcommand)]
     Sandbox(commands::sandbox::SandboxCommand),

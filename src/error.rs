@@ -343,6 +343,23 @@ impl From<GraphError> for CommandError {
     }
 }
 
+/// `partner setup` stopped before changing anything (a wrong tenant, an app not ours), or
+/// Graph refused.
+impl From<crate::partner::setup::SetupError> for CommandError {
+    fn from(e: crate::partner::setup::SetupError) -> Self {
+        use crate::partner::setup::SetupError;
+        match e {
+            SetupError::Graph(g) => g.into(),
+            e @ SetupError::WrongTenant { .. } => failed(e.to_string()).hint(
+                "Sign in as an administrator of the MSP's own tenant (the one given to --tenant): nothing was changed.",
+            ),
+            e @ SetupError::NotOurs(_) => failed(e.to_string()).hint(
+                "It was left alone and nothing was changed. Rename or delete that app in the Microsoft Entra admin center if it is not in use, then run `hal-onboard partner setup` again.",
+            ),
+        }
+    }
+}
+
 /// The OS keyring failed.
 impl From<SecretError> for CommandError {
     fn from(e: SecretError) -> Self {

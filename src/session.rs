@@ -60,6 +60,9 @@ pub struct SignIn {
     pub client_id: Option<String>,
     /// The cloud asked for; else the recorded tenant's, else the global cloud.
     pub cloud: Option<Cloud>,
+    /// Delegated Graph permissions asked for besides onboarding's (`partner setup` also grants
+    /// delegated consent: `DelegatedPermissionGrant.ReadWrite.All`).
+    pub extra_scopes: Vec<&'static str>,
 }
 
 /// A Graph client signed in (on first use) to one tenant, and what goes with it.
@@ -100,29 +103,33 @@ impl Session {
         let (credential, scopes): (
             Arc<dyn azure_core::credentials::TokenCredential>,
             Vec<String>,
-        ) = match how.method {
-            AuthMethod::AzureCli => (
-                signin::azure_cli(tenant)?,
-                vec![format!("{}/.default", endpoints.graph_resource)],
-            ),
-            method => {
-                let mut opts = SignInOptions::graph(
-                    endpoints.login.clone(),
-                    tenant,
-                    &client_id,
-                    &endpoints.graph_resource,
-                );
-                opts.method = method;
-                opts.known_tenant = known.map(|r| r.tenant_id);
-                if let Some(w) = env.browser_timeout {
-                    opts.browser_wait = w;
+        ) =
+            match how.method {
+                AuthMethod::AzureCli => (
+                    signin::azure_cli(tenant)?,
+                    vec![format!("{}/.default", endpoints.graph_resource)],
+                ),
+                method => {
+                    let mut opts = SignInOptions::graph(
+                        endpoints.login.clone(),
+                        tenant,
+                        &client_id,
+                        &endpoints.graph_resource,
+                    );
+                    opts.method = method;
+                    opts.scopes.extend(how.extra_scopes.iter().map(|s| {
+                        format!("{}/{s}", endpoints.graph_resource.trim_end_matches('/'))
+                    }));
+                    opts.known_tenant = known.map(|r| r.tenant_id);
+                    if let Some(w) = env.browser_timeout {
+                        opts.browser_wait = w;
+                    }
+                    let scopes = opts.scopes.clone();
+                    let c = UserCredential::new(http.clone(), opts, secrets, observer);
+                    user_cred = Some(c.clone());
+                    (c, scopes)
                 }
-                let scopes = opts.scopes.clone();
-                let c = UserCredential::new(http.clone(), opts, secrets, observer);
-                user_cred = Some(c.clone());
-                (c, scopes)
-            }
-        };
+            };
         let meter = RequestMeter::new();
         let graph = GraphClient::new(
             http.clone(),

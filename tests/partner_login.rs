@@ -507,3 +507,129 @@ async fn works_with_a_kept_sandbox() {
     );
     drop(dir);
 }
+
+/// A refresh token rotated at a customer's authority replaces the one held and the kept copy;
+/// the Partner Center credential asks for Partner Center whatever the caller names.
+#[tokio::test]
+async fn a_rotated_refresh_token_replaces_the_kept_one() {
+    let w = World::start(8, |_| {}).await;
+    let app = w.register_app("AzureADMultipleOrgs").await;
+    let cfg = w.config(&app);
+    let store = Arc::new(MemoryStore::default());
+    let p = PartnerSignIn::open(
+        &w.env(),
+        w.http.clone(),
+        &cfg,
+        store.clone(),
+        Arc::new(SilentObserver),
+        AuthMethod::DeviceCode,
+        true,
+    )
+    .await
+    .unwrap();
+    let acct = account::partner_refresh_token(w.msp);
+    let first = store
+        .get(&acct)
+        .unwrap()
+        .expect("kept")
+        .expose()
+        .to_string();
+
+    let pc = p
+        .partner_center()
+        .get_token(&["https://graph.microsoft.com/.default"], None)
+        .await
+        .unwrap();
+    let c = TokenClaims::decode(pc.token.secret()).unwrap();
+    assert_eq!(
+        c.aud.as_deref(),
+        Some("https://api.partnercenter.microsoft.com")
+    );
+    assert_eq!(c.tenant_id(), Some(w.msp));
+
+    // Later (the sandbox's clock), a customer redemption rotates the refresh token. Consent
+    // first (the customer refuses an unconsented app without rotating anything).
+    let active = (w.id)(0x201);
+    let r = w
+        .http
+        .post(
+            w.sb.partner_center_url()
+                .join(&format!("v1/customers/{active}/applicationconsents"))
+                .unwrap(),
+        )
+        .bearer_auth(pc.token.secret())
+        .json(&json!({
+            "applicationId": app,
+            "applicationGrants": [{"enterpriseApplicationId": "00000003-0000-0000-c000-000000000000",
+                                   "scope": "Directory.Read.All"}],
+            "displayName": "hal-onboard partner"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    w.sb.advance(std::time::Duration::from_secs(30));
+    p.customer(active)
+        .get_token(&["https://graph.microsoft.com/.default"], None)
+        .await
+        .unwrap();
+    let rotated = store
+        .get(&acct)
+        .unwrap()
+        .expect("kept")
+        .expose()
+        .to_string();
+    assert_ne!(rotated, first, "the kept copy follows the rotation");
+    // And the kept one still signs in at the MSP (a later process).
+    let again = PartnerSignIn::open(
+        &w.env(),
+        w.http.clone(),
+        &cfg,
+        store.clone(),
+        Arc::new(SilentObserver),
+        AuthMethod::DeviceCode,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.technician(), Some(TECH));
+
+    // No saved sign-in and no prompting allowed: the way on is `partner login`.
+    let e = PartnerSignIn::open(
+        &w.env(),
+        w.http.clone(),
+        &cfg,
+        Arc::new(MemoryStore::default()),
+        Arc::new(SilentObserver),
+        AuthMethod::DeviceCode,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, PartnerError::NotSignedIn { .. }), "{e}");
+    assert!(
+        e.hint()
+            .unwrap()
+            .contains(&format!("hal-onboard partner login --tenant {DOMAIN}"))
+    );
+}
+
+/// The two commands one after the other, as a technician runs them: `partner setup` records
+/// the partner app, `partner login` signs in with it.
+#[tokio::test]
+async fn partner_setup_then_partner_login() {
+    let w = World::start(9, |_| {}).await;
+    let o = w
+        .run(false, &["partner", "setup", "--tenant", DOMAIN, "--yes"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = w
+        .run(false, &["partner", "login", "--tenant", DOMAIN])
+        .await;
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("Signed in as {TECH} in the MSP's tenant {DOMAIN}")),
+        "{err}"
+    );
+}

@@ -21,6 +21,7 @@ mod parsers_hostile_input;
 mod partner_consent;
 mod partner_followups;
 mod partner_login;
+mod partner_setup;
 mod portal_commands;
 mod readme_names;
 mod sandbox_kept;

@@ -15,6 +15,7 @@
 
 pub mod consent;
 pub mod reach;
+pub mod setup;
 pub mod signin;
 
 use uuid::Uuid;

@@ -323,6 +323,58 @@ pub fn is_graph_audience(aud: &str) -> bool {
     resource_app_id(aud) == Some(GRAPH_APP_ID)
 }
 
+/// (value, id) of delegated permissions (`oauth2PermissionScopes`) on the first-party
+/// resources partner mode asks for. Microsoft's published ids: the Microsoft Graph permissions
+/// reference (delegated column) and the resources' service principals as exported in public
+/// tenant dumps (Office 365 Exchange Online's `Exchange.Manage`, Partner Center's
+/// `user_impersonation`). What an `oauth2PermissionGrant`'s `scope` may name.
+pub const GRAPH_DELEGATED_SCOPES: &[(&str, &str)] = &[
+    (
+        "Application.ReadWrite.All",
+        "bdfbf15f-ee85-4955-8675-146e8e5296b5",
+    ),
+    (
+        "AppRoleAssignment.ReadWrite.All",
+        "84bccea3-f856-4a8a-967b-dbe0a3d53a64",
+    ),
+    (
+        "DelegatedAdminRelationship.Read.All",
+        "0c0064ea-477b-4130-82a5-4c2cc4ff68aa",
+    ),
+    (
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "41ce6ca6-6826-4807-84f1-1c82854f7ee5",
+    ),
+    ("Directory.Read.All", "06da0dbc-49e2-44d2-8312-53f166ab848a"),
+    (
+        "GroupMember.Read.All",
+        "bc024368-1153-4739-b217-4326f2e966d0",
+    ),
+    ("User.Read", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+    ("offline_access", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),
+    ("openid", "37f7f235-527c-4136-accd-4a02d197296e"),
+    ("profile", "14dad69e-099b-42c9-810b-d002981feec1"),
+];
+pub const EXCHANGE_DELEGATED_SCOPES: &[(&str, &str)] = &[
+    ("Exchange.Manage", "ab4f2b77-0b06-4fc1-a9de-02113fc2ab7c"),
+    (
+        "EWS.AccessAsUser.All",
+        "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5",
+    ),
+];
+pub const PARTNER_CENTER_DELEGATED_SCOPES: &[(&str, &str)] =
+    &[("user_impersonation", "1cebfa2a-fb4d-419e-b5f9-839b4383e05a")];
+
+/// The delegated permissions a first-party resource exposes (empty for others).
+pub fn delegated_scopes(app_id: &str) -> &'static [(&'static str, &'static str)] {
+    match app_id.to_ascii_lowercase().as_str() {
+        GRAPH_APP_ID => GRAPH_DELEGATED_SCOPES,
+        EXCHANGE_APP_ID => EXCHANGE_DELEGATED_SCOPES,
+        PARTNER_CENTER_APP_ID => PARTNER_CENTER_DELEGATED_SCOPES,
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,8 @@ use super::state::{
 use super::tagged;
 use super::token::Claims;
 
+mod grants;
+
 const CONTEXT: &str = "https://graph.microsoft.com/v1.0/$metadata#";
 /// The tenant default app management policy's id in Graph.
 const DEFAULT_APP_POLICY_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -695,6 +697,7 @@ fn dispatch_inner(
         (["domains"], Method::GET) => ctx.list("domains", domains(t)),
         (["applications"], Method::GET) => list_applications(&ctx, t),
         (["applications"], Method::POST) => create_application(caller, t, body),
+        (["oauth2PermissionGrants", rest @ ..], m) => grants::route(&ctx, t, rest, m, body),
         (["servicePrincipals"], Method::GET) => list_service_principals(&ctx, t),
         (["servicePrincipals"], Method::POST) => create_service_principal(caller, t, body),
         (["auditLogs", _], Method::GET)
@@ -945,6 +948,15 @@ fn app_json(a: &Application) -> Value {
 }
 
 fn sp_json(sp: &ServicePrincipal) -> Value {
+    let mut v = sp_json_defaults(sp);
+    let scopes = catalog::delegated_scopes(&sp.app_id);
+    if !scopes.is_empty() {
+        v["oauth2PermissionScopes"] = grants::scopes_json(scopes);
+    }
+    v
+}
+
+fn sp_json_defaults(sp: &ServicePrincipal) -> Value {
     with_defaults(
         to_json(sp),
         json!({
@@ -1738,6 +1750,9 @@ fn remove_sp(t: &mut TenantState, idx: usize) {
     let sp = t.service_principals.remove(idx);
     t.assignments
         .retain(|a| a.principal_id != sp.id && a.resource_id != sp.id);
+    // Its delegated permission grants go with it, as the directory deletes them.
+    t.oauth2_grants
+        .retain(|g| g.client_id != sp.id && g.resource_id != sp.id);
 }
 
 fn delete_service_principal(caller: &Caller, t: &mut TenantState, idx: usize) -> GResp {
@@ -1921,6 +1936,9 @@ fn create_service_principal(caller: &Caller, t: &mut TenantState, body: Option<V
                 .insert(catalog::O365_MANAGEMENT_APP_ID.to_string(), delay);
         }
         o365_management_sp(&now)
+    } else if app_id.eq_ignore_ascii_case(catalog::PARTNER_CENTER_APP_ID) {
+        // A Microsoft multi-tenant app: its principal can be made in any tenant.
+        super::state::partner_center_sp(&now)
     } else {
         let Ok(u) = Uuid::parse_str(&app_id) else {
             return no_app();

@@ -16,7 +16,7 @@ use crate::exchange::ExchangeSnapshot;
 use crate::portal::Received;
 use crate::scenario::{Scenario, TenantScenario};
 use crate::state::{
-    AppRoleAssignment, Application, Owner, SecretState, ServicePrincipal, TenantState,
+    AppRoleAssignment, Application, OAuth2Grant, Owner, SecretState, ServicePrincipal, TenantState,
 };
 
 /// The file's name in the sandbox's directory.
@@ -50,6 +50,8 @@ pub(crate) struct SavedTenant {
     pub graph_requests: u64,
     pub created: String,
     pub app_owners: HashMap<Uuid, Vec<Owner>>,
+    #[serde(default)]
+    pub oauth2_grants: Vec<OAuth2Grant>,
 }
 
 impl SavedTenant {
@@ -64,6 +66,7 @@ impl SavedTenant {
             graph_requests: t.graph_requests,
             created: t.created.clone(),
             app_owners: t.app_owners.clone(),
+            oauth2_grants: t.oauth2_grants.clone(),
         }
     }
 
@@ -77,6 +80,7 @@ impl SavedTenant {
         t.graph_requests = self.graph_requests;
         t.created = self.created;
         t.app_owners = self.app_owners;
+        t.oauth2_grants = self.oauth2_grants;
     }
 }
 

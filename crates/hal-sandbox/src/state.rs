@@ -203,6 +203,21 @@ pub struct TenantState {
     /// Application object id → its owners (`/applications/{id}/owners`). Entra makes the
     /// user who creates an app with a delegated token its owner.
     pub app_owners: HashMap<Uuid, Vec<Owner>>,
+    /// Delegated permission grants (`/oauth2PermissionGrants`).
+    pub oauth2_grants: Vec<OAuth2Grant>,
+}
+
+/// Graph's `oAuth2PermissionGrant`: delegated permissions of a client on one resource, for
+/// every user (`AllPrincipals`) or one (`Principal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2Grant {
+    pub id: String,
+    pub client_id: Uuid,
+    pub consent_type: String,
+    pub principal_id: Option<Uuid>,
+    pub resource_id: Uuid,
+    pub scope: String,
 }
 
 /// An owner of an application, as `directoryObject` (a user here).
@@ -232,6 +247,7 @@ impl TenantState {
             resource_delay: HashMap::new(),
             created: iso(OffsetDateTime::now_utc() - time::Duration::days(900)),
             app_owners: HashMap::new(),
+            oauth2_grants: vec![],
             scenario,
         };
         t.service_principals.push(first_party_sp(
@@ -316,6 +332,20 @@ pub fn o365_management_sp(created: &str) -> ServicePrincipal {
         "Office 365 Management APIs",
         catalog::O365_MANAGEMENT_APP_ROLES,
         &["https://manage.office.com", catalog::O365_MANAGEMENT_APP_ID],
+        created,
+    )
+}
+
+/// Microsoft Partner Center's principal (no app roles; `user_impersonation` delegated).
+pub fn partner_center_sp(created: &str) -> ServicePrincipal {
+    first_party_sp(
+        catalog::PARTNER_CENTER_APP_ID,
+        "Microsoft Partner Center",
+        &[],
+        &[
+            "https://api.partnercenter.microsoft.com",
+            catalog::PARTNER_CENTER_APP_ID,
+        ],
         created,
     )
 }
@@ -508,6 +538,7 @@ pub struct TenantSnapshot {
     pub app_role_assignments: Vec<AppRoleAssignment>,
     /// Graph requests this tenant has seen (each `$batch` sub-request counts).
     pub graph_requests: u64,
+    pub oauth2_grants: Vec<OAuth2Grant>,
 }
 
 impl TenantSnapshot {
@@ -551,6 +582,7 @@ impl TenantState {
             service_principals: self.service_principals.clone(),
             app_role_assignments: self.assignments.clone(),
             graph_requests: self.graph_requests,
+            oauth2_grants: self.oauth2_grants.clone(),
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod directory;
 pub mod meter;
 pub mod model;
+pub mod partner_app;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -264,7 +264,7 @@ pub const AADSTS: &[Aadsts] = &[
     Aadsts {
         codes: &[50020, 90072],
         means: "the account you signed in with is not in this tenant: a guest or an MSP (partner) account",
-        next: "Sign in with the customer's own administrator account (an account of that tenant, e.g. admin@customer.onmicrosoft.com), in a private browser window if another account is remembered; or use partner mode when hal-onboard has it.",
+        next: "Sign in with the customer's own administrator account (an account of that tenant, e.g. admin@customer.onmicrosoft.com), in a private browser window if another account is remembered; or, as an MSP with GDAP relationships, use partner mode (`hal-onboard partner login`, docs/partner.md).",
         next_after_browser: None,
     },
     Aadsts {
