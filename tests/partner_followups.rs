@@ -222,9 +222,8 @@ impl PartnerWorld {
             customer,
             app_id: String::new(),
         };
-        w.app_id = w.register_partner_app().await;
+        w.app_id = w.partner_setup().await;
         w.consent_in_customer().await;
-        w.set_up_partner_mode();
         w
     }
 
@@ -252,28 +251,18 @@ impl PartnerWorld {
         self.dir.path().join("home")
     }
 
-    /// The partner app (multi-tenant public client) in the MSP's tenant, as `partner setup`
-    /// makes it.
-    async fn register_partner_app(&self) -> String {
-        let http = hal_sandbox::contract::client_trusting(&self.sb.ca_path()).unwrap();
-        let token = self
-            .sb
-            .user_access_token(self.msp, "https://graph.microsoft.com/.default")
-            .unwrap();
-        let r = http
-            .post(self.sb.graph_url().join("v1.0/applications").unwrap())
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "displayName": "hal-onboard partner",
-                "signInAudience": "AzureADMultipleOrgs",
-                "isFallbackPublicClient": true
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        let v: Value = r.json().await.unwrap();
-        v["appId"].as_str().unwrap().to_string()
+    /// `partner setup` in the MSP's tenant, as its admin runs it once: the partner app, and
+    /// config.json's `partner` object. Its appId.
+    async fn partner_setup(&self) -> String {
+        let msp = self.msp_domain();
+        let out = self
+            .run(&["partner", "setup", "--tenant", msp.as_str(), "--yes"])
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let cfg: Value =
+            serde_json::from_slice(&std::fs::read(self.home().join("config.json")).unwrap())
+                .unwrap();
+        cfg["partner"]["clientId"].as_str().unwrap().to_string()
     }
 
     /// Partner Center's application consent for the partner app in the customer, as the
@@ -313,24 +302,6 @@ impl PartnerWorld {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    }
-
-    /// config.json's `partner` object, as `partner setup` records it.
-    fn set_up_partner_mode(&self) {
-        std::fs::create_dir_all(self.home()).unwrap();
-        let cfg = serde_json::json!({
-            "partner": {
-                "clientId": self.app_id,
-                "tenantId": self.msp,
-                "domain": self.msp_domain(),
-                "cloud": "global"
-            }
-        });
-        std::fs::write(
-            self.home().join("config.json"),
-            serde_json::to_vec_pretty(&cfg).unwrap(),
-        )
-        .unwrap();
     }
 
     fn forget_partner_mode(&self) {
