@@ -90,6 +90,21 @@ fn list_json_has_via_and_a_record_without_it_is_direct() {
             ("fabrikam.onmicrosoft.com", "direct"),
         ]
     );
+
+    // An unfinished partner tenant resumes through partner mode, never its admin's sign-in.
+    let mut unfinished = store_support::blank(4, "northwind.onmicrosoft.com", "Northwind");
+    unfinished.via = Via::Partner;
+    write_doc(home.path(), &doc(vec![unfinished]));
+    let v: Value = serde_json::from_str(&stdout(&hal(home.path(), &["list", "--json"]))).unwrap();
+    assert_eq!(
+        v[0]["nextAction"]["command"],
+        "hal-onboard tenant add --partner northwind.onmicrosoft.com"
+    );
+    let table = stdout(&hal(home.path(), &["list"]));
+    assert!(
+        table.contains("  → hal-onboard tenant add --partner northwind.onmicrosoft.com"),
+        "{table}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
