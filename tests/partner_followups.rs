@@ -651,3 +651,28 @@ async fn direct_signs_in_as_the_customer_admin_for_this_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(w.record().is_some());
 }
+
+/// Exchange refusing the partner technician (no Exchange Administrator in the GDAP roles) is
+/// explained in partner words: the relationship's roles, not "sign in as an admin of it".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_names_the_gdap_role_when_exchange_refuses_the_partner() {
+    let w = PartnerWorld::start(
+        0x6108,
+        ExchangeScenario {
+            missing_role: true,
+            ..ExchangeScenario::default()
+        },
+    )
+    .await;
+    w.onboard(true).await;
+    let d = w.domain();
+    let out = w.run(&["ual", "retry", &d, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_partner_sign_in_only(&w, "ual retry");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &v["tenants"][0]["error"];
+    assert_eq!(e["code"], "missingRole", "{v}");
+    let hint = e["hint"].as_str().unwrap();
+    assert!(hint.contains("GDAP roles"), "{hint}");
+    assert!(hint.contains("hal-onboard partner customers"), "{hint}");
+}
