@@ -141,11 +141,17 @@ struct PartnerWorld {
 
 impl PartnerWorld {
     async fn start(n: u128, exchange: ExchangeScenario) -> PartnerWorld {
-        PartnerWorld::start_with(n, exchange, true).await
+        PartnerWorld::start_with(n, exchange, true, vec![]).await
     }
 
     /// `mfa: false`: the technician signs in to the MSP's tenant with a password only.
-    async fn start_with(n: u128, exchange: ExchangeScenario, mfa: bool) -> PartnerWorld {
+    /// `others`: more tenants in the same cloud (customers onboarded directly).
+    async fn start_with(
+        n: u128,
+        exchange: ExchangeScenario,
+        mfa: bool,
+        others: Vec<TenantScenario>,
+    ) -> PartnerWorld {
         let msp = Uuid::from_u128(n << 16 | 0x100);
         let customer = Uuid::from_u128(n << 16 | 0x201);
         let tech = Uuid::from_u128(n << 16 | 0xaa);
@@ -214,7 +220,7 @@ impl PartnerWorld {
         let dir = tempfile::tempdir().unwrap();
         let sb = Sandbox::start(
             Scenario {
-                tenants: vec![m, c],
+                tenants: [vec![m, c], others].concat(),
                 partner: Some(partner),
                 ..Scenario::default()
             },
@@ -612,6 +618,7 @@ async fn a_refused_partner_sign_in_changes_nothing_and_says_why() {
             ..ExchangeScenario::default()
         },
         false,
+        vec![],
     )
     .await;
     w.onboard(false).await;
@@ -675,4 +682,63 @@ async fn ual_retry_names_the_gdap_role_when_exchange_refuses_the_partner() {
     let hint = e["hint"].as_str().unwrap();
     assert!(hint.contains("GDAP roles"), "{hint}");
     assert!(hint.contains("hal-onboard partner customers"), "{hint}");
+}
+
+/// `ual retry` over every waiting tenant, one onboarded directly and one through partner mode,
+/// in a home without partner mode: the direct one is finished with its admin's sign-in, the
+/// partner one is reported (nobody asked to sign in for it) and the run exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_over_direct_and_partner_tenants_finishes_the_direct_ones() {
+    let waiting = ExchangeScenario {
+        dehydrated: true,
+        propagation_attempts: 1,
+        ..ExchangeScenario::default()
+    };
+    let direct = Uuid::from_u128(0x6109 << 16 | 0x301);
+    let mut d = TenantScenario {
+        id: direct,
+        display_name: "Direct Customer".into(),
+        domains: vec!["direct6109.onmicrosoft.com".into()],
+        licenses: vec!["SPE_E5".into()],
+        device_code_approve_after_polls: 0,
+        device_code_interval: 0,
+        exchange: waiting.clone(),
+        ..TenantScenario::default()
+    };
+    d.signed_in_user.upn = "admin@direct6109.onmicrosoft.com".into();
+    let w = PartnerWorld::start_with(0x6109, waiting, true, vec![d]).await;
+    let add = w
+        .run(&["tenant", "add", "direct6109.onmicrosoft.com", "--yes"])
+        .await;
+    assert_eq!(add.status.code(), Some(3), "{}", stderr(&add));
+    w.onboard(false).await;
+    w.forget_partner_mode();
+
+    let out = w.run(&["ual", "retry", "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |id: Uuid| {
+        v["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tenantId"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id}: {v}"))
+            .clone()
+    };
+    assert_eq!(by(direct)["result"], "enabled", "{v}");
+    assert_eq!(by(w.customer)["error"]["code"], "partnerNotSetUp", "{v}");
+    let reqs = w.sb.requests();
+    let codes_at = |t: Uuid| {
+        reqs.iter()
+            .filter(|r| r.path.ends_with("/oauth2/v2.0/devicecode"))
+            .filter(|r| r.tenant == Some(t) || r.path.contains(&t.to_string()))
+            .count()
+    };
+    assert_eq!(codes_at(w.customer), 0, "never the partner tenant's admin");
+    assert_eq!(codes_at(w.msp), 0, "no partner mode: no partner sign-in");
+    assert!(
+        codes_at(direct) <= 1,
+        "the direct tenant's admin, at most once"
+    );
 }
