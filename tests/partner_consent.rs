@@ -392,6 +392,16 @@ async fn partner_center_throttling_is_waited_out_within_a_bound() {
         "Retry-After: 1, twice, honoured"
     );
 
+    // HAL_ONBOARD_RETRY_SCALE, passed in by the caller, scales Retry-After too.
+    let w = World::start(0, 2).await;
+    let started = std::time::Instant::now();
+    w.pc()
+        .with_scale(0.1)
+        .consent(id(READY), &w.app, "hal-onboard partner", &consent::grants())
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(1500));
+
     let w = World::start(0, 100).await;
     let e = w
         .pc()
@@ -585,4 +595,75 @@ async fn a_customer_the_technician_cannot_reach_fails_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(CommandError::from(e).status, ExitStatus::Failed);
+}
+
+/// With the real partner sign-in (`PartnerSignIn::customer`): its refusal while the consent
+/// takes effect (AADSTS65001, inside its own error type) is waited out, then a customer token
+/// works and is the customer's.
+#[tokio::test]
+async fn ensure_waits_with_the_partner_sign_in_itself() {
+    use hal_onboard::config::EnvOverrides;
+    use hal_onboard::microsoft::signin::{AuthMethod, SilentObserver};
+    use hal_onboard::partner::PartnerConfig;
+    use hal_onboard::partner::signin::PartnerSignIn;
+    use hal_onboard::secrets::MemoryStore;
+
+    let w = World::start(2, 0).await;
+    w.sb.with_tenant(id(MSP), |t| {
+        t.scenario.device_code_interval = 0;
+        t.scenario.device_code_approve_after_polls = 0;
+    });
+    let vars: std::collections::HashMap<String, String> = w.sb.env().into_iter().collect();
+    let env = EnvOverrides::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let cfg = PartnerConfig {
+        client_id: w.app.clone(),
+        tenant_id: id(MSP),
+        domain: format!("t{MSP:x}.onmicrosoft.com"),
+        cloud: Cloud::Global,
+    };
+    let partner = PartnerSignIn::open(
+        &env,
+        w.http.clone(),
+        &cfg,
+        Arc::new(MemoryStore::default()),
+        Arc::new(SilentObserver),
+        AuthMethod::DeviceCode,
+        true,
+    )
+    .await
+    .unwrap();
+    let pc = PartnerCenter::new(
+        w.http.clone(),
+        Some(env.partner_center()),
+        partner.partner_center(),
+    );
+    let seen = Seen::default();
+    let customer = partner.customer(id(READY));
+    let route = consent::ensure(
+        &pc,
+        customer.clone(),
+        &w.endpoints(),
+        id(READY),
+        &w.app,
+        "hal-onboard partner",
+        &seen,
+        &fast(Duration::from_secs(20)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(route, ConsentRoute::PartnerCenter(ConsentOutcome::Created));
+    let waits = seen.waits.lock().unwrap().clone();
+    assert!(!waits.is_empty(), "the consent delay was waited out");
+    assert!(
+        waits.iter().all(|p| p.last_code == Some(65001)),
+        "{waits:?}"
+    );
+    let t = customer
+        .get_token(&["https://graph.microsoft.com/.default"], None)
+        .await
+        .unwrap();
+    let tid = hal_onboard::microsoft::signin::TokenClaims::decode(t.token.secret())
+        .unwrap()
+        .tenant_id();
+    assert_eq!(tid, Some(id(READY)));
 }

@@ -171,14 +171,21 @@ impl PartnerCenter {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let scale = crate::config::retry_scale();
         PartnerCenter {
             http,
             base,
             credential,
-            retry: PcRetry::default().scaled(scale),
-            scale,
+            retry: PcRetry::default(),
+            scale: 1.0,
         }
+    }
+
+    /// Every wait, `Retry-After` included, multiplied by `f` (`config::retry_scale()`, read by
+    /// the caller: a client reads no environment).
+    pub fn with_scale(mut self, f: f64) -> Self {
+        self.retry = PcRetry::default().scaled(f);
+        self.scale = f;
+        self
     }
 
     pub fn with_retry(mut self, retry: PcRetry) -> Self {
@@ -245,22 +252,6 @@ impl PartnerCenter {
             };
             tracing::debug!(%customer, status, attempt, "partner center consent");
             match status {
-                200 | 201 => return Ok(ConsentOutcome::Created),
-                409 => return Ok(ConsentOutcome::AlreadyPresent),
-                401 => return Err(PartnerCenterError::Unauthorized { description }),
-                403 => {
-                    return Err(PartnerCenterError::Forbidden {
-                        customer,
-                        description,
-                    });
-                }
-                404 => {
-                    return Err(PartnerCenterError::NoRelationship {
-                        customer,
-                        description,
-                    });
-                }
-                400 => return Err(PartnerCenterError::BadRequest { description }),
                 429 | 500..=599 => {
                     let d = match retry_after {
                         Some(d) => d.mul_f64(self.scale),
@@ -276,14 +267,40 @@ impl PartnerCenter {
                     tokio::time::sleep(d).await;
                     waited += d;
                 }
-                _ => {
-                    return Err(PartnerCenterError::Unexpected {
-                        status,
-                        description,
-                    });
-                }
+                _ => return answer(customer, status, description),
             }
         }
+    }
+}
+
+/// A final answer of Partner Center. "Already exists" is done whatever its status: the
+/// reference lists 201, 400, 401, 403 and 404 only, and partner tooling recognises an existing
+/// consent by its message ("Permission entry already exists", CIPP's Set-CIPPCPVConsent).
+fn answer(
+    customer: Uuid,
+    status: u16,
+    description: String,
+) -> Result<ConsentOutcome, PartnerCenterError> {
+    if (400..500).contains(&status) && description.to_ascii_lowercase().contains("already exists") {
+        return Ok(ConsentOutcome::AlreadyPresent);
+    }
+    match status {
+        200 | 201 => Ok(ConsentOutcome::Created),
+        409 => Ok(ConsentOutcome::AlreadyPresent),
+        401 => Err(PartnerCenterError::Unauthorized { description }),
+        403 => Err(PartnerCenterError::Forbidden {
+            customer,
+            description,
+        }),
+        404 => Err(PartnerCenterError::NoRelationship {
+            customer,
+            description,
+        }),
+        400 => Err(PartnerCenterError::BadRequest { description }),
+        _ => Err(PartnerCenterError::Unexpected {
+            status,
+            description,
+        }),
     }
 }
 
@@ -309,6 +326,28 @@ fn describe(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn already_exists_is_done_whatever_the_status() {
+        let c = Uuid::nil();
+        let exists = || "Permission entry already exists. (code 400)".to_string();
+        assert_eq!(
+            answer(c, 400, exists()).unwrap(),
+            ConsentOutcome::AlreadyPresent
+        );
+        assert_eq!(
+            answer(c, 409, String::new()).unwrap(),
+            ConsentOutcome::AlreadyPresent
+        );
+        assert!(matches!(
+            answer(c, 400, "bad body".into()),
+            Err(PartnerCenterError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            answer(c, 403, String::new()),
+            Err(PartnerCenterError::Forbidden { .. })
+        ));
+    }
 
     #[test]
     fn describe_reads_partner_centers_error_shape_only() {

@@ -99,6 +99,28 @@ pub struct ConsentProgress {
     pub last_code: Option<u64>,
 }
 
+impl ConsentProgress {
+    /// "waiting for the partner app's consent to take effect: 1 min of 5 min (try 7 of 31)".
+    pub fn sentence(&self) -> String {
+        use crate::microsoft::graph::human;
+        format!(
+            "waiting for the partner app's consent to take effect: {} of {} (try {} of {})",
+            human(self.waited),
+            human(self.budget),
+            self.attempt,
+            self.of
+        )
+    }
+}
+
+/// What to tell the technician when an admin of the customer must approve `url`.
+pub fn admin_consent_sentence(customer: &str, url: &Url, budget: Duration) -> String {
+    format!(
+        "An admin of {customer} (Global Administrator, Privileged Role Administrator or Cloud Application Administrator) must approve the partner app: open {url} and accept. hal-onboard waits up to {} for it.",
+        crate::microsoft::graph::human(budget)
+    )
+}
+
 /// Who shows the consent's progress (the UI; a client never prints).
 pub trait ConsentObserver: Send + Sync {
     /// Partner Center answered (created, or already there).
@@ -202,9 +224,13 @@ pub fn refusal_code(e: &azure_core::Error) -> Option<u64> {
     if let Some(SignInError::Refused { code: Some(c), .. }) = sign_in_error(e) {
         return Some(*c);
     }
+    // The partner sign-in wraps it in its own error (PartnerError::Customer).
     let mut text = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
+        if let Some(SignInError::Refused { code: Some(c), .. }) = s.downcast_ref::<SignInError>() {
+            return Some(*c);
+        }
         text.push(' ');
         text.push_str(&s.to_string());
         src = s.source();
@@ -346,6 +372,50 @@ mod tests {
             q["scope"],
             "https://graph.microsoft.com/Application.ReadWrite.All https://graph.microsoft.com/AppRoleAssignment.ReadWrite.All https://graph.microsoft.com/Directory.Read.All https://outlook.office365.com/Exchange.Manage"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_found_inside_a_wrapping_error() {
+        use crate::microsoft::signin::SignInError;
+        #[derive(Debug, thiserror::Error)]
+        #[error("customer refused the partner sign-in")]
+        struct Wrapper(#[source] SignInError);
+        let refused = SignInError::Refused {
+            error: "invalid_grant".into(),
+            code: Some(65001),
+            description: "not consented".into(),
+            flow: None,
+        };
+        let e = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Credential,
+            Wrapper(refused),
+            "customer refused the partner sign-in",
+        );
+        assert_eq!(refusal_code(&e), Some(65001));
+        let text = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "refused: no consent (AADSTS65001)",
+        );
+        assert_eq!(refusal_code(&text), Some(65001));
+    }
+
+    #[test]
+    fn progress_and_the_admin_link_read_as_sentences() {
+        let p = ConsentProgress {
+            attempt: 7,
+            of: 31,
+            waited: Duration::from_secs(60),
+            budget: Duration::from_secs(300),
+            last_code: Some(65001),
+        };
+        assert_eq!(
+            p.sentence(),
+            "waiting for the partner app's consent to take effect: 1 min of 5 min (try 7 of 31)"
+        );
+        let u = Url::parse("https://login.microsoftonline.com/x/v2.0/adminconsent?client_id=a")
+            .unwrap();
+        let s = admin_consent_sentence("fabrikam.onmicrosoft.com", &u, Duration::from_secs(900));
+        assert!(s.contains(u.as_str()) && s.contains("15 min"), "{s}");
     }
 
     #[test]

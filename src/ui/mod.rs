@@ -8,6 +8,7 @@
 //! ([`signin`]), the wizard's progress and PowerShell's output ([`progress`]), and the
 //! credentials table at the end of an onboarding ([`credentials`]).
 
+pub mod consent;
 pub mod credentials;
 pub mod interrupt;
 pub mod progress;

@@ -812,62 +812,6 @@ async fn customer_graph_enforces_the_gdap_roles() {
     assert_eq!(outcomes, [StatusCode::FORBIDDEN, StatusCode::CREATED]);
 }
 
-/// Microsoft's `amr` claim: `["pwd", "mfa"]` after a multi-factor sign-in, kept through a
-/// customer's authority (the partner sign-in's MFA is what the customer token rests on);
-/// `signedInUser.mfa: false` signs in with a password only.
-#[tokio::test]
-async fn user_tokens_say_how_the_technician_authenticated() {
-    let (sb, c, _d) = start(true).await;
-    let rt = rt_for_cli(&sb, &c).await;
-    let (s, v) = redeem_at(&sb, &c, ACTIVE, catalog_cli(), &rt).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        claims(v["access_token"].as_str().unwrap())["amr"],
-        json!(["pwd", "mfa"])
-    );
-    assert_eq!(
-        claims(&msp_token(&sb, "https://graph.microsoft.com/.default"))["amr"],
-        json!(["pwd", "mfa"])
-    );
-
-    let mut s = scenario(true);
-    s.tenants[0].signed_in_user.mfa = false;
-    let dir = tempfile::tempdir().unwrap();
-    let sb = Sandbox::start(s, dir.path()).await.unwrap();
-    assert_eq!(
-        claims(
-            &sb.user_access_token(id(MSP), "https://graph.microsoft.com/.default")
-                .unwrap()
-        )["amr"],
-        json!(["pwd"])
-    );
-    let parsed: Scenario =
-        serde_json::from_value(json!({"tenants": [{"signedInUser": {"mfa": false}}]})).unwrap();
-    assert!(!parsed.tenants[0].signed_in_user.mfa);
-}
-
-/// A refresh token rotated at a customer's authority is still the partner technician's: it
-/// signs in at the MSP's authority (tid the MSP's, with its oid) and at another customer.
-#[tokio::test]
-async fn a_refresh_token_rotated_at_a_customer_still_names_the_technician() {
-    let (sb, c, _d) = start(true).await;
-    let rt = rt_for_cli(&sb, &c).await;
-    let (s, v) = redeem_at(&sb, &c, ACTIVE, catalog_cli(), &rt).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let rotated = v["refresh_token"].as_str().unwrap().to_string();
-    let (s, v) = redeem_at(&sb, &c, MSP, catalog_cli(), &rotated).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let cl = claims(v["access_token"].as_str().unwrap());
-    assert_eq!(cl["tid"], json!(id(MSP)), "{cl}");
-    assert_eq!(cl["oid"], json!(id(TECH)), "{cl}");
-    let (s, v) = redeem_at(&sb, &c, ACTIVE, catalog_cli(), &rotated).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        claims(v["access_token"].as_str().unwrap())["tid"],
-        json!(id(ACTIVE))
-    );
-}
-
 /// `consentDelaySeconds`: a consent made through Partner Center or the admin consent page
 /// takes that long (sandbox clock) to reach the customer's sign-in; a kept cloud keeps both
 /// the consent and when it takes effect.
@@ -986,5 +930,61 @@ async fn partner_center_throttles_as_told() {
     assert_eq!(
         consent(&sb, &c, ACTIVE, &app, &pc).await.0,
         StatusCode::CREATED
+    );
+}
+
+/// Microsoft's `amr` claim: `["pwd", "mfa"]` after a multi-factor sign-in, kept through a
+/// customer's authority (the partner sign-in's MFA is what the customer token rests on);
+/// `signedInUser.mfa: false` signs in with a password only.
+#[tokio::test]
+async fn user_tokens_say_how_the_technician_authenticated() {
+    let (sb, c, _d) = start(true).await;
+    let rt = rt_for_cli(&sb, &c).await;
+    let (s, v) = redeem_at(&sb, &c, ACTIVE, catalog_cli(), &rt).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa"])
+    );
+    assert_eq!(
+        claims(&msp_token(&sb, "https://graph.microsoft.com/.default"))["amr"],
+        json!(["pwd", "mfa"])
+    );
+
+    let mut s = scenario(true);
+    s.tenants[0].signed_in_user.mfa = false;
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::start(s, dir.path()).await.unwrap();
+    assert_eq!(
+        claims(
+            &sb.user_access_token(id(MSP), "https://graph.microsoft.com/.default")
+                .unwrap()
+        )["amr"],
+        json!(["pwd"])
+    );
+    let parsed: Scenario =
+        serde_json::from_value(json!({"tenants": [{"signedInUser": {"mfa": false}}]})).unwrap();
+    assert!(!parsed.tenants[0].signed_in_user.mfa);
+}
+
+/// A refresh token rotated at a customer's authority is still the partner technician's: it
+/// signs in at the MSP's authority (tid the MSP's, with its oid) and at another customer.
+#[tokio::test]
+async fn a_refresh_token_rotated_at_a_customer_still_names_the_technician() {
+    let (sb, c, _d) = start(true).await;
+    let rt = rt_for_cli(&sb, &c).await;
+    let (s, v) = redeem_at(&sb, &c, ACTIVE, catalog_cli(), &rt).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rotated = v["refresh_token"].as_str().unwrap().to_string();
+    let (s, v) = redeem_at(&sb, &c, MSP, catalog_cli(), &rotated).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cl = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(cl["tid"], json!(id(MSP)), "{cl}");
+    assert_eq!(cl["oid"], json!(id(TECH)), "{cl}");
+    let (s, v) = redeem_at(&sb, &c, ACTIVE, catalog_cli(), &rotated).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        claims(v["access_token"].as_str().unwrap())["tid"],
+        json!(id(ACTIVE))
     );
 }
