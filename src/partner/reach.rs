@@ -11,19 +11,16 @@
 
 use std::sync::Arc;
 
-use azure_core::credentials::TokenRequestOptions;
-
 use super::PartnerConfig;
+use super::batch::PartnerExchange;
 use super::signin::{PartnerError, PartnerSignIn, partner_error};
 use crate::config::EnvOverrides;
-use crate::microsoft::exchange::auth::{ExchangeSignIn, SignInFactory};
 use crate::microsoft::exchange::{
-    AuthChoice, ExchangeError, ExchangeOps, OpsFactory, PassthroughFor, Pwsh, PwshOpsFactory,
-    exchange_scope,
+    AuthChoice, ExchangeError, ExchangeOps, OpsFactory, PassthroughFor,
 };
 use crate::microsoft::signin::{AuthMethod, SignInError, SignInObserver};
 use crate::secrets::SecretStore;
-use crate::session::{Session, SignIn};
+use crate::session::{Session, SignIn, exchange_factory_with};
 use crate::store::{TenantRecord, Via};
 use crate::tenant::TenantName;
 
@@ -211,22 +208,25 @@ impl Reach {
     pub fn exchange_factory(
         self: &Arc<Self>,
         direct: Arc<dyn OpsFactory>,
-        pwsh: Pwsh,
+        env: &EnvOverrides,
+        pwsh_timeout: Option<std::time::Duration>,
         output: PassthroughFor,
-    ) -> Arc<dyn OpsFactory> {
+    ) -> Result<Arc<dyn OpsFactory>, ExchangeError> {
         let partner = match &self.partner {
-            Some(Ok(p)) => Some(Arc::new(PwshOpsFactory::new(
-                pwsh,
-                AuthChoice::Token(Arc::new(PartnerExchange { partner: p.clone() })),
-                output,
-            )) as Arc<dyn OpsFactory>),
+            Some(Ok(p)) => {
+                let p = p.clone();
+                let auth = AuthChoice::Token(Arc::new(PartnerExchange {
+                    customer: Arc::new(move |id| p.customer(id)),
+                }));
+                Some(exchange_factory_with(env, pwsh_timeout, auth, output)? as Arc<dyn OpsFactory>)
+            }
             _ => None,
         };
-        Arc::new(ByVia {
+        Ok(Arc::new(ByVia {
             reach: self.clone(),
             direct,
             partner,
-        })
+        }))
     }
 
     /// The next step for an Exchange error on `rec`, in the words of the way it was reached:
@@ -287,34 +287,6 @@ impl OpsFactory for ByVia {
                 ),
             }),
         }
-    }
-}
-
-/// Exchange Online tokens for a customer from the partner sign-in, for `Connect-ExchangeOnline
-/// -AccessToken … -DelegatedOrganization <customer>`.
-struct PartnerExchange {
-    partner: Arc<PartnerSignIn>,
-}
-
-#[async_trait::async_trait]
-impl SignInFactory for PartnerExchange {
-    async fn exchange_sign_in(
-        &self,
-        tenant: &TenantRecord,
-    ) -> Result<ExchangeSignIn, ExchangeError> {
-        let credential = self.partner.customer(tenant.tenant_id);
-        // Redeemed now, before PowerShell starts: a refusal (no GDAP role, no consent) is said
-        // in Entra's words, and the credential refuses a token of another tenant.
-        let scope = exchange_scope(tenant.cloud);
-        credential
-            .get_token(&[scope.as_str()], None::<TokenRequestOptions<'_>>)
-            .await
-            .map_err(ExchangeError::Token)?;
-        Ok(ExchangeSignIn {
-            credential,
-            upn: self.partner.technician().map(str::to_string),
-            delegated_organization: Some(crate::microsoft::exchange::ops::organization(tenant)),
-        })
     }
 }
 

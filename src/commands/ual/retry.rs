@@ -20,9 +20,7 @@ use crate::error::{CommandError, CommandResult, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::microsoft::signin::AuthMethod;
 use crate::partner::reach::Reach;
-use crate::session::{
-    ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory, pwsh_for,
-};
+use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
 use crate::store::{TenantRecord, TenantStore, UalState};
 use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, interrupt};
 use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress, UAL_EVENTS_DELAY};
@@ -259,7 +257,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         )
         .await,
     );
-    let factory = reach.exchange_factory(direct, pwsh_for(&ctx.env, &how)?, output);
+    let factory = reach.exchange_factory(direct, &ctx.env, how.pwsh_timeout, output)?;
     let portal = ctx
         .portal(ctx.secrets().as_ref())
         .ok()
