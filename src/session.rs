@@ -427,3 +427,49 @@ mod forget_tests {
         assert_eq!(kept(&store, &rec), [true, true]);
     }
 }
+
+#[cfg(test)]
+mod one_sign_in_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_recorded_partner_app_signs_in_once() {
+        let cfg = crate::partner::PartnerConfig {
+            client_id: "0A0B0C0D-0000-4000-8000-000000000001".into(),
+            tenant_id: uuid::Uuid::nil(),
+            domain: "msp.onmicrosoft.com".into(),
+            cloud: Cloud::Global,
+        };
+        let env = EnvOverrides::default();
+        let app = "0a0b0c0d-0000-4000-8000-000000000001";
+        assert_eq!(
+            one_sign_in_client(&env, Some(app), Some(&cfg)).as_deref(),
+            Some(cfg.client_id.as_str()),
+            "the flag's case does not matter"
+        );
+        assert_eq!(one_sign_in_client(&env, Some("other"), Some(&cfg)), None);
+        assert_eq!(
+            one_sign_in_client(&env, None, Some(&cfg)),
+            None,
+            "the default client"
+        );
+        assert_eq!(
+            one_sign_in_client(&env, Some(app), None),
+            None,
+            "no partner setup"
+        );
+        let env = EnvOverrides {
+            client_id: Some(app.into()),
+            ..EnvOverrides::default()
+        };
+        assert!(
+            one_sign_in_client(&env, None, Some(&cfg)).is_some(),
+            "HAL_ONBOARD_CLIENT_ID"
+        );
+        assert_eq!(
+            one_sign_in_client(&env, Some("other"), Some(&cfg)),
+            None,
+            "the flag wins"
+        );
+    }
+}

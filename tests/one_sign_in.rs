@@ -17,11 +17,11 @@ fn domain(n: u128) -> String {
 /// The MSP tenant (the first customer's id + 0x1000) with `partner setup` done, and the
 /// customers in the same cloud.
 async fn world(customers: &[u128]) -> (Env, String, PathBuf) {
-    let env = Env::start_with(
-        tenant(customers[0] + 0x1000),
-        customers.iter().map(|n| tenant(*n)).collect(),
-    )
-    .await;
+    world_of(customers.iter().map(|n| tenant(*n)).collect()).await
+}
+
+async fn world_of(customers: Vec<hal_sandbox::TenantScenario>) -> (Env, String, PathBuf) {
+    let env = Env::start_with(tenant(customers[0].id.as_u128() + 0x1000), customers).await;
     let d = env.domain();
     let out = env
         .run(&["partner", "setup", "--tenant", &d, "--yes"])
@@ -177,4 +177,46 @@ async fn another_client_keeps_the_two_sign_ins() {
     assert_eq!(codes(&env, C, &out), (2, 2), "{err}");
     assert!(err.contains("You will sign in twice"), "{err}");
     assert!(err.contains("Now the sign-in to Exchange Online"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ual_retry_with_the_partner_app_reuses_the_one_sign_in() {
+    const C: u128 = 0x0151_0041;
+    let mut t = tenant(C);
+    t.exchange = hal_sandbox::exchange::ExchangeScenario {
+        dehydrated: true,
+        propagation_attempts: 1000,
+        ..Default::default()
+    };
+    let (env, app, pwsh) = world_of(vec![t]).await;
+    admin_consent(&env, C, &app).await;
+    let out = add(&env, &pwsh, C, &["--client-id", &app]).await;
+    assert_eq!(out.status.code(), Some(3), "waiting: {}", stderr(&out));
+    assert_eq!(codes(&env, C, &out), (1, 1), "{}", stderr(&out));
+
+    let d = domain(C);
+    let retry = |extra: Vec<String>| {
+        let mut a: Vec<String> = ["ual", "retry", d.as_str()].map(String::from).to_vec();
+        a.extend(extra);
+        a
+    };
+    env.sb.clear_requests();
+    let a = retry(vec!["--client-id".into(), app.clone()]);
+    let out = env
+        .run_with(
+            &[("HAL_ONBOARD_PWSH", Some(pwsh.to_str().unwrap()))],
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "still propagating, not an error: {err}"
+    );
+    // With a keyring the Graph sign-in `tenant add` kept serves Exchange: no code at all.
+    // Without one nothing outlives the process, and one code of the same client signs in.
+    let want = if env.keyring { 0 } else { 1 };
+    assert_eq!(codes(&env, C, &out).0, want, "{err}");
+    assert!(!err.contains("AADSTS"), "{err}");
 }
