@@ -316,6 +316,28 @@ impl From<GraphError> for CommandError {
     }
 }
 
+/// The partner's GDAP state could not be read: no relationship visible (the AdminAgents
+/// hint), a permission the partner app lacks (403), or Graph itself; a token failure reads as
+/// the sign-in failure it is.
+impl From<crate::partner::customers::GdapError> for CommandError {
+    fn from(e: crate::partner::customers::GdapError) -> Self {
+        use crate::partner::customers::GdapError;
+        let hint = e.hint();
+        let c = match &e {
+            GdapError::Graph { source, .. } if source.sign_in().is_some() => failed(format!(
+                "the sign-in failed: {}",
+                source.sign_in().expect("checked")
+            )),
+            GdapError::NoneVisible => failed(e.to_string()),
+            _ => {
+                let msg = e.to_string();
+                failed(msg).with_source(e)
+            }
+        };
+        c.hint(hint)
+    }
+}
+
 /// `partner setup` stopped before changing anything (a wrong tenant, an app not ours), or
 /// Graph refused.
 impl From<crate::partner::setup::SetupError> for CommandError {

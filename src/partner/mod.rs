@@ -12,6 +12,7 @@
 //! - `batch`: `tenant add --partner`, `--jobs N` customers at once.
 
 pub mod consent;
+pub mod customers;
 pub mod setup;
 pub mod signin;
 

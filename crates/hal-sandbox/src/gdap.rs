@@ -346,8 +346,13 @@ fn ok(status: u16, body: Value) -> GResp {
     }
 }
 
-/// `$top` (the GDAP list APIs document "up to 300"; 100 a page without it), an opaque
-/// `$skiptoken` with `@odata.nextLink` carrying the rest of the query, and `$select`.
+/// The GDAP list APIs' largest page ("`$top` supports up to 300 objects").
+const GDAP_MAX_TOP: usize = 300;
+/// `memberOf` / `transitiveMemberOf`: "The default and maximum page sizes are 100 and 999".
+const MEMBER_OF_MAX_TOP: usize = 999;
+
+/// `$top` (1 to `max_top`; 100 a page without it), an opaque `$skiptoken` with
+/// `@odata.nextLink` carrying the rest of the query, and `$select`.
 fn page(
     graph_base: &url::Url,
     path: &str,
@@ -355,17 +360,18 @@ fn page(
     query: &str,
     context: &str,
     items: Vec<Value>,
+    max_top: usize,
 ) -> GResp {
     let top = match q.get("$top") {
         None => 100,
         Some(t) => match t.parse::<usize>() {
-            Ok(n) if (1..=300).contains(&n) => n,
+            Ok(n) if (1..=max_top).contains(&n) => n,
             _ => {
                 return gerr(
                     400,
                     "BadRequest",
                     &format!(
-                        "Invalid page size specified: '{t}'. Must be between 1 and 300 inclusive."
+                        "Invalid page size specified: '{t}'. Must be between 1 and {max_top} inclusive."
                     ),
                 );
             }
@@ -556,6 +562,7 @@ pub(crate) fn graph(
                 query,
                 "tenantRelationships/delegatedAdminRelationships",
                 items,
+                GDAP_MAX_TOP,
             ))
         }
         (["tenantRelationships", "delegatedAdminRelationships", id], "GET")
@@ -605,6 +612,7 @@ pub(crate) fn graph(
                     "tenantRelationships/delegatedAdminRelationships('{id}')/accessAssignments"
                 ),
                 items,
+                GDAP_MAX_TOP,
             ))
         }
         (["tenantRelationships", "delegatedAdminCustomers"], "GET") => {
@@ -636,6 +644,7 @@ pub(crate) fn graph(
                 query,
                 "tenantRelationships/delegatedAdminCustomers",
                 items,
+                GDAP_MAX_TOP,
             ))
         }
         (
@@ -672,7 +681,58 @@ pub(crate) fn graph(
                 .filter(|g| groups.contains(&g.id))
                 .map(group_json)
                 .collect();
-            Some(page(graph_base, path, &q, query, "groups", items))
+            Some(page(
+                graph_base,
+                path,
+                &q,
+                query,
+                "groups",
+                items,
+                MEMBER_OF_MAX_TOP,
+            ))
+        }
+        // A group's basic properties (GroupMember.Read.All reads them: "Get group").
+        (["groups", id], "GET") if in_partner => {
+            if !has_scope(&[
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ]) {
+                return Some(forbidden("GroupMember.Read.All"));
+            }
+            let Some(g) = partner
+                .scenario
+                .groups
+                .iter()
+                .find(|g| g.id.to_string().eq_ignore_ascii_case(id))
+            else {
+                return Some(gerr(
+                    404,
+                    "Request_ResourceNotFound",
+                    &format!(
+                        "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+                    ),
+                ));
+            };
+            let select: Vec<String> = q
+                .get("$select")
+                .map(|s| {
+                    s.split(',')
+                        .map(|p| p.trim().to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut v = group_json(g);
+            if let Value::Object(m) = &mut v
+                && !select.is_empty()
+            {
+                m.retain(|k, _| {
+                    k.starts_with("@odata") || select.contains(&k.to_ascii_lowercase())
+                });
+            }
+            v["@odata.context"] = json!(format!("{CONTEXT}groups/$entity"));
+            Some(ok(200, v))
         }
         (["me", "checkMemberGroups"], "POST") if in_partner => {
             if !has_scope(&[

@@ -459,6 +459,66 @@ async fn group_membership_is_transitive() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
+#[tokio::test]
+async fn member_of_pages_up_to_999_and_a_group_reads_by_id() {
+    let (sb, c, _d) = start(true).await;
+    let token = msp_token(&sb, "https://graph.microsoft.com/GroupMember.Read.All");
+    // "The default and maximum page sizes are 100 and 999" (List a user's memberships).
+    let (s, v) = get(
+        &c,
+        graph(
+            &sb,
+            "me/transitiveMemberOf/microsoft.graph.group?$select=id,displayName&$top=999",
+        ),
+        &token,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["value"].as_array().unwrap().len(), 4);
+    assert!(v["value"][0].get("securityEnabled").is_none(), "$select");
+    let (s, _) = get(
+        &c,
+        graph(&sb, "me/transitiveMemberOf/microsoft.graph.group?$top=1000"),
+        &token,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // The GDAP lists stop at 300.
+    let (s, _) = get(
+        &c,
+        graph(
+            &sb,
+            "tenantRelationships/delegatedAdminRelationships?$top=301",
+        ),
+        &msp_token(&sb, REL_SCOPE),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Get group: basic properties, also of a group the technician is not in.
+    let (s, v) = get(
+        &c,
+        graph(
+            &sb,
+            &format!("groups/{}?$select=id,displayName", id(READERS)),
+        ),
+        &token,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["displayName"], "Readers");
+    assert!(v.get("mailEnabled").is_none(), "$select");
+    let (s, v) = get(&c, graph(&sb, &format!("groups/{}", id(0x999))), &token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "Request_ResourceNotFound");
+    let (s, _) = get(
+        &c,
+        graph(&sb, &format!("groups/{}", id(READERS))),
+        &msp_token(&sb, "https://graph.microsoft.com/User.Read"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
 /// Registers an application in the MSP tenant through Graph; returns its appId.
 async fn register_app(sb: &Sandbox, c: &Client, audience: &str) -> String {
     let r = c

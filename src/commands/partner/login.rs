@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+use super::PartnerAuth;
 use crate::commands::Ctx;
 use crate::error::CommandResult;
-use crate::microsoft::signin::AuthMethod;
 use crate::partner::signin::{PartnerSignIn, config_for};
 use crate::ui::{UiSignIn, Untrusted};
 
@@ -27,22 +27,10 @@ pub struct LoginArgs {
     pub auth: PartnerAuth,
 }
 
-/// The partner app signs in itself: the Azure CLI's sign-in is another app's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PartnerAuth {
-    /// Device code: a code to enter at microsoft.com/devicelogin on any device.
-    DeviceCode,
-    /// A browser on this machine (authorization code + PKCE, loopback redirect).
-    Browser,
-}
-
 pub fn cmd_partner_login(ctx: &Ctx, args: &LoginArgs) -> CommandResult {
     let ui = &ctx.ui;
     let cfg = config_for(ctx.home_config()?.partner.as_ref(), args.tenant.as_deref())?;
-    let method = match args.auth {
-        PartnerAuth::DeviceCode => AuthMethod::DeviceCode,
-        PartnerAuth::Browser => AuthMethod::Browser,
-    };
+    let method = args.auth.method();
     let secrets = ctx.secrets();
     let http = ctx.http()?;
     let rt = ctx.runtime()?;

@@ -8,10 +8,12 @@
 //!   their own bounded retry, counted separately.
 //! - `$batch` (up to 20 requests) removes round trips; throttled or not-yet-replicated items of
 //!   a batch are retried by themselves.
+//! - GDAP reads in the MSP's own tenant (`gdap`): relationships, access assignments, groups.
 //! - Every request is counted ([`meter::RequestMeter`]) so the request budget is measured.
 //! - Errors carry Graph's code, message and request-id. Nothing here prints or logs a body.
 
 pub mod directory;
+pub mod gdap;
 pub mod meter;
 pub mod model;
 pub mod partner_app;
