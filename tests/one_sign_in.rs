@@ -73,7 +73,7 @@ async fn admin_consent(env: &Env, customer: u128, app: &str) {
 
 async fn add(env: &Env, pwsh: &Path, customer: u128, extra: &[&str]) -> Output {
     let d = domain(customer);
-    let mut a = vec!["tenant", "add", d.as_str(), "--yes", "--no-portal"];
+    let mut a = vec!["tenant", "add", d.as_str(), "--yes"];
     a.extend_from_slice(extra);
     env.run_with(&[("HAL_ONBOARD_PWSH", Some(pwsh.to_str().unwrap()))], &a)
         .await
