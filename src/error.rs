@@ -277,6 +277,33 @@ impl From<crate::partner::signin::PartnerError> for CommandError {
     }
 }
 
+/// A partner-onboarded tenant that partner mode cannot reach: not set up here is bad input
+/// (exit 2, like an unconfigured portal), a refused partner sign-in a failure. Nothing changed.
+impl From<crate::partner::reach::ReachError> for CommandError {
+    fn from(e: crate::partner::reach::ReachError) -> Self {
+        use crate::partner::reach::ReachError;
+        let hints = e.hints();
+        let mut c = match &e {
+            ReachError::NotSetUp { .. } => user_error(e.to_string()),
+            ReachError::SignIn { source, .. } => {
+                let cause = source.to_string();
+                failed(e.to_string()).with_source(cause)
+            }
+        };
+        c.hints = hints;
+        c
+    }
+}
+
+impl From<crate::partner::reach::SessionError> for CommandError {
+    fn from(e: crate::partner::reach::SessionError) -> Self {
+        match e {
+            crate::partner::reach::SessionError::Reach(e) => e.into(),
+            crate::partner::reach::SessionError::SignIn(e) => e.into(),
+        }
+    }
+}
+
 /// The tenant's OpenID configuration: no such tenant, or a `--cloud` Microsoft contradicts, is
 /// bad input (exit 2); an unreachable or unreadable sign-in service is a failure.
 impl From<crate::microsoft::signin::discovery::DiscoveryError> for CommandError {

@@ -256,11 +256,7 @@ pub fn exchange_factory(
     secrets: impl FnOnce() -> Arc<dyn SecretStore>,
     display: ExchangeDisplay,
 ) -> Result<Arc<PwshOpsFactory>, ExchangeError> {
-    let exe = bridge::locate(env.pwsh.as_deref())?;
-    let timeout = how
-        .pwsh_timeout
-        .or(env.pwsh_timeout)
-        .unwrap_or(bridge::DEFAULT_TIMEOUT);
+    let pwsh = pwsh_for(env, how)?;
     let auth = match how.mode {
         ExchangeAuthMode::Device => AuthChoice::Device,
         ExchangeAuthMode::Token => AuthChoice::Token(match &env.exchange_token {
@@ -309,10 +305,36 @@ pub fn exchange_factory(
             )),
         }),
     };
+    Ok(Arc::new(PwshOpsFactory::new(pwsh, auth, display.output)))
+}
+
+/// PowerShell as this run finds it (`HAL_ONBOARD_PWSH`, else `pwsh`), with its time limit
+/// (`--pwsh-timeout`, else HAL_ONBOARD_PWSH_TIMEOUT, else the bridge's default).
+pub fn pwsh_for(env: &EnvOverrides, how: &ExchangeSignIn) -> Result<Pwsh, ExchangeError> {
+    let exe = bridge::locate(env.pwsh.as_deref())?;
+    let timeout = how
+        .pwsh_timeout
+        .or(env.pwsh_timeout)
+        .unwrap_or(bridge::DEFAULT_TIMEOUT);
+    Ok(Pwsh::new(exe, timeout))
+}
+
+/// Exchange sessions that sign in as `auth` says (`tenant add --partner`: the partner sign-in's
+/// customer credential), PowerShell located as for [`exchange_factory`].
+pub fn exchange_factory_with(
+    env: &EnvOverrides,
+    pwsh_timeout: Option<Duration>,
+    auth: AuthChoice,
+    output: PassthroughFor,
+) -> Result<Arc<PwshOpsFactory>, ExchangeError> {
+    let exe = bridge::locate(env.pwsh.as_deref())?;
+    let timeout = pwsh_timeout
+        .or(env.pwsh_timeout)
+        .unwrap_or(bridge::DEFAULT_TIMEOUT);
     Ok(Arc::new(PwshOpsFactory::new(
         Pwsh::new(exe, timeout),
         auth,
-        display.output,
+        output,
     )))
 }
 

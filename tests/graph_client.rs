@@ -232,3 +232,94 @@ async fn throttling_is_waited_out_for_every_method_within_a_budget() {
     );
     assert!(e.hint().unwrap().contains("busy"), "{e:?}");
 }
+
+/// A Graph client for tenant `t` of a running sandbox (its Global Administrator's token).
+fn client_for(sb: &Sandbox, t: &TenantScenario) -> GraphClient {
+    let now = now_unix();
+    let token = sb.signer().sign(&Claims {
+        aud: "https://graph.microsoft.com".into(),
+        iss: "sandbox".into(),
+        tid: t.id.to_string(),
+        oid: t.signed_in_user.id.to_string(),
+        appid: "14d82eec-204b-4c2f-b7e8-296a70dab67e".into(),
+        upn: Some(t.signed_in_user.upn.clone()),
+        scp: Some("Directory.Read.All".into()),
+        wids: vec!["62e90394-69f5-4237-9190-012177145e10".into()],
+        iat: now,
+        nbf: now,
+        exp: now + 3600,
+        ..Default::default()
+    });
+    let http = hal_onboard::http::build_client(Some(&sb.ca_path())).unwrap();
+    let e = Endpoints::new(Cloud::Global, Some(&sb.login_url()), Some(&sb.graph_url()));
+    GraphClient::new(
+        http,
+        e,
+        Arc::new(Fixed(token)),
+        vec!["https://graph.microsoft.com/.default".into()],
+        RetryPolicy::default().scaled(0.01),
+        RequestMeter::new(),
+    )
+}
+
+/// `tenant add --partner --jobs N`: a 429's Retry-After answered to one customer holds back
+/// the next request of every client sharing the gate, not only the throttled one's.
+#[tokio::test]
+async fn retry_after_is_shared_through_the_gate() {
+    use hal_onboard::microsoft::graph::gate::ThrottleGate;
+    let mut a = tenant(11);
+    a.throttle_every = 2;
+    a.throttle_retry_after = 2;
+    let b = tenant(12);
+    let dir = tempfile::tempdir().unwrap();
+    let sb = Sandbox::start(
+        Scenario {
+            tenants: vec![a.clone(), b.clone()],
+            ..Scenario::default()
+        },
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    for shared in [false, true] {
+        sb.with_tenant(a.id, |t| t.graph_requests = 0);
+        let gate = Arc::new(ThrottleGate::new());
+        let (mut ga, mut gb) = (client_for(&sb, &a), client_for(&sb, &b));
+        if shared {
+            ga = ga.with_throttle_gate(gate.clone());
+            gb = gb.with_throttle_gate(gate.clone());
+        }
+        ga.get("organization").await.unwrap();
+        // A's second request is throttled for 2 s; B asks while that runs.
+        let throttled = tokio::spawn(async move { ga.get("organization").await });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !sb
+            .requests()
+            .iter()
+            .any(|r| r.status == 429 && r.tenant == Some(a.id))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "A was never throttled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let t = std::time::Instant::now();
+        gb.get("organization").await.unwrap();
+        let waited = t.elapsed();
+        throttled.await.unwrap().unwrap();
+        if shared {
+            assert!(
+                waited >= std::time::Duration::from_millis(1500),
+                "{waited:?}"
+            );
+            assert_eq!(gate.held_back(), 1);
+        } else {
+            assert!(
+                waited < std::time::Duration::from_millis(1000),
+                "{waited:?}"
+            );
+        }
+        sb.clear_requests();
+    }
+}

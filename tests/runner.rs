@@ -43,6 +43,7 @@ mod tenant_add_clouds;
 mod tenant_add_exchange;
 mod tenant_add_faults;
 mod tenant_add_lock;
+mod tenant_add_partner;
 mod tenant_add_portal_e2e;
 mod tenant_add_portal_trust;
 mod tenant_add_provision;

@@ -311,6 +311,37 @@ impl Ctx {
         Ok(HomeConfig::load(&self.home)?)
     }
 
+    /// What opening the partner sign-in needs, for a command that may reach a tenant onboarded
+    /// through partner mode (`crate::partner::reach`). Its prompt, shown only when no partner
+    /// sign-in is saved, says why and whom to sign in as: the MSP's technician, not the admin.
+    pub fn partner_open(
+        &self,
+        method: crate::microsoft::signin::AuthMethod,
+    ) -> CommandResult<crate::partner::reach::PartnerOpen> {
+        let config = self.home_config()?.partner;
+        let msp = config
+            .as_ref()
+            .map(|c| crate::ui::Untrusted(&c.domain).to_string())
+            .unwrap_or_default();
+        let observer = crate::ui::UiSignIn::announcing(
+            &self.ui,
+            format!(
+                "A tenant of this command was onboarded through partner mode (GDAP): sign in once in the MSP's tenant {msp}; its own admin is not needed."
+            ),
+        )
+        .signing_in_as(format!(
+            "your own account of the MSP's tenant {msp}, with multi-factor authentication"
+        ));
+        Ok(crate::partner::reach::PartnerOpen {
+            env: self.env.clone(),
+            http: self.http()?,
+            config,
+            secrets: self.secrets(),
+            observer: Arc::new(observer),
+            method,
+        })
+    }
+
     /// The portal URL and where it came from.
     pub fn portal_url(&self) -> CommandResult<(Option<url::Url>, Source)> {
         if let Some(u) = &self.env.portal_url {

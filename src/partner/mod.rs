@@ -10,9 +10,13 @@
 //! - `consent`: the partner app's consent in a customer (Partner Center, or the admin consent
 //!   URL).
 //! - `batch`: `tenant add --partner`, `--jobs N` customers at once.
+//! - [`reach`]: how `ual retry`, `secret rotate` and `tenant remove` reach a recorded tenant
+//!   (`via: partner` → the partner sign-in, never the customer's admin).
 
+pub mod batch;
 pub mod consent;
 pub mod customers;
+pub mod reach;
 pub mod setup;
 pub mod signin;
 

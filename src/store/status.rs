@@ -7,7 +7,7 @@
 
 use time::OffsetDateTime;
 
-use super::model::{PortalState, StepId, StepStatus, TenantRecord, UalState};
+use super::model::{PortalState, StepId, StepStatus, TenantRecord, UalState, Via};
 
 /// A secret that expires within this many days should be rotated now (`list` highlights it).
 pub const ROTATE_WITHIN_DAYS: i64 = 60;
@@ -74,6 +74,18 @@ impl Action {
     pub fn command(self, domain: &str) -> String {
         format!("{PROG} {} {domain}", self.verb())
     }
+
+    /// The exact command line for `rec`: a partner-onboarded tenant resumes through partner
+    /// mode (`tenant add --partner`), never by asking for its admin. The other commands find
+    /// the way in from the record themselves.
+    pub fn command_for(self, rec: &TenantRecord) -> String {
+        match (self, rec.via) {
+            (Action::TenantAdd, Via::Partner) => {
+                format!("{PROG} {} --partner {}", self.verb(), rec.primary_domain)
+            }
+            _ => self.command(&rec.primary_domain),
+        }
+    }
 }
 
 /// The one thing to do next for a tenant, and why.
@@ -137,7 +149,7 @@ impl TenantStatus {
             next_action(rec, &steps, days_left, portal_stale, now).map(|(action, reason)| {
                 NextAction {
                     action,
-                    command: action.command(&rec.primary_domain),
+                    command: action.command_for(rec),
                     reason,
                 }
             });
@@ -444,6 +456,26 @@ mod tests {
         assert_eq!(n.command, "hal-onboard tenant add contoso.onmicrosoft.com");
         assert_eq!(n.reason, "UAL not done yet");
         assert_eq!(s.days_left, None);
+    }
+
+    #[test]
+    fn a_partner_tenant_resumes_through_partner_mode() {
+        let mut r = blank();
+        r.via = Via::Partner;
+        let n = TenantStatus::of(&r, NOW).next.unwrap();
+        assert_eq!(
+            n.command,
+            "hal-onboard tenant add --partner contoso.onmicrosoft.com"
+        );
+        // The follow-up commands read `via` themselves: their command lines do not change.
+        let mut r = complete(700);
+        r.via = Via::Partner;
+        r.ual.state = UalState::WaitingPropagation;
+        r.steps.exchange.status = StepStatus::Waiting;
+        assert_eq!(
+            next(&r).unwrap().1,
+            "hal-onboard ual retry contoso.onmicrosoft.com"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod consent;
 pub mod credentials;
 pub mod interrupt;
+pub mod multi;
 pub mod progress;
 pub mod sanitize;
 pub mod signin;

@@ -37,7 +37,7 @@ impl crate::microsoft::graph::WaitObserver for UiProgress {
         use crate::microsoft::graph::WaitReason;
         let show = match note.reason {
             WaitReason::Replication(_) => true,
-            WaitReason::Throttled => {
+            WaitReason::Throttled | WaitReason::Shared => {
                 self.ui.verbose() > 0 || note.next_in >= std::time::Duration::from_secs(5)
             }
         };

@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::cli::SignInArgs;
 use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, failed, user_error};
+use crate::partner::reach::Reach;
 use crate::portal::{PortalApi, PortalError, SubmitOutcome};
-use crate::session::Session;
 use crate::store::TenantRecord;
 use crate::tenant::TenantName;
 use crate::ui::{UiProgress, UiSignIn};
@@ -40,6 +40,11 @@ pub struct RotateArgs {
     /// then kept (Hal keeps using it); run `secret rotate` again with a portal to finish.
     #[arg(long)]
     pub no_portal: bool,
+
+    /// Sign in as the customer's own administrator even when the tenant was onboarded through
+    /// partner mode (`via: partner` in `list --json`), e.g. once its GDAP relationship ended.
+    #[arg(long)]
+    pub direct: bool,
 
     #[command(flatten)]
     pub sign_in: SignInArgs,
@@ -86,7 +91,8 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     )?;
     // Sign in to the recorded tenant by its GUID: a sign-in anywhere else stops the command.
     let tenant = TenantName::from(known.tenant_id);
-    let cloud = ctx.tenant_cloud_blocking(&tenant)?.cloud;
+    let rt = ctx.runtime()?;
+    let cloud = rt.block_on(ctx.tenant_cloud(&tenant))?.cloud;
     // A record from before its cloud was known (GCC recorded as global) is corrected first:
     // the portal is told the record's cloud.
     let known = if known.cloud != cloud {
@@ -100,11 +106,16 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     } else {
         known
     };
-    let session = Session::open(
+    // As the customer's admin, or through the partner sign-in for a partner-onboarded tenant.
+    let reach = rt.block_on(Reach::open(
+        &[&known],
+        args.direct,
+        ctx.partner_open(args.sign_in.auth)?,
+    ));
+    let session = reach.graph_session(
         &ctx.env,
         ctx.http()?,
-        &tenant,
-        Some(&known),
+        &known,
         &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
@@ -125,7 +136,6 @@ pub fn cmd_secret_rotate(ctx: &Ctx, args: &RotateArgs) -> CommandResult {
     let progress = std::sync::Arc::new(UiProgress::new(ui, args.yes));
     session.graph.set_wait_observer(progress.clone());
 
-    let rt = ctx.runtime()?;
     let result = rt.block_on(async {
         let wizard = Wizard {
             settings,

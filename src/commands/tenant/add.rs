@@ -27,13 +27,33 @@ Examples:
   hal-onboard tenant add 5f1c2d3e-0000-4000-8000-000000000001 --no-input --yes
   hal-onboard tenant add --from tenants.csv     (CSV rows: tenant, display name)
   hal-onboard tenant add --sandbox              (the built-in sandbox: nothing real is touched)
+  hal-onboard tenant add --partner fabrikam.onmicrosoft.com adatum.onmicrosoft.com
+  hal-onboard tenant add --partner --all --jobs 8 --yes   (every customer GDAP reaches)
 
-Exit status: 0 onboarded; 1 failed; 2 bad usage; 3 waiting on Microsoft (UAL propagation).")]
+Exit status: 0 onboarded; 1 failed; 2 bad usage; 3 waiting on Microsoft (UAL propagation).
+With --partner or --from: 0 every tenant done; 3 the rest only wait on Microsoft; 1 any blocked
+or failed.")]
 pub struct AddArgs {
     /// The customer's tenant: a verified domain (contoso.onmicrosoft.com) or the tenant GUID.
-    /// Asked for when not given.
-    #[arg(conflicts_with = "from")]
-    pub tenant: Option<TenantName>,
+    /// Asked for when not given. With --partner, any number of customers.
+    #[arg(conflicts_with = "from", value_name = "TENANT")]
+    pub tenants: Vec<TenantName>,
+
+    /// Partner mode (GDAP): onboard customers through your MSP's own sign-in (`hal-onboard
+    /// partner login`, signed in here when none is kept) instead of each customer's Global
+    /// Administrator. Name the customers, or pass --all (docs/partner.md).
+    #[arg(long, conflicts_with_all = ["from", "name", "adopt", "show_secret", "exchange_auth", "client_id"])]
+    pub partner: bool,
+
+    /// With --partner: every customer your GDAP relationships reach; BLOCKED ones are skipped
+    /// with the reason (`hal-onboard partner customers` lists them).
+    #[arg(long, requires = "partner", conflicts_with = "tenants")]
+    pub all: bool,
+
+    /// With --partner: how many customers are onboarded at once (1–16). A `Retry-After` one of
+    /// them gets holds back all of them.
+    #[arg(long, default_value_t = 4, requires = "partner", value_parser = clap::value_parser!(u8).range(1..=16), value_name = "N")]
+    pub jobs: u8,
 
     /// Your name for this customer, shown by `list` [default: the tenant's own display name].
     #[arg(long, value_name = "NAME", conflicts_with = "from")]
@@ -100,18 +120,29 @@ fn app_name(s: &str) -> Result<String, String> {
     }
 }
 
+impl AddArgs {
+    /// The one tenant named (without --partner, at most one may be).
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.tenants.first()
+    }
+}
+
 pub fn cmd_tenant_add(ctx: &Ctx, args: &AddArgs) -> CommandResult {
     if let Some(file) = &args.from {
         return add_from_file(ctx, args, file);
     }
+    if args.tenants.len() > 1 {
+        return Err(user_error("`tenant add` onboards one tenant at a time")
+            .hint("Name several customers with --partner (GDAP, docs/partner.md), or list them in a CSV file for --from FILE."));
+    }
     let ui = &ctx.ui;
-    let mut tenant = match &args.tenant {
+    let mut tenant = match args.tenant() {
         Some(t) => t.clone(),
         None => ask_tenant(ctx)?,
     };
     // A typo is caught before the name question and before any device code.
     ctx.tenant_cloud_blocking(&tenant)?;
-    let mut name = match (&args.name, args.tenant.is_none()) {
+    let mut name = match (&args.name, args.tenant().is_none()) {
         (Some(n), _) => Some(n.clone()),
         (None, true) => ask_name(ui)?,
         (None, false) => None,

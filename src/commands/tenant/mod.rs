@@ -1,6 +1,7 @@
 //! `hal-onboard tenant …`: onboarding one tenant.
 
 pub mod add;
+pub mod partner;
 pub mod remove;
 
 use clap::{Args, Subcommand};
@@ -26,6 +27,7 @@ pub enum TenantCommand {
 
 pub fn cmd_tenant(ctx: &Ctx, args: &TenantArgs) -> CommandResult {
     match &args.command {
+        TenantCommand::Add(a) if a.partner => partner::cmd_tenant_add_partner(ctx, a),
         TenantCommand::Add(a) => add::cmd_tenant_add(ctx, a),
         TenantCommand::Remove(a) => remove::cmd_tenant_remove(ctx, a),
     }

@@ -13,8 +13,8 @@ use crate::cli::SignInArgs;
 use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, ExitStatus, user_error};
 use crate::microsoft::graph::directory::DirectoryApi;
+use crate::partner::reach::Reach;
 use crate::secrets::account;
-use crate::session::Session;
 use crate::store::TenantRecord;
 use crate::tenant::TenantName;
 use crate::ui::{UiProgress, UiSignIn};
@@ -33,6 +33,11 @@ pub struct RemoveArgs {
     /// Answer yes: remove without asking.
     #[arg(short, long)]
     pub yes: bool,
+
+    /// With --delete-app: sign in as the customer's own administrator even when the tenant was
+    /// onboarded through partner mode (`via: partner` in `list --json`).
+    #[arg(long, requires = "delete_app")]
+    pub direct: bool,
 
     #[command(flatten)]
     pub sign_in: SignInArgs,
@@ -145,12 +150,18 @@ fn delete_app(
         );
     };
     let tenant = TenantName::from(rec.tenant_id);
-    let cloud = ctx.tenant_cloud_blocking(&tenant)?.cloud;
-    let session = Session::open(
+    let rt = ctx.runtime()?;
+    let cloud = rt.block_on(ctx.tenant_cloud(&tenant))?.cloud;
+    // As the customer's admin, or through the partner sign-in for a partner-onboarded tenant.
+    let reach = rt.block_on(Reach::open(
+        &[rec],
+        args.direct,
+        ctx.partner_open(args.sign_in.auth)?,
+    ));
+    let session = reach.graph_session(
         &ctx.env,
         ctx.http()?,
-        &tenant,
-        Some(rec),
+        rec,
         &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
         Arc::new(UiSignIn::new(ui)),
@@ -169,7 +180,6 @@ fn delete_app(
         recorded.display_name.clone()
     };
     let progress = UiProgress::new(ui, args.yes);
-    let rt = ctx.runtime()?;
     let wizard = Wizard {
         settings,
         dir: &session.graph,

@@ -19,7 +19,10 @@ use crate::commands::Ctx;
 use crate::error::{CommandError, CommandResult, failed, waiting};
 use crate::microsoft::exchange::{ExchangeError, OpsFactory};
 use crate::microsoft::signin::AuthMethod;
-use crate::session::{ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory};
+use crate::partner::reach::Reach;
+use crate::session::{
+    ExchangeAuthMode, ExchangeDisplay, ExchangeSignIn, exchange_factory, pwsh_for,
+};
 use crate::store::{TenantRecord, TenantStore, UalState};
 use crate::ui::{TenantOutput, Ui, UiExchangeSignIn, interrupt};
 use crate::wizard::steps::exchange::{self as step, ExchangeOutcome, NoProgress, UAL_EVENTS_DELAY};
@@ -68,6 +71,11 @@ pub struct RetryArgs {
     /// Stop keeping your sign-in for these tenants (undoes an earlier `--keep-sign-in`).
     #[arg(long, overrides_with = "keep_sign_in")]
     pub no_keep_sign_in: bool,
+
+    /// Sign in as each customer's own administrator even for tenants onboarded through partner
+    /// mode (`via: partner` in `list --json`), e.g. once a GDAP relationship ended.
+    #[arg(long)]
+    pub direct: bool,
 }
 
 /// Parses humane durations: `90s`, `15m`, `2h`, `1h30m`, `1d`.
@@ -167,6 +175,8 @@ struct Report {
 struct Deps {
     store: TenantStore,
     ops: Arc<dyn OpsFactory>,
+    /// Which tenants go through the partner sign-in (`via: partner`), and its failure if any.
+    reach: Arc<Reach>,
     secrets: Arc<dyn crate::secrets::SecretStore>,
     keep_sign_in: Option<bool>,
     /// The MSP portal, when configured: told (without the secret) when UAL is verified.
@@ -248,11 +258,23 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
             graph: None,
         }),
     };
+    let output = TenantOutput::per_tenant(ui);
     let display = ExchangeDisplay {
         sign_in: Arc::new(UiExchangeSignIn::new(ui)),
-        output: TenantOutput::per_tenant(ui),
+        output: output.clone(),
     };
-    let factory = exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display)?;
+    let direct = exchange_factory(&ctx.env, &how, http, || ctx.secrets(), display)?;
+    // Partner-onboarded tenants: one partner sign-in for the run, never their admin.
+    let recs: Vec<&TenantRecord> = ids.iter().filter_map(|id| doc.get(*id)).collect();
+    let reach = Arc::new(
+        Reach::open(
+            &recs,
+            args.direct,
+            ctx.partner_open(AuthMethod::DeviceCode)?,
+        )
+        .await,
+    );
+    let factory = reach.exchange_factory(direct, pwsh_for(&ctx.env, &how)?, output);
     let portal = ctx
         .portal(ctx.secrets().as_ref())
         .ok()
@@ -260,6 +282,7 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
     let deps = Arc::new(Deps {
         store,
         ops: factory,
+        reach,
         secrets: ctx.secrets(),
         keep_sign_in: crate::cli::keep_sign_in_choice(args.keep_sign_in, args.no_keep_sign_in),
         portal,
@@ -490,6 +513,14 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         }
         Err(e) => return error_outcome_for_id(id, &e.to_string()),
     };
+    // A partner tenant that partner mode cannot reach now: said, and nothing is tried.
+    if let Err(e) = deps.reach.partner_for(&rec) {
+        return outcome(
+            &rec,
+            "error",
+            Some((e.code(), e.to_string(), e.hints().join(" "))),
+        );
+    }
     let mut work = rec.clone();
     let mut role = None;
     let result = match deps.ops.ops_for(&rec).await {
@@ -546,7 +577,7 @@ async fn retry_one(deps: &Deps, id: Uuid) -> TenantOutcome {
         Ok(ExchangeOutcome::WaitingPropagation { .. }) => outcome(&work, "waiting", None),
         Err(ExchangeError::Interrupted) => outcome(&rec, "interrupted", None),
         Err(e) => {
-            let hint = e.hint(&rec.primary_domain);
+            let hint = deps.reach.exchange_hint(&rec, &e);
             outcome(&work, "error", Some((e.code(), e.to_string(), hint)))
         }
     };

@@ -13,6 +13,7 @@
 //! - Errors carry Graph's code, message and request-id. Nothing here prints or logs a body.
 
 pub mod directory;
+pub mod gate;
 pub mod gdap;
 pub mod meter;
 pub mod model;
@@ -86,6 +87,8 @@ pub enum WaitReason {
     Throttled,
     /// A new object is not visible yet: "the new app", "the new service principal", ….
     Replication(&'static str),
+    /// Another client sharing this one's [`gate::ThrottleGate`] was told to wait.
+    Shared,
 }
 
 /// One wait, with how much of its budget is spent.
@@ -111,6 +114,10 @@ impl WaitNote {
                 human(self.waited),
                 human(self.budget)
             ),
+            WaitReason::Shared => {
+                "Microsoft Graph asked this run to wait (Retry-After, answered to another customer)"
+                    .to_string()
+            }
         }
     }
 }
@@ -442,6 +449,8 @@ pub struct GraphClient {
     meter: Arc<RequestMeter>,
     /// Told about each wait; shared by clones.
     observer: Arc<std::sync::RwLock<Option<Arc<dyn WaitObserver>>>>,
+    /// A `Retry-After` shared with other clients (a partner batch's customers).
+    gate: Option<Arc<gate::ThrottleGate>>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -471,6 +480,32 @@ impl GraphClient {
             retry,
             meter,
             observer: Default::default(),
+            gate: None,
+        }
+    }
+
+    /// Shares `Retry-After` with every other client holding `gate`: a 429 answered to one
+    /// delays the next request of all of them.
+    pub fn with_throttle_gate(mut self, gate: Arc<gate::ThrottleGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Waits while another client's `Retry-After` runs (said to the observer).
+    async fn pass_gate(&self) {
+        if let Some(g) = &self.gate {
+            let left = g.remaining();
+            if !left.is_zero() {
+                self.note(WaitReason::Shared, Duration::ZERO, left, left);
+            }
+            g.pass().await;
+        }
+    }
+
+    /// A throttled answer's `Retry-After`, for every client sharing the gate.
+    fn hold_gate(&self, status: u16, retry_after: Option<Duration>) {
+        if let (Some(g), 429, Some(d)) = (&self.gate, status, retry_after) {
+            g.hold(d);
         }
     }
 
@@ -563,6 +598,7 @@ impl GraphClient {
         let (mut busy_n, mut repl_n, mut net_n) = (0u32, 0u32, 0u32);
         let (mut busy_waited, mut repl_waited) = (Duration::ZERO, Duration::ZERO);
         loop {
+            self.pass_gate().await;
             let token = self.token().await?;
             let guard = self.meter.start(attempt);
             tracing::debug!(method = %req.method, path = %req.path, "graph request");
@@ -628,6 +664,7 @@ impl GraphClient {
                     .unwrap_or("unknown")
                     .to_string()
             };
+            self.hold_gate(status, ra);
             if let Some(always) = is_busy(status, &body)
                 && (always || req.repeatable)
             {
@@ -801,6 +838,7 @@ impl GraphClient {
                     t.busy += 1;
                     // Each item's own Retry-After (Graph puts one on every throttled item).
                     let ra = retry_after(header("retry-after").as_deref());
+                    self.hold_gate(status, ra);
                     let d = self.retry.wait(t.busy, ra);
                     if t.busy_waited + d > self.retry.throttle_budget {
                         out[i] = Some(Err(GraphError::Busy {
