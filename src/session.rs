@@ -13,7 +13,7 @@ use clap::ValueEnum;
 
 use crate::cloud::{Cloud, Endpoints};
 use crate::config::EnvOverrides;
-use crate::microsoft::exchange::auth::{EnvTokens, UserSignIn};
+use crate::microsoft::exchange::auth::{EnvTokens, SameClientSignIn, UserSignIn};
 use crate::microsoft::exchange::{
     AuthChoice, ExchangeError, PassthroughFor, Pwsh, PwshOpsFactory, bridge,
 };
@@ -208,6 +208,32 @@ pub struct ExchangeSignIn {
     pub cloud: Option<Cloud>,
     /// `--pwsh-timeout`; else HAL_ONBOARD_PWSH_TIMEOUT, else the bridge's default.
     pub pwsh_timeout: Option<Duration>,
+    /// One sign-in for Graph and Exchange ([`one_sign_in_client`]): Exchange's token from the
+    /// same client's refresh token instead of Exchange Online PowerShell's sign-in.
+    pub same_client: Option<SameClient>,
+}
+
+/// The client that signs in to both Graph and Exchange Online, and the run's Graph
+/// credential when there is one (`tenant add`; `ual retry` has none and signs in itself).
+#[derive(Debug, Clone)]
+pub struct SameClient {
+    pub client_id: String,
+    pub graph: Option<Arc<UserCredential>>,
+}
+
+/// The client (`--client-id`, else HAL_ONBOARD_CLIENT_ID) when it is the partner app recorded
+/// by `partner setup` (config.json `partner.clientId`): it holds Graph's delegated permissions
+/// and Exchange.Manage, so one sign-in gives both tokens (docs/signin.md, "One sign-in").
+/// Any other client keeps the two sign-ins: Exchange.Manage cannot be assumed of it.
+pub fn one_sign_in_client(
+    env: &EnvOverrides,
+    client_id: Option<&str>,
+    partner: Option<&crate::partner::PartnerConfig>,
+) -> Option<String> {
+    let client = client_id.or(env.client_id.as_deref())?;
+    partner
+        .filter(|p| p.client_id.eq_ignore_ascii_case(client))
+        .map(|p| p.client_id.clone())
 }
 
 /// What the Exchange sessions show the technician (from `ui`).
@@ -234,6 +260,36 @@ pub fn exchange_factory(
         ExchangeAuthMode::Device => AuthChoice::Device,
         ExchangeAuthMode::Token => AuthChoice::Token(match &env.exchange_token {
             Some(t) => Arc::new(EnvTokens::new(t.expose())),
+            None if how.same_client.is_some() => {
+                let same = how.same_client.clone().expect("checked");
+                let login = env
+                    .login_url
+                    .as_ref()
+                    .map(|_| env.endpoints(how.cloud.unwrap_or_default()).login);
+                let env = env.clone();
+                let client_id = same.client_id.clone();
+                Arc::new(SameClientSignIn {
+                    graph: same.graph,
+                    client_id: same.client_id,
+                    consent_url: Box::new(move |rec: &TenantRecord| {
+                        crate::partner::consent::admin_consent_url(
+                            &env.endpoints(rec.cloud),
+                            rec.tenant_id,
+                            &client_id,
+                        )
+                    }),
+                    inner: UserSignIn::new(
+                        http,
+                        login,
+                        secrets(),
+                        display.sign_in,
+                        match how.method {
+                            AuthMethod::AzureCli => AuthMethod::DeviceCode,
+                            m => m,
+                        },
+                    ),
+                })
+            }
             None => Arc::new(UserSignIn::new(
                 http,
                 env.login_url
@@ -380,5 +436,51 @@ mod forget_tests {
         let store = signed_in(&rec);
         assert!(!forget_sign_in_if_done(&store, &rec).unwrap());
         assert_eq!(kept(&store, &rec), [true, true]);
+    }
+}
+
+#[cfg(test)]
+mod one_sign_in_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_recorded_partner_app_signs_in_once() {
+        let cfg = crate::partner::PartnerConfig {
+            client_id: "0A0B0C0D-0000-4000-8000-000000000001".into(),
+            tenant_id: uuid::Uuid::nil(),
+            domain: "msp.onmicrosoft.com".into(),
+            cloud: Cloud::Global,
+        };
+        let env = EnvOverrides::default();
+        let app = "0a0b0c0d-0000-4000-8000-000000000001";
+        assert_eq!(
+            one_sign_in_client(&env, Some(app), Some(&cfg)).as_deref(),
+            Some(cfg.client_id.as_str()),
+            "the flag's case does not matter"
+        );
+        assert_eq!(one_sign_in_client(&env, Some("other"), Some(&cfg)), None);
+        assert_eq!(
+            one_sign_in_client(&env, None, Some(&cfg)),
+            None,
+            "the default client"
+        );
+        assert_eq!(
+            one_sign_in_client(&env, Some(app), None),
+            None,
+            "no partner setup"
+        );
+        let env = EnvOverrides {
+            client_id: Some(app.into()),
+            ..EnvOverrides::default()
+        };
+        assert!(
+            one_sign_in_client(&env, None, Some(&cfg)).is_some(),
+            "HAL_ONBOARD_CLIENT_ID"
+        );
+        assert_eq!(
+            one_sign_in_client(&env, Some("other"), Some(&cfg)),
+            None,
+            "the flag wins"
+        );
     }
 }

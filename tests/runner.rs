@@ -17,6 +17,7 @@ mod interrupt_pty;
 mod keyring_secret_service;
 mod list_output;
 mod lock_every_command;
+mod one_sign_in;
 mod parsers_hostile_input;
 mod partner_consent;
 mod partner_customers;

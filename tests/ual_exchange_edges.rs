@@ -339,3 +339,82 @@ async fn exchange_without_powershell_the_graph_steps_still_run() {
     assert!(why.contains("PowerShell was not found"), "{why}");
     assert!(why.contains("`hal-onboard doctor`"), "{why}");
 }
+
+/// The stand-in PowerShells of this env still running (a zombie has no command line).
+fn standins(pwsh: &std::path::Path) -> Vec<i32> {
+    let mut found = vec![];
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let argv0 = cmd.split(|b| *b == 0).next().unwrap_or_default();
+        if !argv0.is_empty() && argv0 == pwsh.as_os_str().as_encoded_bytes() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// SIGTERM (or a lost terminal) while PowerShell works for a customer ends the PowerShell too:
+/// `std::process::exit` runs no destructors, so the bridge's kill-on-drop never ran and the
+/// child went on in the customer's tenant after hal-onboard had gone.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_powershell_works_ends_powershell_too() {
+    let env = Env::start(tenant(
+        0x7E,
+        ExchangeScenario {
+            hang: true,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let id = Uuid::from_u128(0x7E);
+    let child = env
+        .command(&["tenant", "add", "t126.onmicrosoft.com", "--yes"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env
+        .sb
+        .exchange()
+        .snapshot(id)
+        .is_none_or(|s| s.counters.connects == 0)
+    {
+        assert!(std::time::Instant::now() < deadline, "PowerShell connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!standins(&env.pwsh).is_empty(), "the stand-in is running");
+    // SAFETY: signals our own child.
+    unsafe {
+        libc::kill(child.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("hal-onboard ends on SIGTERM")
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        err(&out)
+    );
+    let mut left = standins(&env.pwsh);
+    for _ in 0..20 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = standins(&env.pwsh);
+    }
+    for pid in &left {
+        // SAFETY: ends what the test started.
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    assert!(left.is_empty(), "PowerShell left running: {left:?}");
+}

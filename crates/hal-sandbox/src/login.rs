@@ -428,7 +428,12 @@ fn resource_sp(state: &State, t: &TenantState, resource: &str) -> Option<Uuid> {
 }
 
 fn default_scopes(state: &State, resource: &str) -> &'static str {
-    match state.resource_app_id(resource) {
+    scopes_of_app(state.resource_app_id(resource))
+}
+
+/// The delegated scopes a token for the resource app carries.
+fn scopes_of_app(app_id: Option<&str>) -> &'static str {
+    match app_id {
         Some(catalog::GRAPH_APP_ID) => {
             "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All DelegatedPermissionGrant.ReadWrite.All Directory.Read.All Organization.Read.All User.Read"
         }
@@ -641,6 +646,7 @@ fn device_code_grant(
             dc.redeemed = true;
             let (tid, scope) = (dc.tenant, dc.scope.clone());
             refused(inner, tid, &client_id, SignInFlow::DeviceCode)?;
+            third_party_consent(state, inner, tid, &client_id, &scope, true)?;
             let v = user_tokens(
                 state,
                 inner,
@@ -709,6 +715,9 @@ fn refresh_grant(
     let original = claims.clone();
     let claims = gdap_claims(state, inner, tid, client_id, claims)?;
     let gdap = claims.tid != original.tid;
+    if !gdap {
+        third_party_consent(state, inner, tid, client_id, &scope, false)?;
+    }
     let mut v = mint_user(
         state,
         inner,
@@ -1240,6 +1249,7 @@ fn authorization_code(
     }
     inner.auth_codes.remove(&code);
     refused(inner, ac.tenant, &client_id, SignInFlow::Browser)?;
+    third_party_consent(state, inner, ac.tenant, &client_id, &ac.scope, true)?;
     let extras = SignInExtras {
         nonce: ac.nonce.clone(),
         ..SignInExtras::from_form(f)
@@ -1342,4 +1352,145 @@ pub fn settle_device_code(inner: &mut Inner, user_code: &str, approve: bool) -> 
         }
     }
     found
+}
+
+/// Whether `client_id` is a third party's app in tenant `tid`: a multi-tenant app registered
+/// in another tenant (an MSP's partner app), not Microsoft's and not the tenant's own.
+fn third_party_client(inner: &Inner, tid: Uuid, client_id: &str) -> bool {
+    !catalog::FIRST_PARTY_PUBLIC_CLIENTS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(client_id))
+        && !inner
+            .tenant(tid)
+            .is_some_and(|t| t.applications.iter().any(|a| same_app(a, client_id)))
+        && inner.tenants.iter().any(|t| {
+            t.scenario.id != tid
+                && t.applications
+                    .iter()
+                    .any(|a| same_app(a, client_id) && a.sign_in_audience != "AzureADMyOrg")
+        })
+}
+
+fn same_app(a: &super::state::Application, client_id: &str) -> bool {
+    a.app_id.to_string().eq_ignore_ascii_case(client_id)
+}
+
+/// Delegated consent for a third party's app in a direct sign-in ("Permissions and consent",
+/// "Refresh tokens in the Microsoft identity platform"): a token for resource R needs a
+/// delegated grant of the app to R in the tenant. An interactive sign-in without one shows the
+/// consent prompt for the scopes asked for, and only those: the signed-in user accepts when an
+/// administrator who may consent for the organization (the grant is then the tenant's), else
+/// AADSTS65001. A refresh token redeemed for a resource without a grant is AADSTS65001 ("Send
+/// an interactive authorization request for this user and resource"). GDAP sign-ins are
+/// checked in `gdap::customer_sign_in`; first-party and the tenant's own apps are not here.
+fn third_party_consent(
+    state: &State,
+    inner: &mut Inner,
+    tid: Uuid,
+    client_id: &str,
+    scope: &str,
+    interactive: bool,
+) -> Result<(), Response> {
+    if !third_party_client(inner, tid, client_id) {
+        return Ok(());
+    }
+    let (resource, names) = resource_of(scope)?;
+    let t = inner.tenant(tid).expect("resolved tenant");
+    let Some(resource_id) = resource_sp(state, t, &resource) else {
+        return Ok(()); // mint_user answers 500011
+    };
+    let client_sp = t
+        .service_principals
+        .iter()
+        .find(|s| s.app_id.eq_ignore_ascii_case(client_id))
+        .map(|s| s.id);
+    let user = t.scenario.signed_in_user.id;
+    let granted = client_sp.is_some_and(|c| {
+        t.oauth2_grants.iter().any(|g| {
+            g.client_id == c
+                && g.resource_id == resource_id
+                && (g.consent_type == "AllPrincipals" || g.principal_id == Some(user))
+        })
+    });
+    if granted {
+        return Ok(());
+    }
+    let may = [
+        catalog::GLOBAL_ADMINISTRATOR,
+        catalog::PRIVILEGED_ROLE_ADMINISTRATOR,
+        catalog::CLOUD_APPLICATION_ADMINISTRATOR,
+    ];
+    if !interactive || !t.user_role_ids().iter().any(|r| may.contains(&r.as_str())) {
+        return Err(refusal(inner, tid, client_id, 65001));
+    }
+    let Some((name, owner)) = super::partner_center::multi_tenant_app(inner, client_id) else {
+        return Err(refusal(inner, tid, client_id, 65001));
+    };
+    let now = state.signer.clock().now_unix();
+    super::partner_center::add_service_principal(inner, tid, client_id, &name, owner, now);
+    let scope = if names.is_empty() {
+        default_scopes(state, &resource).to_string()
+    } else {
+        names.join(" ")
+    };
+    grant_delegated(inner, tid, client_id, resource_id, &scope);
+    Ok(())
+}
+
+/// An `AllPrincipals` delegated grant of `client_id` (its service principal) to `resource_id`.
+pub(crate) fn grant_delegated(
+    inner: &mut Inner,
+    tid: Uuid,
+    client_id: &str,
+    resource_id: Uuid,
+    scope: &str,
+) {
+    let Some(t) = inner.tenant_mut(tid) else {
+        return;
+    };
+    let Some(client) = t
+        .service_principals
+        .iter()
+        .find(|s| s.app_id.eq_ignore_ascii_case(client_id))
+        .map(|s| s.id)
+    else {
+        return;
+    };
+    if t.oauth2_grants.iter().any(|g| {
+        g.client_id == client && g.resource_id == resource_id && g.consent_type == "AllPrincipals"
+    }) {
+        return;
+    }
+    t.oauth2_grants.push(super::state::OAuth2Grant {
+        id: B64.encode(Uuid::new_v4().as_bytes()),
+        client_id: client,
+        consent_type: "AllPrincipals".into(),
+        principal_id: None,
+        resource_id,
+        scope: scope.to_string(),
+    });
+}
+
+/// Admin consent to an app's static permissions (`/.default`, Partner Center's consent): an
+/// `AllPrincipals` grant to every resource the app's registration lists that the tenant has.
+pub(crate) fn grant_static(inner: &mut Inner, tid: Uuid, client_id: &str) {
+    let resources: Vec<String> = inner
+        .tenants
+        .iter()
+        .flat_map(|t| t.applications.iter())
+        .filter(|a| same_app(a, client_id))
+        .flat_map(|a| a.required_resource_access.iter())
+        .map(|r| r.resource_app_id.clone())
+        .collect();
+    for app in resources {
+        let Some((sp, scope)) = inner.tenant(tid).and_then(|t| {
+            t.service_principals
+                .iter()
+                .find(|s| s.app_id.eq_ignore_ascii_case(&app))
+                .map(|s| (s.id, scopes_of_app(catalog::resource_app_id(&app))))
+        }) else {
+            continue;
+        };
+        grant_delegated(inner, tid, client_id, sp, scope);
+    }
 }

@@ -203,8 +203,24 @@ pub(crate) fn multi_tenant_app(inner: &Inner, app_id: &str) -> Option<(String, U
 }
 
 /// Puts the app's service principal in `customer` (a consent), in effect after the
-/// scenario's `consentDelaySeconds`. False when it was there already.
+/// scenario's `consentDelaySeconds`, with the tenant's grants to the app's static permissions
+/// (admin consent covers what the registration lists). False when it was there already.
 pub(crate) fn consent_app(
+    inner: &mut Inner,
+    customer: Uuid,
+    app_id: &str,
+    app_name: &str,
+    owner: Uuid,
+    now: i64,
+) -> bool {
+    let added = add_service_principal(inner, customer, app_id, app_name, owner, now);
+    super::login::grant_static(inner, customer, app_id);
+    added
+}
+
+/// The app's service principal in `customer`, without grants (a consent prompt's consent
+/// grants only what it asked for). False when it was there already.
+pub(crate) fn add_service_principal(
     inner: &mut Inner,
     customer: Uuid,
     app_id: &str,

@@ -266,6 +266,12 @@ fn onboard(
         "--yes",
     )?;
     let secrets: Arc<dyn SecretStore> = ctx.secrets();
+    // The partner app signs in once for Graph and Exchange (docs/signin.md, "One sign-in").
+    let same_client = crate::session::one_sign_in_client(
+        &ctx.env,
+        args.sign_in.client_id.as_deref(),
+        ctx.home_config()?.partner.as_ref(),
+    );
     let Session {
         http,
         endpoints,
@@ -281,10 +287,12 @@ fn onboard(
         known.as_ref(),
         &args.sign_in.sign_in(Some(cloud)),
         secrets.clone(),
-        Arc::new(match two_sign_ins(ctx, args, known.as_ref()) {
-            Some(text) => UiSignIn::announcing(&ctx.ui, text),
-            None => UiSignIn::new(&ctx.ui),
-        }),
+        Arc::new(
+            match two_sign_ins(ctx, args, known.as_ref(), same_client.is_some()) {
+                Some(text) => UiSignIn::announcing(&ctx.ui, text),
+                None => UiSignIn::new(&ctx.ui),
+            },
+        ),
     )?;
     let mut settings = Settings::new(
         tenant.clone(),
@@ -313,6 +321,10 @@ fn onboard(
             method: args.sign_in.auth,
             cloud: Some(cloud),
             pwsh_timeout: None,
+            same_client: same_client.map(|client_id| crate::session::SameClient {
+                client_id,
+                graph: user_cred.clone(),
+            }),
         };
         let display = ExchangeDisplay {
             sign_in: Arc::new(UiExchangeSignIn::new(&ctx.ui)),
@@ -529,14 +541,23 @@ fn onboard(
 /// Microsoft Graph and Exchange Online PowerShell are different Microsoft clients, so a run
 /// that will turn on audit logging signs the technician in twice: said before the first code,
 /// not discovered at the second.
-fn two_sign_ins(ctx: &Ctx, args: &AddArgs, known: Option<&TenantRecord>) -> Option<String> {
+fn two_sign_ins(
+    ctx: &Ctx,
+    args: &AddArgs,
+    known: Option<&TenantRecord>,
+    one_client: bool,
+) -> Option<String> {
     let exchange_done = known.is_some_and(|r| r.step(StepId::Exchange).is_done());
     let exchange_signs_in = match args.exchange_auth {
         ExchangeAuthMode::Token => ctx.env.exchange_token.is_none(),
         ExchangeAuthMode::Device => true,
     };
     let graph_signs_in = args.sign_in.auth != crate::microsoft::signin::AuthMethod::AzureCli;
-    (!args.skip_exchange && !exchange_done && exchange_signs_in && graph_signs_in).then(|| {
+    let wanted = !args.skip_exchange && !exchange_done && exchange_signs_in && graph_signs_in;
+    if wanted && one_client && args.exchange_auth == ExchangeAuthMode::Token {
+        return Some("You will sign in once: the partner app's sign-in serves both Microsoft Graph (the app registration and its consent) and Exchange Online (unified audit logging).".to_string());
+    }
+    wanted.then(|| {
         "You will sign in twice: first to Microsoft Graph (the app registration and its consent), then to Exchange Online (unified audit logging), because they are different Microsoft clients. Use the same administrator both times.".to_string()
     })
 }

@@ -55,6 +55,12 @@ pub struct RetryArgs {
     #[arg(long, value_name = "SECONDS")]
     pub pwsh_timeout: Option<u64>,
 
+    /// The client `tenant add --client-id` signed in with [default: HAL_ONBOARD_CLIENT_ID]:
+    /// when it is the partner app (`partner setup`), Exchange Online uses that sign-in (the
+    /// kept Graph refresh token) instead of a sign-in of its own. Other clients change nothing.
+    #[arg(long, value_name = "GUID")]
+    pub client_id: Option<String>,
+
     /// Keep your Exchange sign-in (refresh token in the OS keyring) for these tenants after
     /// their work is finished; recorded, and shown by `list` as "sign-in kept".
     #[arg(long, overrides_with = "no_keep_sign_in")]
@@ -240,6 +246,15 @@ async fn retry(ctx: &Ctx, args: &RetryArgs) -> CommandResult {
         method: AuthMethod::DeviceCode,
         cloud: ctx.global.cloud,
         pwsh_timeout: args.pwsh_timeout.map(Duration::from_secs),
+        same_client: crate::session::one_sign_in_client(
+            &ctx.env,
+            args.client_id.as_deref(),
+            ctx.home_config()?.partner.as_ref(),
+        )
+        .map(|client_id| crate::session::SameClient {
+            client_id,
+            graph: None,
+        }),
     };
     let output = TenantOutput::per_tenant(ui);
     let display = ExchangeDisplay {

@@ -294,3 +294,116 @@ impl TokenCredential for FreshEachSession {
         })
     }
 }
+
+/// One sign-in for Graph and Exchange Online: a public client that holds both Graph's delegated
+/// permissions and Exchange.Manage (the partner app `partner setup` registers) redeems the
+/// Graph sign-in's refresh token for `{exchange_resource}/.default` — Microsoft's refresh
+/// tokens are bound to the user and the client, not to a resource ("Refresh tokens in the
+/// Microsoft identity platform"). The refresh token stays under the Graph account
+/// (`tenant:{id}:graph-refresh-token`); nothing goes under the Exchange one.
+pub struct SameClientSignIn {
+    /// The run's Graph credential (`tenant add`): its refresh token, no second prompt.
+    pub graph: Option<Arc<crate::microsoft::signin::UserCredential>>,
+    /// The client (its app id), when signing in afresh (`ual retry`).
+    pub client_id: String,
+    /// The tenant's admin consent URL for this client (said when consent is missing).
+    pub consent_url: Box<dyn Fn(&TenantRecord) -> url::Url + Send + Sync>,
+    pub inner: UserSignIn,
+}
+
+/// Exchange Online's refusal of the one-client sign-in in plain words: without consent for
+/// Exchange.Manage in the tenant (AADSTS65001; a first sign-in's consent prompt covers only
+/// the scopes it asked for, Graph's) the admin consent URL, which grants every permission the
+/// app lists.
+pub fn same_client_refusal(
+    e: &crate::microsoft::signin::SignInError,
+    consent_url: &url::Url,
+    tenant: uuid::Uuid,
+    client_id: &str,
+) -> ExchangeError {
+    use crate::microsoft::signin::SignInError;
+    match e {
+        SignInError::Refused {
+            code: Some(65001), ..
+        } => ExchangeError::NotSignedIn {
+            message: format!(
+                "the app {client_id} has no consent for Exchange Online (Exchange.Manage) in tenant {tenant} (AADSTS65001). Have the tenant's Global Administrator open {consent_url} and accept (it grants the app's Graph permissions and Exchange.Manage for the organization), then run the same command again; or leave out --client-id to sign in to Exchange Online separately"
+            ),
+        },
+        e => ExchangeError::NotSignedIn {
+            message: e.to_string(),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl SignInFactory for SameClientSignIn {
+    async fn exchange_sign_in(
+        &self,
+        tenant: &TenantRecord,
+    ) -> Result<ExchangeSignIn, ExchangeError> {
+        use crate::microsoft::signin::{SignInOptions, UserCredential};
+        let login = self
+            .inner
+            .authority
+            .clone()
+            .unwrap_or_else(|| crate::cloud::Endpoints::new(tenant.cloud, None, None).login);
+        let scope = super::exchange_scope(tenant.cloud);
+        let cred = match &self.graph {
+            Some(g) => g.clone(),
+            None => {
+                // A sign-in of the same client whose first scope is Exchange's: the kept
+                // Graph refresh token is redeemed for it, else one device code.
+                let mut opts = SignInOptions::graph(
+                    login.clone(),
+                    &tenant.tenant_id.to_string(),
+                    &self.client_id,
+                    tenant.cloud.exchange_resource(),
+                );
+                opts.scopes = vec![scope.clone()];
+                opts.method = self.inner.method;
+                opts.known_tenant = Some(tenant.tenant_id);
+                UserCredential::new(
+                    self.inner.http.clone(),
+                    opts,
+                    self.inner.secrets.clone(),
+                    self.inner.observer.clone(),
+                )
+            }
+        };
+        let refused = |e: crate::microsoft::signin::SignInError| {
+            same_client_refusal(
+                &e,
+                &(self.consent_url)(tenant),
+                tenant.tenant_id,
+                &self.client_id,
+            )
+        };
+        let token = {
+            let _turn = self.inner.one_at_a_time.lock().await;
+            if self.graph.is_some() {
+                // The Graph sign-in first (cached once done): its refresh token is the one.
+                cred.token(&[]).await.map_err(refused)?;
+            }
+            let t = cred.token(&[scope.as_str()]).await.map_err(refused)?;
+            cred.keep_signed_in(tenant.tenant_id)
+                .await
+                .map_err(refused)?;
+            t
+        };
+        let upn = jwt_claims(token.token.secret()).and_then(|c| {
+            c.get("upn")
+                .or_else(|| c.get("preferred_username"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+        Ok(ExchangeSignIn {
+            credential: Arc::new(FreshEachSession {
+                cred,
+                first: std::sync::atomic::AtomicBool::new(true),
+            }),
+            upn,
+            delegated_organization: None,
+        })
+    }
+}

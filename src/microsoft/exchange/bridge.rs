@@ -192,6 +192,8 @@ impl Pwsh {
             source,
         })?;
         let pid = child.id();
+        // Ended at exit too, should the process end while this run still waits on it.
+        let _group = pid.map(crate::cleanup::end_at_exit);
         let mut stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
